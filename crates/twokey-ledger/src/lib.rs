@@ -1,0 +1,9 @@
+//! twokey's ledger: the one record of everything the broker does.
+//!
+//! This crate is pure (no database, no clock): the store hands it entries and
+//! gets back canonical bytes and hashes to persist in the same transaction as the
+//! state change the entry describes.
+
+pub mod entry;
+
+pub use entry::LedgerEntry;
