@@ -1,0 +1,22 @@
+//! The domain core of twokey: who may request what, who may approve it, and
+//! how a request moves from pending to an ended grant.
+//!
+//! Architecture invariant: this crate does no IO. There is no clock, no
+//! database, no network and no randomness here: time (`now`, Unix
+//! milliseconds) and ids come in as arguments, and every decision is a plain
+//! function from data to data. That is what makes the separation-of-duties
+//! rules property-testable (see `tests/invariants.rs`).
+
+pub mod identity;
+pub mod policy;
+pub mod proposal;
+pub mod request;
+pub mod time;
+
+pub use identity::{Actor, IdentityKey};
+pub use policy::{ApprovalRule, Entitlement, Policy, PolicyError, PolicyIssue};
+pub use proposal::{Proposal, ProposalState};
+pub use request::{
+    DomainError, EndReason, Event, NewRequest, Request, Review, ReviewDecision, State,
+};
+pub use time::Millis;

@@ -1,0 +1,563 @@
+//! Policy as code: identities, groups, entitlements and the admin rule, parsed
+//! from TOML and checked for mistakes a person can fix.
+//!
+//! ```toml
+//! [admins]
+//! groups = ["platform"]       # who may propose and approve policy changes
+//! approvals = 1               # approvals needed from admins other than the proposer
+//!
+//! [[identity]]
+//! name = "alice"              # subject under issuer "twokey" unless given
+//! groups = ["eng"]
+//!
+//! [[entitlement]]
+//! name = "prod-db"
+//! provider = "postgres"
+//! requester_groups = ["eng"]
+//! default_duration = "30m"
+//! max_duration = "1h"
+//! pending_timeout = "1h"
+//! reason_required = true
+//! ticket_pattern = "^INC-[0-9]+$"
+//! break_glass = false
+//! approval = { count = 2, from = ["dba"], exclude_requester_groups = true }
+//! [entitlement.target]        # provider settings
+//! ```
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use toml::Spanned;
+
+use crate::identity::{Actor, IdentityKey};
+use crate::time::parse_duration;
+
+/// Longest grant any entitlement may allow unless the policy says otherwise.
+pub const DEFAULT_MAX_GRANT_MS: i64 = 12 * 3600 * 1000;
+
+/// One problem found in a policy file, with where it is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PolicyIssue {
+    /// File name as given by the caller.
+    pub file: String,
+    /// 1-based line, 0 when the problem has no single place.
+    pub line: usize,
+    /// What is wrong and how to fix it.
+    pub message: String,
+}
+
+impl fmt::Display for PolicyIssue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.line > 0 {
+            write!(f, "{}:{}: {}", self.file, self.line, self.message)
+        } else {
+            write!(f, "{}: {}", self.file, self.message)
+        }
+    }
+}
+
+/// A policy that failed validation: every issue found, not just the first.
+#[derive(Debug, Clone, thiserror::Error)]
+pub struct PolicyError {
+    /// The problems, in file order.
+    pub issues: Vec<PolicyIssue>,
+}
+
+impl fmt::Display for PolicyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, issue) in self.issues.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{issue}")?;
+        }
+        Ok(())
+    }
+}
+
+/// How many approvals an entitlement needs and from whom.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApprovalRule {
+    /// Approvals required, each from a distinct eligible identity. At least 1.
+    pub count: u32,
+    /// Groups whose members may approve. The requester never counts.
+    pub from: Vec<String>,
+    /// When true, an approver must share no group with the requester other
+    /// than the approver groups in `from` ("not from the requester's own team").
+    #[serde(default)]
+    pub exclude_requester_groups: bool,
+}
+
+/// Something that can be requested.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Entitlement {
+    /// Unique name (`prod-db-write`).
+    pub name: String,
+    /// What it grants, for people.
+    pub description: String,
+    /// Provider kind (`exec`, `postgres`, ...).
+    pub provider: String,
+    /// Provider settings.
+    pub target: toml::Table,
+    /// Groups whose members may request it.
+    pub requester_groups: Vec<String>,
+    /// Identities (by key) that may request it.
+    pub requester_identities: Vec<IdentityKey>,
+    /// Approval rule.
+    pub approval: ApprovalRule,
+    /// Duration used when the request names none, ms.
+    pub default_duration_ms: i64,
+    /// Longest duration that may be requested, ms.
+    pub max_duration_ms: i64,
+    /// How long a request may wait for approval before it times out, ms.
+    pub pending_timeout_ms: i64,
+    /// Whether a reason is required.
+    pub reason_required: bool,
+    /// Regex a ticket id must match; when set, a ticket is required.
+    pub ticket_pattern: Option<String>,
+    /// Whether break-glass self-activation is allowed.
+    pub break_glass: bool,
+    /// Line of the entitlement in the policy file, for later diagnostics.
+    pub line: usize,
+    /// Line of its `target` table (or the entitlement line).
+    pub target_line: usize,
+}
+
+impl Entitlement {
+    /// Whether `actor` may request this entitlement.
+    pub fn may_request(&self, actor: &Actor) -> bool {
+        self.requester_identities.contains(&actor.key) || actor.in_any(&self.requester_groups)
+    }
+
+    /// Whether `actor` is eligible to review a request by `requester` (whose
+    /// groups at request time were `requester_groups`). The requester is never
+    /// eligible, whatever their groups.
+    pub fn may_approve(
+        &self,
+        actor: &Actor,
+        requester: &IdentityKey,
+        requester_groups: &BTreeSet<String>,
+    ) -> Result<(), String> {
+        if &actor.key == requester {
+            return Err("you requested this; a different approver is required".into());
+        }
+        if !actor.in_any(&self.approval.from) {
+            return Err(format!(
+                "you are not an approver for {:?}: approvals must come from a member of {}",
+                self.name,
+                self.approval.from.join(", ")
+            ));
+        }
+        if self.approval.exclude_requester_groups {
+            let shared: Vec<&String> = actor
+                .groups
+                .iter()
+                .filter(|g| requester_groups.contains(*g) && !self.approval.from.contains(g))
+                .collect();
+            if let Some(g) = shared.first() {
+                return Err(format!(
+                    "you share the group {g:?} with the requester; {:?} needs an approver from outside the requester's team",
+                    self.name
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Who may change the policy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AdminRule {
+    /// Groups whose members may propose and approve policy changes.
+    pub groups: Vec<String>,
+    /// Approvals required from admins other than the proposer (at least 1).
+    pub approvals: u32,
+}
+
+/// An identity declared in the policy (static and dev setups).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StaticIdentity {
+    /// Short name.
+    pub name: String,
+    /// Key.
+    pub key: IdentityKey,
+    /// Email, informational.
+    pub email: Option<String>,
+    /// Groups.
+    pub groups: BTreeSet<String>,
+}
+
+impl StaticIdentity {
+    /// The actor this identity authenticates as.
+    pub fn actor(&self) -> Actor {
+        Actor { key: self.key.clone(), name: self.name.clone(), groups: self.groups.clone() }
+    }
+}
+
+/// A validated policy.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Policy {
+    /// SHA-256 of the policy text, hex; recorded with every decision.
+    pub hash: String,
+    /// The policy text itself.
+    pub text: String,
+    /// Policy-change rule.
+    pub admins: AdminRule,
+    /// Static identities.
+    pub identities: Vec<StaticIdentity>,
+    /// Every group name the policy knows (declared and used by identities).
+    pub groups: BTreeSet<String>,
+    /// Entitlements by name.
+    pub entitlements: BTreeMap<String, Entitlement>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPolicy {
+    admins: Option<Spanned<RawAdmins>>,
+    #[serde(default)]
+    groups: Vec<Spanned<String>>,
+    #[serde(default)]
+    identity: Vec<Spanned<RawIdentity>>,
+    #[serde(default)]
+    entitlement: Vec<Spanned<RawEntitlement>>,
+    max_grant: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAdmins {
+    groups: Vec<Spanned<String>>,
+    approvals: Option<u32>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawIdentity {
+    name: Spanned<String>,
+    issuer: Option<String>,
+    subject: Option<String>,
+    email: Option<String>,
+    #[serde(default)]
+    groups: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEntitlement {
+    name: Spanned<String>,
+    #[serde(default)]
+    description: String,
+    provider: Spanned<String>,
+    #[serde(default)]
+    target: Option<Spanned<toml::Table>>,
+    #[serde(default)]
+    requester_groups: Vec<Spanned<String>>,
+    #[serde(default)]
+    requester_identities: Vec<Spanned<String>>,
+    approval: Spanned<RawApproval>,
+    default_duration: Option<Spanned<String>>,
+    max_duration: Spanned<String>,
+    pending_timeout: Option<Spanned<String>>,
+    #[serde(default)]
+    reason_required: bool,
+    ticket_pattern: Option<Spanned<String>>,
+    #[serde(default)]
+    break_glass: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawApproval {
+    count: u32,
+    from: Vec<Spanned<String>>,
+    #[serde(default)]
+    exclude_requester_groups: bool,
+}
+
+/// Hash of a policy text as recorded in the ledger.
+pub fn policy_hash(text: &str) -> String {
+    hex::encode(Sha256::digest(text.as_bytes()))
+}
+
+struct Lines<'a> {
+    text: &'a str,
+    file: &'a str,
+}
+
+impl Lines<'_> {
+    fn line(&self, offset: usize) -> usize {
+        let end = offset.min(self.text.len());
+        self.text.as_bytes()[..end].iter().filter(|b| **b == b'\n').count() + 1
+    }
+    fn issue<T>(&self, at: &Spanned<T>, message: String) -> PolicyIssue {
+        PolicyIssue { file: self.file.into(), line: self.line(at.span().start), message }
+    }
+}
+
+impl Policy {
+    /// Parses and validates a policy. `file` is used only in messages.
+    pub fn parse(text: &str, file: &str) -> Result<Policy, PolicyError> {
+        let lines = Lines { text, file };
+        let raw: RawPolicy = toml::from_str(text).map_err(|e| {
+            let line = e.span().map(|s| lines.line(s.start)).unwrap_or(0);
+            PolicyError {
+                issues: vec![PolicyIssue {
+                    file: file.into(),
+                    line,
+                    message: e.message().trim().to_string(),
+                }],
+            }
+        })?;
+        let mut issues = Vec::new();
+
+        let max_grant = match &raw.max_grant {
+            Some(s) => match parse_duration(s.get_ref()) {
+                Ok(v) => v,
+                Err(m) => {
+                    issues.push(lines.issue(s, format!("max_grant: {m}")));
+                    DEFAULT_MAX_GRANT_MS
+                }
+            },
+            None => DEFAULT_MAX_GRANT_MS,
+        };
+
+        // Identities and the groups they bring.
+        let mut groups: BTreeSet<String> =
+            raw.groups.iter().map(|g| g.get_ref().clone()).collect();
+        let mut identities: Vec<StaticIdentity> = Vec::new();
+        let mut names = BTreeSet::new();
+        let mut keys = BTreeSet::new();
+        for sid in &raw.identity {
+            let r = sid.get_ref();
+            let name = r.name.get_ref().clone();
+            if !names.insert(name.clone()) {
+                issues.push(lines.issue(&r.name, format!("identity {name:?} is declared twice")));
+            }
+            let key = IdentityKey {
+                issuer: r.issuer.clone().unwrap_or_else(|| IdentityKey::STATIC_ISSUER.into()),
+                subject: r.subject.clone().unwrap_or_else(|| name.clone()),
+            };
+            if !keys.insert(key.clone()) {
+                issues.push(lines.issue(
+                    &r.name,
+                    format!("identity {name:?} has the same issuer and subject ({key}) as another identity"),
+                ));
+            }
+            groups.extend(r.groups.iter().cloned());
+            identities.push(StaticIdentity {
+                name,
+                key,
+                email: r.email.clone(),
+                groups: r.groups.iter().cloned().collect(),
+            });
+        }
+
+        let admins = match &raw.admins {
+            Some(a) => {
+                let ar = a.get_ref();
+                for g in &ar.groups {
+                    if !groups.contains(g.get_ref()) {
+                        issues.push(lines.issue(
+                            g,
+                            format!("admins: unknown group {:?}{}", g.get_ref(), known(&groups)),
+                        ));
+                    }
+                }
+                let approvals = ar.approvals.unwrap_or(1);
+                if approvals == 0 {
+                    issues.push(lines.issue(
+                        a,
+                        "admins.approvals must be at least 1: changing the policy is a two-person operation".into(),
+                    ));
+                }
+                AdminRule { groups: ar.groups.iter().map(|g| g.get_ref().clone()).collect(), approvals }
+            }
+            None => AdminRule { groups: vec![], approvals: 1 },
+        };
+        if !identities.is_empty() && !admins.groups.is_empty() {
+            let n = identities.iter().filter(|i| admins.groups.iter().any(|g| i.groups.contains(g))).count();
+            if (n as u32) < admins.approvals + 1 {
+                issues.push(PolicyIssue {
+                    file: file.into(),
+                    line: raw.admins.as_ref().map(|a| lines.line(a.span().start)).unwrap_or(0),
+                    message: format!(
+                        "admins: a policy change needs the proposer plus {} other admin(s), but the admin groups have only {n} member(s)",
+                        admins.approvals
+                    ),
+                });
+            }
+        }
+
+        let by_name: BTreeMap<&str, &StaticIdentity> =
+            identities.iter().map(|i| (i.name.as_str(), i)).collect();
+        let mut entitlements = BTreeMap::new();
+        for se in &raw.entitlement {
+            let e = se.get_ref();
+            let name = e.name.get_ref().clone();
+            let before = issues.len();
+            if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+                issues.push(lines.issue(&e.name, format!("entitlement name {name:?} must be letters, digits, '-' or '_'")));
+            }
+            if entitlements.contains_key(&name) {
+                issues.push(lines.issue(&e.name, format!("entitlement {name:?} is declared twice")));
+            }
+            let dur = |v: &Option<Spanned<String>>, key: &str, issues: &mut Vec<PolicyIssue>| -> Option<i64> {
+                let s = v.as_ref()?;
+                match parse_duration(s.get_ref()) {
+                    Ok(ms) if ms > 0 => Some(ms),
+                    Ok(_) => {
+                        issues.push(lines.issue(s, format!("entitlement {name:?}: {key} must be longer than zero")));
+                        None
+                    }
+                    Err(m) => {
+                        issues.push(lines.issue(s, format!("entitlement {name:?}: {key}: {m}")));
+                        None
+                    }
+                }
+            };
+            let max = dur(&Some(e.max_duration.clone()), "max_duration", &mut issues).unwrap_or(max_grant);
+            if max > max_grant {
+                issues.push(lines.issue(
+                    &e.max_duration,
+                    format!(
+                        "entitlement {name:?}: max_duration {} is over the policy's max_grant {}",
+                        e.max_duration.get_ref(),
+                        crate::time::format_duration(max_grant)
+                    ),
+                ));
+            }
+            let default = dur(&e.default_duration, "default_duration", &mut issues).unwrap_or(max);
+            if let Some(d) = &e.default_duration {
+                if default > max {
+                    issues.push(lines.issue(
+                        d,
+                        format!(
+                            "entitlement {name:?}: default_duration {} is over its max_duration {}",
+                            d.get_ref(),
+                            e.max_duration.get_ref()
+                        ),
+                    ));
+                }
+            }
+            let pending = dur(&e.pending_timeout, "pending_timeout", &mut issues).unwrap_or(24 * 3600 * 1000);
+
+            for g in e.requester_groups.iter() {
+                if !groups.contains(g.get_ref()) {
+                    issues.push(lines.issue(g, format!("entitlement {name:?}: unknown requester group {:?}{}", g.get_ref(), known(&groups))));
+                }
+            }
+            let mut requester_identities = Vec::new();
+            for i in &e.requester_identities {
+                match by_name.get(i.get_ref().as_str()) {
+                    Some(sid) => requester_identities.push(sid.key.clone()),
+                    None => issues.push(lines.issue(i, format!("entitlement {name:?}: unknown identity {:?}", i.get_ref()))),
+                }
+            }
+            if e.requester_groups.is_empty() && e.requester_identities.is_empty() {
+                issues.push(lines.issue(&e.name, format!("entitlement {name:?}: nobody may request it (set requester_groups or requester_identities)")));
+            }
+            let ap = e.approval.get_ref();
+            if ap.count == 0 {
+                issues.push(lines.issue(&e.approval, format!("entitlement {name:?}: approval.count must be at least 1 (use break_glass for self-activation)")));
+            }
+            if ap.from.is_empty() {
+                issues.push(lines.issue(&e.approval, format!("entitlement {name:?}: approval.from names no approver group")));
+            }
+            for g in &ap.from {
+                if !groups.contains(g.get_ref()) {
+                    issues.push(lines.issue(g, format!("entitlement {name:?}: unknown approver group {:?}{}", g.get_ref(), known(&groups))));
+                }
+            }
+            let ticket_pattern = match &e.ticket_pattern {
+                Some(p) => match regex::Regex::new(p.get_ref()) {
+                    Ok(_) => Some(p.get_ref().clone()),
+                    Err(err) => {
+                        issues.push(lines.issue(p, format!("entitlement {name:?}: ticket_pattern is not a valid regex: {err}")));
+                        None
+                    }
+                },
+                None => None,
+            };
+            let ent = Entitlement {
+                name: name.clone(),
+                description: e.description.clone(),
+                provider: e.provider.get_ref().clone(),
+                target: e.target.as_ref().map(|t| t.get_ref().clone()).unwrap_or_default(),
+                requester_groups: e.requester_groups.iter().map(|g| g.get_ref().clone()).collect(),
+                requester_identities,
+                approval: ApprovalRule {
+                    count: ap.count,
+                    from: ap.from.iter().map(|g| g.get_ref().clone()).collect(),
+                    exclude_requester_groups: ap.exclude_requester_groups,
+                },
+                default_duration_ms: default.min(max),
+                max_duration_ms: max,
+                pending_timeout_ms: pending,
+                reason_required: e.reason_required,
+                ticket_pattern,
+                break_glass: e.break_glass,
+                line: lines.line(se.span().start),
+                target_line: e.target.as_ref().map(|t| lines.line(t.span().start)).unwrap_or_else(|| lines.line(se.span().start)),
+            };
+            // Approval rules that can never be met, checked against the static
+            // identities (SSO members are unknown until they log in).
+            if issues.len() == before && !identities.is_empty() {
+                for requester in identities.iter().filter(|i| ent.may_request(&i.actor())) {
+                    let eligible: Vec<&str> = identities
+                        .iter()
+                        .filter(|i| ent.may_approve(&i.actor(), &requester.key, &requester.groups).is_ok())
+                        .map(|i| i.name.as_str())
+                        .collect();
+                    if (eligible.len() as u32) < ent.approval.count {
+                        issues.push(lines.issue(
+                            &e.approval,
+                            format!(
+                                "entitlement {name:?} requires {} approval(s) from {} but a request by {:?} has only {} eligible approver(s) besides the requester{}",
+                                ent.approval.count,
+                                ent.approval.from.join(", "),
+                                requester.name,
+                                eligible.len(),
+                                if eligible.is_empty() { String::new() } else { format!(" ({})", eligible.join(", ")) }
+                            ),
+                        ));
+                        break;
+                    }
+                }
+            }
+            entitlements.insert(name, ent);
+        }
+
+        if issues.is_empty() {
+            Ok(Policy { hash: policy_hash(text), text: text.into(), admins, identities, groups, entitlements })
+        } else {
+            issues.sort_by_key(|i| i.line);
+            Err(PolicyError { issues })
+        }
+    }
+
+    /// The entitlement called `name`.
+    pub fn entitlement(&self, name: &str) -> Option<&Entitlement> {
+        self.entitlements.get(name)
+    }
+
+    /// The static identity called `name`.
+    pub fn identity(&self, name: &str) -> Option<&StaticIdentity> {
+        self.identities.iter().find(|i| i.name == name)
+    }
+
+    /// Whether `actor` is a policy admin.
+    pub fn is_admin(&self, actor: &Actor) -> bool {
+        actor.in_any(&self.admins.groups)
+    }
+}
+
+fn known(groups: &BTreeSet<String>) -> String {
+    if groups.is_empty() {
+        " (no groups are declared)".into()
+    } else {
+        format!(" (known: {})", groups.iter().cloned().collect::<Vec<_>>().join(", "))
+    }
+}

@@ -1,0 +1,159 @@
+//! Policy changes are two-person operations: an admin proposes a new policy,
+//! and it takes effect only when enough *other* admins approve it.
+
+use std::collections::BTreeSet;
+
+use serde::{Deserialize, Serialize};
+
+use crate::identity::{Actor, IdentityKey};
+use crate::policy::Policy;
+use crate::request::{DomainError, Event};
+use crate::time::Millis;
+
+/// Where a proposal is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProposalState {
+    /// Waiting for approval.
+    Pending,
+    /// Approved and in force.
+    Applied,
+    /// Rejected by an admin.
+    Rejected,
+    /// Another proposal was applied first; this one was based on an old policy.
+    Superseded,
+}
+
+/// A proposed policy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Proposal {
+    /// Id.
+    pub id: String,
+    /// Hash of the proposed text.
+    pub hash: String,
+    /// Hash of the policy in force when proposed; applying requires it still is.
+    pub base_hash: String,
+    /// The proposed policy text.
+    pub text: String,
+    /// Who proposed it.
+    pub proposed_by: IdentityKey,
+    /// When.
+    pub created_at: Millis,
+    /// Admins who approved it.
+    pub approvals: Vec<IdentityKey>,
+    /// State.
+    pub state: ProposalState,
+    /// Optimistic-concurrency version.
+    pub version: i64,
+}
+
+/// An admin proposes `text` (already validated into `proposed`) to replace `current`.
+pub fn propose(
+    current: &Policy,
+    proposed: &Policy,
+    actor: &Actor,
+    id: &str,
+    now: Millis,
+) -> Result<(Proposal, Vec<Event>), DomainError> {
+    if !current.is_admin(actor) {
+        return Err(DomainError::Forbidden(format!(
+            "only policy admins ({}) can propose a policy change",
+            current.admins.groups.join(", ")
+        )));
+    }
+    if proposed.hash == current.hash {
+        return Err(DomainError::Invalid("the proposed policy is identical to the one in force".into()));
+    }
+    let p = Proposal {
+        id: id.into(),
+        hash: proposed.hash.clone(),
+        base_hash: current.hash.clone(),
+        text: proposed.text.clone(),
+        proposed_by: actor.key.clone(),
+        created_at: now,
+        approvals: vec![],
+        state: ProposalState::Pending,
+        version: 0,
+    };
+    let ev = Event {
+        kind: "policy.proposed".into(),
+        actor: actor.key.to_string(),
+        alert: false,
+        data: serde_json::json!({"proposal": id, "hash": p.hash, "base_hash": p.base_hash}),
+    };
+    Ok((p, vec![ev]))
+}
+
+/// An admin other than the proposer approves. Returns `applied = true` when the
+/// admin rule of the policy in force is met: the caller then swaps the policy.
+pub fn approve(
+    current: &Policy,
+    p: &Proposal,
+    actor: &Actor,
+) -> Result<(Proposal, Vec<Event>, bool), DomainError> {
+    if p.state != ProposalState::Pending {
+        return Err(DomainError::WrongState(format!("proposal {} is not pending", p.id)));
+    }
+    if p.base_hash != current.hash {
+        return Err(DomainError::WrongState(format!(
+            "proposal {} was made against policy {} but {} is now in force; propose it again",
+            p.id,
+            short(&p.base_hash),
+            short(&current.hash)
+        )));
+    }
+    if actor.key == p.proposed_by {
+        return Err(DomainError::SelfApproval);
+    }
+    if !current.is_admin(actor) {
+        return Err(DomainError::Forbidden("only policy admins can approve a policy change".into()));
+    }
+    if p.approvals.contains(&actor.key) {
+        return Err(DomainError::Forbidden("you have already approved this proposal".into()));
+    }
+    let mut next = p.clone();
+    next.approvals.push(actor.key.clone());
+    let distinct: BTreeSet<&IdentityKey> = next.approvals.iter().filter(|k| **k != p.proposed_by).collect();
+    let applied = distinct.len() as u32 >= current.admins.approvals;
+    let mut events = vec![Event {
+        kind: "policy.approved".into(),
+        actor: actor.key.to_string(),
+        alert: false,
+        data: serde_json::json!({"proposal": p.id, "hash": p.hash}),
+    }];
+    if applied {
+        next.state = ProposalState::Applied;
+        events.push(Event {
+            kind: "policy.applied".into(),
+            actor: actor.key.to_string(),
+            alert: false,
+            data: serde_json::json!({"proposal": p.id, "hash": p.hash, "previous": p.base_hash}),
+        });
+    }
+    Ok((next, events, applied))
+}
+
+/// An admin (the proposer included) rejects a pending proposal.
+pub fn reject(current: &Policy, p: &Proposal, actor: &Actor) -> Result<(Proposal, Vec<Event>), DomainError> {
+    if p.state != ProposalState::Pending {
+        return Err(DomainError::WrongState(format!("proposal {} is not pending", p.id)));
+    }
+    if !current.is_admin(actor) {
+        return Err(DomainError::Forbidden("only policy admins can reject a policy change".into()));
+    }
+    let mut next = p.clone();
+    next.state = ProposalState::Rejected;
+    Ok((
+        next,
+        vec![Event {
+            kind: "policy.rejected".into(),
+            actor: actor.key.to_string(),
+            alert: false,
+            data: serde_json::json!({"proposal": p.id}),
+        }],
+    ))
+}
+
+fn short(h: &str) -> &str {
+    h.get(..12).unwrap_or(h)
+}

@@ -1,0 +1,17 @@
+//! Time as plain numbers: the core never reads a clock.
+
+/// A point in time, Unix milliseconds (UTC).
+pub type Millis = i64;
+
+/// Parses a human duration such as `30m`, `1h`, `1h30m`, `90s` into milliseconds.
+pub fn parse_duration(s: &str) -> Result<i64, String> {
+    let d = humantime::parse_duration(s.trim())
+        .map_err(|e| format!("invalid duration {s:?}: {e} (use e.g. 30m, 1h, 2h30m)"))?;
+    i64::try_from(d.as_millis()).map_err(|_| format!("duration {s:?} is too long"))
+}
+
+/// Formats milliseconds as a short human duration (`1h 30m`).
+pub fn format_duration(ms: i64) -> String {
+    let secs = (ms.max(0) / 1000) as u64;
+    humantime::format_duration(std::time::Duration::from_secs(secs)).to_string()
+}

@@ -1,0 +1,160 @@
+//! Providers: the adapters that apply and remove a grant at its target.
+//!
+//! A provider is a small trait impl plus one line in [`Registry::with_builtin`].
+//! Every operation must be idempotent: the broker retries `grant` after a crash
+//! between "approved" and "active", and retries `revoke` until the target
+//! confirms, so applying twice or removing something already gone is success.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+pub mod exec;
+pub mod noop;
+pub mod postgres;
+
+/// Everything a provider needs to know about one grant.
+#[derive(Debug, Clone)]
+pub struct GrantSpec {
+    /// The request id; unique, safe as part of a name (`[a-z0-9-]`).
+    pub request_id: String,
+    /// Entitlement name from the policy.
+    pub entitlement: String,
+    /// Requester identity key, `issuer|subject`.
+    pub requester: String,
+    /// Requester's short name (policy identity name or SSO preferred username).
+    pub requester_name: String,
+    /// Grant start, Unix milliseconds (activation time; for `grant` calls, the
+    /// planned activation time).
+    pub starts_at_ms: i64,
+    /// Grant end, Unix milliseconds. Providers that can enforce expiry at the
+    /// target (PostgreSQL `VALID UNTIL`, IAM `aws:CurrentTime`) must use it.
+    pub ends_at_ms: i64,
+    /// Other active grants of the same entitlement to the same requester. A
+    /// provider whose access is shared between grants (a role membership) must
+    /// not remove it on `revoke` while this is non-empty.
+    pub overlapping_active: Vec<String>,
+}
+
+/// What a successful grant hands back.
+#[derive(Debug, Clone, Default)]
+pub struct GrantOutcome {
+    /// A secret to show the requester once (a generated password), never logged.
+    pub secret: Option<String>,
+    /// A short human description of what was applied ("role tk_ab12 valid until ...").
+    pub detail: String,
+}
+
+/// Whether a grant's access is present at the target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Presence {
+    /// The access exists.
+    Present,
+    /// The access does not exist.
+    Absent,
+}
+
+/// A provider failure. `retryable` failures are retried with backoff.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct ProviderError {
+    /// What went wrong, for people.
+    pub message: String,
+    /// Whether trying again later may succeed.
+    pub retryable: bool,
+}
+
+impl ProviderError {
+    /// A failure that may succeed when retried (network, timeouts, throttling).
+    pub fn retryable(message: impl Into<String>) -> Self {
+        Self { message: message.into(), retryable: true }
+    }
+    /// A failure that will not go away by itself (bad configuration).
+    pub fn permanent(message: impl Into<String>) -> Self {
+        Self { message: message.into(), retryable: false }
+    }
+}
+
+/// Applies, removes and checks grants at one kind of target.
+#[async_trait]
+pub trait Provider: Send + Sync {
+    /// Applies the grant. Idempotent: applying an already-applied grant succeeds.
+    async fn grant(&self, spec: &GrantSpec) -> Result<GrantOutcome, ProviderError>;
+    /// Removes the grant, and ends live sessions where the target allows.
+    /// Idempotent: removing an absent grant succeeds.
+    async fn revoke(&self, spec: &GrantSpec) -> Result<(), ProviderError>;
+    /// Reports whether the grant's access is present at the target.
+    ///
+    /// When the answer is uncertain (partly applied), providers report
+    /// [`Presence::Present`]: a revoke that is believed done while access is
+    /// still live is the failure twokey exists to prevent.
+    async fn check(&self, spec: &GrantSpec) -> Result<Presence, ProviderError>;
+
+    /// Whether [`Provider::check`] can answer at all (an `exec` target without a
+    /// `check` command cannot). Callers should not treat the error of a
+    /// provider that cannot check as a target failure.
+    fn can_check(&self) -> bool {
+        true
+    }
+}
+
+/// Builds a provider from an entitlement's `[entitlement.target]` table.
+pub type Factory =
+    fn(&toml::Table, &ProviderContext) -> Result<Arc<dyn Provider>, ProviderError>;
+
+/// Things a provider may need from its environment.
+#[derive(Debug, Clone, Default)]
+pub struct ProviderContext {
+    /// Extra environment for exec commands (the dev data dir, ...).
+    pub env: BTreeMap<String, String>,
+}
+
+/// The provider kinds this build knows, by name.
+#[derive(Clone, Default, Debug)]
+pub struct Registry {
+    factories: BTreeMap<&'static str, Factory>,
+}
+
+impl Registry {
+    /// An empty registry.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A registry with every provider kind built into this crate: `exec`,
+    /// `postgres`, and `noop` (benchmarks only).
+    pub fn with_builtin() -> Self {
+        let mut r = Self::new();
+        r.register("exec", exec::factory);
+        r.register("postgres", postgres::factory);
+        r.register("noop", noop::factory);
+        r
+    }
+
+    /// Registers a provider kind.
+    pub fn register(&mut self, kind: &'static str, factory: Factory) {
+        self.factories.insert(kind, factory);
+    }
+
+    /// Names of the registered kinds.
+    pub fn kinds(&self) -> Vec<&'static str> {
+        self.factories.keys().copied().collect()
+    }
+
+    /// Builds the provider for one entitlement.
+    pub fn build(
+        &self,
+        kind: &str,
+        target: &toml::Table,
+        ctx: &ProviderContext,
+    ) -> Result<Arc<dyn Provider>, ProviderError> {
+        let f = self.factories.get(kind).ok_or_else(|| {
+            ProviderError::permanent(format!(
+                "unknown provider {kind:?}; known: {}",
+                self.kinds().join(", ")
+            ))
+        })?;
+        f(target, ctx)
+    }
+}
