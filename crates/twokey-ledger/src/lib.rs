@@ -5,5 +5,6 @@
 //! state change the entry describes.
 
 pub mod entry;
+pub mod merkle;
 
 pub use entry::LedgerEntry;
