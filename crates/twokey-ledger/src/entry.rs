@@ -22,7 +22,6 @@
 //! serde_json's `preserve_order` feature (which would stop sorting keys).
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 /// One event in the ledger: a request, review, grant, revocation, policy change,
 /// login or alert. `index` is its position in the log (0-based, contiguous).

@@ -4,6 +4,7 @@
 //! gets back canonical bytes and hashes to persist in the same transaction as the
 //! state change the entry describes.
 
+pub mod checkpoint;
 pub mod entry;
 pub mod merkle;
 
