@@ -68,11 +68,17 @@ pub struct ProviderError {
 impl ProviderError {
     /// A failure that may succeed when retried (network, timeouts, throttling).
     pub fn retryable(message: impl Into<String>) -> Self {
-        Self { message: message.into(), retryable: true }
+        Self {
+            message: message.into(),
+            retryable: true,
+        }
     }
     /// A failure that will not go away by itself (bad configuration).
     pub fn permanent(message: impl Into<String>) -> Self {
-        Self { message: message.into(), retryable: false }
+        Self {
+            message: message.into(),
+            retryable: false,
+        }
     }
 }
 
@@ -100,8 +106,7 @@ pub trait Provider: Send + Sync {
 }
 
 /// Builds a provider from an entitlement's `[entitlement.target]` table.
-pub type Factory =
-    fn(&toml::Table, &ProviderContext) -> Result<Arc<dyn Provider>, ProviderError>;
+pub type Factory = fn(&toml::Table, &ProviderContext) -> Result<Arc<dyn Provider>, ProviderError>;
 
 /// Things a provider may need from its environment.
 #[derive(Debug, Clone, Default)]
@@ -157,4 +162,23 @@ impl Registry {
         })?;
         f(target, ctx)
     }
+}
+
+/// Reads a target table into a provider's config struct, naming the provider in
+/// errors (`exec target: missing field `grant``).
+pub(crate) fn parse_target<T: serde::de::DeserializeOwned>(
+    kind: &str,
+    target: &toml::Table,
+) -> Result<T, ProviderError> {
+    toml::Value::Table(target.clone())
+        .try_into()
+        .map_err(|e| ProviderError::permanent(format!("{kind} target: {}", e.to_string().trim())))
+}
+
+/// Formats Unix milliseconds as RFC 3339 UTC with whole seconds
+/// (`2026-11-23T13:00:00Z`), the form both PostgreSQL and shells parse.
+pub(crate) fn rfc3339(ms: i64) -> Result<String, ProviderError> {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+        .ok_or_else(|| ProviderError::permanent(format!("time {ms} ms is out of range")))
 }
