@@ -97,7 +97,12 @@ impl Checkpoint {
 
     /// The note body: `origin\nsize\nbase64(root)\n` then extension lines.
     pub fn body(&self) -> String {
-        let mut s = format!("{}\n{}\n{}\n", self.origin, self.size, B64.encode(self.root));
+        let mut s = format!(
+            "{}\n{}\n{}\n",
+            self.origin,
+            self.size,
+            B64.encode(self.root)
+        );
         for e in &self.extensions {
             s.push_str(e);
             s.push('\n');
@@ -121,7 +126,9 @@ impl Checkpoint {
             || !size_line.bytes().all(|b| b.is_ascii_digit())
             || (size_line.len() > 1 && size_line.starts_with('0'))
         {
-            return Err(bad(&format!("tree size {size_line:?} is not a decimal number")));
+            return Err(bad(&format!(
+                "tree size {size_line:?} is not a decimal number"
+            )));
         }
         let size: u64 = size_line
             .parse()
@@ -189,9 +196,11 @@ impl SignedNote {
         };
         let mut signatures = Vec::new();
         for line in sigs.split('\n') {
-            let rest = line
-                .strip_prefix(SIG_PREFIX)
-                .ok_or_else(|| bad(format!("line {line:?} is not a signature line (— name sig)")))?;
+            let rest = line.strip_prefix(SIG_PREFIX).ok_or_else(|| {
+                bad(format!(
+                    "line {line:?} is not a signature line (— name sig)"
+                ))
+            })?;
             let (name, b64) = rest
                 .split_once(' ')
                 .ok_or_else(|| bad(format!("signature line {line:?} has no signature")))?;
@@ -580,7 +589,8 @@ mod tests {
             .verify_checkpoint(&s.sign_checkpoint(&cp))
             .unwrap_err();
         assert!(
-            err.to_string().starts_with("checkpoint signed by unknown key twokey.test/ledger+"),
+            err.to_string()
+                .starts_with("checkpoint signed by unknown key twokey.test/ledger+"),
             "{err}"
         );
     }
@@ -595,10 +605,21 @@ mod tests {
             v.verify_checkpoint(&tampered),
             Err(CheckpointError::BadSignature(_))
         ));
-        for bad in ["", "o\n5\n", "o\n5\nAA==\n\n\u{2014} o\n", "o\n5\nAA==\n\n- o AAAA\n"] {
+        for bad in [
+            "",
+            "o\n5\n",
+            "o\n5\nAA==\n\n\u{2014} o\n",
+            "o\n5\nAA==\n\n- o AAAA\n",
+        ] {
             assert!(v.verify_checkpoint(bad).is_err(), "{bad:?}");
         }
-        for body in ["o\n05\nAA==\n", "o\nx\nAA==\n", "\n5\nAA==\n", "o\n5\nAA==\n", "o\n5\n"] {
+        for body in [
+            "o\n05\nAA==\n",
+            "o\nx\nAA==\n",
+            "\n5\nAA==\n",
+            "o\n5\nAA==\n",
+            "o\n5\n",
+        ] {
             assert!(Checkpoint::parse_body(body).is_err(), "{body:?}");
         }
     }
@@ -616,7 +637,10 @@ mod tests {
         assert_eq!(load_key_file(&path).unwrap().verifier(), s.verifier());
         assert!(generate_key_file(&path, "x").is_err(), "never overwrites");
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
-        assert!(load_key_file(&path).unwrap_err().to_string().contains("chmod 600"));
+        assert!(load_key_file(&path)
+            .unwrap_err()
+            .to_string()
+            .contains("chmod 600"));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -262,7 +262,10 @@ mod tests {
     fn decode_round_trips_and_refuses_other_spellings() {
         let e = entry();
         // -0.0 in `data` reads back as 0: same bytes, same hash.
-        assert_eq!(LedgerEntry::decode(&e.encode()).unwrap().encode(), e.encode());
+        assert_eq!(
+            LedgerEntry::decode(&e.encode()).unwrap().encode(),
+            e.encode()
+        );
         let pretty = serde_json::to_vec_pretty(&e).unwrap();
         assert!(matches!(
             LedgerEntry::decode(&pretty),

@@ -4,8 +4,10 @@
 //! gets back canonical bytes and hashes to persist in the same transaction as the
 //! state change the entry describes.
 
+pub mod bundle;
 pub mod checkpoint;
 pub mod entry;
 pub mod merkle;
+pub mod verify;
 
 pub use entry::LedgerEntry;

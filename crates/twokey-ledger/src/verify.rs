@@ -1,0 +1,568 @@
+//! Offline verification of a ledger against signed checkpoints.
+//!
+//! Given the entries in index order, the log's public key, the signed
+//! checkpoints the log published and, optionally, a trusted checkpoint held
+//! elsewhere, [`LogVerifier`] checks that:
+//!
+//! 1. every checkpoint carries a valid signature by the expected key (others
+//!    are ignored) and all name the same log (origin);
+//! 2. entry indexes run 0, 1, 2, ... with no gap, repeat or reordering;
+//! 3. the root recomputed from the entries at each checkpoint's size equals the
+//!    signed root; since every checkpoint is compared with a prefix of the same
+//!    entries, this also proves successive checkpoints consistent;
+//! 4. the trusted checkpoint's root equals the log's prefix root at its size
+//!    (the log may have grown since; if it is shorter, it was truncated);
+//! 5. the log is at least as long as every checkpoint (else: truncated).
+//!
+//! It stops at the first problem and says which entry and why.
+//! Nothing here reads a clock or a database: the caller streams entries in.
+
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine as _;
+
+use crate::checkpoint::{Checkpoint, CheckpointError, NoteVerifier};
+use crate::entry::LedgerEntry;
+use crate::merkle::{hash_leaf, Frontier, Hash};
+
+/// What a successful verification covered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Summary {
+    /// Entries checked (the log's size).
+    pub entries: u64,
+    /// Signed checkpoints whose roots were recomputed and matched (distinct sizes).
+    pub checkpoints_verified: usize,
+    /// Size of the largest signed checkpoint (0 when none).
+    pub latest_checkpoint_size: u64,
+    /// Whether a trusted checkpoint was given and matched.
+    pub trusted_verified: bool,
+    /// Canonical entry bytes hashed.
+    pub entry_bytes: u64,
+    /// Root of the whole log as verified.
+    pub root: Hash,
+}
+
+/// The first problem found, with the entry and the reason.
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyError {
+    /// A checkpoint is malformed, unsigned by the expected key, or forged.
+    #[error("{which}: {source}")]
+    Checkpoint {
+        /// Which checkpoint (file name or position).
+        which: String,
+        /// Why.
+        #[source]
+        source: CheckpointError,
+    },
+    /// A checkpoint names a different log.
+    #[error("{which}: checkpoint is for log {found:?}, but the others are for {expected:?}")]
+    OriginMismatch {
+        /// Which checkpoint.
+        which: String,
+        /// Origin of the first checkpoint.
+        expected: String,
+        /// Origin of this one.
+        found: String,
+    },
+    /// Two validly signed checkpoints of one size disagree: the key signed a fork.
+    #[error(
+        "fork: two checkpoints of size {size} signed by {signer} have different roots {a} and {b}"
+    )]
+    ConflictingCheckpoints {
+        /// Tree size.
+        size: u64,
+        /// Signer label.
+        signer: String,
+        /// One root (base64).
+        a: String,
+        /// The other root (base64).
+        b: String,
+    },
+    /// An entry is missing: the next entry has a higher index.
+    #[error("entry {expected}: missing, found entry {found} in its place (deleted, reordered or inserted)")]
+    Gap {
+        /// Index that should come next.
+        expected: u64,
+        /// Index found instead.
+        found: u64,
+    },
+    /// An entry index repeats or goes backwards.
+    #[error("entry {expected}: found entry {found} in its place, which belongs earlier (duplicated, reordered or inserted)")]
+    OutOfOrder {
+        /// Index that should come next.
+        expected: u64,
+        /// Index found instead.
+        found: u64,
+    },
+    /// An entry cannot be read.
+    #[error("entry {position}: {reason}")]
+    Malformed {
+        /// Position in the stream.
+        position: u64,
+        /// Why.
+        reason: String,
+    },
+    /// The recomputed root differs from a signed checkpoint's root.
+    #[error("{}", root_mismatch(*first, *last, *size, signer, signed_root, log_root))]
+    RootMismatch {
+        /// First entry not covered by an earlier verified checkpoint.
+        first: u64,
+        /// Last entry the checkpoint covers.
+        last: u64,
+        /// Checkpoint size.
+        size: u64,
+        /// Signer label.
+        signer: String,
+        /// Signed root (base64).
+        signed_root: String,
+        /// Root of the entries (base64).
+        log_root: String,
+    },
+    /// The log ends before a signed checkpoint's size.
+    #[error("{}: truncated (checkpoint signed by {signer})", ends(*entries, *size, "checkpoint"))]
+    Truncated {
+        /// Entries present.
+        entries: u64,
+        /// Checkpoint size.
+        size: u64,
+        /// Signer label.
+        signer: String,
+    },
+    /// The log's prefix differs from the trusted checkpoint.
+    #[error("fork: trusted checkpoint size {size} root {trusted_root} but log prefix root {log_root}: the log was rewritten after that checkpoint was exported")]
+    Fork {
+        /// Trusted checkpoint size.
+        size: u64,
+        /// Trusted root (base64).
+        trusted_root: String,
+        /// Root of the log's first `size` entries (base64).
+        log_root: String,
+    },
+    /// The log ends before the trusted checkpoint's size.
+    #[error("{}: truncated", ends(*entries, *size, "trusted checkpoint"))]
+    TrustedTruncated {
+        /// Entries present.
+        entries: u64,
+        /// Trusted checkpoint size.
+        size: u64,
+    },
+    /// A bundle directory is malformed.
+    #[error("{path}: {reason}")]
+    Bundle {
+        /// Bundle path.
+        path: String,
+        /// Why.
+        reason: String,
+    },
+    /// Reading a file failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// What went wrong.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+fn root_mismatch(
+    first: u64,
+    last: u64,
+    size: u64,
+    signer: &str,
+    signed: &str,
+    log: &str,
+) -> String {
+    let which = if first == last {
+        format!("entry {first}")
+    } else {
+        format!("entries {first}..={last}")
+    };
+    format!(
+        "{which}: hash does not match checkpoint of size {size} signed by {signer} \
+         (signed root {signed}, entries give {log}); an entry in this range was changed, \
+         inserted, deleted or reordered"
+    )
+}
+
+fn ends(entries: u64, size: u64, what: &str) -> String {
+    if entries == 0 {
+        format!("log is empty but {what} says {size}")
+    } else {
+        format!("entries end at {} but {what} says {size}", entries - 1)
+    }
+}
+
+fn b64(h: &Hash) -> String {
+    B64.encode(h)
+}
+
+/// Streaming verifier: feed entries in log order, then call [`LogVerifier::finish`].
+///
+/// Cloning is cheap (O(log n) hashes plus the checkpoint list) and skips
+/// re-checking signatures, e.g. to try several continuations of one prefix.
+#[derive(Debug, Clone)]
+pub struct LogVerifier {
+    signer: String,
+    /// Signed checkpoints sorted by size, one per size.
+    checkpoints: Vec<Checkpoint>,
+    next_checkpoint: usize,
+    trusted: Option<Checkpoint>,
+    frontier: Frontier,
+    /// Size of the last checkpoint (signed or trusted) that matched.
+    last_good: u64,
+    entry_bytes: u64,
+    checkpoints_verified: usize,
+    trusted_verified: bool,
+}
+
+impl LogVerifier {
+    /// Checks every checkpoint's signature by `key` and prepares to stream
+    /// entries. `checkpoints` are (label for messages, signed-note text);
+    /// `trusted` is a signed-note checkpoint held elsewhere (also signed by `key`).
+    pub fn new<L: AsRef<str>, T: AsRef<str>>(
+        key: &NoteVerifier,
+        checkpoints: &[(L, T)],
+        trusted: Option<&str>,
+    ) -> Result<Self, VerifyError> {
+        let signer = key.label();
+        let mut parsed: Vec<(String, Checkpoint)> = Vec::with_capacity(checkpoints.len());
+        for (label, text) in checkpoints {
+            let cp =
+                key.verify_checkpoint(text.as_ref())
+                    .map_err(|source| VerifyError::Checkpoint {
+                        which: label.as_ref().to_string(),
+                        source,
+                    })?;
+            parsed.push((label.as_ref().to_string(), cp));
+        }
+        let trusted = match trusted {
+            Some(text) => {
+                Some(
+                    key.verify_checkpoint(text)
+                        .map_err(|source| VerifyError::Checkpoint {
+                            which: "trusted checkpoint".into(),
+                            source,
+                        })?,
+                )
+            }
+            None => None,
+        };
+        let origin = parsed
+            .first()
+            .map(|(_, c)| c.origin.clone())
+            .or_else(|| trusted.as_ref().map(|t| t.origin.clone()));
+        if let Some(origin) = &origin {
+            let all = parsed
+                .iter()
+                .map(|(l, c)| (l.as_str(), c))
+                .chain(trusted.iter().map(|t| ("trusted checkpoint", t)));
+            for (label, cp) in all {
+                if &cp.origin != origin {
+                    return Err(VerifyError::OriginMismatch {
+                        which: label.to_string(),
+                        expected: origin.clone(),
+                        found: cp.origin.clone(),
+                    });
+                }
+            }
+        }
+        parsed.sort_by_key(|(_, c)| c.size);
+        let mut list: Vec<Checkpoint> = Vec::with_capacity(parsed.len());
+        for (_, cp) in parsed {
+            match list.last() {
+                Some(prev) if prev.size == cp.size => {
+                    if prev.root != cp.root {
+                        return Err(VerifyError::ConflictingCheckpoints {
+                            size: cp.size,
+                            signer,
+                            a: b64(&prev.root),
+                            b: b64(&cp.root),
+                        });
+                    }
+                }
+                _ => list.push(cp),
+            }
+        }
+        let mut v = Self {
+            signer,
+            checkpoints: list,
+            next_checkpoint: 0,
+            trusted,
+            frontier: Frontier::new(),
+            last_good: 0,
+            entry_bytes: 0,
+            checkpoints_verified: 0,
+            trusted_verified: false,
+        };
+        // Checkpoints of size 0 are checked before any entry arrives.
+        v.check_at_size()?;
+        Ok(v)
+    }
+
+    /// Number of entries accepted so far.
+    pub fn size(&self) -> u64 {
+        self.frontier.size()
+    }
+
+    /// Checks and adds one entry.
+    pub fn push_entry(&mut self, entry: &LedgerEntry) -> Result<(), VerifyError> {
+        let bytes = entry.encode();
+        self.push_leaf(entry.index, hash_leaf(&bytes), bytes.len() as u64)
+    }
+
+    /// Checks and adds one entry given as its canonical bytes (an NDJSON line
+    /// without the newline). The bytes are hashed as they are, so any change
+    /// in spelling shows up as a root mismatch.
+    pub fn push_encoded(&mut self, bytes: &[u8]) -> Result<(), VerifyError> {
+        let index = top_level_index(bytes).ok_or_else(|| VerifyError::Malformed {
+            position: self.size(),
+            reason: "not a ledger entry (no top-level \"index\" number)".into(),
+        })?;
+        self.push_leaf(index, hash_leaf(bytes), bytes.len() as u64)
+    }
+
+    /// Checks and adds many encoded entries, hashing them on up to 4 threads
+    /// before the (sequential) index and root checks.
+    pub fn push_encoded_batch(&mut self, lines: &[&[u8]]) -> Result<(), VerifyError> {
+        let threads = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+            .min(4);
+        let records: Vec<Option<(u64, Hash)>> = if threads < 2 || lines.len() < 256 {
+            lines.iter().map(|l| leaf_record(l)).collect()
+        } else {
+            let chunk = lines.len().div_ceil(threads);
+            std::thread::scope(|s| {
+                let handles: Vec<_> = lines
+                    .chunks(chunk)
+                    .map(|part| {
+                        s.spawn(move || part.iter().map(|l| leaf_record(l)).collect::<Vec<_>>())
+                    })
+                    .collect();
+                handles
+                    .into_iter()
+                    .flat_map(|h| h.join().unwrap_or_default())
+                    .collect()
+            })
+        };
+        if records.len() != lines.len() {
+            return Err(VerifyError::Malformed {
+                position: self.size(),
+                reason: "hashing thread failed".into(),
+            });
+        }
+        for (line, rec) in lines.iter().zip(records) {
+            let (index, leaf) = rec.ok_or_else(|| VerifyError::Malformed {
+                position: self.size(),
+                reason: "not a ledger entry (no top-level \"index\" number)".into(),
+            })?;
+            self.push_leaf(index, leaf, line.len() as u64)?;
+        }
+        Ok(())
+    }
+
+    /// Checks and adds one entry given as its index and leaf hash; `len` is
+    /// only counted for the summary.
+    pub fn push_leaf(&mut self, index: u64, leaf_hash: Hash, len: u64) -> Result<(), VerifyError> {
+        let expected = self.frontier.size();
+        if index != expected {
+            return Err(if index > expected {
+                VerifyError::Gap {
+                    expected,
+                    found: index,
+                }
+            } else {
+                VerifyError::OutOfOrder {
+                    expected,
+                    found: index,
+                }
+            });
+        }
+        self.frontier.push(leaf_hash);
+        self.entry_bytes += len;
+        self.check_at_size()
+    }
+
+    /// Compares any checkpoint (signed or trusted) whose size is the current size.
+    fn check_at_size(&mut self) -> Result<(), VerifyError> {
+        let size = self.frontier.size();
+        let due = self
+            .checkpoints
+            .get(self.next_checkpoint)
+            .is_some_and(|c| c.size == size);
+        let trusted_due = self.trusted.as_ref().is_some_and(|t| t.size == size);
+        if !due && !trusted_due {
+            return Ok(());
+        }
+        let root = self.frontier.root();
+        if due {
+            let cp = &self.checkpoints[self.next_checkpoint];
+            if cp.root != root {
+                return Err(VerifyError::RootMismatch {
+                    first: self.last_good.min(size.saturating_sub(1)),
+                    last: size.saturating_sub(1),
+                    size,
+                    signer: self.signer.clone(),
+                    signed_root: b64(&cp.root),
+                    log_root: b64(&root),
+                });
+            }
+            self.next_checkpoint += 1;
+            self.checkpoints_verified += 1;
+            self.last_good = size;
+        }
+        if let Some(t) = self.trusted.as_ref().filter(|_| trusted_due) {
+            if t.root != root {
+                return Err(VerifyError::Fork {
+                    size,
+                    trusted_root: b64(&t.root),
+                    log_root: b64(&root),
+                });
+            }
+            self.trusted_verified = true;
+            self.last_good = size;
+        }
+        Ok(())
+    }
+
+    /// Ends the stream: every checkpoint must have been reached.
+    pub fn finish(self) -> Result<Summary, VerifyError> {
+        let entries = self.frontier.size();
+        if let Some(cp) = self.checkpoints.get(self.next_checkpoint) {
+            return Err(VerifyError::Truncated {
+                entries,
+                size: cp.size,
+                signer: self.signer,
+            });
+        }
+        if let Some(t) = &self.trusted {
+            if !self.trusted_verified {
+                return Err(VerifyError::TrustedTruncated {
+                    entries,
+                    size: t.size,
+                });
+            }
+        }
+        Ok(Summary {
+            entries,
+            checkpoints_verified: self.checkpoints_verified,
+            latest_checkpoint_size: self.checkpoints.last().map_or(0, |c| c.size),
+            trusted_verified: self.trusted_verified,
+            entry_bytes: self.entry_bytes,
+            root: self.frontier.root(),
+        })
+    }
+}
+
+fn leaf_record(line: &[u8]) -> Option<(u64, Hash)> {
+    Some((top_level_index(line)?, hash_leaf(line)))
+}
+
+/// Finds the value of the top-level `"index"` key of a JSON object without
+/// building it: a single pass that skips strings and nested values. Returns
+/// `None` if the bytes are not an object with an unsigned integer `index`.
+pub fn top_level_index(bytes: &[u8]) -> Option<u64> {
+    if bytes.first() != Some(&b'{') {
+        return None;
+    }
+    let mut depth = 1usize;
+    let mut expecting_key = true;
+    let mut i = 1;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'"' => {
+                let start = i + 1;
+                i += 1;
+                while i < bytes.len() && bytes[i] != b'"' {
+                    if bytes[i] == b'\\' {
+                        i += 1;
+                    }
+                    i += 1;
+                }
+                if depth == 1 && expecting_key && bytes.get(start..i) == Some(b"index") {
+                    let rest = bytes.get(i + 1..)?.strip_prefix(b":")?;
+                    let end = rest
+                        .iter()
+                        .position(|b| !b.is_ascii_digit())
+                        .unwrap_or(rest.len());
+                    let digits = std::str::from_utf8(&rest[..end]).ok()?;
+                    if digits.is_empty() || (digits.len() > 1 && digits.starts_with('0')) {
+                        return None;
+                    }
+                    return digits.parse().ok();
+                }
+            }
+            b'{' | b'[' => depth += 1,
+            b'}' | b']' => {
+                depth -= 1;
+                if depth == 0 {
+                    return None;
+                }
+            }
+            b',' if depth == 1 => expecting_key = true,
+            b':' if depth == 1 => expecting_key = false,
+            _ => {}
+        }
+        i += 1;
+    }
+    None
+}
+
+/// Verifies entries (in log order) against signed checkpoints and an optional
+/// trusted checkpoint; see [`LogVerifier::new`] for the arguments.
+pub fn verify_entries<'a, I, L, T>(
+    entries: I,
+    key: &NoteVerifier,
+    checkpoints: &[(L, T)],
+    trusted: Option<&str>,
+) -> Result<Summary, VerifyError>
+where
+    I: IntoIterator<Item = &'a LedgerEntry>,
+    L: AsRef<str>,
+    T: AsRef<str>,
+{
+    let mut v = LogVerifier::new(key, checkpoints, trusted)?;
+    for e in entries {
+        v.push_entry(e)?;
+    }
+    v.finish()
+}
+
+/// Verifies canonical entry bytes (in log order), as read from NDJSON, against
+/// signed checkpoints and an optional trusted checkpoint.
+pub fn verify_encoded<L: AsRef<str>, T: AsRef<str>>(
+    lines: &[&[u8]],
+    key: &NoteVerifier,
+    checkpoints: &[(L, T)],
+    trusted: Option<&str>,
+) -> Result<Summary, VerifyError> {
+    let mut v = LogVerifier::new(key, checkpoints, trusted)?;
+    for batch in lines.chunks(1 << 14) {
+        v.push_encoded_batch(batch)?;
+    }
+    v.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn index_scanner() {
+        let e = LedgerEntry {
+            index: 42,
+            time_ms: 1,
+            kind: "k".into(),
+            actor: "a\"index\":7".into(),
+            subject: "s".into(),
+            policy_hash: "p".into(),
+            data: serde_json::json!({"index": 9, "x": ["index", {"index": 3}]}),
+        };
+        assert_eq!(top_level_index(&e.encode()), Some(42));
+        assert_eq!(top_level_index(b"{\"index\":01}"), None);
+        assert_eq!(top_level_index(b"{\"a\":{\"index\":1}}"), None);
+        assert_eq!(top_level_index(b"[\"index\"]"), None);
+        assert_eq!(top_level_index(b"{\"index\":"), None);
+        assert_eq!(top_level_index(b""), None);
+    }
+}
