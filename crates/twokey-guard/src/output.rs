@@ -1,0 +1,206 @@
+//! Finding formats: NDJSON, OCSF Detection Finding, and a table for people.
+
+use std::io::Write;
+
+use serde::Serialize;
+use serde_json::value::RawValue;
+
+/// One finding: a rule (detection or correlation) that matched a record.
+#[derive(Debug, Clone)]
+pub struct Finding<'a> {
+    /// The Sigma rule id.
+    pub rule_id: &'a str,
+    /// The rule title.
+    pub rule_title: &'a str,
+    /// The rule level.
+    pub level: &'a str,
+    /// The input the record came from.
+    pub file: &'a str,
+    /// 1-based line (NDJSON) or 0-based `Records` index (log files).
+    pub line: u64,
+    /// CloudTrail `eventID`, when present.
+    pub event_id: Option<&'a str>,
+    /// `eventName`, when present (for the table).
+    pub event_name: Option<&'a str>,
+    /// `eventTime`, when present.
+    pub event_time: Option<&'a str>,
+    /// The record's JSON text.
+    pub event: &'a str,
+    /// Set for correlation findings: what was counted.
+    pub correlation: Option<CorrelationInfo>,
+}
+
+/// What a correlation finding adds.
+#[derive(Debug, Clone, Serialize)]
+pub struct CorrelationInfo {
+    /// `event_count`, `value_count`, `temporal` or `temporal_ordered`.
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    /// The group-by field values.
+    pub group: serde_json::Map<String, serde_json::Value>,
+    /// Events, distinct values or distinct rules counted.
+    pub count: u64,
+    /// Event time of the first event in the window (ms since the epoch).
+    pub first_ms: i64,
+    /// Event time of the event that completed the condition.
+    pub last_ms: i64,
+}
+
+/// Output format of `scan` and `watch`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// One JSON finding a line.
+    Ndjson,
+    /// One OCSF 1.1 Detection Finding (class 2004) a line.
+    Ocsf,
+    /// An aligned text table.
+    Table,
+}
+
+#[derive(Serialize)]
+struct NdjsonFinding<'a> {
+    rule_id: &'a str,
+    rule_title: &'a str,
+    level: &'a str,
+    source: Source<'a>,
+    event_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    correlation: Option<&'a CorrelationInfo>,
+    event: &'a RawValue,
+}
+
+#[derive(Serialize)]
+struct Source<'a> {
+    file: &'a str,
+    line: u64,
+}
+
+/// Writes findings in one format.
+pub struct FindingWriter {
+    format: Format,
+    header_done: bool,
+}
+
+impl FindingWriter {
+    /// A writer for `format`.
+    pub fn new(format: Format) -> Self {
+        FindingWriter {
+            format,
+            header_done: false,
+        }
+    }
+
+    /// Writes one finding.
+    pub fn write(&mut self, out: &mut dyn Write, f: &Finding<'_>) -> anyhow::Result<()> {
+        let raw: &RawValue = serde_json::from_str(f.event)?;
+        match self.format {
+            Format::Ndjson => {
+                let nd = NdjsonFinding {
+                    rule_id: f.rule_id,
+                    rule_title: f.rule_title,
+                    level: f.level,
+                    source: Source {
+                        file: f.file,
+                        line: f.line,
+                    },
+                    event_id: f.event_id,
+                    correlation: f.correlation.as_ref(),
+                    event: raw,
+                };
+                serde_json::to_writer(&mut *out, &nd)?;
+                out.write_all(b"\n")?;
+            }
+            Format::Ocsf => {
+                serde_json::to_writer(&mut *out, &ocsf(f, raw))?;
+                out.write_all(b"\n")?;
+            }
+            Format::Table => {
+                if !self.header_done {
+                    writeln!(
+                        out,
+                        "{:<8} {:<44} {:<32} {:<28} {}",
+                        "LEVEL", "RULE", "EVENT", "SOURCE", "EVENT ID"
+                    )?;
+                    self.header_done = true;
+                }
+                let src = format!("{}:{}", short(f.file, 22), f.line);
+                writeln!(
+                    out,
+                    "{:<8} {:<44} {:<32} {:<28} {}",
+                    f.level,
+                    short(f.rule_title, 44),
+                    short(f.event_name.unwrap_or("-"), 32),
+                    src,
+                    f.event_id.unwrap_or("-")
+                )?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Keeps the last `n` characters of `s` (file names) or the first `n`
+/// (titles), marking the cut with `…`.
+fn short(s: &str, n: usize) -> String {
+    let count = s.chars().count();
+    if count <= n {
+        return s.to_string();
+    }
+    let keep: String = s.chars().take(n - 1).collect();
+    format!("{keep}…")
+}
+
+fn severity_id(level: &str) -> u8 {
+    match level {
+        "informational" => 1,
+        "low" => 2,
+        "medium" => 3,
+        "high" => 4,
+        "critical" => 5,
+        _ => 0,
+    }
+}
+
+/// An OCSF 1.1 Detection Finding for a Sigma match.
+fn ocsf(f: &Finding<'_>, raw: &RawValue) -> serde_json::Value {
+    let time = f
+        .event_time
+        .and_then(twokey_sigma::correlation::parse_time_ms)
+        .unwrap_or(0);
+    let sev = severity_id(f.level);
+    serde_json::json!({
+        "class_uid": 2004,
+        "class_name": "Detection Finding",
+        "category_uid": 2,
+        "category_name": "Findings",
+        "activity_id": 1,
+        "activity_name": "Create",
+        "type_uid": 200401,
+        "type_name": "Detection Finding: Create",
+        "severity_id": sev,
+        "severity": f.level,
+        "status_id": 1,
+        "status": "New",
+        "time": time,
+        "message": f.rule_title,
+        "metadata": {
+            "version": "1.1.0",
+            "product": {"name": "twokey guard", "vendor_name": "twokey"},
+            "log_name": f.file,
+        },
+        "finding_info": {
+            "uid": format!("{}:{}:{}", f.rule_id, f.file, f.line),
+            "title": f.rule_title,
+            "analytic": {
+                "uid": f.rule_id,
+                "name": f.rule_title,
+                "type_id": if f.correlation.is_some() { 5 } else { 1 },
+                "type": if f.correlation.is_some() { "Other" } else { "Rule" },
+            },
+            "src_url": null,
+        },
+        "evidences": [{"data": {"event_id": f.event_id, "file": f.file, "line": f.line}}],
+        "unmapped": {"correlation": f.correlation},
+        "raw_data": raw.get(),
+    })
+}

@@ -1,0 +1,348 @@
+//! Loading Sigma rule files into a [`RuleSet`] and matching events with it.
+
+use std::collections::HashMap;
+
+use yaml_serde::Value as Yaml;
+
+use crate::config::Config;
+use crate::correlation::{self, CorrelationDef};
+use crate::detection::{self, Node};
+use crate::json::{Event, JsonValue};
+
+/// What a detection rule says about itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuleMeta {
+    /// The Sigma `id` (a UUID); the `name`, or failing that the title, when
+    /// the rule has none.
+    pub id: String,
+    /// The Sigma `name`, which correlation rules may refer to.
+    pub name: Option<String>,
+    /// The `title`.
+    pub title: String,
+    /// The `level` (`informational`, `low`, `medium`, `high`, `critical`);
+    /// `medium` when the rule gives none.
+    pub level: String,
+    /// The `status` (`stable`, `test`, `experimental`, …), when given.
+    pub status: Option<String>,
+    /// The `description`, when given.
+    pub description: Option<String>,
+    /// The `tags` (ATT&CK techniques and the like).
+    pub tags: Vec<String>,
+    /// Where the rule was read from (a file name, as the caller gave it).
+    pub source: String,
+}
+
+/// A rule the engine cannot run, with the reason.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unsupported {
+    /// Where it was read from.
+    pub source: String,
+    /// Its id or title, when those could be read.
+    pub rule: Option<String>,
+    /// Why it cannot run.
+    pub reason: String,
+}
+
+impl std::fmt::Display for Unsupported {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.rule {
+            Some(r) => write!(f, "{}: rule {r}: {}", self.source, self.reason),
+            None => write!(f, "{}: {}", self.source, self.reason),
+        }
+    }
+}
+
+/// A compiled detection rule.
+#[derive(Debug, Clone)]
+pub struct Rule {
+    /// Its metadata.
+    pub meta: RuleMeta,
+    /// Whether a match is reported on its own; false for rules that only
+    /// feed a correlation rule (Sigma's `generate: false`, the default).
+    pub emit: bool,
+    node: Node,
+}
+
+impl Rule {
+    /// Whether this rule's detection matches the event.
+    pub fn matches(&self, ev: &Event<'_>) -> bool {
+        self.node.matches(ev)
+    }
+}
+
+/// Reads rule files; [`RuleSetBuilder::build`] compiles them into a
+/// [`RuleSet`].
+pub struct RuleSetBuilder {
+    cfg: Config,
+    rules: Vec<Rule>,
+    correlations: Vec<(String, Yaml)>,
+    unsupported: Vec<Unsupported>,
+}
+
+impl RuleSetBuilder {
+    /// Starts an empty set with this configuration.
+    pub fn new(cfg: Config) -> Self {
+        RuleSetBuilder {
+            cfg,
+            rules: Vec::new(),
+            correlations: Vec::new(),
+            unsupported: Vec::new(),
+        }
+    }
+
+    /// Adds every YAML document of one file. Documents that cannot be run
+    /// are recorded with the reason (see [`RuleSet::unsupported`]).
+    pub fn add_yaml(&mut self, source: &str, text: &str) {
+        let mut docs = Vec::new();
+        for doc in yaml_serde::Deserializer::from_str(text) {
+            match serde::Deserialize::deserialize(doc) {
+                Ok(v) => docs.push(v),
+                Err(e) => {
+                    self.unsupported.push(Unsupported {
+                        source: source.to_string(),
+                        rule: None,
+                        reason: format!("not valid YAML: {e}"),
+                    });
+                    return;
+                }
+            }
+        }
+        // A document holding only `action: global` etc. or nothing is skipped
+        // by Sigma tools too; everything else must be a rule.
+        for doc in docs {
+            if matches!(doc, Yaml::Null) {
+                continue;
+            }
+            self.add_doc(source, doc);
+        }
+    }
+
+    fn add_doc(&mut self, source: &str, doc: Yaml) {
+        let label = doc
+            .get("id")
+            .and_then(Yaml::as_str)
+            .or_else(|| doc.get("title").and_then(Yaml::as_str))
+            .map(str::to_string);
+        let fail = |reason: String| Unsupported {
+            source: source.to_string(),
+            rule: label.clone(),
+            reason,
+        };
+        if !matches!(doc, Yaml::Mapping(_)) {
+            self.unsupported
+                .push(fail("a rule must be a YAML mapping".into()));
+            return;
+        }
+        if doc.get("correlation").is_some() {
+            self.correlations.push((source.to_string(), doc));
+            return;
+        }
+        let Some(detection) = doc.get("detection") else {
+            self.unsupported
+                .push(fail("has neither 'detection' nor 'correlation'".into()));
+            return;
+        };
+        let meta = match read_meta(&doc, source) {
+            Ok(m) => m,
+            Err(e) => {
+                self.unsupported.push(fail(e));
+                return;
+            }
+        };
+        if let Err(e) = check_logsource(&doc, &self.cfg) {
+            self.unsupported.push(fail(e));
+            return;
+        }
+        match detection::compile(detection, &self.cfg) {
+            Ok(node) => self.rules.push(Rule {
+                meta,
+                emit: true,
+                node,
+            }),
+            Err(e) => self.unsupported.push(fail(e)),
+        }
+    }
+
+    /// Compiles the correlation rules and the index.
+    pub fn build(mut self) -> RuleSet {
+        let mut correlations = Vec::new();
+        for (source, doc) in std::mem::take(&mut self.correlations) {
+            let label = doc
+                .get("id")
+                .and_then(Yaml::as_str)
+                .or_else(|| doc.get("title").and_then(Yaml::as_str))
+                .map(str::to_string);
+            let parsed = read_meta(&doc, &source)
+                .and_then(|meta| correlation::parse(&doc, meta, &self.rules, &self.cfg));
+            match parsed {
+                Ok(c) => correlations.push(c),
+                Err(reason) => self.unsupported.push(Unsupported {
+                    source,
+                    rule: label,
+                    reason,
+                }),
+            }
+        }
+        for c in &correlations {
+            if !c.generate {
+                for &r in &c.rules {
+                    self.rules[r].emit = false;
+                }
+            }
+        }
+        let mut index: HashMap<Box<str>, Vec<u32>> = HashMap::new();
+        let mut always = Vec::new();
+        for (i, r) in self.rules.iter().enumerate() {
+            let i = i as u32;
+            match r.node.required_literals("eventName") {
+                Some(names) => {
+                    for n in names {
+                        let slot = index.entry(n.into_boxed_str()).or_default();
+                        if slot.last() != Some(&i) {
+                            slot.push(i);
+                        }
+                    }
+                }
+                None => always.push(i),
+            }
+        }
+        RuleSet {
+            rules: self.rules,
+            index,
+            always,
+            correlations,
+            unsupported: self.unsupported,
+        }
+    }
+}
+
+fn read_meta(doc: &Yaml, source: &str) -> Result<RuleMeta, String> {
+    let s = |k: &str| doc.get(k).and_then(Yaml::as_str).map(str::to_string);
+    let title = s("title").ok_or("rule has no title")?;
+    let name = s("name");
+    let id = s("id")
+        .or_else(|| name.clone())
+        .unwrap_or_else(|| title.clone());
+    let tags = match doc.get("tags") {
+        Some(Yaml::Sequence(t)) => t
+            .iter()
+            .filter_map(|x| x.as_str().map(str::to_string))
+            .collect(),
+        _ => Vec::new(),
+    };
+    Ok(RuleMeta {
+        id,
+        name,
+        title,
+        level: s("level").unwrap_or_else(|| "medium".into()),
+        status: s("status"),
+        description: s("description"),
+        tags,
+        source: source.to_string(),
+    })
+}
+
+fn check_logsource(doc: &Yaml, cfg: &Config) -> Result<(), String> {
+    if cfg.logsources.is_empty() {
+        return Ok(());
+    }
+    let ls = doc.get("logsource");
+    let get = |k: &str| ls.and_then(|l| l.get(k)).and_then(Yaml::as_str);
+    let (product, service) = (get("product"), get("service"));
+    let ok = cfg.logsources.iter().any(|(p, s)| {
+        product.is_none_or(|x| x.eq_ignore_ascii_case(p))
+            && service.is_none_or(|x| x.eq_ignore_ascii_case(s))
+            && (product.is_some() || service.is_some())
+    });
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "logsource product={} service={} is not one this engine reads ({})",
+            product.unwrap_or("-"),
+            service.unwrap_or("-"),
+            cfg.logsources
+                .iter()
+                .map(|(p, s)| format!("{p}/{s}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))
+    }
+}
+
+/// Compiled rules, ready to match events.
+#[derive(Debug)]
+pub struct RuleSet {
+    rules: Vec<Rule>,
+    /// Lower-cased `eventName` → rules that can only match events with it.
+    index: HashMap<Box<str>, Vec<u32>>,
+    /// Rules that must be tried on every event.
+    always: Vec<u32>,
+    correlations: Vec<CorrelationDef>,
+    unsupported: Vec<Unsupported>,
+}
+
+impl RuleSet {
+    /// Compiles the rule files given as (source name, YAML text).
+    pub fn from_sources<'s>(
+        cfg: Config,
+        files: impl IntoIterator<Item = (&'s str, &'s str)>,
+    ) -> RuleSet {
+        let mut b = RuleSetBuilder::new(cfg);
+        for (src, text) in files {
+            b.add_yaml(src, text);
+        }
+        b.build()
+    }
+
+    /// The detection rules, in load order; match results index into this.
+    pub fn rules(&self) -> &[Rule] {
+        &self.rules
+    }
+
+    /// The correlation rules.
+    pub fn correlations(&self) -> &[CorrelationDef] {
+        &self.correlations
+    }
+
+    /// Rules that were read but cannot run, with the reasons.
+    pub fn unsupported(&self) -> &[Unsupported] {
+        &self.unsupported
+    }
+
+    /// Puts the indices of the rules that match `ev` into `out` (cleared
+    /// first), in ascending order. Includes rules that only feed
+    /// correlations; see [`Rule::emit`].
+    pub fn matches(&self, ev: &Event<'_>, out: &mut Vec<usize>) {
+        out.clear();
+        for &i in &self.always {
+            if self.rules[i as usize].node.matches(ev) {
+                out.push(i as usize);
+            }
+        }
+        if let Some(JsonValue::String(name)) = ev.top("eventName") {
+            let name = name.decode();
+            let mut buf = [0u8; 128];
+            let hit = if name.len() <= buf.len() && name.is_ascii() {
+                let b = &mut buf[..name.len()];
+                b.copy_from_slice(name.as_bytes());
+                b.make_ascii_lowercase();
+                // ASCII lower-casing keeps the bytes valid UTF-8.
+                std::str::from_utf8(b).ok().and_then(|k| self.index.get(k))
+            } else {
+                self.index.get(name.to_lowercase().as_str())
+            };
+            if let Some(cands) = hit {
+                let before = out.len();
+                for &i in cands {
+                    if self.rules[i as usize].node.matches(ev) {
+                        out.push(i as usize);
+                    }
+                }
+                if before > 0 && out.len() > before {
+                    out.sort_unstable();
+                }
+            }
+        }
+    }
+}
