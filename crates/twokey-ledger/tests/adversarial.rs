@@ -86,7 +86,8 @@ fn untouched_log_verifies() {
 fn one_changed_field_of_one_entry_is_detected() {
     let l = log();
     let cps = checkpoints(&l, &real_key());
-    let mutations: Vec<(&str, fn(&mut LedgerEntry))> = vec![
+    type Mutation = (&'static str, fn(&mut LedgerEntry));
+    let mutations: Vec<Mutation> = vec![
         ("time_ms", |e| e.time_ms ^= 1),
         ("kind", |e| e.kind.replace_range(0..1, "R")),
         ("actor", |e| e.actor.push('x')),
