@@ -459,9 +459,74 @@ fn leaf_record(line: &[u8]) -> Option<(u64, Hash)> {
 }
 
 /// Finds the value of the top-level `"index"` key of a JSON object without
-/// building it: a single pass that skips strings and nested values. Returns
-/// `None` if the bytes are not an object with an unsigned integer `index`.
+/// building it. Returns `None` if the bytes are not an object with an
+/// unsigned integer `index`.
+///
+/// Canonical entries end with `"index":N,"kind":S,"policy_hash":S,"subject":S,"time_ms":N}`,
+/// so the index is found by reading those few fields backwards, skipping the
+/// (arbitrarily large) `data`; anything else falls back to a forward scan.
+/// Either way the index is only a diagnostic: the leaf hash of the exact
+/// bytes is what proves the entry.
 pub fn top_level_index(bytes: &[u8]) -> Option<u64> {
+    index_from_tail(bytes).or_else(|| index_forward(bytes))
+}
+
+/// Reads the canonical tail backwards (see [`top_level_index`]).
+fn index_from_tail(bytes: &[u8]) -> Option<u64> {
+    let rest = bytes.strip_suffix(b"}")?;
+    let rest = strip_number_back(rest, true)?;
+    let rest = rest.strip_suffix(b",\"time_ms\":")?;
+    let rest = strip_string_back(rest)?;
+    let rest = rest.strip_suffix(b",\"subject\":")?;
+    let rest = strip_string_back(rest)?;
+    let rest = rest.strip_suffix(b",\"policy_hash\":")?;
+    let rest = strip_string_back(rest)?;
+    let rest = rest.strip_suffix(b",\"kind\":")?;
+    let digits_start = strip_number_back(rest, false)?.len();
+    let before = &rest[..digits_start];
+    if !before.ends_with(b",\"index\":") {
+        return None;
+    }
+    parse_u64(&rest[digits_start..])
+}
+
+/// Removes a trailing JSON integer (optionally signed) and returns what precedes it.
+fn strip_number_back(b: &[u8], signed: bool) -> Option<&[u8]> {
+    let n = b.iter().rev().take_while(|c| c.is_ascii_digit()).count();
+    if n == 0 {
+        return None;
+    }
+    let rest = &b[..b.len() - n];
+    Some(match rest.strip_suffix(b"-") {
+        Some(r) if signed => r,
+        _ => rest,
+    })
+}
+
+/// Removes a trailing JSON string and returns what precedes it: the opening
+/// quote is the nearest `"` not preceded by an odd number of backslashes.
+fn strip_string_back(b: &[u8]) -> Option<&[u8]> {
+    let body = b.strip_suffix(b"\"")?;
+    let mut end = body.len();
+    loop {
+        let q = body[..end].iter().rposition(|c| *c == b'"')?;
+        let slashes = body[..q].iter().rev().take_while(|c| **c == b'\\').count();
+        if slashes % 2 == 0 {
+            return Some(&body[..q]);
+        }
+        end = q;
+    }
+}
+
+fn parse_u64(digits: &[u8]) -> Option<u64> {
+    if digits.is_empty() || (digits.len() > 1 && digits[0] == b'0') {
+        return None;
+    }
+    std::str::from_utf8(digits).ok()?.parse().ok()
+}
+
+/// Forward scan for the top-level `"index"`: skips strings and nested values.
+fn index_forward(bytes: &[u8]) -> Option<u64> {
     if bytes.first() != Some(&b'{') {
         return None;
     }
@@ -485,11 +550,7 @@ pub fn top_level_index(bytes: &[u8]) -> Option<u64> {
                         .iter()
                         .position(|b| !b.is_ascii_digit())
                         .unwrap_or(rest.len());
-                    let digits = std::str::from_utf8(&rest[..end]).ok()?;
-                    if digits.is_empty() || (digits.len() > 1 && digits.starts_with('0')) {
-                        return None;
-                    }
-                    return digits.parse().ok();
+                    return parse_u64(&rest[..end]);
                 }
             }
             b'{' | b'[' => depth += 1,
@@ -546,6 +607,25 @@ pub fn verify_encoded<L: AsRef<str>, T: AsRef<str>>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn both_index_scanners_agree_on_any_entry(
+            index in any::<u64>(), time_ms in any::<i64>(),
+            kind in "[a-z\\\\\"\\.]{0,12}", actor in "\\PC{0,20}",
+            subject in "[\\\\\"x,:{}]{0,12}", policy_hash in "\\PC{0,8}",
+            data in "\\PC{0,30}",
+        ) {
+            let e = LedgerEntry {
+                index, time_ms, kind, actor, subject, policy_hash,
+                data: serde_json::json!({"index": 1, "s": data}),
+            };
+            let b = e.encode();
+            prop_assert_eq!(index_from_tail(&b), Some(index));
+            prop_assert_eq!(index_forward(&b), Some(index));
+        }
+    }
 
     #[test]
     fn index_scanner() {
@@ -559,6 +639,13 @@ mod tests {
             data: serde_json::json!({"index": 9, "x": ["index", {"index": 3}]}),
         };
         assert_eq!(top_level_index(&e.encode()), Some(42));
+        assert_eq!(index_from_tail(&e.encode()), Some(42));
+        assert_eq!(index_forward(&e.encode()), Some(42));
+        let mut tricky = e.clone();
+        tricky.subject = "x\\\",\"index\":5,\"kind\":\"\\".into();
+        tricky.kind = "\\\\".into();
+        assert_eq!(index_from_tail(&tricky.encode()), Some(42));
+        assert_eq!(index_forward(&tricky.encode()), Some(42));
         assert_eq!(top_level_index(b"{\"index\":01}"), None);
         assert_eq!(top_level_index(b"{\"a\":{\"index\":1}}"), None);
         assert_eq!(top_level_index(b"[\"index\"]"), None);

@@ -1,0 +1,165 @@
+//! Ledger benchmark: raw SHA-256 speed of this machine, in-memory append
+//! (frontier) speed, and offline verify speed measured against it.
+//!
+//! `cargo run --release -p twokey-ledger --bin ledger-bench [ENTRIES]`
+//! (default 300000 entries of about 430 bytes, checkpoints every 1000).
+//! Every figure is the best of 3 runs, so that a shared, busy machine
+//! penalises each measurement alike. The durable (database) append benchmark
+//! lives with the store.
+
+use std::time::Instant;
+
+use sha2::{Digest, Sha256};
+use twokey_ledger::checkpoint::{Checkpoint, NoteSigner};
+use twokey_ledger::merkle::{hash_leaf, Frontier};
+use twokey_ledger::verify::{top_level_index, verify_encoded, verify_entries, LogVerifier};
+use twokey_ledger::LedgerEntry;
+
+const CHECKPOINT_EVERY: u64 = 1000;
+
+fn mb(bytes: u64, secs: f64) -> f64 {
+    bytes as f64 / 1e6 / secs
+}
+
+/// Best wall-clock time of 3 runs of `f`, in seconds.
+fn best_of_3(mut f: impl FnMut()) -> f64 {
+    (0..3)
+        .map(|_| {
+            let t = Instant::now();
+            f();
+            t.elapsed().as_secs_f64()
+        })
+        .fold(f64::MAX, f64::min)
+}
+
+fn entry(i: u64) -> LedgerEntry {
+    LedgerEntry {
+        index: i,
+        time_ms: 1_700_000_000_000 + i as i64,
+        kind: "review.approved".into(),
+        actor: format!("https://login.example.com/|user-{:06}", i % 5000),
+        subject: format!("req-{:012}", i / 4),
+        policy_hash: "4f1c0a2b9d8e7f6a5b4c3d2e1f0a9b8c7d6e5f4a3b2c1d0e9f8a7b6c5d4e3f2a".into(),
+        data: serde_json::json!({
+            "entitlement": "prod-db-write",
+            "reason": format!("INC-{i}: fix stuck settlement batch for tenant {}", i % 97),
+            "duration_s": 3600,
+            "approvals": [{"by": "https://login.example.com/|lead-7", "mfa": true}],
+            "ticket": format!("OPS-{}", 10000 + i % 9000),
+        }),
+    }
+}
+
+fn main() {
+    let n: u64 = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(300_000);
+
+    let entries: Vec<LedgerEntry> = (0..n).map(entry).collect();
+    let lines: Vec<Vec<u8>> = entries.iter().map(LedgerEntry::encode).collect();
+    let bytes: u64 = lines.iter().map(|l| l.len() as u64).sum();
+    println!(
+        "log: {n} entries, {:.0} bytes/entry on average, {:.1} MB, checkpoint every {CHECKPOINT_EVERY}",
+        bytes as f64 / n as f64,
+        bytes as f64 / 1e6,
+    );
+
+    // 1. Raw SHA-256, one thread, over one buffer as large as the log.
+    let buf = vec![0x5au8; bytes as usize];
+    let secs = best_of_3(|| {
+        std::hint::black_box(Sha256::digest(&buf));
+    });
+    let raw = mb(bytes, secs);
+    println!(
+        "raw SHA-256 (1 thread, one {:.0} MB buffer): {raw:.0} MB/s",
+        bytes as f64 / 1e6
+    );
+    let secs = best_of_3(|| {
+        for l in &lines {
+            std::hint::black_box(hash_leaf(l));
+        }
+    });
+    let leaf = mb(bytes, secs);
+    println!(
+        "leaf hashing alone (SHA-256(0x00||entry) per entry, 1 thread): {leaf:.0} MB/s = {:.0}% of raw",
+        100.0 * leaf / raw
+    );
+
+    // 2. In-memory append, as the store does it: encode + leaf hash + frontier push.
+    let secs = best_of_3(|| {
+        let mut f = Frontier::new();
+        for e in &entries {
+            f.push(e.leaf_hash());
+        }
+        std::hint::black_box(f.to_bytes());
+    });
+    println!(
+        "append (encode + leaf hash + frontier push, 1 thread): {:.0} entries/s",
+        n as f64 / secs
+    );
+    let hashes: Vec<_> = lines.iter().map(|l| hash_leaf(l)).collect();
+    let secs = best_of_3(|| {
+        let mut f = Frontier::new();
+        for h in &hashes {
+            f.push(*h);
+        }
+        std::hint::black_box(f.root());
+    });
+    println!("  frontier push alone: {:.0} entries/s", n as f64 / secs);
+    let secs = best_of_3(|| {
+        let s: u64 = lines.iter().filter_map(|l| top_level_index(l)).sum();
+        std::hint::black_box(s);
+    });
+    println!("  index extraction alone: {:.0} MB/s", mb(bytes, secs));
+
+    // Checkpoints every CHECKPOINT_EVERY entries and a trusted one half way.
+    let key = NoteSigner::from_seed("bench.example/ledger", &[9; 32]).expect("valid key name");
+    let mut cps = Vec::new();
+    let mut h = Frontier::new();
+    for l in &hashes {
+        h.push(*l);
+        if h.size() % CHECKPOINT_EVERY == 0 || h.size() == n {
+            let cp = Checkpoint::new("bench.example/ledger", h.size(), h.root());
+            cps.push((format!("checkpoint {}", h.size()), key.sign_checkpoint(&cp)));
+        }
+    }
+    let trusted = cps[cps.len() / 2].1.clone();
+    let verifier = key.verifier();
+    let refs: Vec<&[u8]> = lines.iter().map(Vec::as_slice).collect();
+
+    // 3. Verify from NDJSON bytes (bundles, exports).
+    let report = |what: &str, secs: f64| {
+        let v = mb(bytes, secs);
+        println!(
+            "verify {what}: {:.0} entries/s, {v:.0} MB/s = {:.0}% of raw SHA-256, {:.0}% of leaf hashing",
+            n as f64 / secs,
+            100.0 * v / raw,
+            100.0 * v / leaf
+        );
+    };
+    let secs = best_of_3(|| {
+        let mut lv = LogVerifier::new(&verifier, &cps, Some(&trusted)).expect("checkpoints verify");
+        for l in &refs {
+            lv.push_encoded(l).expect("entry verifies");
+        }
+        lv.finish().expect("log verifies");
+    });
+    report(
+        &format!(
+            "encoded, 1 thread ({} signed checkpoints + trusted)",
+            cps.len()
+        ),
+        secs,
+    );
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
+    let secs = best_of_3(|| {
+        verify_encoded(&refs, &verifier, &cps, Some(&trusted)).expect("log verifies");
+    });
+    report(&format!("encoded, leaf hashing on {threads} threads"), secs);
+    // From entry structs (rows read from a database), re-encoding each.
+    let secs = best_of_3(|| {
+        verify_entries(&entries, &verifier, &cps, Some(&trusted)).expect("log verifies");
+    });
+    report("entries (re-encode + hash, 1 thread)", secs);
+}
