@@ -117,6 +117,9 @@ pub enum ProofError {
     /// The proof is well formed but leads to a different root.
     #[error("proof does not lead to the expected root")]
     RootMismatch,
+    /// A proof's text form could not be read.
+    #[error("malformed proof: {0}")]
+    Malformed(String),
 }
 
 /// Inclusion proof (audit path) for leaf `index` in the first `size` leaves of

@@ -22,7 +22,9 @@ use base64::Engine as _;
 
 use crate::checkpoint::{Checkpoint, CheckpointError, NoteVerifier};
 use crate::entry::LedgerEntry;
-use crate::merkle::{hash_leaf, Frontier, Hash};
+use crate::merkle::{
+    hash_leaf, inclusion_proof, verify_inclusion, Frontier, Hash, LeafHashes, ProofError,
+};
 
 /// What a successful verification covered.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -604,6 +606,112 @@ pub fn verify_encoded<L: AsRef<str>, T: AsRef<str>>(
     v.finish()
 }
 
+/// An inclusion proof for one entry, as `twokey audit prove` prints it.
+///
+/// Text form (one item per line, each ending in `\n`):
+///
+/// ```text
+/// twokey inclusion proof
+/// index 41
+/// size 50
+/// <base64 hash>      one line per proof hash, leaf level first
+/// ```
+///
+/// Verify it with the entry's canonical bytes and a checkpoint of size `size`
+/// whose signature was checked ([`NoteVerifier::verify_checkpoint`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InclusionProof {
+    /// Index of the entry.
+    pub index: u64,
+    /// Tree size the proof is for (a checkpoint's size).
+    pub size: u64,
+    /// RFC 9162 inclusion path, leaf level first.
+    pub hashes: Vec<Hash>,
+}
+
+const PROOF_HEADER: &str = "twokey inclusion proof";
+
+impl InclusionProof {
+    /// Builds the proof for entry `index` in the first `size` leaves.
+    pub fn new<T: LeafHashes + ?Sized>(
+        leaves: &T,
+        index: u64,
+        size: u64,
+    ) -> Result<Self, ProofError> {
+        Ok(Self {
+            index,
+            size,
+            hashes: inclusion_proof(leaves, index, size)?,
+        })
+    }
+
+    /// The text form (see the type docs).
+    pub fn to_text(&self) -> String {
+        let mut s = format!("{PROOF_HEADER}\nindex {}\nsize {}\n", self.index, self.size);
+        for h in &self.hashes {
+            s.push_str(&b64(h));
+            s.push('\n');
+        }
+        s
+    }
+
+    /// Reads the text form.
+    pub fn parse(text: &str) -> Result<Self, ProofError> {
+        let bad = |m: &str| ProofError::Malformed(m.to_string());
+        let mut lines = text.lines();
+        if lines.next() != Some(PROOF_HEADER) {
+            return Err(bad("first line is not \"twokey inclusion proof\""));
+        }
+        let mut number = |key: &str| -> Result<u64, ProofError> {
+            lines
+                .next()
+                .and_then(|l| l.strip_prefix(key))
+                .and_then(|v| parse_u64(v.as_bytes()))
+                .ok_or_else(|| bad(&format!("expected a line \"{key}N\"")))
+        };
+        let index = number("index ")?;
+        let size = number("size ")?;
+        let mut hashes = Vec::new();
+        for l in lines {
+            let raw = B64.decode(l).map_err(|_| bad("proof hash is not base64"))?;
+            hashes.push(
+                raw.try_into()
+                    .map_err(|_| bad("proof hash is not 32 bytes"))?,
+            );
+        }
+        Ok(Self {
+            index,
+            size,
+            hashes,
+        })
+    }
+
+    /// Checks that `entry_bytes` (canonical encoding) is entry `index` of the
+    /// log whose signed checkpoint is `checkpoint`.
+    pub fn verify(&self, entry_bytes: &[u8], checkpoint: &Checkpoint) -> Result<(), ProofError> {
+        if checkpoint.size != self.size {
+            return Err(ProofError::BadSizes {
+                first: self.size,
+                second: checkpoint.size,
+                available: checkpoint.size,
+            });
+        }
+        if top_level_index(entry_bytes) != Some(self.index) {
+            return Err(ProofError::Malformed(format!(
+                "the entry is not entry {}",
+                self.index
+            )));
+        }
+        verify_inclusion(
+            &hash_leaf(entry_bytes),
+            self.index,
+            self.size,
+            &self.hashes,
+            &checkpoint.root,
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -625,6 +733,35 @@ mod tests {
             prop_assert_eq!(index_from_tail(&b), Some(index));
             prop_assert_eq!(index_forward(&b), Some(index));
         }
+    }
+
+    #[test]
+    fn inclusion_proof_text_round_trips_and_verifies() {
+        let entries: Vec<LedgerEntry> = (0..13)
+            .map(|i| LedgerEntry {
+                index: i,
+                time_ms: 0,
+                kind: "k".into(),
+                actor: "a".into(),
+                subject: "s".into(),
+                policy_hash: "p".into(),
+                data: serde_json::json!({}),
+            })
+            .collect();
+        let leaves: Vec<Hash> = entries.iter().map(LedgerEntry::leaf_hash).collect();
+        let cp = Checkpoint::new("o", 13, crate::merkle::root_from_leaves(&leaves));
+        let p = InclusionProof::new(&leaves, 5, 13).unwrap();
+        let q = InclusionProof::parse(&p.to_text()).unwrap();
+        assert_eq!(p, q);
+        q.verify(&entries[5].encode(), &cp).unwrap();
+        assert!(q.verify(&entries[6].encode(), &cp).is_err());
+        let mut changed = entries[5].clone();
+        changed.actor = "b".into();
+        assert_eq!(
+            q.verify(&changed.encode(), &cp),
+            Err(ProofError::RootMismatch)
+        );
+        assert!(InclusionProof::parse("nope\n").is_err());
     }
 
     #[test]
