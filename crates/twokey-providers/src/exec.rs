@@ -89,9 +89,11 @@ impl ExecConfig {
                         "exec target: `timeout` must be longer than zero",
                     ))
                 }
-                Err(e) => return Err(ProviderError::permanent(format!(
+                Err(e) => {
+                    return Err(ProviderError::permanent(format!(
                     "exec target: `timeout` = {t:?} is not a duration like \"30s\" or \"2m\": {e}"
-                ))),
+                )))
+                }
             },
         };
         if let Some(k) = raw

@@ -13,6 +13,7 @@
 //! mode = "membership"
 //! roles = ["app_write"]
 //! users = { alice = "alice_db" }  # requester name -> database user (default: same name)
+//! # optional: max_connections = 2, connect_timeout = "10s"
 //! ```
 //!
 //! **login** — `grant` creates `tk_<request id>` `WITH LOGIN`, a random
@@ -58,6 +59,8 @@ use crate::{
 
 /// Admin connections per target unless `max_connections` says otherwise.
 pub const DEFAULT_MAX_CONNECTIONS: u32 = 2;
+/// How long to wait for an admin connection unless `connect_timeout` says otherwise.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Longest PostgreSQL identifier, in bytes (`NAMEDATALEN - 1`).
 pub const MAX_IDENTIFIER_LEN: usize = 63;
 /// Prefix of the login roles twokey creates.
@@ -91,6 +94,8 @@ struct RawConfig {
     users: BTreeMap<String, String>,
     #[serde(default)]
     max_connections: Option<u32>,
+    #[serde(default)]
+    connect_timeout: Option<String>,
 }
 
 /// A validated `postgres` target.
@@ -106,6 +111,8 @@ pub struct PostgresConfig {
     pub users: BTreeMap<String, String>,
     /// Size limit of the admin connection pool.
     pub max_connections: u32,
+    /// How long to wait for an admin connection (`connect_timeout`, default 10s).
+    pub connect_timeout: Duration,
 }
 
 impl std::fmt::Debug for PostgresConfig {
@@ -116,6 +123,7 @@ impl std::fmt::Debug for PostgresConfig {
             .field("roles", &self.roles)
             .field("users", &self.users)
             .field("max_connections", &self.max_connections)
+            .field("connect_timeout", &self.connect_timeout)
             .finish()
     }
 }
@@ -166,12 +174,21 @@ impl PostgresConfig {
             }
             Some(n) => n,
         };
+        let connect_timeout = match raw.connect_timeout {
+            None => DEFAULT_CONNECT_TIMEOUT,
+            Some(t) => humantime::parse_duration(&t).map_err(|e| {
+                ProviderError::permanent(format!(
+                    "postgres target: `connect_timeout` = {t:?} is not a duration like \"10s\": {e}"
+                ))
+            })?,
+        };
         Ok(Self {
             url: raw.url,
             mode: raw.mode,
             roles: raw.roles,
             users: raw.users,
             max_connections,
+            connect_timeout,
         })
     }
 }
@@ -231,7 +248,7 @@ impl PostgresProvider {
                     .disable_statement_logging();
                 PgPoolOptions::new()
                     .max_connections(self.config.max_connections)
-                    .acquire_timeout(Duration::from_secs(10))
+                    .acquire_timeout(self.config.connect_timeout)
                     .connect_with(options)
                     .await
                     .map_err(|e| db_error("connecting to the admin URL", e))
