@@ -225,79 +225,117 @@ pub fn list_bundles(dir: &Path) -> Result<Vec<(u64, PathBuf)>, VerifyError> {
     Ok(out)
 }
 
-/// Verifies every bundle under `dir` with only the log's public key and,
-/// optionally, a trusted checkpoint held elsewhere: signatures, contiguous
-/// indexes across bundles, each bundle's entries hashing into its checkpoint,
-/// and nothing missing at the end.
-pub fn verify_bundle_dir(
-    dir: &Path,
+/// One published bundle as a verifier sees it, from any sink.
+#[derive(Debug, Clone)]
+pub struct PublishedBundle {
+    /// Where it came from, for messages (a path, an object key).
+    pub label: String,
+    /// The tree size its name claims (directory name, object key).
+    pub size: u64,
+    /// The signed-note text of its checkpoint.
+    pub note: String,
+}
+
+/// Verifies a sequence of bundles (in log order) from any sink: the
+/// checkpoints are checked up front, then `entries(i)` is called for bundle
+/// `i` to fetch its `entries.ndjson` bytes, so a large export is streamed one
+/// bundle at a time. Checks everything [`LogVerifier`] checks, plus that each
+/// bundle's name matches its checkpoint and that its entries end exactly at
+/// its checkpoint.
+pub fn verify_bundles(
+    bundles: &[PublishedBundle],
     key: &NoteVerifier,
     trusted: Option<&str>,
+    mut entries: impl FnMut(usize) -> Result<Vec<u8>, VerifyError>,
 ) -> Result<Summary, VerifyError> {
-    let bundles = list_bundles(dir)?;
-    let read = |p: PathBuf| {
-        fs::read(&p).map_err(|source| VerifyError::Io {
-            path: p.display().to_string(),
-            source,
-        })
-    };
-    let mut notes = Vec::with_capacity(bundles.len());
-    for (_, path) in &bundles {
-        let cp_path = path.join(CHECKPOINT_FILE);
-        let text = String::from_utf8(read(cp_path.clone())?).map_err(|_| VerifyError::Bundle {
-            path: cp_path.display().to_string(),
-            reason: "checkpoint is not UTF-8".into(),
-        })?;
-        notes.push((cp_path.display().to_string(), text));
-    }
+    let notes: Vec<(&str, &str)> = bundles
+        .iter()
+        .map(|b| (b.label.as_str(), b.note.as_str()))
+        .collect();
     let mut v = LogVerifier::new(key, &notes, trusted)?;
-    for ((size, path), (cp_label, note)) in bundles.iter().zip(&notes) {
-        // The directory name must be the size its checkpoint signs.
-        let signed = key
-            .verify_checkpoint(note)
-            .map_err(|source| VerifyError::Checkpoint {
-                which: cp_label.clone(),
-                source,
-            })?;
-        if signed.size != *size {
+    for (i, b) in bundles.iter().enumerate() {
+        // Signatures were checked by LogVerifier::new; only the size is needed.
+        let claimed = b
+            .note
+            .split_once("\n\n")
+            .and_then(|(body, _)| Checkpoint::parse_body(&format!("{body}\n")).ok())
+            .map(|c| c.size);
+        if claimed != Some(b.size) {
             return Err(VerifyError::Bundle {
-                path: path.display().to_string(),
+                path: b.label.clone(),
                 reason: format!(
-                    "directory name says size {size} but its checkpoint says {}",
-                    signed.size
+                    "named for size {} but its checkpoint says {}",
+                    b.size,
+                    claimed.map_or("nothing readable".to_string(), |c| c.to_string())
                 ),
             });
         }
-        let en_path = path.join(ENTRIES_FILE);
-        let data = read(en_path.clone())?;
+        let data = entries(i)?;
         if !data.is_empty() && !data.ends_with(b"\n") {
             return Err(VerifyError::Bundle {
-                path: en_path.display().to_string(),
-                reason: "last line is cut short (no final newline)".into(),
+                path: b.label.clone(),
+                reason: "last entry line is cut short (no final newline)".into(),
             });
         }
         let lines: Vec<&[u8]> = data
-            .split(|b| *b == b'\n')
+            .split(|c| *c == b'\n')
             .filter(|l| !l.is_empty())
             .collect();
         v.push_encoded_batch(&lines)?;
-        if v.size() != *size {
-            let reason = if v.size() < *size {
-                format!(
-                    "entries end at {} but checkpoint says {size}: truncated",
-                    v.size() as i128 - 1
-                )
+        if v.size() != b.size {
+            let reason = if v.size() < b.size {
+                match v.size() {
+                    0 => format!("log is empty but checkpoint says {}: truncated", b.size),
+                    n => format!(
+                        "entries end at {} but checkpoint says {}: truncated",
+                        n - 1,
+                        b.size
+                    ),
+                }
             } else {
                 format!(
-                    "holds entries up to {} beyond its checkpoint size {size}",
-                    v.size() - 1
+                    "holds entries up to {} beyond its checkpoint size {}",
+                    v.size() - 1,
+                    b.size
                 )
             };
             return Err(VerifyError::Bundle {
-                path: en_path.display().to_string(),
+                path: b.label.clone(),
                 reason,
             });
         }
     }
     v.finish()
+}
+
+/// Verifies every bundle under `dir` (layout in the module docs) with only
+/// the log's public key and, optionally, a trusted checkpoint held elsewhere.
+pub fn verify_bundle_dir(
+    dir: &Path,
+    key: &NoteVerifier,
+    trusted: Option<&str>,
+) -> Result<Summary, VerifyError> {
+    let read = |p: &Path| {
+        fs::read(p).map_err(|source| VerifyError::Io {
+            path: p.display().to_string(),
+            source,
+        })
+    };
+    let found = list_bundles(dir)?;
+    let mut bundles = Vec::with_capacity(found.len());
+    for (size, path) in &found {
+        let cp_path = path.join(CHECKPOINT_FILE);
+        let note = String::from_utf8(read(&cp_path)?).map_err(|_| VerifyError::Bundle {
+            path: cp_path.display().to_string(),
+            reason: "checkpoint is not UTF-8".into(),
+        })?;
+        bundles.push(PublishedBundle {
+            label: path.display().to_string(),
+            size: *size,
+            note,
+        });
+    }
+    verify_bundles(&bundles, key, trusted, |i| {
+        read(&found[i].1.join(ENTRIES_FILE))
+    })
 }
