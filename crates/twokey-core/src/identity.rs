@@ -25,7 +25,10 @@ impl IdentityKey {
 
     /// A key for an identity declared in the policy file.
     pub fn local(subject: impl Into<String>) -> Self {
-        Self { issuer: Self::STATIC_ISSUER.into(), subject: subject.into() }
+        Self {
+            issuer: Self::STATIC_ISSUER.into(),
+            subject: subject.into(),
+        }
     }
 }
 
@@ -51,7 +54,10 @@ impl Actor {
     /// The scheduler and other automatic actions.
     pub fn system() -> Self {
         Self {
-            key: IdentityKey { issuer: "twokey".into(), subject: "system".into() },
+            key: IdentityKey {
+                issuer: "twokey".into(),
+                subject: "system".into(),
+            },
             name: "system".into(),
             groups: BTreeSet::new(),
         }

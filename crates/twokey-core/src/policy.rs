@@ -192,7 +192,11 @@ pub struct StaticIdentity {
 impl StaticIdentity {
     /// The actor this identity authenticates as.
     pub fn actor(&self) -> Actor {
-        Actor { key: self.key.clone(), name: self.name.clone(), groups: self.groups.clone() }
+        Actor {
+            key: self.key.clone(),
+            name: self.name.clone(),
+            groups: self.groups.clone(),
+        }
     }
 }
 
@@ -290,10 +294,18 @@ struct Lines<'a> {
 impl Lines<'_> {
     fn line(&self, offset: usize) -> usize {
         let end = offset.min(self.text.len());
-        self.text.as_bytes()[..end].iter().filter(|b| **b == b'\n').count() + 1
+        self.text.as_bytes()[..end]
+            .iter()
+            .filter(|b| **b == b'\n')
+            .count()
+            + 1
     }
     fn issue<T>(&self, at: &Spanned<T>, message: String) -> PolicyIssue {
-        PolicyIssue { file: self.file.into(), line: self.line(at.span().start), message }
+        PolicyIssue {
+            file: self.file.into(),
+            line: self.line(at.span().start),
+            message,
+        }
     }
 }
 
@@ -325,8 +337,7 @@ impl Policy {
         };
 
         // Identities and the groups they bring.
-        let mut groups: BTreeSet<String> =
-            raw.groups.iter().map(|g| g.get_ref().clone()).collect();
+        let mut groups: BTreeSet<String> = raw.groups.iter().map(|g| g.get_ref().clone()).collect();
         let mut identities: Vec<StaticIdentity> = Vec::new();
         let mut names = BTreeSet::new();
         let mut keys = BTreeSet::new();
@@ -337,9 +348,18 @@ impl Policy {
                 issues.push(lines.issue(&r.name, format!("identity {name:?} is declared twice")));
             }
             let key = IdentityKey {
-                issuer: r.issuer.clone().unwrap_or_else(|| IdentityKey::STATIC_ISSUER.into()),
+                issuer: r
+                    .issuer
+                    .clone()
+                    .unwrap_or_else(|| IdentityKey::STATIC_ISSUER.into()),
                 subject: r.subject.clone().unwrap_or_else(|| name.clone()),
             };
+            if key == Actor::system().key {
+                issues.push(lines.issue(
+                    &r.name,
+                    format!("identity {name:?} would be {key}, which is reserved for twokey's own scheduled actions; choose another name or subject"),
+                ));
+            }
             if !keys.insert(key.clone()) {
                 issues.push(lines.issue(
                     &r.name,
@@ -373,12 +393,21 @@ impl Policy {
                         "admins.approvals must be at least 1: changing the policy is a two-person operation".into(),
                     ));
                 }
-                AdminRule { groups: ar.groups.iter().map(|g| g.get_ref().clone()).collect(), approvals }
+                AdminRule {
+                    groups: ar.groups.iter().map(|g| g.get_ref().clone()).collect(),
+                    approvals,
+                }
             }
-            None => AdminRule { groups: vec![], approvals: 1 },
+            None => AdminRule {
+                groups: vec![],
+                approvals: 1,
+            },
         };
         if !identities.is_empty() && !admins.groups.is_empty() {
-            let n = identities.iter().filter(|i| admins.groups.iter().any(|g| i.groups.contains(g))).count();
+            let n = identities
+                .iter()
+                .filter(|i| admins.groups.iter().any(|g| i.groups.contains(g)))
+                .count();
             if (n as u32) < admins.approvals + 1 {
                 issues.push(PolicyIssue {
                     file: file.into(),
@@ -398,18 +427,32 @@ impl Policy {
             let e = se.get_ref();
             let name = e.name.get_ref().clone();
             let before = issues.len();
-            if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
-                issues.push(lines.issue(&e.name, format!("entitlement name {name:?} must be letters, digits, '-' or '_'")));
+            if name.is_empty()
+                || !name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            {
+                issues.push(lines.issue(
+                    &e.name,
+                    format!("entitlement name {name:?} must be letters, digits, '-' or '_'"),
+                ));
             }
             if entitlements.contains_key(&name) {
-                issues.push(lines.issue(&e.name, format!("entitlement {name:?} is declared twice")));
+                issues
+                    .push(lines.issue(&e.name, format!("entitlement {name:?} is declared twice")));
             }
-            let dur = |v: &Option<Spanned<String>>, key: &str, issues: &mut Vec<PolicyIssue>| -> Option<i64> {
+            let dur = |v: &Option<Spanned<String>>,
+                       key: &str,
+                       issues: &mut Vec<PolicyIssue>|
+             -> Option<i64> {
                 let s = v.as_ref()?;
                 match parse_duration(s.get_ref()) {
                     Ok(ms) if ms > 0 => Some(ms),
                     Ok(_) => {
-                        issues.push(lines.issue(s, format!("entitlement {name:?}: {key} must be longer than zero")));
+                        issues.push(lines.issue(
+                            s,
+                            format!("entitlement {name:?}: {key} must be longer than zero"),
+                        ));
                         None
                     }
                     Err(m) => {
@@ -418,7 +461,8 @@ impl Policy {
                     }
                 }
             };
-            let max = dur(&Some(e.max_duration.clone()), "max_duration", &mut issues).unwrap_or(max_grant);
+            let max = dur(&Some(e.max_duration.clone()), "max_duration", &mut issues)
+                .unwrap_or(max_grant);
             if max > max_grant {
                 issues.push(lines.issue(
                     &e.max_duration,
@@ -442,18 +486,29 @@ impl Policy {
                     ));
                 }
             }
-            let pending = dur(&e.pending_timeout, "pending_timeout", &mut issues).unwrap_or(24 * 3600 * 1000);
+            let pending =
+                dur(&e.pending_timeout, "pending_timeout", &mut issues).unwrap_or(24 * 3600 * 1000);
 
             for g in e.requester_groups.iter() {
                 if !groups.contains(g.get_ref()) {
-                    issues.push(lines.issue(g, format!("entitlement {name:?}: unknown requester group {:?}{}", g.get_ref(), known(&groups))));
+                    issues.push(lines.issue(
+                        g,
+                        format!(
+                            "entitlement {name:?}: unknown requester group {:?}{}",
+                            g.get_ref(),
+                            known(&groups)
+                        ),
+                    ));
                 }
             }
             let mut requester_identities = Vec::new();
             for i in &e.requester_identities {
                 match by_name.get(i.get_ref().as_str()) {
                     Some(sid) => requester_identities.push(sid.key.clone()),
-                    None => issues.push(lines.issue(i, format!("entitlement {name:?}: unknown identity {:?}", i.get_ref()))),
+                    None => issues.push(lines.issue(
+                        i,
+                        format!("entitlement {name:?}: unknown identity {:?}", i.get_ref()),
+                    )),
                 }
             }
             if e.requester_groups.is_empty() && e.requester_identities.is_empty() {
@@ -464,29 +519,49 @@ impl Policy {
                 issues.push(lines.issue(&e.approval, format!("entitlement {name:?}: approval.count must be at least 1 (use break_glass for self-activation)")));
             }
             if ap.from.is_empty() {
-                issues.push(lines.issue(&e.approval, format!("entitlement {name:?}: approval.from names no approver group")));
+                issues.push(lines.issue(
+                    &e.approval,
+                    format!("entitlement {name:?}: approval.from names no approver group"),
+                ));
             }
             for g in &ap.from {
                 if !groups.contains(g.get_ref()) {
-                    issues.push(lines.issue(g, format!("entitlement {name:?}: unknown approver group {:?}{}", g.get_ref(), known(&groups))));
+                    issues.push(lines.issue(
+                        g,
+                        format!(
+                            "entitlement {name:?}: unknown approver group {:?}{}",
+                            g.get_ref(),
+                            known(&groups)
+                        ),
+                    ));
                 }
             }
             let ticket_pattern = match &e.ticket_pattern {
-                Some(p) => match regex::Regex::new(p.get_ref()) {
-                    Ok(_) => Some(p.get_ref().clone()),
-                    Err(err) => {
-                        issues.push(lines.issue(p, format!("entitlement {name:?}: ticket_pattern is not a valid regex: {err}")));
-                        None
+                Some(p) => {
+                    match regex::Regex::new(p.get_ref()) {
+                        Ok(_) => Some(p.get_ref().clone()),
+                        Err(err) => {
+                            issues.push(lines.issue(p, format!("entitlement {name:?}: ticket_pattern is not a valid regex: {err}")));
+                            None
+                        }
                     }
-                },
+                }
                 None => None,
             };
             let ent = Entitlement {
                 name: name.clone(),
                 description: e.description.clone(),
                 provider: e.provider.get_ref().clone(),
-                target: e.target.as_ref().map(|t| t.get_ref().clone()).unwrap_or_default(),
-                requester_groups: e.requester_groups.iter().map(|g| g.get_ref().clone()).collect(),
+                target: e
+                    .target
+                    .as_ref()
+                    .map(|t| t.get_ref().clone())
+                    .unwrap_or_default(),
+                requester_groups: e
+                    .requester_groups
+                    .iter()
+                    .map(|g| g.get_ref().clone())
+                    .collect(),
                 requester_identities,
                 approval: ApprovalRule {
                     count: ap.count,
@@ -500,7 +575,11 @@ impl Policy {
                 ticket_pattern,
                 break_glass: e.break_glass,
                 line: lines.line(se.span().start),
-                target_line: e.target.as_ref().map(|t| lines.line(t.span().start)).unwrap_or_else(|| lines.line(se.span().start)),
+                target_line: e
+                    .target
+                    .as_ref()
+                    .map(|t| lines.line(t.span().start))
+                    .unwrap_or_else(|| lines.line(se.span().start)),
             };
             // Approval rules that can never be met, checked against the static
             // identities (SSO members are unknown until they log in).
@@ -508,7 +587,10 @@ impl Policy {
                 for requester in identities.iter().filter(|i| ent.may_request(&i.actor())) {
                     let eligible: Vec<&str> = identities
                         .iter()
-                        .filter(|i| ent.may_approve(&i.actor(), &requester.key, &requester.groups).is_ok())
+                        .filter(|i| {
+                            ent.may_approve(&i.actor(), &requester.key, &requester.groups)
+                                .is_ok()
+                        })
                         .map(|i| i.name.as_str())
                         .collect();
                     if (eligible.len() as u32) < ent.approval.count {
@@ -531,7 +613,14 @@ impl Policy {
         }
 
         if issues.is_empty() {
-            Ok(Policy { hash: policy_hash(text), text: text.into(), admins, identities, groups, entitlements })
+            Ok(Policy {
+                hash: policy_hash(text),
+                text: text.into(),
+                admins,
+                identities,
+                groups,
+                entitlements,
+            })
         } else {
             issues.sort_by_key(|i| i.line);
             Err(PolicyError { issues })
@@ -558,6 +647,9 @@ fn known(groups: &BTreeSet<String>) -> String {
     if groups.is_empty() {
         " (no groups are declared)".into()
     } else {
-        format!(" (known: {})", groups.iter().cloned().collect::<Vec<_>>().join(", "))
+        format!(
+            " (known: {})",
+            groups.iter().cloned().collect::<Vec<_>>().join(", ")
+        )
     }
 }

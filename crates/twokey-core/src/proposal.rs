@@ -62,7 +62,9 @@ pub fn propose(
         )));
     }
     if proposed.hash == current.hash {
-        return Err(DomainError::Invalid("the proposed policy is identical to the one in force".into()));
+        return Err(DomainError::Invalid(
+            "the proposed policy is identical to the one in force".into(),
+        ));
     }
     let p = Proposal {
         id: id.into(),
@@ -92,7 +94,10 @@ pub fn approve(
     actor: &Actor,
 ) -> Result<(Proposal, Vec<Event>, bool), DomainError> {
     if p.state != ProposalState::Pending {
-        return Err(DomainError::WrongState(format!("proposal {} is not pending", p.id)));
+        return Err(DomainError::WrongState(format!(
+            "proposal {} is not pending",
+            p.id
+        )));
     }
     if p.base_hash != current.hash {
         return Err(DomainError::WrongState(format!(
@@ -106,14 +111,22 @@ pub fn approve(
         return Err(DomainError::SelfApproval);
     }
     if !current.is_admin(actor) {
-        return Err(DomainError::Forbidden("only policy admins can approve a policy change".into()));
+        return Err(DomainError::Forbidden(
+            "only policy admins can approve a policy change".into(),
+        ));
     }
     if p.approvals.contains(&actor.key) {
-        return Err(DomainError::Forbidden("you have already approved this proposal".into()));
+        return Err(DomainError::Forbidden(
+            "you have already approved this proposal".into(),
+        ));
     }
     let mut next = p.clone();
     next.approvals.push(actor.key.clone());
-    let distinct: BTreeSet<&IdentityKey> = next.approvals.iter().filter(|k| **k != p.proposed_by).collect();
+    let distinct: BTreeSet<&IdentityKey> = next
+        .approvals
+        .iter()
+        .filter(|k| **k != p.proposed_by)
+        .collect();
     let applied = distinct.len() as u32 >= current.admins.approvals;
     let mut events = vec![Event {
         kind: "policy.approved".into(),
@@ -134,12 +147,21 @@ pub fn approve(
 }
 
 /// An admin (the proposer included) rejects a pending proposal.
-pub fn reject(current: &Policy, p: &Proposal, actor: &Actor) -> Result<(Proposal, Vec<Event>), DomainError> {
+pub fn reject(
+    current: &Policy,
+    p: &Proposal,
+    actor: &Actor,
+) -> Result<(Proposal, Vec<Event>), DomainError> {
     if p.state != ProposalState::Pending {
-        return Err(DomainError::WrongState(format!("proposal {} is not pending", p.id)));
+        return Err(DomainError::WrongState(format!(
+            "proposal {} is not pending",
+            p.id
+        )));
     }
     if !current.is_admin(actor) {
-        return Err(DomainError::Forbidden("only policy admins can reject a policy change".into()));
+        return Err(DomainError::Forbidden(
+            "only policy admins can reject a policy change".into(),
+        ));
     }
     let mut next = p.clone();
     next.state = ProposalState::Rejected;

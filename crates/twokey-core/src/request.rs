@@ -50,7 +50,10 @@ pub enum State {
 impl State {
     /// Whether no further transition is possible.
     pub fn is_terminal(self) -> bool {
-        matches!(self, State::Expired | State::Revoked | State::Denied | State::Cancelled | State::TimedOut)
+        matches!(
+            self,
+            State::Expired | State::Revoked | State::Denied | State::Cancelled | State::TimedOut
+        )
     }
 
     /// Lower-case name, as stored and shown.
@@ -186,7 +189,12 @@ pub struct Event {
 
 impl Event {
     fn new(kind: &str, actor: &IdentityKey, data: serde_json::Value) -> Self {
-        Self { kind: kind.into(), actor: actor.to_string(), alert: false, data }
+        Self {
+            kind: kind.into(),
+            actor: actor.to_string(),
+            alert: false,
+            data,
+        }
     }
     fn alerting(mut self) -> Self {
         self.alert = true;
@@ -233,7 +241,9 @@ pub struct NewRequest {
 }
 
 fn entitlement<'p>(policy: &'p Policy, name: &str) -> Result<&'p Entitlement, DomainError> {
-    policy.entitlement(name).ok_or_else(|| DomainError::UnknownEntitlement(name.into()))
+    policy
+        .entitlement(name)
+        .ok_or_else(|| DomainError::UnknownEntitlement(name.into()))
 }
 
 /// Creates a request. Break-glass requests come back already `Approved`, with
@@ -255,7 +265,9 @@ pub fn create(
     }
     let duration = input.duration_ms.unwrap_or(ent.default_duration_ms);
     if duration <= 0 {
-        return Err(DomainError::Invalid("duration must be longer than zero".into()));
+        return Err(DomainError::Invalid(
+            "duration must be longer than zero".into(),
+        ));
     }
     if duration > ent.max_duration_ms {
         return Err(DomainError::Invalid(format!(
@@ -265,23 +277,41 @@ pub fn create(
             ent.name
         )));
     }
+    if input.break_glass && !ent.break_glass {
+        return Err(DomainError::Forbidden(format!(
+            "{:?} does not allow break-glass",
+            ent.name
+        )));
+    }
     let reason = input.reason.trim().to_string();
     if (ent.reason_required || input.break_glass) && reason.is_empty() {
-        return Err(DomainError::Invalid(format!("{:?} requires a reason (--reason)", ent.name)));
+        return Err(DomainError::Invalid(format!(
+            "{:?} requires a reason (--reason)",
+            ent.name
+        )));
     }
-    let ticket = input.ticket.as_ref().map(|t| t.trim().to_string()).filter(|t| !t.is_empty());
+    let ticket = input
+        .ticket
+        .as_ref()
+        .map(|t| t.trim().to_string())
+        .filter(|t| !t.is_empty());
     if let Some(pattern) = &ent.ticket_pattern {
-        let re = regex::Regex::new(pattern).map_err(|e| DomainError::Invalid(format!("policy ticket_pattern: {e}")))?;
+        let re = regex::Regex::new(pattern)
+            .map_err(|e| DomainError::Invalid(format!("policy ticket_pattern: {e}")))?;
         match &ticket {
-            None => return Err(DomainError::Invalid(format!("{:?} requires a ticket id matching {pattern}", ent.name))),
+            None => {
+                return Err(DomainError::Invalid(format!(
+                    "{:?} requires a ticket id matching {pattern}",
+                    ent.name
+                )))
+            }
             Some(t) if !re.is_match(t) => {
-                return Err(DomainError::Invalid(format!("ticket {t:?} does not match {pattern}")))
+                return Err(DomainError::Invalid(format!(
+                    "ticket {t:?} does not match {pattern}"
+                )))
             }
             Some(_) => {}
         }
-    }
-    if input.break_glass && !ent.break_glass {
-        return Err(DomainError::Forbidden(format!("{:?} does not allow break-glass", ent.name)));
     }
     let mut req = Request {
         id: id.into(),
@@ -344,7 +374,9 @@ pub fn extend(
     now: Millis,
 ) -> Result<(Request, Vec<Event>), DomainError> {
     if original.requester != actor.key {
-        return Err(DomainError::Forbidden("only the requester can extend a grant".into()));
+        return Err(DomainError::Forbidden(
+            "only the requester can extend a grant".into(),
+        ));
     }
     if original.state != State::Active {
         return Err(DomainError::WrongState(format!(
@@ -353,7 +385,11 @@ pub fn extend(
             original.state.as_str()
         )));
     }
-    let reason = if reason.trim().is_empty() { original.reason.clone() } else { reason.to_string() };
+    let reason = if reason.trim().is_empty() {
+        original.reason.clone()
+    } else {
+        reason.to_string()
+    };
     let input = NewRequest {
         entitlement: original.entitlement.clone(),
         duration_ms,
@@ -387,15 +423,28 @@ pub fn review(
         )));
     }
     if now >= req.pending_until {
-        return Err(DomainError::WrongState(format!("request {} has timed out waiting for approval", req.id)));
+        return Err(DomainError::WrongState(format!(
+            "request {} has timed out waiting for approval",
+            req.id
+        )));
     }
     if actor.key == req.requester {
+        // Denying one's own request is not an attempt at self-approval (which
+        // alerts): point the requester at cancel instead.
+        if decision == ReviewDecision::Deny {
+            return Err(DomainError::Forbidden(
+                "you requested this; to withdraw it, cancel it (a reviewer denies)".into(),
+            ));
+        }
         return Err(DomainError::SelfApproval);
     }
     let ent = entitlement(policy, &req.entitlement)?;
-    ent.may_approve(actor, &req.requester, &req.requester_groups).map_err(DomainError::Forbidden)?;
+    ent.may_approve(actor, &req.requester, &req.requester_groups)
+        .map_err(DomainError::Forbidden)?;
     if req.reviews.iter().any(|r| r.reviewer == actor.key) {
-        return Err(DomainError::Forbidden("you have already reviewed this request; each identity counts once".into()));
+        return Err(DomainError::Forbidden(
+            "you have already reviewed this request; each identity counts once".into(),
+        ));
     }
     let mut next = req.clone();
     next.reviews.push(Review {
@@ -416,7 +465,12 @@ pub fn review(
     match decision {
         ReviewDecision::Deny => {
             next.state = State::Denied;
-            events.push(Event::new("request.denied", &actor.key, serde_json::json!({})));
+            next.ended_at = Some(now);
+            events.push(Event::new(
+                "request.denied",
+                &actor.key,
+                serde_json::json!({}),
+            ));
         }
         ReviewDecision::Approve => {
             let approvals = approvals_counted(&next);
@@ -449,9 +503,15 @@ pub fn approvals_counted(req: &Request) -> usize {
 }
 
 /// The requester withdraws a pending request.
-pub fn cancel(req: &Request, actor: &Actor, now: Millis) -> Result<(Request, Vec<Event>), DomainError> {
+pub fn cancel(
+    req: &Request,
+    actor: &Actor,
+    now: Millis,
+) -> Result<(Request, Vec<Event>), DomainError> {
     if actor.key != req.requester {
-        return Err(DomainError::Forbidden("only the requester can cancel a request; approvers deny".into()));
+        return Err(DomainError::Forbidden(
+            "only the requester can cancel a request; approvers deny".into(),
+        ));
     }
     if req.state != State::Pending {
         return Err(DomainError::WrongState(format!(
@@ -463,23 +523,44 @@ pub fn cancel(req: &Request, actor: &Actor, now: Millis) -> Result<(Request, Vec
     let mut next = req.clone();
     next.state = State::Cancelled;
     next.ended_at = Some(now);
-    Ok((next, vec![Event::new("request.cancelled", &actor.key, serde_json::json!({}))]))
+    Ok((
+        next,
+        vec![Event::new(
+            "request.cancelled",
+            &actor.key,
+            serde_json::json!({}),
+        )],
+    ))
 }
 
 /// A pending request whose timeout has passed times out.
 pub fn time_out(req: &Request, now: Millis) -> Result<(Request, Vec<Event>), DomainError> {
     if req.state != State::Pending || now < req.pending_until {
-        return Err(DomainError::WrongState(format!("request {} is not due to time out", req.id)));
+        return Err(DomainError::WrongState(format!(
+            "request {} is not due to time out",
+            req.id
+        )));
     }
     let mut next = req.clone();
     next.state = State::TimedOut;
     next.ended_at = Some(now);
-    Ok((next, vec![Event::new("request.timed_out", &Actor::system().key, serde_json::json!({}))]))
+    Ok((
+        next,
+        vec![Event::new(
+            "request.timed_out",
+            &Actor::system().key,
+            serde_json::json!({}),
+        )],
+    ))
 }
 
 /// The provider applied the grant: it becomes active, and its duration starts
 /// now (not at request time).
-pub fn activate(req: &Request, now: Millis, detail: &str) -> Result<(Request, Vec<Event>), DomainError> {
+pub fn activate(
+    req: &Request,
+    now: Millis,
+    detail: &str,
+) -> Result<(Request, Vec<Event>), DomainError> {
     if req.state != State::Approved {
         return Err(DomainError::WrongState(format!(
             "request {} is {}; only approved requests can be activated",
@@ -538,7 +619,14 @@ pub fn begin_revoke(
     next.state = State::Revoking;
     next.end_reason = Some(EndReason::Revoke);
     next.revoked_by = Some(actor.key.clone());
-    Ok((next, vec![Event::new("grant.revoke_requested", &actor.key, serde_json::json!({"at": now}))]))
+    Ok((
+        next,
+        vec![Event::new(
+            "grant.revoke_requested",
+            &actor.key,
+            serde_json::json!({"at": now}),
+        )],
+    ))
 }
 
 /// The scheduler found an active grant at or past its end time.
@@ -548,16 +636,29 @@ pub fn begin_expiry(req: &Request, now: Millis) -> Result<(Request, Vec<Event>),
             let mut next = req.clone();
             next.state = State::Revoking;
             next.end_reason = Some(EndReason::Expiry);
-            Ok((next, vec![Event::new("grant.expiring", &Actor::system().key, serde_json::json!({"ends_at": end}))]))
+            Ok((
+                next,
+                vec![Event::new(
+                    "grant.expiring",
+                    &Actor::system().key,
+                    serde_json::json!({"ends_at": end}),
+                )],
+            ))
         }
-        _ => Err(DomainError::WrongState(format!("request {} is not due to expire", req.id))),
+        _ => Err(DomainError::WrongState(format!(
+            "request {} is not due to expire",
+            req.id
+        ))),
     }
 }
 
 /// The provider confirmed the grant's access is gone.
 pub fn confirm_ended(req: &Request, now: Millis) -> Result<(Request, Vec<Event>), DomainError> {
     if req.state != State::Revoking {
-        return Err(DomainError::WrongState(format!("request {} is not being revoked", req.id)));
+        return Err(DomainError::WrongState(format!(
+            "request {} is not being revoked",
+            req.id
+        )));
     }
     let mut next = req.clone();
     next.ended_at = Some(now);
@@ -573,7 +674,11 @@ pub fn confirm_ended(req: &Request, now: Millis) -> Result<(Request, Vec<Event>)
     };
     Ok((
         next,
-        vec![Event::new(kind, &Actor::system().key, serde_json::json!({"ended_at": now, "ends_at": req.ends_at}))],
+        vec![Event::new(
+            kind,
+            &Actor::system().key,
+            serde_json::json!({"ended_at": now, "ends_at": req.ends_at}),
+        )],
     ))
 }
 
@@ -585,19 +690,30 @@ pub fn review_break_glass(
     comment: &str,
 ) -> Result<(Request, Vec<Event>), DomainError> {
     if !req.needs_review {
-        return Err(DomainError::WrongState(format!("request {} does not need a break-glass review", req.id)));
+        return Err(DomainError::WrongState(format!(
+            "request {} does not need a break-glass review",
+            req.id
+        )));
     }
     if actor.key == req.requester {
         return Err(DomainError::SelfApproval);
     }
     let ent = entitlement(policy, &req.entitlement)?;
     if !policy.is_admin(actor) {
-        ent.may_approve(actor, &req.requester, &req.requester_groups).map_err(DomainError::Forbidden)?;
+        ent.may_approve(actor, &req.requester, &req.requester_groups)
+            .map_err(DomainError::Forbidden)?;
     }
     let mut next = req.clone();
     next.needs_review = false;
     next.break_glass_reviewed_by = Some(actor.key.clone());
-    Ok((next, vec![Event::new("break_glass.reviewed", &actor.key, serde_json::json!({"comment": comment}))]))
+    Ok((
+        next,
+        vec![Event::new(
+            "break_glass.reviewed",
+            &actor.key,
+            serde_json::json!({"comment": comment}),
+        )],
+    ))
 }
 
 /// When the scheduler next has something to do for this request, if ever
@@ -612,7 +728,11 @@ pub fn next_due(req: &Request) -> Option<Millis> {
 }
 
 fn describe_requesters(ent: &Entitlement) -> String {
-    let mut parts: Vec<String> = ent.requester_groups.iter().map(|g| format!("group {g}")).collect();
+    let mut parts: Vec<String> = ent
+        .requester_groups
+        .iter()
+        .map(|g| format!("group {g}"))
+        .collect();
     parts.extend(ent.requester_identities.iter().map(|k| k.subject.clone()));
     if parts.is_empty() {
         "nobody".into()
