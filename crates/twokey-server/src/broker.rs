@@ -1,0 +1,924 @@
+//! The broker: every action a person or the scheduler takes, as a method that
+//! reads, asks the pure core, and commits the result with its ledger entries.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use twokey_core::request as rq;
+use twokey_core::{
+    proposal, Actor, DomainError, Event, Millis, NewRequest, Policy, Proposal, Request,
+    ReviewDecision, State,
+};
+use twokey_notify::{Alert, AlertSink, Severity};
+use twokey_providers::{GrantSpec, Presence, Provider, ProviderContext, Registry};
+use twokey_store::{Change, ProposalWrite, RequestWrite, Store, StoreError};
+
+use crate::clock::Clock;
+use crate::error::ApiError;
+use crate::metrics::Metrics;
+
+/// A validated policy together with the providers built for its entitlements.
+pub struct LoadedPolicy {
+    /// The policy.
+    pub policy: Policy,
+    /// Provider per entitlement name.
+    pub providers: BTreeMap<String, Arc<dyn Provider>>,
+}
+
+/// Tunables of the broker.
+#[derive(Debug, Clone)]
+pub struct BrokerOptions {
+    /// This replica's name, used for scheduler leases.
+    pub node: String,
+    /// How long a claimed piece of scheduled work is reserved for this replica.
+    pub lease_ms: i64,
+    /// First retry delay after a provider failure; doubles up to `max_backoff_ms`.
+    pub base_backoff_ms: i64,
+    /// Longest retry delay.
+    pub max_backoff_ms: i64,
+    /// Provider failures of one grant after which an alert is raised (and again
+    /// at every multiple of it).
+    pub alert_after_failures: i64,
+    /// Longest the scheduler sleeps before looking for due work (other replicas
+    /// may have added some).
+    pub poll_ms: u64,
+    /// Base URL of the web UI/API, for links in alerts.
+    pub public_url: String,
+}
+
+impl Default for BrokerOptions {
+    fn default() -> Self {
+        Self {
+            node: crate::new_id("node"),
+            lease_ms: 30_000,
+            base_backoff_ms: 1_000,
+            max_backoff_ms: 60_000,
+            alert_after_failures: 3,
+            poll_ms: 250,
+            public_url: "http://127.0.0.1:8080".into(),
+        }
+    }
+}
+
+/// The broker service.
+pub struct Broker {
+    store: Store,
+    policy: RwLock<Arc<LoadedPolicy>>,
+    registry: Registry,
+    ctx: ProviderContext,
+    clock: Arc<dyn Clock>,
+    opts: BrokerOptions,
+    wake: tokio::sync::Notify,
+    sinks: Vec<Arc<dyn AlertSink>>,
+    /// Prometheus metrics.
+    pub metrics: Metrics,
+}
+
+/// Builds the providers of every entitlement; errors name the entitlement and
+/// the policy line of its target.
+pub fn load_policy(
+    policy: Policy,
+    registry: &Registry,
+    ctx: &ProviderContext,
+    file: &str,
+) -> Result<LoadedPolicy, String> {
+    let mut providers = BTreeMap::new();
+    let mut errors = Vec::new();
+    for (name, ent) in &policy.entitlements {
+        match registry.build(&ent.provider, &ent.target, ctx) {
+            Ok(p) => {
+                providers.insert(name.clone(), p);
+            }
+            Err(e) => errors.push(format!(
+                "{file}:{}: entitlement {name:?}: provider {:?}: {e}",
+                ent.target_line, ent.provider
+            )),
+        }
+    }
+    if errors.is_empty() {
+        Ok(LoadedPolicy { policy, providers })
+    } else {
+        Err(errors.join("\n"))
+    }
+}
+
+fn backoff(opts: &BrokerOptions, attempts: i64) -> i64 {
+    let shift = attempts.clamp(0, 20) as u32;
+    opts.base_backoff_ms
+        .saturating_mul(1i64 << shift)
+        .min(opts.max_backoff_ms)
+}
+
+impl Broker {
+    /// Starts a broker on `store`. The policy in force is the one stored; a
+    /// store without one is bootstrapped with `initial` (recorded in the
+    /// ledger as `policy.loaded`). Returns the broker and, when the given
+    /// policy differs from the one in force, a warning for the operator.
+    pub async fn start(
+        store: Store,
+        initial: Policy,
+        registry: Registry,
+        ctx: ProviderContext,
+        clock: Arc<dyn Clock>,
+        sinks: Vec<Arc<dyn AlertSink>>,
+        opts: BrokerOptions,
+    ) -> anyhow::Result<(Arc<Broker>, Option<String>)> {
+        let mut warning = None;
+        let policy = match store.current_policy().await? {
+            Some((hash, text)) => {
+                if hash != initial.hash {
+                    warning = Some(format!(
+                        "the policy file differs from the policy in force ({}); changes take effect only through `twokey policy propose` and a second admin's approval",
+                        &hash[..12.min(hash.len())]
+                    ));
+                }
+                Policy::parse(&text, "stored policy")
+                    .map_err(|e| anyhow::anyhow!("stored policy no longer parses: {e}"))?
+            }
+            None => {
+                // Validate the providers before the policy is recorded as in force.
+                load_policy(initial.clone(), &registry, &ctx, "policy")
+                    .map_err(|e| anyhow::anyhow!(e))?;
+                let now = clock.now();
+                store
+                    .commit(Change {
+                        now,
+                        policy_hash: initial.hash.clone(),
+                        apply_policy: Some((initial.text.clone(), initial.hash.clone())),
+                        events: vec![(
+                            initial.hash.clone(),
+                            Event {
+                                kind: "policy.loaded".into(),
+                                actor: Actor::system().key.to_string(),
+                                alert: false,
+                                data: serde_json::json!({"hash": initial.hash, "entitlements": initial.entitlements.keys().collect::<Vec<_>>()}),
+                            },
+                        )],
+                        ..Default::default()
+                    })
+                    .await?;
+                initial
+            }
+        };
+        let loaded =
+            load_policy(policy, &registry, &ctx, "policy").map_err(|e| anyhow::anyhow!(e))?;
+        let broker = Arc::new(Broker {
+            store,
+            policy: RwLock::new(Arc::new(loaded)),
+            registry,
+            ctx,
+            clock,
+            opts,
+            wake: tokio::sync::Notify::new(),
+            sinks,
+            metrics: Metrics::new(),
+        });
+        Ok((broker, warning))
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Now, by the broker's clock.
+    pub fn now(&self) -> Millis {
+        self.clock.now()
+    }
+
+    /// The policy in force.
+    pub fn policy(&self) -> Arc<LoadedPolicy> {
+        match self.policy.read() {
+            Ok(p) => p.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// The actor a static identity's token stands for, with its groups from the
+    /// policy in force (so a policy change applies at once).
+    pub fn refresh_actor(&self, actor: Actor) -> Actor {
+        let lp = self.policy();
+        match lp.policy.identities.iter().find(|i| i.key == actor.key) {
+            Some(sid) => sid.actor(),
+            None => actor,
+        }
+    }
+
+    async fn load(&self, id: &str) -> Result<Request, ApiError> {
+        self.store
+            .request(id)
+            .await?
+            .ok_or_else(|| ApiError::NotFound(format!("no request {id:?}")))
+    }
+
+    /// Records a refused self-approval in the ledger and alerts on it.
+    async fn record_refusal(&self, actor: &Actor, subject: &str, what: &str, policy_hash: &str) {
+        let ev = Event {
+            kind: "review.refused".into(),
+            actor: actor.key.to_string(),
+            alert: true,
+            data: serde_json::json!({"reason": "self-approval", "attempt": what}),
+        };
+        if let Err(e) = self
+            .store
+            .record(self.now(), policy_hash, vec![(subject.into(), ev)])
+            .await
+        {
+            tracing::error!(error = %e, "could not record refused self-approval");
+        }
+        self.metrics.self_approval_refused.inc();
+        self.wake.notify_one();
+    }
+
+    /// Someone asks for an entitlement.
+    pub async fn create_request(
+        &self,
+        actor: &Actor,
+        input: &NewRequest,
+    ) -> Result<Request, ApiError> {
+        let lp = self.policy();
+        let now = self.now();
+        let id = crate::new_id("req");
+        let (req, events) = rq::create(&lp.policy, actor, input, &id, now)?;
+        self.commit_request(
+            RequestWrite::Insert(req.clone()),
+            &req,
+            events,
+            &lp.policy.hash,
+            None,
+        )
+        .await?;
+        self.metrics.requests_created.inc();
+        if req.state == State::Approved {
+            self.kick(&req.id);
+        }
+        Ok(self.store.request(&id).await?.unwrap_or(req))
+    }
+
+    async fn commit_request(
+        &self,
+        write: RequestWrite,
+        req: &Request,
+        events: Vec<Event>,
+        policy_hash: &str,
+        secret: Option<String>,
+    ) -> Result<(), StoreError> {
+        let alerts = events.iter().any(|e| e.alert);
+        self.store
+            .commit(Change {
+                now: self.now(),
+                policy_hash: policy_hash.into(),
+                request: Some(write),
+                events: events.into_iter().map(|e| (req.id.clone(), e)).collect(),
+                secret: secret.map(|s| (req.id.clone(), s)),
+                ..Default::default()
+            })
+            .await?;
+        if alerts {
+            self.wake.notify_one();
+        }
+        Ok(())
+    }
+
+    /// Runs a pure transition on the stored request and commits it, retrying
+    /// when another writer got there first (the transition is recomputed on
+    /// the fresh row, so it may then be refused).
+    async fn transition<F>(&self, id: &str, f: F) -> Result<Request, ApiError>
+    where
+        F: Fn(&Policy, &Request, Millis) -> Result<(Request, Vec<Event>), DomainError>,
+    {
+        for _ in 0..5 {
+            let lp = self.policy();
+            let cur = self.load(id).await?;
+            let now = self.now();
+            let (next, events) = f(&lp.policy, &cur, now)?;
+            match self
+                .commit_request(
+                    RequestWrite::Update {
+                        expected_version: cur.version,
+                        request: next.clone(),
+                    },
+                    &next,
+                    events,
+                    &lp.policy.hash,
+                    None,
+                )
+                .await
+            {
+                Ok(()) => {
+                    return Ok(Request {
+                        version: cur.version + 1,
+                        ..next
+                    })
+                }
+                Err(StoreError::Conflict) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(StoreError::Conflict.into())
+    }
+
+    /// A reviewer approves or denies.
+    pub async fn review(
+        &self,
+        actor: &Actor,
+        id: &str,
+        decision: ReviewDecision,
+        comment: &str,
+    ) -> Result<Request, ApiError> {
+        let res = self
+            .transition(id, |p, r, now| {
+                rq::review(p, r, actor, decision, comment, now)
+            })
+            .await;
+        match &res {
+            Err(ApiError::Domain(DomainError::SelfApproval)) => {
+                self.record_refusal(actor, id, "review", &self.policy().policy.hash)
+                    .await;
+            }
+            Ok(r) if r.state == State::Approved => {
+                self.metrics.approved_at(id, self.now());
+                self.kick(id);
+            }
+            _ => {}
+        }
+        res
+    }
+
+    /// The requester cancels a pending request.
+    pub async fn cancel(&self, actor: &Actor, id: &str) -> Result<Request, ApiError> {
+        self.transition(id, |_, r, now| rq::cancel(r, actor, now))
+            .await
+    }
+
+    /// Ends an active grant early.
+    pub async fn revoke(&self, actor: &Actor, id: &str) -> Result<Request, ApiError> {
+        let r = self
+            .transition(id, |p, r, now| rq::begin_revoke(p, r, actor, now))
+            .await?;
+        self.kick(id);
+        Ok(r)
+    }
+
+    /// A second person reviews a break-glass use.
+    pub async fn review_break_glass(
+        &self,
+        actor: &Actor,
+        id: &str,
+        comment: &str,
+    ) -> Result<Request, ApiError> {
+        let res = self
+            .transition(id, |p, r, _| rq::review_break_glass(p, r, actor, comment))
+            .await;
+        if let Err(ApiError::Domain(DomainError::SelfApproval)) = &res {
+            self.record_refusal(actor, id, "break-glass review", &self.policy().policy.hash)
+                .await;
+        }
+        res
+    }
+
+    /// Asks to extend an active grant: a new request that needs approval.
+    pub async fn extend(
+        &self,
+        actor: &Actor,
+        id: &str,
+        duration_ms: Option<i64>,
+        reason: &str,
+    ) -> Result<Request, ApiError> {
+        let lp = self.policy();
+        let orig = self.load(id).await?;
+        let new_id = crate::new_id("req");
+        let (req, events) = rq::extend(
+            &lp.policy,
+            actor,
+            &orig,
+            duration_ms,
+            reason,
+            &new_id,
+            self.now(),
+        )?;
+        self.commit_request(
+            RequestWrite::Insert(req.clone()),
+            &req,
+            events,
+            &lp.policy.hash,
+            None,
+        )
+        .await?;
+        Ok(req)
+    }
+
+    /// One request.
+    pub async fn get(&self, id: &str) -> Result<Request, ApiError> {
+        self.load(id).await
+    }
+
+    /// The one-time secret of the caller's own grant.
+    pub async fn take_secret(&self, actor: &Actor, id: &str) -> Result<Option<String>, ApiError> {
+        let req = self.load(id).await?;
+        if req.requester != actor.key {
+            return Err(DomainError::Forbidden(
+                "only the requester can see a grant's secret".into(),
+            )
+            .into());
+        }
+        Ok(self.store.take_secret(id).await?)
+    }
+
+    /// Pending requests `actor` may review now.
+    pub async fn waiting_for(&self, actor: &Actor) -> Result<Vec<Request>, ApiError> {
+        let lp = self.policy();
+        let now = self.now();
+        let pending = self.store.requests(None, &[State::Pending], 500).await?;
+        Ok(pending
+            .into_iter()
+            .filter(|r| r.pending_until > now && !r.reviews.iter().any(|v| v.reviewer == actor.key))
+            .filter(|r| {
+                lp.policy.entitlement(&r.entitlement).is_some_and(|e| {
+                    e.may_approve(actor, &r.requester, &r.requester_groups)
+                        .is_ok()
+                })
+            })
+            .collect())
+    }
+
+    // ----- policy changes -------------------------------------------------
+
+    /// An admin proposes a new policy text.
+    pub async fn propose_policy(&self, actor: &Actor, text: &str) -> Result<Proposal, ApiError> {
+        let lp = self.policy();
+        let proposed = Policy::parse(text, "proposed policy")
+            .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+        load_policy(
+            proposed.clone(),
+            &self.registry,
+            &self.ctx,
+            "proposed policy",
+        )
+        .map_err(ApiError::BadRequest)?;
+        let id = crate::new_id("pol");
+        let (p, events) = proposal::propose(&lp.policy, &proposed, actor, &id, self.now())?;
+        self.store
+            .commit(Change {
+                now: self.now(),
+                policy_hash: lp.policy.hash.clone(),
+                proposal: Some(ProposalWrite::Insert(p.clone())),
+                events: events.into_iter().map(|e| (id.clone(), e)).collect(),
+                ..Default::default()
+            })
+            .await?;
+        Ok(p)
+    }
+
+    /// An admin other than the proposer approves a proposal; when the admin
+    /// rule is met, the policy takes effect in the same transaction.
+    pub async fn approve_policy(&self, actor: &Actor, id: &str) -> Result<Proposal, ApiError> {
+        let lp = self.policy();
+        let p = self
+            .store
+            .proposal(id)
+            .await?
+            .ok_or_else(|| ApiError::NotFound(format!("no proposal {id:?}")))?;
+        let res = proposal::approve(&lp.policy, &p, actor);
+        let (next, events, applied) = match res {
+            Err(DomainError::SelfApproval) => {
+                self.record_refusal(actor, id, "policy approval", &lp.policy.hash)
+                    .await;
+                return Err(DomainError::SelfApproval.into());
+            }
+            other => other?,
+        };
+        let new_loaded = if applied {
+            let pol = Policy::parse(&next.text, "proposed policy")
+                .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+            Some(
+                load_policy(pol, &self.registry, &self.ctx, "proposed policy")
+                    .map_err(ApiError::BadRequest)?,
+            )
+        } else {
+            None
+        };
+        self.store
+            .commit(Change {
+                now: self.now(),
+                policy_hash: lp.policy.hash.clone(),
+                proposal: Some(ProposalWrite::Update {
+                    expected_version: p.version,
+                    proposal: next.clone(),
+                }),
+                apply_policy: applied.then(|| (next.text.clone(), next.hash.clone())),
+                events: events.into_iter().map(|e| (id.to_string(), e)).collect(),
+                ..Default::default()
+            })
+            .await?;
+        if let Some(l) = new_loaded {
+            match self.policy.write() {
+                Ok(mut g) => *g = Arc::new(l),
+                Err(poisoned) => *poisoned.into_inner() = Arc::new(l),
+            }
+        }
+        Ok(next)
+    }
+
+    /// An admin rejects a proposal.
+    pub async fn reject_policy(&self, actor: &Actor, id: &str) -> Result<Proposal, ApiError> {
+        let lp = self.policy();
+        let p = self
+            .store
+            .proposal(id)
+            .await?
+            .ok_or_else(|| ApiError::NotFound(format!("no proposal {id:?}")))?;
+        let (next, events) = proposal::reject(&lp.policy, &p, actor)?;
+        self.store
+            .commit(Change {
+                now: self.now(),
+                policy_hash: lp.policy.hash.clone(),
+                proposal: Some(ProposalWrite::Update {
+                    expected_version: p.version,
+                    proposal: next.clone(),
+                }),
+                events: events.into_iter().map(|e| (id.to_string(), e)).collect(),
+                ..Default::default()
+            })
+            .await?;
+        Ok(next)
+    }
+
+    /// Picks up a policy applied by another replica.
+    pub async fn reload_policy_if_changed(&self) -> anyhow::Result<()> {
+        if let Some((hash, text)) = self.store.current_policy().await? {
+            if hash != self.policy().policy.hash {
+                let pol =
+                    Policy::parse(&text, "stored policy").map_err(|e| anyhow::anyhow!("{e}"))?;
+                let l = load_policy(pol, &self.registry, &self.ctx, "stored policy")
+                    .map_err(|e| anyhow::anyhow!(e))?;
+                match self.policy.write() {
+                    Ok(mut g) => *g = Arc::new(l),
+                    Err(poisoned) => *poisoned.into_inner() = Arc::new(l),
+                }
+            }
+        }
+        Ok(())
+    }
+
+    // ----- scheduled work -------------------------------------------------
+
+    /// Starts work on one request right away (after its final approval or a
+    /// revoke), on a background task.
+    fn kick(&self, _id: &str) {
+        self.wake.notify_one();
+    }
+
+    fn spec(&self, req: &Request, overlapping: Vec<String>) -> GrantSpec {
+        let now = self.now();
+        GrantSpec {
+            request_id: req.id.clone(),
+            entitlement: req.entitlement.clone(),
+            requester: req.requester.to_string(),
+            requester_name: req.requester_name.clone(),
+            starts_at_ms: req.activated_at.unwrap_or(now),
+            ends_at_ms: req.ends_at.unwrap_or(now + req.duration_ms),
+            overlapping_active: overlapping,
+        }
+    }
+
+    fn provider_for(&self, req: &Request) -> Result<Arc<dyn Provider>, String> {
+        let lp = self.policy();
+        lp.providers.get(&req.entitlement).cloned().ok_or_else(|| {
+            format!(
+                "entitlement {:?} is no longer in the policy; its provider is unknown",
+                req.entitlement
+            )
+        })
+    }
+
+    /// Does the scheduled work of one claimed request. Never marks a grant
+    /// ended that the provider has not confirmed.
+    pub async fn process(self: &Arc<Self>, req: Request, attempts: i64) -> Result<(), ApiError> {
+        let now = self.now();
+        let hash = self.policy().policy.hash.clone();
+        match req.state {
+            State::Pending if now >= req.pending_until => {
+                let (next, ev) = rq::time_out(&req, now)?;
+                self.commit_request(
+                    RequestWrite::Update {
+                        expected_version: req.version,
+                        request: next.clone(),
+                    },
+                    &next,
+                    ev,
+                    &hash,
+                    None,
+                )
+                .await?;
+            }
+            State::Approved => {
+                let provider = match self.provider_for(&req) {
+                    Ok(p) => p,
+                    Err(msg) => return self.fail(&req, attempts, &msg, "grant.apply_failed").await,
+                };
+                let spec = self.spec(&req, vec![]);
+                match provider.grant(&spec).await {
+                    Ok(outcome) => {
+                        let (next, ev) = rq::activate(&req, self.now(), &outcome.detail)?;
+                        match self
+                            .commit_request(
+                                RequestWrite::Update {
+                                    expected_version: req.version,
+                                    request: next.clone(),
+                                },
+                                &next,
+                                ev,
+                                &hash,
+                                outcome.secret,
+                            )
+                            .await
+                        {
+                            Ok(()) => {
+                                self.metrics.activated(&req.id, self.now());
+                            }
+                            Err(StoreError::Conflict) => {}
+                            Err(e) => {
+                                // The grant is applied but could not be recorded:
+                                // take it back (fail closed) and retry later.
+                                let _ = provider.revoke(&spec).await;
+                                return self
+                                    .fail(
+                                        &req,
+                                        attempts,
+                                        &format!("could not record activation: {e}"),
+                                        "grant.apply_failed",
+                                    )
+                                    .await;
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        return self
+                            .fail(&req, attempts, &e.message, "grant.apply_failed")
+                            .await
+                    }
+                }
+            }
+            State::Active if req.ends_at.is_some_and(|e| now >= e) => {
+                let (next, ev) = rq::begin_expiry(&req, now)?;
+                self.commit_request(
+                    RequestWrite::Update {
+                        expected_version: req.version,
+                        request: next.clone(),
+                    },
+                    &next,
+                    ev,
+                    &hash,
+                    None,
+                )
+                .await?;
+                let fresh = Request {
+                    version: req.version + 1,
+                    ..next
+                };
+                return Box::pin(self.process(fresh, 0)).await;
+            }
+            State::Revoking => {
+                let provider = match self.provider_for(&req) {
+                    Ok(p) => p,
+                    Err(msg) => {
+                        return self.fail(&req, attempts, &msg, "grant.revoke_failed").await
+                    }
+                };
+                let overlapping = self
+                    .store
+                    .overlapping_active(&req.entitlement, &req.requester.to_string(), &req.id)
+                    .await?;
+                let spec = self.spec(&req, overlapping.clone());
+                let confirmed = match provider.revoke(&spec).await {
+                    Ok(()) if overlapping.is_empty() => match provider.check(&spec).await {
+                        Ok(Presence::Absent) => Ok(()),
+                        Ok(Presence::Present) => Err(
+                            "the provider reported the revoke done but the access is still present"
+                                .to_string(),
+                        ),
+                        Err(e) => Err(format!("revoked, but could not confirm: {}", e.message)),
+                    },
+                    Ok(()) => Ok(()),
+                    Err(e) => Err(e.message),
+                };
+                match confirmed {
+                    Ok(()) => {
+                        let (next, ev) = rq::confirm_ended(&req, self.now())?;
+                        self.commit_request(
+                            RequestWrite::Update {
+                                expected_version: req.version,
+                                request: next.clone(),
+                            },
+                            &next,
+                            ev,
+                            &hash,
+                            None,
+                        )
+                        .await?;
+                        if let Some(end) = req.ends_at {
+                            self.metrics.revoked(
+                                end,
+                                self.now(),
+                                req.end_reason == Some(rq::EndReason::Expiry),
+                            );
+                        }
+                    }
+                    Err(msg) => {
+                        return self.fail(&req, attempts, &msg, "grant.revoke_failed").await
+                    }
+                }
+            }
+            _ => {
+                // Claimed but nothing due (the state moved on): hand it back.
+                let due = rq::next_due(&req).unwrap_or(i64::MAX);
+                self.store
+                    .release_failed(&req.id, &self.opts.node, due, "")
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn fail(
+        &self,
+        req: &Request,
+        attempts: i64,
+        msg: &str,
+        kind: &str,
+    ) -> Result<(), ApiError> {
+        let n = attempts + 1;
+        let retry_at = self.now() + backoff(&self.opts, attempts);
+        tracing::warn!(request = %req.id, attempts = n, error = msg, "{kind}; will retry");
+        self.metrics.provider_failures.inc();
+        self.store
+            .release_failed(&req.id, &self.opts.node, retry_at, msg)
+            .await?;
+        if n % self.opts.alert_after_failures.max(1) == 0 {
+            let ev = Event {
+                kind: kind.into(),
+                actor: Actor::system().key.to_string(),
+                alert: true,
+                data: serde_json::json!({"attempts": n, "error": msg, "state": req.state.as_str(), "retry_at": retry_at}),
+            };
+            self.store
+                .record(
+                    self.now(),
+                    &self.policy().policy.hash,
+                    vec![(req.id.clone(), ev)],
+                )
+                .await?;
+            self.wake.notify_one();
+        }
+        Ok(())
+    }
+
+    /// Claims and does all due work once. Returns how many requests it handled.
+    pub async fn run_due(self: &Arc<Self>) -> Result<usize, ApiError> {
+        let mut total = 0;
+        loop {
+            let batch = self
+                .store
+                .claim_due(self.now(), &self.opts.node, self.opts.lease_ms, 64)
+                .await?;
+            let n = batch.len();
+            total += n;
+            let mut set = tokio::task::JoinSet::new();
+            for (req, attempts) in batch {
+                let me = self.clone();
+                set.spawn(async move {
+                    let id = req.id.clone();
+                    if let Err(e) = me.process(req, attempts).await {
+                        tracing::warn!(request = %id, error = %e, "scheduled work failed");
+                        let _ = me
+                            .store
+                            .release_failed(
+                                &id,
+                                &me.opts.node,
+                                me.now() + me.opts.base_backoff_ms,
+                                &e.to_string(),
+                            )
+                            .await;
+                    }
+                });
+                if set.len() >= 16 {
+                    let _ = set.join_next().await;
+                }
+            }
+            while set.join_next().await.is_some() {}
+            if n < 64 {
+                return Ok(total);
+            }
+        }
+    }
+
+    /// The scheduler: activation after approval, revocation at end time,
+    /// pending timeouts, retries. Runs until `shutdown` resolves. Durable: all
+    /// its work is found again in the database after a restart.
+    pub async fn run_scheduler(self: Arc<Self>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+        loop {
+            if *shutdown.borrow() {
+                return;
+            }
+            if let Err(e) = self.run_due().await {
+                tracing::error!(error = %e, "scheduler pass failed");
+            }
+            if let Err(e) = self.reload_policy_if_changed().await {
+                tracing::error!(error = %e, "policy reload failed");
+            }
+            if let Err(e) = self.deliver_alerts().await {
+                tracing::error!(error = %e, "alert delivery failed");
+            }
+            let now = self.now();
+            let next = self
+                .store
+                .next_due_time()
+                .await
+                .ok()
+                .flatten()
+                .unwrap_or(i64::MAX);
+            let wait = (next.saturating_sub(now)).clamp(0, self.opts.poll_ms as i64) as u64;
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(wait)) => {}
+                _ = self.wake.notified() => {}
+                _ = shutdown.changed() => {}
+            }
+        }
+    }
+
+    /// Sends due alerts to every sink. Undelivered alerts stay in the outbox
+    /// and are retried; they are never dropped.
+    pub async fn deliver_alerts(&self) -> Result<(), ApiError> {
+        if self.sinks.is_empty() {
+            return Ok(());
+        }
+        let now = self.now();
+        for row in self.store.due_alerts(now, 50).await? {
+            let alert = self.to_alert(&row.entry);
+            let mut err = None;
+            for sink in &self.sinks {
+                if let Err(e) = sink.send(&alert).await {
+                    err = Some(format!("{}: {e}", sink.name()));
+                }
+            }
+            let retry_at = now + backoff(&self.opts, row.attempts);
+            self.store
+                .alert_result(&row.id, now, err.as_deref(), retry_at)
+                .await?;
+        }
+        Ok(())
+    }
+
+    fn to_alert(&self, e: &twokey_ledger::LedgerEntry) -> Alert {
+        let (severity, title) = match e.kind.as_str() {
+            "request.break_glass" => (
+                Severity::Critical,
+                format!(
+                    "Break-glass access to {} by {}",
+                    e.data["entitlement"].as_str().unwrap_or("?"),
+                    e.actor
+                ),
+            ),
+            "review.refused" => (
+                Severity::Warning,
+                format!(
+                    "{} tried to approve their own request {}",
+                    e.actor, e.subject
+                ),
+            ),
+            "grant.revoke_failed" => (
+                Severity::Critical,
+                format!("Revoking grant {} keeps failing", e.subject),
+            ),
+            "grant.apply_failed" => (
+                Severity::Warning,
+                format!("Applying grant {} keeps failing", e.subject),
+            ),
+            other => (Severity::Warning, format!("{other}: {}", e.subject)),
+        };
+        let is_request = e.subject.starts_with("req-");
+        Alert {
+            kind: e.kind.replace('.', "_"),
+            severity,
+            title: title.clone(),
+            text: format!("{title}\n{}", e.data),
+            request_id: is_request.then(|| e.subject.clone()),
+            link: is_request.then(|| {
+                format!(
+                    "{}/v1/requests/{}",
+                    self.opts.public_url.trim_end_matches('/'),
+                    e.subject
+                )
+            }),
+            data: serde_json::json!({"ledger_index": e.index, "actor": e.actor, "data": e.data}),
+            time_ms: e.time_ms,
+        }
+    }
+
+    /// Makes the scheduler look for work now.
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+}

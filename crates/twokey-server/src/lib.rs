@@ -1,0 +1,62 @@
+//! The twokey broker as a service: the [`Broker`] (domain core + store +
+//! providers + alerts, with time from a [`Clock`]), its scheduler, and the
+//! versioned HTTP API.
+//!
+//! Handlers in [`api`] are thin: extract, call the broker, map the error. No
+//! business rule lives in this crate that is not in `twokey-core`; what lives
+//! here is orchestration (transactions, retries, leases, provider calls).
+
+pub mod api;
+pub mod broker;
+pub mod clock;
+pub mod config;
+pub mod dev;
+pub mod error;
+pub mod metrics;
+
+pub use broker::{Broker, BrokerOptions};
+pub use clock::{Clock, SystemClock};
+pub use error::ApiError;
+
+use sha2::{Digest, Sha256};
+
+/// Hash of an API token as stored (tokens themselves are never stored).
+pub fn token_hash(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+/// A new random API token.
+pub fn new_token() -> String {
+    use rand::Rng;
+    let bytes: [u8; 24] = rand::thread_rng().gen();
+    format!("tk_{}", hex::encode(bytes))
+}
+
+/// A new request or proposal id: a prefix and 12 random lowercase base-36
+/// characters (safe inside provider resource names).
+pub fn new_id(prefix: &str) -> String {
+    use rand::Rng;
+    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+    let mut rng = rand::thread_rng();
+    let s: String = (0..12)
+        .map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char)
+        .collect();
+    format!("{prefix}-{s}")
+}
+
+/// Serves the API on `listener` and runs the scheduler until `shutdown` fires.
+pub async fn serve(
+    broker: std::sync::Arc<Broker>,
+    listener: tokio::net::TcpListener,
+    shutdown: tokio::sync::watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    let sched = tokio::spawn(broker.clone().run_scheduler(shutdown.clone()));
+    let mut stop = shutdown.clone();
+    axum::serve(listener, api::router(broker))
+        .with_graceful_shutdown(async move {
+            let _ = stop.wait_for(|v| *v).await;
+        })
+        .await?;
+    let _ = sched.await;
+    Ok(())
+}

@@ -1,0 +1,706 @@
+//! Storage for twokey: embedded SQLite by default, PostgreSQL by URL, through
+//! one migrations history (`migrations/`) that both run.
+//!
+//! Architecture invariants enforced here:
+//! - Every state change goes through [`Store::commit`], which writes the
+//!   change and its ledger entries in one transaction. If the ledger cannot be
+//!   written, the transaction fails and nothing changes (fail closed).
+//! - [`Store::commit`] is the only code that inserts into the `ledger` table.
+//! - Request updates are conditional on the version the caller read
+//!   (optimistic concurrency), so two replicas or two racing reviewers can
+//!   never both move the same request: the loser gets [`StoreError::Conflict`].
+//! - Ledger appends are serialised by the `ledger_head` row, which every
+//!   transaction updates first: entry indexes are contiguous and in commit order.
+
+mod ledger;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{AnyPool, Row};
+use twokey_core::{Actor, Event, Millis, Proposal, Request, State};
+use twokey_ledger::LedgerEntry;
+
+pub use ledger::LedgerHead;
+
+/// Storage errors.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// Someone else changed the row since it was read; reload and retry.
+    #[error("the request changed while you were acting on it; reload and try again")]
+    Conflict,
+    /// The database failed.
+    #[error("database error: {0}")]
+    Db(#[from] sqlx::Error),
+    /// A stored document did not decode.
+    #[error("corrupt stored record {0}: {1}")]
+    Corrupt(String, String),
+    /// Migration failure.
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+/// Which database is behind the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// Embedded SQLite.
+    Sqlite,
+    /// PostgreSQL.
+    Postgres,
+}
+
+/// How a request row is written in a [`Change`].
+#[derive(Debug, Clone)]
+pub enum RequestWrite {
+    /// A new request.
+    Insert(Request),
+    /// An update, only if the stored version is still `expected_version`.
+    Update {
+        /// The version the change was computed from.
+        expected_version: i64,
+        /// The new request (its `version` is set by the store).
+        request: Request,
+    },
+}
+
+/// How a proposal row is written in a [`Change`].
+#[derive(Debug, Clone)]
+pub enum ProposalWrite {
+    /// A new proposal.
+    Insert(Proposal),
+    /// An update conditional on the version.
+    Update {
+        /// Version read.
+        expected_version: i64,
+        /// New proposal.
+        proposal: Proposal,
+    },
+}
+
+/// One atomic change: rows plus the ledger entries that record it.
+#[derive(Debug, Clone, Default)]
+pub struct Change {
+    /// Time of the change.
+    pub now: Millis,
+    /// Hash of the policy the decision was made under.
+    pub policy_hash: String,
+    /// Request row to write.
+    pub request: Option<RequestWrite>,
+    /// Proposal row to write.
+    pub proposal: Option<ProposalWrite>,
+    /// A policy text that takes effect with this change.
+    pub apply_policy: Option<(String, String)>,
+    /// Ledger events, with the subject each is about.
+    pub events: Vec<(String, Event)>,
+    /// A one-time secret for the requester (request id, secret).
+    pub secret: Option<(String, String)>,
+    /// Overrides the scheduler's next due time for the request row.
+    pub next_due: Option<Option<Millis>>,
+}
+
+/// A due alert waiting for delivery.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AlertRow {
+    /// Alert id (the ledger index it came from).
+    pub id: String,
+    /// Kind.
+    pub kind: String,
+    /// The ledger entry it came from.
+    pub entry: LedgerEntry,
+    /// Attempts so far.
+    pub attempts: i64,
+}
+
+/// A handle on the database.
+#[derive(Clone)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+fn db_err(e: sqlx::Error) -> StoreError {
+    StoreError::Db(e)
+}
+
+impl Store {
+    /// Opens (and creates, for SQLite) the database at `url` and runs the
+    /// migrations. `sqlite://PATH` or `postgres://...`.
+    pub async fn open(url: &str) -> Result<Store, StoreError> {
+        sqlx::any::install_default_drivers();
+        let backend = if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else {
+            Backend::Postgres
+        };
+        let url = if backend == Backend::Sqlite && !url.contains('?') {
+            format!("{url}?mode=rwc")
+        } else {
+            url.to_string()
+        };
+        let opts = AnyConnectOptions::from_str(&url)?;
+        let pool = AnyPoolOptions::new()
+            .max_connections(if backend == Backend::Sqlite { 4 } else { 16 })
+            .acquire_timeout(Duration::from_secs(30))
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if backend == Backend::Sqlite {
+                        // WAL for concurrent readers; FULL so a committed ledger
+                        // entry survives power loss, not just a process crash.
+                        sqlx::query("PRAGMA journal_mode = WAL")
+                            .execute(&mut *conn)
+                            .await?;
+                        sqlx::query("PRAGMA synchronous = FULL")
+                            .execute(&mut *conn)
+                            .await?;
+                        sqlx::query("PRAGMA busy_timeout = 30000")
+                            .execute(&mut *conn)
+                            .await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect_with(opts)
+            .await?;
+        sqlx::migrate!("./migrations").run(&pool).await?;
+        Ok(Store { pool, backend })
+    }
+
+    /// The database behind the store.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// The raw pool, for tests and benchmarks that need to reach under the API
+    /// (tampering tests, fault injection).
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    /// Applies one change atomically with its ledger entries. Returns the
+    /// entries written.
+    pub async fn commit(&self, change: Change) -> Result<Vec<LedgerEntry>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        // First statement: take the ledger head. This serialises every state
+        // change and fixes the entries' indexes.
+        let entries = ledger::append(&mut tx, &change).await?;
+
+        if let Some(w) = &change.request {
+            let (req, expected) = match w {
+                RequestWrite::Insert(r) => (r, None),
+                RequestWrite::Update {
+                    expected_version,
+                    request,
+                } => (request, Some(*expected_version)),
+            };
+            let mut req = req.clone();
+            req.version = expected.map(|v| v + 1).unwrap_or(0);
+            let doc = serde_json::to_string(&req)
+                .map_err(|e| StoreError::Corrupt(req.id.clone(), e.to_string()))?;
+            let due = change
+                .next_due
+                .unwrap_or_else(|| twokey_core::request::next_due(&req));
+            match expected {
+                None => {
+                    sqlx::query(
+                        "INSERT INTO requests (id, entitlement, requester, state, created_at, next_due, version, doc) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                    )
+                    .bind(&req.id)
+                    .bind(&req.entitlement)
+                    .bind(req.requester.to_string())
+                    .bind(req.state.as_str())
+                    .bind(req.created_at)
+                    .bind(due)
+                    .bind(req.version)
+                    .bind(&doc)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                Some(v) => {
+                    let done = sqlx::query(
+                        "UPDATE requests SET state = $1, next_due = $2, version = $3, doc = $4, \
+                         lease_owner = NULL, lease_until = NULL, attempts = 0, last_error = NULL \
+                         WHERE id = $5 AND version = $6",
+                    )
+                    .bind(req.state.as_str())
+                    .bind(due)
+                    .bind(req.version)
+                    .bind(&doc)
+                    .bind(&req.id)
+                    .bind(v)
+                    .execute(&mut *tx)
+                    .await?;
+                    if done.rows_affected() != 1 {
+                        tx.rollback().await?;
+                        return Err(StoreError::Conflict);
+                    }
+                }
+            }
+        }
+
+        if let Some(w) = &change.proposal {
+            let (p, expected) = match w {
+                ProposalWrite::Insert(p) => (p, None),
+                ProposalWrite::Update {
+                    expected_version,
+                    proposal,
+                } => (proposal, Some(*expected_version)),
+            };
+            let mut p = p.clone();
+            p.version = expected.map(|v| v + 1).unwrap_or(0);
+            let doc = serde_json::to_string(&p)
+                .map_err(|e| StoreError::Corrupt(p.id.clone(), e.to_string()))?;
+            let state = serde_json::to_value(p.state)
+                .ok()
+                .and_then(|v| v.as_str().map(String::from))
+                .unwrap_or_default();
+            match expected {
+                None => {
+                    sqlx::query(
+                        "INSERT INTO proposals (id, state, version, doc) VALUES ($1, $2, $3, $4)",
+                    )
+                    .bind(&p.id)
+                    .bind(&state)
+                    .bind(p.version)
+                    .bind(&doc)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                Some(v) => {
+                    let done = sqlx::query("UPDATE proposals SET state = $1, version = $2, doc = $3 WHERE id = $4 AND version = $5")
+                        .bind(&state)
+                        .bind(p.version)
+                        .bind(&doc)
+                        .bind(&p.id)
+                        .bind(v)
+                        .execute(&mut *tx)
+                        .await?;
+                    if done.rows_affected() != 1 {
+                        tx.rollback().await?;
+                        return Err(StoreError::Conflict);
+                    }
+                }
+            }
+        }
+
+        if let Some((text, hash)) = &change.apply_policy {
+            let seq: i64 = sqlx::query("SELECT COALESCE(MAX(seq), 0) FROM policies")
+                .fetch_one(&mut *tx)
+                .await?
+                .try_get(0)?;
+            sqlx::query(
+                "INSERT INTO policies (seq, hash, text, applied_at) VALUES ($1, $2, $3, $4)",
+            )
+            .bind(seq + 1)
+            .bind(hash)
+            .bind(text)
+            .bind(change.now)
+            .execute(&mut *tx)
+            .await?;
+        }
+
+        if let Some((id, secret)) = &change.secret {
+            sqlx::query("DELETE FROM grant_secrets WHERE request_id = $1")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("INSERT INTO grant_secrets (request_id, secret) VALUES ($1, $2)")
+                .bind(id)
+                .bind(secret)
+                .execute(&mut *tx)
+                .await?;
+        }
+
+        for (entry, (_, ev)) in entries.iter().zip(change.events.iter()) {
+            if ev.alert {
+                sqlx::query(
+                    "INSERT INTO alerts (id, created_at, kind, doc, attempts, next_attempt) VALUES ($1, $2, $3, $4, 0, $5)",
+                )
+                .bind(entry.index.to_string())
+                .bind(change.now)
+                .bind(&entry.kind)
+                .bind(serde_json::to_string(entry).unwrap_or_default())
+                .bind(change.now)
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(entries)
+    }
+
+    /// Writes ledger events that change no row (a refused self-approval, a
+    /// failing revoke, a login).
+    pub async fn record(
+        &self,
+        now: Millis,
+        policy_hash: &str,
+        events: Vec<(String, Event)>,
+    ) -> Result<Vec<LedgerEntry>, StoreError> {
+        self.commit(Change {
+            now,
+            policy_hash: policy_hash.into(),
+            events,
+            ..Default::default()
+        })
+        .await
+    }
+
+    /// One request by id.
+    pub async fn request(&self, id: &str) -> Result<Option<Request>, StoreError> {
+        let row = sqlx::query("SELECT doc FROM requests WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| decode_request(&r)).transpose()
+    }
+
+    /// Requests, newest first, optionally only one requester's and/or in some states.
+    pub async fn requests(
+        &self,
+        requester: Option<&str>,
+        states: &[State],
+        limit: i64,
+    ) -> Result<Vec<Request>, StoreError> {
+        let mut sql = String::from("SELECT doc FROM requests WHERE 1 = 1");
+        let mut n = 0;
+        if requester.is_some() {
+            n += 1;
+            sql.push_str(&format!(" AND requester = ${n}"));
+        }
+        if !states.is_empty() {
+            let ph: Vec<String> = states
+                .iter()
+                .map(|_| {
+                    n += 1;
+                    format!("${n}")
+                })
+                .collect();
+            sql.push_str(&format!(" AND state IN ({})", ph.join(", ")));
+        }
+        n += 1;
+        sql.push_str(&format!(" ORDER BY created_at DESC, id DESC LIMIT ${n}"));
+        let mut q = sqlx::query(&sql);
+        if let Some(r) = requester {
+            q = q.bind(r.to_string());
+        }
+        for s in states {
+            q = q.bind(s.as_str());
+        }
+        q = q.bind(limit);
+        let rows = q.fetch_all(&self.pool).await?;
+        rows.iter().map(decode_request).collect()
+    }
+
+    /// Active (or activating) grants of `entitlement` to `requester` other than `except`.
+    pub async fn overlapping_active(
+        &self,
+        entitlement: &str,
+        requester: &str,
+        except: &str,
+    ) -> Result<Vec<String>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id FROM requests WHERE entitlement = $1 AND requester = $2 AND id <> $3 AND state IN ('approved', 'active')",
+        )
+        .bind(entitlement)
+        .bind(requester)
+        .bind(except)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| r.try_get::<String, _>(0).map_err(db_err))
+            .collect()
+    }
+
+    /// Claims up to `limit` requests whose scheduled work is due, leasing them to
+    /// `owner` until `now + lease_ms`. Another replica cannot claim them until
+    /// the lease lapses or the owner commits.
+    pub async fn claim_due(
+        &self,
+        now: Millis,
+        owner: &str,
+        lease_ms: i64,
+        limit: i64,
+    ) -> Result<Vec<(Request, i64)>, StoreError> {
+        let rows = sqlx::query(
+            "UPDATE requests SET lease_owner = $1, lease_until = $2 \
+             WHERE id IN (SELECT id FROM requests WHERE next_due <= $3 AND (lease_until IS NULL OR lease_until < $3) \
+                          ORDER BY next_due LIMIT $4) \
+               AND next_due <= $3 AND (lease_until IS NULL OR lease_until < $3) \
+             RETURNING doc, attempts",
+        )
+        .bind(owner)
+        .bind(now + lease_ms)
+        .bind(now)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((decode_request(r)?, r.try_get::<i64, _>(1)?)))
+            .collect()
+    }
+
+    /// Claims one request for immediate work (right after its final approval).
+    pub async fn claim(
+        &self,
+        id: &str,
+        now: Millis,
+        owner: &str,
+        lease_ms: i64,
+    ) -> Result<Option<(Request, i64)>, StoreError> {
+        let row = sqlx::query(
+            "UPDATE requests SET lease_owner = $1, lease_until = $2 \
+             WHERE id = $3 AND next_due IS NOT NULL AND (lease_until IS NULL OR lease_until < $4) RETURNING doc, attempts",
+        )
+        .bind(owner)
+        .bind(now + lease_ms)
+        .bind(id)
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await?;
+        match row {
+            Some(r) => Ok(Some((decode_request(&r)?, r.try_get::<i64, _>(1)?))),
+            None => Ok(None),
+        }
+    }
+
+    /// Gives a claimed request back after a failure, to be retried at `retry_at`.
+    pub async fn release_failed(
+        &self,
+        id: &str,
+        owner: &str,
+        retry_at: Millis,
+        error: &str,
+    ) -> Result<i64, StoreError> {
+        let row = sqlx::query(
+            "UPDATE requests SET lease_owner = NULL, lease_until = NULL, next_due = $1, attempts = attempts + 1, last_error = $2 \
+             WHERE id = $3 AND lease_owner = $4 RETURNING attempts",
+        )
+        .bind(retry_at)
+        .bind(error)
+        .bind(id)
+        .bind(owner)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row
+            .map(|r| r.try_get::<i64, _>(0))
+            .transpose()?
+            .unwrap_or(0))
+    }
+
+    /// The last provider error recorded for a request, if any.
+    pub async fn last_error(&self, id: &str) -> Result<Option<(String, i64)>, StoreError> {
+        let row = sqlx::query("SELECT last_error, attempts FROM requests WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(match row {
+            Some(r) => r
+                .try_get::<Option<String>, _>(0)?
+                .map(|e| (e, r.try_get::<i64, _>(1).unwrap_or(0))),
+            None => None,
+        })
+    }
+
+    /// The earliest scheduled time of any request, for the scheduler's sleep.
+    pub async fn next_due_time(&self) -> Result<Option<Millis>, StoreError> {
+        let row = sqlx::query("SELECT MIN(next_due) FROM requests WHERE next_due IS NOT NULL")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.try_get::<Option<i64>, _>(0)?)
+    }
+
+    /// Takes the one-time secret of a grant (returns it once, then it is gone).
+    pub async fn take_secret(&self, request_id: &str) -> Result<Option<String>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let row = sqlx::query("SELECT secret FROM grant_secrets WHERE request_id = $1")
+            .bind(request_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some(row) = row else { return Ok(None) };
+        let secret: String = row.try_get(0)?;
+        let gone = sqlx::query("DELETE FROM grant_secrets WHERE request_id = $1")
+            .bind(request_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        // Two concurrent takers: only the one whose delete removed the row gets it.
+        Ok(if gone.rows_affected() == 1 {
+            Some(secret)
+        } else {
+            None
+        })
+    }
+
+    /// Stores an API token (by its hash) for an actor.
+    pub async fn put_token(
+        &self,
+        hash: &str,
+        actor: &Actor,
+        now: Millis,
+        expires_at: Option<Millis>,
+    ) -> Result<(), StoreError> {
+        let doc = serde_json::to_string(actor)
+            .map_err(|e| StoreError::Corrupt(hash.into(), e.to_string()))?;
+        sqlx::query("DELETE FROM tokens WHERE hash = $1")
+            .bind(hash)
+            .execute(&self.pool)
+            .await?;
+        sqlx::query("INSERT INTO tokens (hash, identity, actor, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)")
+            .bind(hash)
+            .bind(actor.key.to_string())
+            .bind(doc)
+            .bind(now)
+            .bind(expires_at)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// The actor a token hash belongs to, if the token exists and has not expired.
+    pub async fn actor_for_token(
+        &self,
+        hash: &str,
+        now: Millis,
+    ) -> Result<Option<Actor>, StoreError> {
+        let row = sqlx::query(
+            "SELECT actor FROM tokens WHERE hash = $1 AND (expires_at IS NULL OR expires_at > $2)",
+        )
+        .bind(hash)
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await?;
+        match row {
+            Some(r) => {
+                let doc: String = r.try_get(0)?;
+                serde_json::from_str(&doc)
+                    .map(Some)
+                    .map_err(|e| StoreError::Corrupt("token".into(), e.to_string()))
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// The policy text in force, if any was ever applied.
+    pub async fn current_policy(&self) -> Result<Option<(String, String)>, StoreError> {
+        let row = sqlx::query("SELECT hash, text FROM policies ORDER BY seq DESC LIMIT 1")
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(match row {
+            Some(r) => Some((r.try_get(0)?, r.try_get(1)?)),
+            None => None,
+        })
+    }
+
+    /// One proposal.
+    pub async fn proposal(&self, id: &str) -> Result<Option<Proposal>, StoreError> {
+        let row = sqlx::query("SELECT doc FROM proposals WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| {
+            let doc: String = r.try_get(0)?;
+            serde_json::from_str(&doc).map_err(|e| StoreError::Corrupt(id.into(), e.to_string()))
+        })
+        .transpose()
+    }
+
+    /// Proposals, pending first.
+    pub async fn proposals(&self) -> Result<Vec<Proposal>, StoreError> {
+        let rows = sqlx::query("SELECT doc FROM proposals ORDER BY state DESC, id DESC LIMIT 200")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                let doc: String = r.try_get(0)?;
+                serde_json::from_str(&doc)
+                    .map_err(|e| StoreError::Corrupt("proposal".into(), e.to_string()))
+            })
+            .collect()
+    }
+
+    /// Ledger entries with index >= `from`, up to `limit`.
+    pub async fn ledger(&self, from: u64, limit: i64) -> Result<Vec<LedgerEntry>, StoreError> {
+        ledger::read(&self.pool, from, limit).await
+    }
+
+    /// Ledger entries about one subject (a request id), in order.
+    pub async fn ledger_for(&self, subject: &str) -> Result<Vec<LedgerEntry>, StoreError> {
+        ledger::read_subject(&self.pool, subject).await
+    }
+
+    /// The ledger's size and frontier.
+    pub async fn ledger_head(&self) -> Result<LedgerHead, StoreError> {
+        ledger::head(&self.pool).await
+    }
+
+    /// Alerts due for delivery.
+    pub async fn due_alerts(&self, now: Millis, limit: i64) -> Result<Vec<AlertRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, kind, doc, attempts FROM alerts WHERE delivered_at IS NULL AND next_attempt <= $1 ORDER BY created_at LIMIT $2",
+        )
+        .bind(now)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let doc: String = r.try_get(2)?;
+                Ok(AlertRow {
+                    id: r.try_get(0)?,
+                    kind: r.try_get(1)?,
+                    entry: serde_json::from_str(&doc)
+                        .map_err(|e| StoreError::Corrupt("alert".into(), e.to_string()))?,
+                    attempts: r.try_get(3)?,
+                })
+            })
+            .collect()
+    }
+
+    /// Marks an alert delivered, or schedules its next attempt.
+    pub async fn alert_result(
+        &self,
+        id: &str,
+        now: Millis,
+        error: Option<&str>,
+        retry_at: Millis,
+    ) -> Result<(), StoreError> {
+        match error {
+            None => sqlx::query("UPDATE alerts SET delivered_at = $1, attempts = attempts + 1, last_error = NULL WHERE id = $2")
+                .bind(now)
+                .bind(id)
+                .execute(&self.pool)
+                .await?,
+            Some(e) => sqlx::query("UPDATE alerts SET attempts = attempts + 1, last_error = $1, next_attempt = $2 WHERE id = $3")
+                .bind(e)
+                .bind(retry_at)
+                .bind(id)
+                .execute(&self.pool)
+                .await?,
+        };
+        Ok(())
+    }
+
+    /// Counts of requests by state, for metrics.
+    pub async fn state_counts(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        let rows = sqlx::query("SELECT state, COUNT(*) FROM requests GROUP BY state")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+            .collect()
+    }
+
+    /// Whether the database answers.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+}
+
+fn decode_request(row: &sqlx::any::AnyRow) -> Result<Request, StoreError> {
+    let doc: String = row.try_get(0)?;
+    serde_json::from_str(&doc).map_err(|e| StoreError::Corrupt("request".into(), e.to_string()))
+}

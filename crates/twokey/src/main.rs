@@ -1,0 +1,20 @@
+//! The `twokey` binary: argument parsing and wiring, nothing else.
+
+mod cli;
+mod client;
+mod serve;
+
+use clap::Parser;
+
+#[tokio::main]
+async fn main() {
+    let args = cli::Cli::parse();
+    let code = match cli::run(args).await {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            1
+        }
+    };
+    std::process::exit(code);
+}

@@ -1,0 +1,241 @@
+//! `twokey serve` and `twokey token issue`: wiring of store, policy, providers,
+//! alert sinks and the HTTP server.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use clap::Args;
+use twokey_core::Policy;
+use twokey_providers::{ProviderContext, Registry};
+use twokey_server::{config::Config, dev, Broker, BrokerOptions, SystemClock};
+use twokey_store::Store;
+
+/// `twokey serve` options.
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    /// Complete local instance: SQLite in the data dir, demo policy and identities, loopback only.
+    #[arg(long)]
+    dev: bool,
+    /// Data dir for --dev.
+    #[arg(long, default_value = ".twokey-dev")]
+    data_dir: PathBuf,
+    /// Address to listen on (--dev: loopback only).
+    #[arg(long)]
+    listen: Option<String>,
+    /// Server config file (production).
+    #[arg(long, conflicts_with = "dev")]
+    config: Option<PathBuf>,
+    /// PostgreSQL admin URL for the demo-db entitlement in --dev (used when reachable).
+    #[arg(
+        long,
+        env = "TWOKEY_DEV_POSTGRES",
+        default_value = "postgres://postgres@127.0.0.1:5432/postgres"
+    )]
+    dev_postgres: String,
+    /// Scheduler lease in milliseconds (how long a crashed replica's claimed work waits).
+    #[arg(long, default_value_t = 30_000, hide = true)]
+    lease_ms: i64,
+    /// First provider retry delay in milliseconds.
+    #[arg(long, default_value_t = 1_000, hide = true)]
+    backoff_ms: i64,
+    /// Replica name for scheduler leases.
+    #[arg(long, hide = true)]
+    node: Option<String>,
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("TWOKEY_LOG")
+        .unwrap_or_else(|_| "info,sqlx=warn,tower_http=warn".into());
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+async fn pg_reachable(url: &str) -> bool {
+    let hostport = url
+        .split('@')
+        .nth(1)
+        .and_then(|r| r.split('/').next())
+        .unwrap_or("127.0.0.1:5432")
+        .to_string();
+    matches!(
+        tokio::time::timeout(
+            Duration::from_millis(500),
+            tokio::net::TcpStream::connect(hostport)
+        )
+        .await,
+        Ok(Ok(_))
+    )
+}
+
+pub async fn run(args: ServeArgs) -> anyhow::Result<i32> {
+    init_tracing();
+    let registry = Registry::with_builtin();
+    let mut ctx = ProviderContext::default();
+    let opts = BrokerOptions {
+        lease_ms: args.lease_ms,
+        base_backoff_ms: args.backoff_ms,
+        node: args
+            .node
+            .clone()
+            .unwrap_or_else(|| twokey_server::new_id("node")),
+        ..Default::default()
+    };
+    let (store, policy, listen, sinks, mut opts, dev_dir) = if args.dev {
+        let listen = args
+            .listen
+            .clone()
+            .unwrap_or_else(|| "127.0.0.1:8080".into());
+        let addr: std::net::SocketAddr = listen.parse().with_context(|| {
+            format!("--listen {listen:?} is not an address like 127.0.0.1:8080")
+        })?;
+        if !addr.ip().is_loopback() {
+            bail!("--dev listens on loopback only; {listen} is not a loopback address");
+        }
+        std::fs::create_dir_all(&args.data_dir)
+            .with_context(|| format!("cannot create data dir {}", args.data_dir.display()))?;
+        let dir = std::fs::canonicalize(&args.data_dir)?;
+        ctx.env
+            .insert("TWOKEY_DATA_DIR".into(), dir.display().to_string());
+        let pg = pg_reachable(&args.dev_postgres)
+            .await
+            .then_some(args.dev_postgres.as_str());
+        let policy = dev::demo(pg);
+        let store = Store::open(&format!("sqlite://{}", dir.join("twokey.db").display())).await?;
+        eprintln!("{}", dev::banner(&listen, &dir, pg.is_some()));
+        (store, policy, listen, vec![], opts, Some(dir))
+    } else {
+        let Some(cfg_path) = &args.config else {
+            bail!("give --config twokey.toml, or --dev for a local instance")
+        };
+        let cfg = load_config(cfg_path)?;
+        let text = std::fs::read_to_string(&cfg.policy)
+            .with_context(|| format!("cannot read policy {}", cfg.policy))?;
+        let policy = Policy::parse(&text, &cfg.policy).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let store = Store::open(&cfg.database).await?;
+        let sinks = twokey_notify::build_sinks(&cfg.alerts.sink);
+        let mut o = opts;
+        o.public_url = cfg.public_url.clone();
+        (
+            store,
+            policy,
+            args.listen.clone().unwrap_or(cfg.listen.clone()),
+            sinks,
+            o,
+            None,
+        )
+    };
+    if opts.public_url.is_empty() {
+        opts.public_url = format!("http://{listen}");
+    }
+    let (broker, warning) = Broker::start(
+        store,
+        policy,
+        registry,
+        ctx,
+        Arc::new(SystemClock),
+        sinks,
+        opts,
+    )
+    .await?;
+    if let Some(w) = warning {
+        tracing::warn!("{w}");
+    }
+    if let Some(dir) = &dev_dir {
+        write_dev_tokens(&broker, dir).await?;
+    }
+    let listener = tokio::net::TcpListener::bind(&listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    tracing::info!("twokey listening on http://{}", listener.local_addr()?);
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending::<()>().await } } => {}
+        }
+        let _ = tx.send(true);
+    });
+    twokey_server::serve(broker, listener, rx).await?;
+    Ok(0)
+}
+
+fn load_config(path: &Path) -> anyhow::Result<Config> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    Config::parse(&text, &path.display().to_string()).map_err(|e| anyhow::anyhow!(e))
+}
+
+async fn write_dev_tokens(broker: &Broker, dir: &Path) -> anyhow::Result<()> {
+    let lp = broker.policy();
+    let mut tokens = dev::read_tokens(dir).unwrap_or_default();
+    let mut out = BTreeMap::new();
+    for id in &lp.policy.identities {
+        let tok = tokens
+            .remove(&id.name)
+            .unwrap_or_else(twokey_server::new_token);
+        broker
+            .store()
+            .put_token(
+                &twokey_server::token_hash(&tok),
+                &id.actor(),
+                broker.now(),
+                None,
+            )
+            .await?;
+        out.insert(id.name.clone(), tok);
+    }
+    dev::write_tokens(dir, &out)
+        .with_context(|| format!("cannot write {}/dev-tokens.json", dir.display()))?;
+    Ok(())
+}
+
+pub async fn issue_token(config: &Path, identity: &str, ttl: Option<&str>) -> anyhow::Result<i32> {
+    let cfg = load_config(config)?;
+    let store = Store::open(&cfg.database).await?;
+    let text = match store.current_policy().await? {
+        Some((_, t)) => t,
+        None => std::fs::read_to_string(&cfg.policy)?,
+    };
+    let policy = Policy::parse(&text, &cfg.policy).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let Some(id) = policy.identity(identity) else {
+        bail!(
+            "no identity {identity:?} in the policy in force (known: {})",
+            policy
+                .identities
+                .iter()
+                .map(|i| i.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    };
+    let now = SystemClock.now_ms();
+    let expires = ttl
+        .map(twokey_core::time::parse_duration)
+        .transpose()
+        .map_err(|e| anyhow::anyhow!(e))?
+        .map(|d| now + d);
+    let tok = twokey_server::new_token();
+    store
+        .put_token(&twokey_server::token_hash(&tok), &id.actor(), now, expires)
+        .await?;
+    println!("{tok}");
+    Ok(0)
+}
+
+trait NowMs {
+    fn now_ms(&self) -> i64;
+}
+
+impl NowMs for SystemClock {
+    fn now_ms(&self) -> i64 {
+        use twokey_server::Clock;
+        self.now()
+    }
+}
