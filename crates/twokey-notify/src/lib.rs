@@ -526,6 +526,10 @@ mod tests {
         assert_eq!(sinks[1].name(), "slack");
         let bad: Result<Alerts, _> = toml::from_str("[[sink]]\nkind = \"pager\"\n");
         assert!(bad.is_err());
+        let typo: Result<Alerts, _> = toml::from_str(
+            "[[sink]]\nkind = \"slack\"\nwebhook_url = \"https://x\"\nchannel = \"#a\"\n",
+        );
+        assert!(typo.is_err(), "unknown keys must be refused");
         let bad = SinkConfig::Slack {
             webhook_url: "ftp://x".into(),
         }

@@ -10,7 +10,8 @@
 //! ```
 //!
 //! Commands run directly, without a shell (write `["sh", "-c", "..."]` to get
-//! one), with stdin closed and the request's details in `TWOKEY_*` environment
+//! one), in their own process group, with stdin and stdout on `/dev/null`,
+//! stderr kept for error messages, and the request's details in `TWOKEY_*` environment
 //! variables. Exit 0 is success; for `check`, exit 0 means present and exit 1
 //! absent. The commands must be idempotent, like every provider.
 
@@ -34,6 +35,8 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// How much of a command's stderr is kept for error messages.
 const STDERR_TAIL_LINES: usize = 10;
+/// How long to wait for stderr to close after the command exited.
+const STDERR_GRACE: Duration = Duration::from_millis(500);
 /// Output beyond this many bytes is read and discarded, so a chatty command
 /// neither blocks on a full pipe nor fills memory.
 const OUTPUT_KEEP_BYTES: usize = 64 * 1024;
@@ -209,7 +212,7 @@ impl ExecProvider {
         cmd.args(args)
             .envs(self.env_for(action, spec)?)
             .stdin(Stdio::null())
-            .stdout(Stdio::piped())
+            .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
         #[cfg(unix)]
@@ -224,9 +227,9 @@ impl ExecProvider {
             }
         })?;
         let pid = child.id();
-        // Drain both pipes concurrently so a command that writes a lot never
-        // blocks on a full pipe while we wait for it to exit.
-        let stdout = child.stdout.take().map(|s| tokio::spawn(read_tail(s)));
+        // Drain stderr concurrently so a command that writes a lot never
+        // blocks on a full pipe while we wait for it to exit. (stdout is not
+        // used: it goes to /dev/null.)
         let stderr = child.stderr.take().map(|s| tokio::spawn(read_tail(s)));
         let deadline = tokio::time::Instant::now() + self.config.timeout;
 
@@ -242,7 +245,7 @@ impl ExecProvider {
                 kill_group(pid);
                 // kill() also reaps, so no zombie is left behind.
                 let _ = child.kill().await;
-                for task in [stdout, stderr].into_iter().flatten() {
+                if let Some(task) = stderr {
                     task.abort();
                 }
                 return Err(ProviderError::retryable(format!(
@@ -252,16 +255,16 @@ impl ExecProvider {
                 )));
             }
         };
-        // Output is best effort: a background process the command left running
-        // may hold the pipes open; do not wait past the deadline for it.
-        if let Some(task) = stdout {
-            task.abort();
-        }
+        // stderr is best effort: a background process the command left
+        // running may hold the pipe open, and must not delay the result.
         let stderr = match stderr {
-            Some(task) => match tokio::time::timeout_at(deadline, task).await {
-                Ok(Ok(bytes)) => bytes,
-                _ => b"(stderr not collected: a background process kept it open)".to_vec(),
-            },
+            Some(task) => {
+                let grace = deadline.min(tokio::time::Instant::now() + STDERR_GRACE);
+                match tokio::time::timeout_at(grace, task).await {
+                    Ok(Ok(bytes)) => bytes,
+                    _ => b"(stderr not collected: a background process kept it open)".to_vec(),
+                }
+            }
             None => Vec::new(),
         };
         Ok(Finished { status, stderr })

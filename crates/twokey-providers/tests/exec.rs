@@ -182,6 +182,35 @@ async fn a_failing_command_reports_its_exit_code_and_stderr() {
 }
 
 #[tokio::test]
+async fn lots_of_stderr_or_a_lingering_background_process_do_not_hang() {
+    let dir = TempDir::new();
+    let p = provider(
+        &dir,
+        &[
+            ("grant", sh("sleep 5 & exit 0")),
+            (
+                "revoke",
+                sh("yes 'very loud' | head -c 1000000 >&2; echo 'last words' >&2; exit 1"),
+            ),
+        ],
+    );
+    let started = Instant::now();
+    p.grant(&spec()).await.unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    let err = p.revoke(&spec()).await.unwrap_err();
+    assert!(err.message.ends_with("last words"), "{}", err.message);
+    assert!(
+        err.message.len() < 2000,
+        "stderr tail not bounded: {} bytes",
+        err.message.len()
+    );
+}
+
+#[tokio::test]
 async fn a_missing_program_is_a_permanent_error() {
     let dir = TempDir::new();
     let missing = toml::Value::Array(vec!["/nonexistent/twokey-grant".into()]);
