@@ -21,6 +21,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use chrono::SecondsFormat;
 use serde::Deserialize;
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::process::Command;
@@ -185,8 +186,14 @@ impl ExecProvider {
             ("TWOKEY_ENTITLEMENT", spec.entitlement.clone()),
             ("TWOKEY_REQUESTER", spec.requester.clone()),
             ("TWOKEY_REQUESTER_NAME", spec.requester_name.clone()),
-            ("TWOKEY_STARTS_AT", rfc3339(spec.starts_at_ms)?),
-            ("TWOKEY_ENDS_AT", rfc3339(spec.ends_at_ms)?),
+            (
+                "TWOKEY_STARTS_AT",
+                rfc3339(spec.starts_at_ms, SecondsFormat::Secs)?,
+            ),
+            (
+                "TWOKEY_ENDS_AT",
+                rfc3339(spec.ends_at_ms, SecondsFormat::Secs)?,
+            ),
             (
                 "TWOKEY_ENDS_AT_UNIX",
                 spec.ends_at_ms.div_euclid(1000).to_string(),

@@ -175,10 +175,10 @@ pub(crate) fn parse_target<T: serde::de::DeserializeOwned>(
         .map_err(|e| ProviderError::permanent(format!("{kind} target: {}", e.to_string().trim())))
 }
 
-/// Formats Unix milliseconds as RFC 3339 UTC with whole seconds
-/// (`2026-11-23T13:00:00Z`), the form both PostgreSQL and shells parse.
-pub(crate) fn rfc3339(ms: i64) -> Result<String, ProviderError> {
+/// Formats Unix milliseconds as RFC 3339 UTC (`2026-11-23T13:00:00Z` with
+/// [`chrono::SecondsFormat::Secs`]), a form both PostgreSQL and shells parse.
+pub(crate) fn rfc3339(ms: i64, precision: chrono::SecondsFormat) -> Result<String, ProviderError> {
     chrono::DateTime::from_timestamp_millis(ms)
-        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+        .map(|t| t.to_rfc3339_opts(precision, true))
         .ok_or_else(|| ProviderError::permanent(format!("time {ms} ms is out of range")))
 }

@@ -54,7 +54,8 @@ use sqlx::ConnectOptions;
 use tokio::sync::OnceCell;
 
 use crate::{
-    parse_target, GrantOutcome, GrantSpec, Presence, Provider, ProviderContext, ProviderError,
+    parse_target, rfc3339, GrantOutcome, GrantSpec, Presence, Provider, ProviderContext,
+    ProviderError,
 };
 
 /// Admin connections per target unless `max_connections` says otherwise.
@@ -275,7 +276,8 @@ impl PostgresProvider {
     async fn grant_login(&self, spec: &GrantSpec) -> Result<GrantOutcome, ProviderError> {
         let pool = self.pool().await?;
         let role = Self::login_role_name(&spec.request_id);
-        let until = valid_until(spec.ends_at_ms)?;
+        // Millisecond precision: the role expires exactly at the grant's end.
+        let until = rfc3339(spec.ends_at_ms, chrono::SecondsFormat::Millis)?;
         let password = random_password();
         let verifier = scram_verifier(&password);
         // The verifier is base64 and '$'/':' only and `until` is generated
@@ -547,15 +549,6 @@ fn quoted_list(names: &[String]) -> String {
         .map(|n| quote_ident(n))
         .collect::<Vec<_>>()
         .join(", ")
-}
-
-/// The grant's end as a PostgreSQL timestamp literal (RFC 3339 UTC, ms).
-fn valid_until(ends_at_ms: i64) -> Result<String, ProviderError> {
-    chrono::DateTime::from_timestamp_millis(ends_at_ms)
-        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
-        .ok_or_else(|| {
-            ProviderError::permanent(format!("grant end {ends_at_ms} ms is out of range"))
-        })
 }
 
 /// A random password of [`PASSWORD_LEN`] ASCII letters and digits from the OS RNG.
