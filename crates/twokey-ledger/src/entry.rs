@@ -122,7 +122,12 @@ pub fn write_value(out: &mut Vec<u8>, v: &serde_json::Value) {
             let mut keys: Vec<&String> = map.keys().collect();
             // JCS orders keys by UTF-16 code units, which differs from UTF-8
             // byte order only for code points above U+FFFF versus U+E000..U+FFFF.
-            keys.sort_by(|a, b| a.encode_utf16().cmp(b.encode_utf16()));
+            // For ASCII keys (the usual case) byte order is the same and cheaper.
+            if keys.iter().all(|k| k.is_ascii()) {
+                keys.sort_unstable();
+            } else {
+                keys.sort_by(|a, b| a.encode_utf16().cmp(b.encode_utf16()));
+            }
             out.push(b'{');
             for (i, k) in keys.into_iter().enumerate() {
                 if i > 0 {

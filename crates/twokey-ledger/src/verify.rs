@@ -316,11 +316,13 @@ impl LogVerifier {
     /// without the newline). The bytes are hashed as they are, so any change
     /// in spelling shows up as a root mismatch.
     pub fn push_encoded(&mut self, bytes: &[u8]) -> Result<(), VerifyError> {
+        // Hash first: the index is then read from bytes already in cache.
+        let leaf = hash_leaf(bytes);
         let index = top_level_index(bytes).ok_or_else(|| VerifyError::Malformed {
             position: self.size(),
             reason: "not a ledger entry (no top-level \"index\" number)".into(),
         })?;
-        self.push_leaf(index, hash_leaf(bytes), bytes.len() as u64)
+        self.push_leaf(index, leaf, bytes.len() as u64)
     }
 
     /// Checks and adds many encoded entries, hashing them on up to 4 threads
@@ -457,7 +459,8 @@ impl LogVerifier {
 }
 
 fn leaf_record(line: &[u8]) -> Option<(u64, Hash)> {
-    Some((top_level_index(line)?, hash_leaf(line)))
+    let leaf = hash_leaf(line);
+    Some((top_level_index(line)?, leaf))
 }
 
 /// Finds the value of the top-level `"index"` key of a JSON object without
@@ -511,7 +514,7 @@ fn strip_string_back(b: &[u8]) -> Option<&[u8]> {
     let body = b.strip_suffix(b"\"")?;
     let mut end = body.len();
     loop {
-        let q = body[..end].iter().rposition(|c| *c == b'"')?;
+        let q = memchr::memrchr(b'"', &body[..end])?;
         let slashes = body[..q].iter().rev().take_while(|c| **c == b'\\').count();
         if slashes % 2 == 0 {
             return Some(&body[..q]);
