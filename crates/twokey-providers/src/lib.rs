@@ -55,6 +55,17 @@ pub enum Presence {
     Absent,
 }
 
+impl Presence {
+    /// `Present` when `present` is true, else `Absent`.
+    pub fn of(present: bool) -> Self {
+        if present {
+            Presence::Present
+        } else {
+            Presence::Absent
+        }
+    }
+}
+
 /// A provider failure. `retryable` failures are retried with backoff.
 #[derive(Debug, thiserror::Error)]
 #[error("{message}")]

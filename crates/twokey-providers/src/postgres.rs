@@ -370,11 +370,7 @@ impl PostgresProvider {
         .fetch_one(pool)
         .await
         .map_err(|e| db_error(&format!("checking role {role}"), e))?;
-        Ok(if present {
-            Presence::Present
-        } else {
-            Presence::Absent
-        })
+        Ok(Presence::of(present))
     }
 
     async fn grant_membership(&self, spec: &GrantSpec) -> Result<GrantOutcome, ProviderError> {
@@ -444,11 +440,7 @@ impl PostgresProvider {
         .fetch_one(pool)
         .await
         .map_err(|e| db_error(&format!("checking membership of {user}"), e))?;
-        Ok(if present {
-            Presence::Present
-        } else {
-            Presence::Absent
-        })
+        Ok(Presence::of(present))
     }
 }
 
