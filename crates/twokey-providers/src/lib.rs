@@ -4,6 +4,12 @@
 //! Every operation must be idempotent: the broker retries `grant` after a crash
 //! between "approved" and "active", and retries `revoke` until the target
 //! confirms, so applying twice or removing something already gone is success.
+//!
+//! Built in ([`Registry::with_builtin`]):
+//! - [`exec`]: configured commands, with the request in `TWOKEY_*` variables;
+//! - [`postgres`]: a temporary login role expiring at the grant's end, or
+//!   membership of existing roles; revoke also ends open sessions;
+//! - [`noop`]: does nothing, for benchmarks only.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
