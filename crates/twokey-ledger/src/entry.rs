@@ -298,6 +298,20 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        #[test]
+        fn encoding_survives_a_trip_through_json_text(f in proptest::num::f64::NORMAL | proptest::num::f64::SUBNORMAL, i in proptest::prelude::any::<i64>(), s in "\\PC{0,16}") {
+            // What the store does: `data` to a text column and back.
+            let mut e = entry();
+            e.data = json!({"f": f, "i": i, "s": s, "nested": [{"f": f / 3.0}]});
+            let text = serde_json::to_string(&e.data).unwrap();
+            let mut back = e.clone();
+            back.data = serde_json::from_str(&text).unwrap();
+            proptest::prop_assert_eq!(back.encode(), e.encode());
+            proptest::prop_assert_eq!(LedgerEntry::decode(&e.encode()).unwrap().encode(), e.encode());
+        }
+    }
+
     #[test]
     fn keys_sort_by_utf16_units() {
         // U+1F600 (surrogates D83D..) sorts before U+FFFF in UTF-16, after it in UTF-8.
