@@ -31,12 +31,30 @@ pub fn hash_leaf(data: &[u8]) -> Hash {
 }
 
 /// RFC 6962 interior node hash: `SHA-256(0x01 || left || right)`.
+///
+/// The input is always 65 bytes, i.e. exactly two SHA-256 blocks once padded,
+/// so the blocks are laid out by hand and compressed directly: this is the
+/// one hash per appended leaf that verification cannot parallelise.
 pub fn hash_children(left: &Hash, right: &Hash) -> Hash {
-    let mut h = Sha256::new();
-    h.update([1u8]);
-    h.update(left);
-    h.update(right);
-    h.finalize().into()
+    const IV: [u32; 8] = [
+        0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab,
+        0x5be0cd19,
+    ];
+    let mut blocks = [[0u8; 64]; 2];
+    blocks[0][0] = 1;
+    blocks[0][1..33].copy_from_slice(left);
+    blocks[0][33..64].copy_from_slice(&right[..31]);
+    blocks[1][0] = right[31];
+    blocks[1][1] = 0x80;
+    // Message length in bits (65 * 8 = 520), big-endian, in the last 8 bytes.
+    blocks[1][56..64].copy_from_slice(&520u64.to_be_bytes());
+    let mut state = IV;
+    sha2::compress256(&mut state, &[blocks[0].into(), blocks[1].into()]);
+    let mut out = [0u8; 32];
+    for (o, w) in out.chunks_exact_mut(4).zip(state) {
+        o.copy_from_slice(&w.to_be_bytes());
+    }
+    out
 }
 
 /// Largest power of two strictly below `n` (`n >= 2`).
@@ -597,6 +615,19 @@ mod tests {
         assert!(inclusion_proof(&l, 8, 8).is_err());
         assert!(inclusion_proof(&l, 0, 9).is_err());
         assert!(consistency_proof(&l, 5, 3).is_err());
+    }
+
+    #[test]
+    fn hand_padded_node_hash_equals_plain_sha256() {
+        for i in 0u8..50 {
+            let (l, r) = ([i; 32], [i.wrapping_mul(7) ^ 0x5a; 32]);
+            let mut h = Sha256::new();
+            h.update([1u8]);
+            h.update(l);
+            h.update(r);
+            let want: Hash = h.finalize().into();
+            assert_eq!(hash_children(&l, &r), want);
+        }
     }
 
     #[test]

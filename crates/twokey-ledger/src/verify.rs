@@ -336,17 +336,18 @@ impl LogVerifier {
             lines.iter().map(|l| leaf_record(l)).collect()
         } else {
             let chunk = lines.len().div_ceil(threads);
+            let hash_part =
+                |part: &[&[u8]]| part.iter().map(|l| leaf_record(l)).collect::<Vec<_>>();
             std::thread::scope(|s| {
-                let handles: Vec<_> = lines
-                    .chunks(chunk)
-                    .map(|part| {
-                        s.spawn(move || part.iter().map(|l| leaf_record(l)).collect::<Vec<_>>())
-                    })
-                    .collect();
-                handles
-                    .into_iter()
-                    .flat_map(|h| h.join().unwrap_or_default())
-                    .collect()
+                let mut parts = lines.chunks(chunk);
+                // This thread hashes the first part itself rather than wait idle.
+                let first = parts.next().unwrap_or_default();
+                let handles: Vec<_> = parts.map(|part| s.spawn(move || hash_part(part))).collect();
+                let mut all = hash_part(first);
+                for h in handles {
+                    all.extend(h.join().unwrap_or_default());
+                }
+                all
             })
         };
         if records.len() != lines.len() {
