@@ -13,6 +13,7 @@
 //!   transaction updates first: entry indexes are contiguous and in commit order.
 
 mod ledger;
+pub mod testing;
 
 use std::str::FromStr;
 use std::time::Duration;
