@@ -21,6 +21,7 @@
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::checkpoint::{Checkpoint, NoteVerifier};
 use crate::entry::LedgerEntry;
@@ -163,22 +164,33 @@ fn same_bundle(dir: &Path, bundle: &Bundle) -> Result<bool, SinkError> {
         && read(&en)?.as_deref() == Some(bundle.entries_ndjson.as_slice()))
 }
 
+/// A bundle directory exists already: fine if it is this very bundle (a
+/// retry), a conflict otherwise.
+fn already_published(target: &Path, bundle: &Bundle) -> Result<(), SinkError> {
+    if same_bundle(target, bundle)? {
+        Ok(())
+    } else {
+        Err(SinkError::Conflict {
+            path: target.display().to_string(),
+        })
+    }
+}
+
 impl Sink for DirSink {
     fn publish(&self, bundle: &Bundle) -> Result<(), SinkError> {
         fs::create_dir_all(&self.root).map_err(io(&self.root))?;
         let target = self.root.join(bundle.dir_name());
         if target.exists() {
-            return if same_bundle(&target, bundle)? {
-                Ok(())
-            } else {
-                Err(SinkError::Conflict {
-                    path: target.display().to_string(),
-                })
-            };
+            return already_published(&target, bundle);
         }
-        let tmp = self
-            .root
-            .join(format!(".tmp-{}-{}", bundle.dir_name(), std::process::id()));
+        // Unique per process and call, so concurrent publishers never share one.
+        static SEQ: AtomicU64 = AtomicU64::new(0);
+        let seq = SEQ.fetch_add(1, Ordering::Relaxed);
+        let tmp = self.root.join(format!(
+            ".tmp-{}-{}-{seq}",
+            bundle.dir_name(),
+            std::process::id()
+        ));
         let _ = fs::remove_dir_all(&tmp);
         fs::create_dir(&tmp).map_err(io(&tmp))?;
         write_synced(&tmp.join(ENTRIES_FILE), &bundle.entries_ndjson)?;
@@ -188,13 +200,7 @@ impl Sink for DirSink {
         if let Err(e) = fs::rename(&tmp, &target) {
             let _ = fs::remove_dir_all(&tmp);
             if target.exists() {
-                return if same_bundle(&target, bundle)? {
-                    Ok(())
-                } else {
-                    Err(SinkError::Conflict {
-                        path: target.display().to_string(),
-                    })
-                };
+                return already_published(&target, bundle);
             }
             return Err(io(&target)(e));
         }

@@ -18,6 +18,8 @@
 //!
 //! See the crate's README for the formats and the auditor's walkthrough.
 
+#![warn(missing_docs)]
+
 pub mod bundle;
 pub mod checkpoint;
 pub mod entry;
