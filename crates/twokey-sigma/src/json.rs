@@ -7,6 +7,7 @@
 //! input and decoded only when they contain escapes.
 
 use std::borrow::Cow;
+use std::cell::OnceCell;
 
 /// Why a record could not be read as a JSON object.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -161,24 +162,58 @@ fn skip_ws(b: &[u8], mut i: usize) -> usize {
 
 /// `b[i]` is the opening quote; returns the index after the closing quote and
 /// whether the string holds escapes.
+const LO: u64 = 0x0101_0101_0101_0101;
+const HI: u64 = 0x8080_8080_8080_8080;
+
+/// Bit 7 of each byte of the result is set where `w` has a zero byte (the
+/// lowest set bit is exact; higher ones may be false after a true one).
+#[inline(always)]
+fn zero_bytes(w: u64) -> u64 {
+    w.wrapping_sub(LO) & !w & HI
+}
+
+#[inline(always)]
+fn load8(b: &[u8], j: usize) -> u64 {
+    let mut a = [0u8; 8];
+    a.copy_from_slice(&b[j..j + 8]);
+    u64::from_le_bytes(a)
+}
+
+/// `b[i]` is the opening quote; returns the index after the closing quote and
+/// whether the string holds escapes.
 #[inline]
 fn scan_string(b: &[u8], i: usize) -> Result<(usize, bool), JsonError> {
     let mut j = i + 1;
     let mut escaped = false;
     loop {
-        match memchr::memchr2(b'"', b'\\', &b[j..]) {
-            None => return err(i, "unterminated string"),
-            Some(k) => {
-                let at = j + k;
-                if b[at] == b'"' {
-                    return Ok((at + 1, escaped));
-                }
-                escaped = true;
-                j = at + 2;
-                if j > b.len() {
-                    return err(at, "unterminated string");
-                }
+        // Eight bytes at a time for the common short strings, memchr for
+        // the tail of long ones.
+        let mut found = None;
+        let mut rounds = 0;
+        while j + 8 <= b.len() && rounds < 8 {
+            let w = load8(b, j);
+            let m = zero_bytes(w ^ (LO * u64::from(b'"'))) | zero_bytes(w ^ (LO * u64::from(b'\\')));
+            if m != 0 {
+                found = Some(j + (m.trailing_zeros() / 8) as usize);
+                break;
             }
+            j += 8;
+            rounds += 1;
+        }
+        let at = match found {
+            Some(at) => at,
+            None => match memchr::memchr2(b'"', b'\\', b.get(j..).unwrap_or_default()) {
+                Some(k) => j + k,
+                None => return err(i, "unterminated string"),
+            },
+        };
+        if b[at] == b'"' {
+            return Ok((at + 1, escaped));
+        }
+        escaped = true;
+        j = at + 2;
+        if j > b.len() {
+            return err(i, "unterminated string");
         }
     }
 }
@@ -191,12 +226,27 @@ fn skip_container(b: &[u8], i: usize) -> Result<usize, JsonError> {
     let mut depth: u32 = 0;
     let mut j = i;
     while j < b.len() {
-        match b[j] {
+        // Jump to the next quote or bracket eight bytes at a time: `[`/`{`
+        // and `]`/`}` differ only in bit 0x20.
+        while j + 8 <= b.len() {
+            let w = load8(b, j);
+            let x = w | (LO * 0x20);
+            let m = zero_bytes(w ^ (LO * u64::from(b'"')))
+                | zero_bytes(x ^ (LO * u64::from(b'{')))
+                | zero_bytes(x ^ (LO * u64::from(b'}')));
+            if m != 0 {
+                j += (m.trailing_zeros() / 8) as usize;
+                break;
+            }
+            j += 8;
+        }
+        let Some(&c) = b.get(j) else { break };
+        match c {
             b'"' => {
                 j = scan_string(b, j)?.0;
                 continue;
             }
-            c @ (b'{' | b'[') => {
+            b'{' | b'[' => {
                 if depth == 64 {
                     return err(j, "nested more than 64 levels");
                 }
@@ -207,7 +257,7 @@ fn skip_container(b: &[u8], i: usize) -> Result<usize, JsonError> {
                 }
                 depth += 1;
             }
-            c @ (b'}' | b']') => {
+            b'}' | b']' => {
                 if depth == 0 {
                     return err(j, "unbalanced bracket");
                 }
@@ -434,35 +484,222 @@ pub fn parse_document(text: &str) -> Result<JsonValue<'_>, JsonError> {
     Ok(v)
 }
 
-/// One record (a JSON object) with its top-level members indexed.
+/// One entry of an event's tape: a member or array element.
+#[derive(Debug, Clone, Copy)]
+struct Slot<'a> {
+    /// The member's key; empty for array elements.
+    key: RawStr<'a>,
+    value: JsonValue<'a>,
+    /// Index of the slot after this one's last descendant.
+    end: u32,
+}
+
+/// One record (a JSON object).
+///
+/// Reading indexes the top-level members and checks the whole structure
+/// (brackets, strings, separators at the top level). A nested object or
+/// array is read into a flat tape of its members the first time a rule
+/// looks into it, so the large `requestParameters` and `responseElements`
+/// of most records are never taken apart. A nested value whose syntax turns
+/// out to be broken then yields no values.
 ///
 /// Lookups follow dotted paths; when a path crosses an array, every element
-/// is looked into, so one path can yield several values.
+/// is looked into, so one path can yield several values. When a key repeats
+/// in an object, the first member is used.
 #[derive(Debug, Clone)]
 pub struct Event<'a> {
     text: &'a str,
-    fields: Vec<(RawStr<'a>, JsonValue<'a>)>,
+    top: Vec<TopSlot<'a>>,
+}
+
+#[derive(Debug, Clone)]
+struct TopSlot<'a> {
+    key: RawStr<'a>,
+    value: JsonValue<'a>,
+    /// The tape of a container value, built on first use.
+    sub: OnceCell<Vec<Slot<'a>>>,
+}
+
+/// Deeper nesting than this is refused (CloudTrail records nest about 8).
+const MAX_DEPTH: u32 = 128;
+
+struct TapeBuilder<'a> {
+    text: &'a str,
+    tape: Vec<Slot<'a>>,
+}
+
+impl<'a> TapeBuilder<'a> {
+    /// Reads the value at `i` into the tape (under `key`) and returns the
+    /// index after it.
+    fn value(&mut self, key: RawStr<'a>, i: usize, depth: u32) -> Result<usize, JsonError> {
+        let b = self.text.as_bytes();
+        match b.get(i) {
+            Some(b'{') => {
+                if depth >= MAX_DEPTH {
+                    return err(i, "nested too deeply");
+                }
+                let slot = self.tape.len();
+                self.tape.push(Slot {
+                    key,
+                    value: JsonValue::Null,
+                    end: 0,
+                });
+                let mut j = skip_ws(b, i + 1);
+                if b.get(j) == Some(&b'}') {
+                    j += 1;
+                } else {
+                    loop {
+                        if b.get(j) != Some(&b'"') {
+                            return err(j, "expected a key");
+                        }
+                        let (kend, escaped) = scan_string(b, j)?;
+                        let k = RawStr {
+                            raw: &self.text[j + 1..kend - 1],
+                            escaped,
+                        };
+                        j = skip_ws(b, kend);
+                        if b.get(j) != Some(&b':') {
+                            return err(j, "expected ':'");
+                        }
+                        j = skip_ws(b, j + 1);
+                        j = skip_ws(b, self.value(k, j, depth + 1)?);
+                        match b.get(j) {
+                            Some(b',') => j = skip_ws(b, j + 1),
+                            Some(b'}') => {
+                                j += 1;
+                                break;
+                            }
+                            _ => return err(j, "expected ',' or '}'"),
+                        }
+                    }
+                }
+                self.tape[slot].value = JsonValue::Object(&self.text[i..j]);
+                self.tape[slot].end = self.tape.len() as u32;
+                Ok(j)
+            }
+            Some(b'[') => {
+                if depth >= MAX_DEPTH {
+                    return err(i, "nested too deeply");
+                }
+                let slot = self.tape.len();
+                self.tape.push(Slot {
+                    key,
+                    value: JsonValue::Null,
+                    end: 0,
+                });
+                let mut j = skip_ws(b, i + 1);
+                if b.get(j) == Some(&b']') {
+                    j += 1;
+                } else {
+                    loop {
+                        j = skip_ws(b, self.value(RawStr::plain(""), j, depth + 1)?);
+                        match b.get(j) {
+                            Some(b',') => j = skip_ws(b, j + 1),
+                            Some(b']') => {
+                                j += 1;
+                                break;
+                            }
+                            _ => return err(j, "expected ',' or ']'"),
+                        }
+                    }
+                }
+                self.tape[slot].value = JsonValue::Array(&self.text[i..j]);
+                self.tape[slot].end = self.tape.len() as u32;
+                Ok(j)
+            }
+            _ => {
+                let (value, end) = read_value(self.text, i)?;
+                let at = self.tape.len() as u32;
+                self.tape.push(Slot {
+                    key,
+                    value,
+                    end: at + 1,
+                });
+                Ok(end)
+            }
+        }
+    }
+}
+
+fn build_tape(text: &str) -> Vec<Slot<'_>> {
+    let mut t = TapeBuilder {
+        text,
+        tape: Vec::with_capacity(32),
+    };
+    match t.value(RawStr::plain(""), 0, 1) {
+        Ok(_) => t.tape,
+        Err(_) => Vec::new(),
+    }
+}
+
+/// Index of the first member named `key` among the children of object slot
+/// `parent` of `tape`.
+#[inline]
+fn child(tape: &[Slot<'_>], parent: usize, key: &str) -> Option<usize> {
+    let end = tape[parent].end as usize;
+    let mut j = parent + 1;
+    while j < end {
+        let s = &tape[j];
+        if s.key.eq_str(key) {
+            return Some(j);
+        }
+        j = s.end as usize;
+    }
+    None
+}
+
+fn visit_tape<'a>(
+    tape: &[Slot<'a>],
+    slot: usize,
+    path: &[Box<str>],
+    f: &mut dyn FnMut(JsonValue<'a>) -> bool,
+) -> bool {
+    let Some((seg, rest)) = path.split_first() else {
+        return f(tape[slot].value);
+    };
+    match tape[slot].value {
+        JsonValue::Object(_) => match child(tape, slot, seg) {
+            Some(j) => visit_tape(tape, j, rest, f),
+            None => false,
+        },
+        JsonValue::Array(_) => {
+            let end = tape[slot].end as usize;
+            let mut j = slot + 1;
+            while j < end {
+                if visit_tape(tape, j, path, f) {
+                    return true;
+                }
+                j = tape[j].end as usize;
+            }
+            false
+        }
+        _ => false,
+    }
 }
 
 impl<'a> Event<'a> {
-    /// Reads `text` as one JSON object. Only structure is checked (brackets,
-    /// strings, separators); numbers are taken as written.
+    /// Reads `text` as one JSON object.
     pub fn parse(text: &'a str) -> Result<Self, JsonError> {
         let b = text.as_bytes();
         let start = skip_ws(b, 0);
-        let mut fields = Vec::with_capacity(24);
+        let mut top = Vec::with_capacity(24);
         let mut it = ObjectIter::new(&text[start..]);
         for kv in it.by_ref() {
-            fields.push(kv.map_err(|e| JsonError {
+            let (key, value) = kv.map_err(|e| JsonError {
                 offset: e.offset + start,
                 what: e.what,
-            })?);
+            })?;
+            top.push(TopSlot {
+                key,
+                value,
+                sub: OnceCell::new(),
+            });
         }
         let end = skip_ws(b, start + it.end());
         if end != b.len() {
             return err(end, "trailing characters after the object");
         }
-        Ok(Event { text, fields })
+        Ok(Event { text, top })
     }
 
     /// The record's text as given.
@@ -470,57 +707,51 @@ impl<'a> Event<'a> {
         self.text
     }
 
-    /// The value of a top-level member (the last one when a key repeats).
+    /// The value of a top-level member (the first one when a key repeats).
+    #[inline]
     pub fn top(&self, key: &str) -> Option<JsonValue<'a>> {
-        self.fields
-            .iter()
-            .rev()
-            .find(|(k, _)| k.eq_str(key))
-            .map(|(_, v)| *v)
+        self.top.iter().find(|s| s.key.eq_str(key)).map(|s| s.value)
+    }
+
+    fn tape_of<'s>(slot: &'s TopSlot<'a>) -> &'s [Slot<'a>] {
+        slot.sub.get_or_init(|| match slot.value {
+            JsonValue::Object(t) | JsonValue::Array(t) => build_tape(t),
+            _ => Vec::new(),
+        })
     }
 
     /// Calls `f` with every value found at `path` (dotted segments already
     /// split) until it returns true; returns whether it did. A missing path
     /// calls `f` zero times.
+    #[inline]
     pub fn visit(&self, path: &[Box<str>], f: &mut dyn FnMut(JsonValue<'a>) -> bool) -> bool {
         let Some((first, rest)) = path.split_first() else {
             return false;
         };
-        match self.top(first) {
-            Some(v) => visit_in(v, rest, f),
-            None => false,
+        let Some(slot) = self.top.iter().find(|s| s.key.eq_str(first)) else {
+            return false;
+        };
+        if rest.is_empty() {
+            return f(slot.value);
         }
+        if !slot.value.is_container() {
+            return false;
+        }
+        let tape = Self::tape_of(slot);
+        !tape.is_empty() && visit_tape(tape, 0, rest, f)
     }
 
     /// Calls `f` on every scalar of the record until it returns true.
     pub fn any_scalar(&self, f: &mut dyn FnMut(JsonValue<'a>) -> bool) -> bool {
-        self.fields.iter().any(|(_, v)| v.any_scalar(f))
-    }
-}
-
-fn visit_in<'a>(
-    v: JsonValue<'a>,
-    path: &[Box<str>],
-    f: &mut dyn FnMut(JsonValue<'a>) -> bool,
-) -> bool {
-    let Some((seg, rest)) = path.split_first() else {
-        return f(v);
-    };
-    match v {
-        JsonValue::Object(text) => {
-            // The last member wins when a key repeats, as in most JSON readers.
-            let mut found = None;
-            for (k, val) in ObjectIter::new(text).flatten() {
-                if k.eq_str(seg) {
-                    found = Some(val);
-                }
+        self.top.iter().any(|s| {
+            if s.value.is_container() {
+                Self::tape_of(s)
+                    .iter()
+                    .any(|x| !x.value.is_container() && !matches!(x.value, JsonValue::Null) && f(x.value))
+            } else {
+                !matches!(s.value, JsonValue::Null) && f(s.value)
             }
-            found.is_some_and(|val| visit_in(val, rest, f))
-        }
-        JsonValue::Array(text) => ArrayIter::new(text)
-            .flatten()
-            .any(|el| visit_in(el, path, f)),
-        _ => false,
+        })
     }
 }
 
@@ -584,9 +815,9 @@ mod tests {
     }
 
     #[test]
-    fn last_duplicate_key_wins() {
+    fn first_duplicate_key_wins() {
         let ev = Event::parse(r#"{"a":"1","a":"2","o":{"k":"x","k":"y"}}"#).unwrap();
-        assert_eq!(texts(&ev, "a"), ["2"]);
-        assert_eq!(texts(&ev, "o.k"), ["y"]);
+        assert_eq!(texts(&ev, "a"), ["1"]);
+        assert_eq!(texts(&ev, "o.k"), ["x"]);
     }
 }

@@ -47,8 +47,14 @@ fn unsupported(detection: &str) -> String {
 fn plain_value_is_whole_and_ignores_case() {
     check(
         "sel:\n  eventName: StopLogging\ncondition: sel",
-        &[r#"{"eventName":"stoplogging"}"#, r#"{"eventName":"STOPLOGGING"}"#],
-        &[r#"{"eventName":"StopLoggingNow"}"#, r#"{"other":"StopLogging"}"#],
+        &[
+            r#"{"eventName":"stoplogging"}"#,
+            r#"{"eventName":"STOPLOGGING"}"#,
+        ],
+        &[
+            r#"{"eventName":"StopLoggingNow"}"#,
+            r#"{"other":"StopLogging"}"#,
+        ],
     );
 }
 
@@ -156,7 +162,10 @@ fn contains_on_an_object_searches_its_scalars() {
             r#"{"requestParameters":{"VersioningConfiguration":{"Status":"Suspended"}}}"#,
             r#"{"requestParameters":{"list":["x","suspended"]}}"#,
         ],
-        &[r#"{"requestParameters":{"Suspended":"Enabled"}}"#, r#"{"a":"Suspended"}"#],
+        &[
+            r#"{"requestParameters":{"Suspended":"Enabled"}}"#,
+            r#"{"a":"Suspended"}"#,
+        ],
     );
     // A JSON policy held as a string is searched decoded.
     check(
@@ -175,7 +184,10 @@ fn lone_wildcard_matches_any_non_null_value() {
             r#"{"requestParameters":{"layers":[]}}"#,
             r#"{"requestParameters":{"layers":""}}"#,
         ],
-        &[r#"{"requestParameters":{"layers":null}}"#, r#"{"requestParameters":{}}"#],
+        &[
+            r#"{"requestParameters":{"layers":null}}"#,
+            r#"{"requestParameters":{}}"#,
+        ],
     );
 }
 
@@ -231,7 +243,10 @@ fn exists() {
 fn cidr() {
     check(
         "sel:\n  sourceIPAddress|cidr:\n    - 10.0.0.0/8\n    - '2001:db8::/32'\ncondition: sel",
-        &[r#"{"sourceIPAddress":"10.1.2.3"}"#, r#"{"sourceIPAddress":"2001:db8::1"}"#],
+        &[
+            r#"{"sourceIPAddress":"10.1.2.3"}"#,
+            r#"{"sourceIPAddress":"2001:db8::1"}"#,
+        ],
         &[
             r#"{"sourceIPAddress":"11.0.0.1"}"#,
             r#"{"sourceIPAddress":"AWS Internal"}"#,
@@ -305,7 +320,11 @@ fn base64_and_base64offset() {
         .collect();
     let yes: Vec<&str> = yes.iter().map(String::as_str).collect();
     let no = format!(r#"{{"a":"{}"}}"#, encoded("public data"));
-    check("sel:\n  a|base64offset|contains: secret\ncondition: sel", &yes, &[&no]);
+    check(
+        "sel:\n  a|base64offset|contains: secret\ncondition: sel",
+        &yes,
+        &[&no],
+    );
 }
 
 #[test]
@@ -331,12 +350,14 @@ fn expand_uses_the_placeholder_config() {
     check_with(
         cfg,
         "sel:\n  userIdentity.userName|expand: '%admins%'\ncondition: sel",
-        &[r#"{"userIdentity":{"userName":"Alice"}}"#, r#"{"userIdentity":{"userName":"bob"}}"#],
+        &[
+            r#"{"userIdentity":{"userName":"Alice"}}"#,
+            r#"{"userIdentity":{"userName":"bob"}}"#,
+        ],
         &[r#"{"userIdentity":{"userName":"carol"}}"#],
     );
-    assert!(
-        unsupported("sel:\n  a|expand: '%nobody%'\ncondition: sel").contains("placeholder %nobody%")
-    );
+    assert!(unsupported("sel:\n  a|expand: '%nobody%'\ncondition: sel")
+        .contains("placeholder %nobody%"));
 }
 
 #[test]
@@ -351,8 +372,12 @@ fn fieldref() {
     );
     check(
         "sel:\n  userIdentity.arn|fieldref|endswith: requestParameters.userName\ncondition: sel",
-        &[r#"{"userIdentity":{"arn":"arn:aws:iam::1:user/alice"},"requestParameters":{"userName":"alice"}}"#],
-        &[r#"{"userIdentity":{"arn":"arn:aws:iam::1:user/alice"},"requestParameters":{"userName":"bob"}}"#],
+        &[
+            r#"{"userIdentity":{"arn":"arn:aws:iam::1:user/alice"},"requestParameters":{"userName":"alice"}}"#,
+        ],
+        &[
+            r#"{"userIdentity":{"arn":"arn:aws:iam::1:user/alice"},"requestParameters":{"userName":"bob"}}"#,
+        ],
     );
 }
 
@@ -490,7 +515,10 @@ fn rules_are_only_tried_on_their_event_names_without_changing_results() {
     // evaluating each rule alone.
     let a = rule("sel:\n  eventName: [A, B]\n  x: '1'\ncondition: sel");
     let b = rule("sel:\n  x: '1'\ncondition: sel").replace("0001", "0002");
-    let set = RuleSet::from_sources(Config::cloudtrail(), [("a.yml", a.as_str()), ("b.yml", b.as_str())]);
+    let set = RuleSet::from_sources(
+        Config::cloudtrail(),
+        [("a.yml", a.as_str()), ("b.yml", b.as_str())],
+    );
     let mut hits = Vec::new();
     let expect: HashMap<&str, Vec<usize>> = [
         (r#"{"eventName":"a","x":"1"}"#, vec![0, 1]),
