@@ -371,3 +371,64 @@ fn bundle_directory_verifies_and_detects_tampering() {
     verify_bundle_dir(&dir, &key, Some(&trusted)).unwrap();
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+mod random_tampering {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[derive(Debug, Clone)]
+    enum Tamper {
+        Change { at: usize, byte: usize },
+        Delete { at: usize },
+        Swap { at: usize },
+        Insert { at: usize },
+        Truncate { keep: usize },
+    }
+
+    fn tamper() -> impl Strategy<Value = Tamper> {
+        prop_oneof![
+            (0usize..1000, 0usize..1000).prop_map(|(at, byte)| Tamper::Change { at, byte }),
+            (0usize..1000).prop_map(|at| Tamper::Delete { at }),
+            (0usize..1000).prop_map(|at| Tamper::Swap { at }),
+            (0usize..1000).prop_map(|at| Tamper::Insert { at }),
+            (0usize..1000).prop_map(|keep| Tamper::Truncate { keep }),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+        /// Any one tampering of the stored bytes of a log whose last entry is
+        /// covered by a checkpoint is detected.
+        #[test]
+        fn any_tampering_is_detected(n in 2u64..60, t in tamper()) {
+            let key = real_key();
+            let entries: Vec<LedgerEntry> = (0..n).map(entry).collect();
+            let mut f = Frontier::new();
+            for e in &entries {
+                f.push(e.leaf_hash());
+            }
+            let cp = key.sign_checkpoint(&Checkpoint::new(ORIGIN, n, f.root()));
+            let cps = vec![("last".to_string(), cp)];
+            let mut lines: Vec<Vec<u8>> = entries.iter().map(LedgerEntry::encode).collect();
+            let len = lines.len();
+            match t {
+                Tamper::Change { at, byte } => {
+                    let l = &mut lines[at % len];
+                    let b = byte % l.len();
+                    l[b] ^= 0x04;
+                }
+                Tamper::Delete { at } => {
+                    lines.remove(at % len);
+                }
+                Tamper::Swap { at } => lines.swap(at % (len - 1), at % (len - 1) + 1),
+                Tamper::Insert { at } => {
+                    let extra = lines[at % len].clone();
+                    lines.insert(at % len, extra);
+                }
+                Tamper::Truncate { keep } => lines.truncate(keep % len),
+            }
+            let refs: Vec<&[u8]> = lines.iter().map(Vec::as_slice).collect();
+            prop_assert!(verify_encoded(&refs, &key.verifier(), &cps, None).is_err());
+        }
+    }
+}
