@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh machine: installs what the tests need,
+# starts the peers they use, runs every test on SQLite and PostgreSQL, and
+# stops what it started.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+
+# Keep the build warm between runs on the same machine.
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/twokey/target}"
+export CARGO_TERM_COLOR=never
+mkdir -p "$CARGO_TARGET_DIR"
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "PostgreSQL on 127.0.0.1:5432"
+if ! pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then
+  if command -v pg_ctlcluster >/dev/null 2>&1; then
+    pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -1)" main start
+  else
+    echo "PostgreSQL is not installed; installing it from Debian's packages"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+    pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -1)" main start
+  fi
+  for _ in $(seq 1 30); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done
+fi
+pg_isready -h 127.0.0.1 -p 5432
+export TWOKEY_TEST_PG="${TWOKEY_TEST_PG:-postgres://postgres@127.0.0.1:5432/postgres}"
+
+if [ -x tests/sigma-diff/setup.sh ] || [ -f tests/sigma-diff/setup.sh ]; then
+  step "pySigma reference (PyPI) for the differential test"
+  bash tests/sigma-diff/setup.sh
+  export TWOKEY_PYSIGMA_PYTHON="$ROOT/.venv/sigma/bin/python"
+fi
+
+step "format and lints"
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets --quiet -- -D warnings
+
+step "tests (SQLite and PostgreSQL)"
+cargo test --workspace --no-fail-fast 2>&1 | tee "$CARGO_TARGET_DIR/test.log"
+status=${PIPESTATUS[0]}
+
+# Test databases are created per test; drop the ones this run left behind.
+psql -h 127.0.0.1 -U postgres -d postgres -Atqc "SELECT datname FROM pg_database WHERE datname LIKE 'tk\_%'" 2>/dev/null |
+  while read -r db; do psql -h 127.0.0.1 -U postgres -d postgres -qc "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)" >/dev/null 2>&1 || true; done
+
+passed=$(grep -Eo 'test result: [a-z]+\. [0-9]+ passed; [0-9]+ failed' "$CARGO_TARGET_DIR/test.log" | awk '{p+=$4; f+=$6} END {print p+0, f+0}')
+set -- $passed
+echo
+echo "$1 passed, $2 failed"
+exit "$status"
