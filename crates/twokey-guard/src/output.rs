@@ -118,8 +118,8 @@ impl FindingWriter {
                 if !self.header_done {
                     writeln!(
                         out,
-                        "{:<8} {:<44} {:<32} {:<28} {}",
-                        "LEVEL", "RULE", "EVENT", "SOURCE", "EVENT ID"
+                        "{:<8} {:<44} {:<32} {:<28} EVENT ID",
+                        "LEVEL", "RULE", "EVENT", "SOURCE"
                     )?;
                     self.header_done = true;
                 }

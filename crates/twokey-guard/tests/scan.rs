@@ -76,7 +76,9 @@ fn scan(rules: Vec<PathBuf>, builtin: bool, format: Format, paths: Vec<PathBuf>)
 }
 
 fn findings(out: &str) -> Vec<serde_json::Value> {
-    out.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+    out.lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
 }
 
 #[test]
@@ -132,7 +134,11 @@ fn records_files_plain_gzip_and_directory_trees() {
         .iter()
         .map(|f| {
             let file = f["source"]["file"].as_str().unwrap();
-            let name = Path::new(file).file_name().unwrap().to_string_lossy().into_owned();
+            let name = Path::new(file)
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .into_owned();
             (name, f["source"]["line"].as_u64().unwrap())
         })
         .collect();
@@ -160,7 +166,10 @@ fn no_findings_exit_zero_and_bad_records_exit_two() {
     let bad = d.join("bad.ndjson");
     std::fs::write(
         &bad,
-        format!("{{\"eventName\":\n{}\n", rec("StopLogging", "y", "2026-01-01T00:00:00Z")),
+        format!(
+            "{{\"eventName\":\n{}\n",
+            rec("StopLogging", "y", "2026-01-01T00:00:00Z")
+        ),
     )
     .unwrap();
     let r = scan(vec![rules.clone()], false, Format::Ndjson, vec![bad]);
@@ -168,7 +177,12 @@ fn no_findings_exit_zero_and_bad_records_exit_two() {
     assert_eq!(findings(&r.out).len(), 1, "good records are still scanned");
     assert!(r.err.contains("bad.ndjson:1:"), "{}", r.err);
 
-    let r = scan(vec![rules], false, Format::Ndjson, vec![d.join("missing.json")]);
+    let r = scan(
+        vec![rules],
+        false,
+        Format::Ndjson,
+        vec![d.join("missing.json")],
+    );
     assert_eq!(r.status, 2);
     assert!(r.err.contains("missing.json"));
 }
@@ -201,7 +215,10 @@ fn ocsf_and_table_formats() {
     assert_eq!(o["type_uid"], 200401);
     assert_eq!(o["severity_id"], 4);
     assert_eq!(o["time"], 1_767_225_600_000i64);
-    assert_eq!(o["finding_info"]["analytic"]["uid"], "11111111-2222-4333-8444-555555555555");
+    assert_eq!(
+        o["finding_info"]["analytic"]["uid"],
+        "11111111-2222-4333-8444-555555555555"
+    );
     assert_eq!(o["finding_info"]["title"], "Trail Stopped");
     let raw: serde_json::Value = serde_json::from_str(o["raw_data"].as_str().unwrap()).unwrap();
     assert_eq!(raw["eventID"], "ev-9");
@@ -210,7 +227,11 @@ fn ocsf_and_table_formats() {
     let lines: Vec<&str> = r.out.lines().collect();
     assert_eq!(lines.len(), 2);
     assert!(lines[0].starts_with("LEVEL"));
-    assert!(lines[1].starts_with("high") && lines[1].contains("Trail Stopped") && lines[1].contains("ev-9"));
+    assert!(
+        lines[1].starts_with("high")
+            && lines[1].contains("Trail Stopped")
+            && lines[1].contains("ev-9")
+    );
 }
 
 fn builtin_hits(records: &[String]) -> Vec<String> {
@@ -236,10 +257,16 @@ fn builtin_pack_covers_the_tpi_baseline() {
         builtin_hits(&[rec("StopLogging", "1", "2026-01-01T00:00:00Z")]),
         ["CloudTrail Logging Stopped Or Trail Deleted"]
     );
-    assert_eq!(builtin_hits(&[open_sg.to_string()]), ["Security Group Opened To The Internet"]);
+    assert_eq!(
+        builtin_hits(&[open_sg.to_string()]),
+        ["Security Group Opened To The Internet"]
+    );
     assert!(builtin_hits(&[closed_sg]).is_empty());
     assert_eq!(builtin_hits(&[root.to_string()]), ["Root User Activity"]);
-    assert_eq!(builtin_hits(&[role.to_string()]), ["twokey Role Changed Outside twokey"]);
+    assert_eq!(
+        builtin_hits(&[role.to_string()]),
+        ["twokey Role Changed Outside twokey"]
+    );
     assert!(builtin_hits(&[other_role]).is_empty());
 }
 
@@ -256,7 +283,11 @@ fn event_count_correlation_fires_once_per_burst_inside_its_window() {
     // aws_enum_storage: more than 5 storage enumeration calls within 10m.
     let burst: Vec<String> = (0..6).map(|i| s3_list(i, i * 30, "1.2.3.4")).collect();
     let hits = builtin_hits(&burst);
-    assert_eq!(hits, ["Potential Storage Enumeration on AWS"], "base rules do not report alone");
+    assert_eq!(
+        hits,
+        ["Potential Storage Enumeration on AWS"],
+        "base rules do not report alone"
+    );
     let five: Vec<String> = (0..5).map(|i| s3_list(i, i * 30, "1.2.3.4")).collect();
     assert!(builtin_hits(&five).is_empty());
     // Six calls spread over 50 minutes never have six inside 10 minutes.
@@ -275,7 +306,9 @@ fn grouped_and_temporal_correlations() {
             r#"{{"eventTime":"2026-01-01T00:00:{i:02}Z","eventSource":"macie2.amazonaws.com","eventName":"DisableMacie","sourceIPAddress":"{ip}"}}"#
         )
     };
-    let mixed: Vec<String> = (0..6).map(|i| macie(i, if i % 2 == 0 { "1.1.1.1" } else { "2.2.2.2" })).collect();
+    let mixed: Vec<String> = (0..6)
+        .map(|i| macie(i, if i % 2 == 0 { "1.1.1.1" } else { "2.2.2.2" }))
+        .collect();
     assert!(builtin_hits(&mixed).is_empty());
     let same: Vec<String> = (0..6).map(|i| macie(i, "1.1.1.1")).collect();
     assert_eq!(builtin_hits(&same), ["AWS Macie Evasion"]);
@@ -288,7 +321,10 @@ fn grouped_and_temporal_correlations() {
         ses("UpdateAccountSendingEnabled", "2026-01-01T00:00:00Z"),
         ses("VerifyEmailIdentity", "2026-01-01T00:04:00Z"),
     ];
-    assert_eq!(builtin_hits(&close), ["Potential AWS Cloud Email Service Abuse"]);
+    assert_eq!(
+        builtin_hits(&close),
+        ["Potential AWS Cloud Email Service Abuse"]
+    );
     let far = [
         ses("UpdateAccountSendingEnabled", "2026-01-01T00:00:00Z"),
         ses("VerifyEmailIdentity", "2026-01-01T00:06:00Z"),

@@ -103,7 +103,12 @@ fn lex(s: &str) -> Result<Vec<Token>, String> {
 struct Parser {
     toks: Vec<Token>,
     pos: usize,
+    depth: u32,
 }
+
+/// Nesting (parentheses, `not`) deeper than this is refused rather than
+/// risking the stack on a hostile rule.
+const MAX_NESTING: u32 = 64;
 
 impl Parser {
     fn peek(&self) -> Option<&Token> {
@@ -137,11 +142,18 @@ impl Parser {
     }
 
     fn not(&mut self) -> Result<Cond, String> {
-        if self.peek() == Some(&Token::Not) {
-            self.pos += 1;
-            return Ok(Cond::Not(Box::new(self.not()?)));
+        self.depth += 1;
+        if self.depth > MAX_NESTING {
+            return Err(format!("condition nests deeper than {MAX_NESTING} levels"));
         }
-        self.atom()
+        let r = if self.peek() == Some(&Token::Not) {
+            self.pos += 1;
+            self.not().map(|c| Cond::Not(Box::new(c)))
+        } else {
+            self.atom()
+        };
+        self.depth -= 1;
+        r
     }
 
     fn atom(&mut self) -> Result<Cond, String> {
@@ -189,7 +201,11 @@ pub fn parse(s: &str) -> Result<Cond, String> {
                 .into(),
         );
     }
-    let mut p = Parser { toks, pos: 0 };
+    let mut p = Parser {
+        toks,
+        pos: 0,
+        depth: 0,
+    };
     let c = p.or()?;
     if p.pos != p.toks.len() {
         return Err(format!("unexpected {:?}", p.toks[p.pos]));
@@ -273,6 +289,10 @@ mod tests {
         assert!(parse("a and").is_err());
         assert!(parse("2 of sel*").is_err());
         assert!(parse("a b").is_err());
+        assert!(parse(&format!("{}a{}", "(".repeat(500), ")".repeat(500)))
+            .unwrap_err()
+            .contains("deeper"));
+        assert!(parse(&"not ".repeat(500)).is_err());
     }
 
     #[test]

@@ -192,7 +192,8 @@ fn scan_string(b: &[u8], i: usize) -> Result<(usize, bool), JsonError> {
         let mut rounds = 0;
         while j + 8 <= b.len() && rounds < 8 {
             let w = load8(b, j);
-            let m = zero_bytes(w ^ (LO * u64::from(b'"'))) | zero_bytes(w ^ (LO * u64::from(b'\\')));
+            let m =
+                zero_bytes(w ^ (LO * u64::from(b'"'))) | zero_bytes(w ^ (LO * u64::from(b'\\')));
             if m != 0 {
                 found = Some(j + (m.trailing_zeros() / 8) as usize);
                 break;
@@ -745,9 +746,9 @@ impl<'a> Event<'a> {
     pub fn any_scalar(&self, f: &mut dyn FnMut(JsonValue<'a>) -> bool) -> bool {
         self.top.iter().any(|s| {
             if s.value.is_container() {
-                Self::tape_of(s)
-                    .iter()
-                    .any(|x| !x.value.is_container() && !matches!(x.value, JsonValue::Null) && f(x.value))
+                Self::tape_of(s).iter().any(|x| {
+                    !x.value.is_container() && !matches!(x.value, JsonValue::Null) && f(x.value)
+                })
             } else {
                 !matches!(s.value, JsonValue::Null) && f(s.value)
             }
