@@ -123,7 +123,7 @@ impl FindingWriter {
                     )?;
                     self.header_done = true;
                 }
-                let src = format!("{}:{}", short(f.file, 22), f.line);
+                let src = format!("{}:{}", short_tail(f.file, 22), f.line);
                 writeln!(
                     out,
                     "{:<8} {:<44} {:<32} {:<28} {}",
@@ -139,8 +139,17 @@ impl FindingWriter {
     }
 }
 
-/// Keeps the last `n` characters of `s` (file names) or the first `n`
-/// (titles), marking the cut with `…`.
+/// Keeps the last `n` characters of a file name, marking the cut with `…`.
+fn short_tail(s: &str, n: usize) -> String {
+    let count = s.chars().count();
+    if count <= n {
+        return s.to_string();
+    }
+    let keep: String = s.chars().skip(count - (n - 1)).collect();
+    format!("…{keep}")
+}
+
+/// Keeps the first `n` characters of `s`, marking the cut with `…`.
 fn short(s: &str, n: usize) -> String {
     let count = s.chars().count();
     if count <= n {

@@ -259,7 +259,26 @@ impl<'r> Scanner<'r> {
 /// Exit status: 0 no findings, 1 findings, 2 an input or rule could not be
 /// read (findings from the rest are still written).
 pub fn run_scan(args: &ScanArgs, out: &mut dyn Write) -> anyhow::Result<i32> {
-    scan_with(args, out, &mut std::io::stderr())
+    quiet_broken_pipe(scan_with(args, out, &mut std::io::stderr()))
+}
+
+/// A reader that went away (`| head`) ends the command like grep's: findings
+/// were written, so status 1, and no error message.
+fn quiet_broken_pipe(r: anyhow::Result<i32>) -> anyhow::Result<i32> {
+    match r {
+        Err(e)
+            if e.chain().any(|c| {
+                c.downcast_ref::<std::io::Error>()
+                    .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+                    || c.downcast_ref::<serde_json::Error>()
+                        .and_then(|j| j.io_error_kind())
+                        .is_some_and(|k| k == std::io::ErrorKind::BrokenPipe)
+            }) =>
+        {
+            Ok(1)
+        }
+        other => other,
+    }
 }
 
 /// [`run_scan`] with diagnostics written to `err`.
@@ -323,7 +342,12 @@ pub fn run_watch(args: &WatchArgs, out: &mut dyn Write) -> anyhow::Result<i32> {
         );
     }
     let stdin = std::io::stdin();
-    watch_reader(args, &mut stdin.lock(), out, &mut std::io::stderr())
+    quiet_broken_pipe(watch_reader(
+        args,
+        &mut stdin.lock(),
+        out,
+        &mut std::io::stderr(),
+    ))
 }
 
 /// [`run_watch`] over any reader, diagnostics to `err`.
