@@ -789,3 +789,102 @@ async fn api_basics_problem_details_health_metrics_openapi() {
         h.stop().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_login_works_during_the_grant_and_its_session_is_gone_after() {
+    use sqlx::Connection;
+    let (_d, urls) = urls("tk_pglogin").await;
+    let admin = twokey_store::testing::pg_server_url();
+    let extra = format!(
+        r#"
+[[entitlement]]
+name = "db"
+provider = "postgres"
+requester_groups = ["eng"]
+max_duration = "1h"
+reason_required = true
+approval = {{ count = 1, from = ["approvers"] }}
+[entitlement.target]
+url = "{admin}"
+mode = "login"
+roles = []
+"#
+    );
+    for url in urls {
+        let h = start(url, &policy(&extra), vec![]).await;
+        let id = h.request("alice", "db", "30m").await;
+        h.approve("bob", &id).await;
+        h.wait_state(&id, "active", 15).await;
+        // The secret is for alice alone, and shown once.
+        assert_eq!(
+            h.call(
+                "bob",
+                Method::POST,
+                &format!("/v1/requests/{id}/secret"),
+                None
+            )
+            .await
+            .0,
+            403
+        );
+        let (s, v) = h
+            .call(
+                "alice",
+                Method::POST,
+                &format!("/v1/requests/{id}/secret"),
+                None,
+            )
+            .await;
+        assert_eq!(s, 200, "{v}");
+        let dsn = v["secret"].as_str().expect("secret").to_string();
+        assert_eq!(
+            h.call(
+                "alice",
+                Method::POST,
+                &format!("/v1/requests/{id}/secret"),
+                None
+            )
+            .await
+            .0,
+            404,
+            "only once"
+        );
+        let role = twokey_providers::postgres::PostgresProvider::login_role_name(&id);
+        assert!(dsn.contains(&role), "{dsn}");
+        // VALID UNTIL is the grant's end: access ends even if twokey is down.
+        let mut adm = sqlx::PgConnection::connect(&admin).await.expect("admin");
+        let until: Option<String> =
+            sqlx::query_scalar("SELECT rolvaliduntil::text FROM pg_roles WHERE rolname = $1")
+                .bind(&role)
+                .fetch_one(&mut adm)
+                .await
+                .expect("role exists");
+        assert!(until.is_some(), "VALID UNTIL set");
+        // Log in during the grant and keep the session open.
+        let mut session = sqlx::PgConnection::connect(&dsn)
+            .await
+            .expect("login works during the grant");
+        let who: String = sqlx::query_scalar("SELECT current_user::text")
+            .fetch_one(&mut session)
+            .await
+            .expect("query");
+        assert_eq!(who, role);
+        h.call(
+            "alice",
+            Method::POST,
+            &format!("/v1/requests/{id}/revoke"),
+            None,
+        )
+        .await;
+        h.wait_state(&id, "revoked", 20).await;
+        assert!(
+            sqlx::query("SELECT 1").execute(&mut session).await.is_err(),
+            "the open session is gone after the revoke"
+        );
+        assert!(
+            sqlx::PgConnection::connect(&dsn).await.is_err(),
+            "login fails after the revoke"
+        );
+        h.stop().await;
+    }
+}
