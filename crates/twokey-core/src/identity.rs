@@ -20,6 +20,15 @@ pub struct IdentityKey {
 }
 
 impl IdentityKey {
+    /// Parses `issuer|subject` (the issuer may itself contain `|`-free URLs).
+    pub fn parse(s: &str) -> Option<Self> {
+        let (issuer, subject) = s.rsplit_once('|')?;
+        (!issuer.is_empty() && !subject.is_empty()).then(|| Self {
+            issuer: issuer.into(),
+            subject: subject.into(),
+        })
+    }
+
     /// Issuer used for identities declared in the policy file.
     pub const STATIC_ISSUER: &'static str = "twokey";
 
@@ -48,6 +57,11 @@ pub struct Actor {
     pub name: String,
     /// Group names.
     pub groups: BTreeSet<String>,
+    /// Other identity keys of the same person (declared in the policy with
+    /// `links`). Separation of duties treats all of them as one person: none
+    /// may approve a request made by another, and they count once together.
+    #[serde(default)]
+    pub links: BTreeSet<IdentityKey>,
 }
 
 impl Actor {
@@ -60,7 +74,13 @@ impl Actor {
             },
             name: "system".into(),
             groups: BTreeSet::new(),
+            links: BTreeSet::new(),
         }
+    }
+
+    /// Whether `key` is this actor or one of its linked identities.
+    pub fn is(&self, key: &IdentityKey) -> bool {
+        &self.key == key || self.links.contains(key)
     }
 
     /// Whether the actor is in any of `groups`.

@@ -140,7 +140,7 @@ impl Entitlement {
         requester: &IdentityKey,
         requester_groups: &BTreeSet<String>,
     ) -> Result<(), String> {
-        if &actor.key == requester {
+        if actor.is(requester) {
             return Err("you requested this; a different approver is required".into());
         }
         if !actor.in_any(&self.approval.from) {
@@ -187,6 +187,8 @@ pub struct StaticIdentity {
     pub email: Option<String>,
     /// Groups.
     pub groups: BTreeSet<String>,
+    /// Other keys of the same person (an SSO subject, a second account).
+    pub links: BTreeSet<IdentityKey>,
 }
 
 impl StaticIdentity {
@@ -196,6 +198,7 @@ impl StaticIdentity {
             key: self.key.clone(),
             name: self.name.clone(),
             groups: self.groups.clone(),
+            links: self.links.clone(),
         }
     }
 }
@@ -246,6 +249,8 @@ struct RawIdentity {
     email: Option<String>,
     #[serde(default)]
     groups: Vec<String>,
+    #[serde(default)]
+    links: Vec<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -367,12 +372,50 @@ impl Policy {
                 ));
             }
             groups.extend(r.groups.iter().cloned());
+            let mut links = BTreeSet::new();
+            for l in &r.links {
+                match IdentityKey::parse(l.get_ref()) {
+                    Some(k) if k != key => {
+                        links.insert(k);
+                    }
+                    _ => issues.push(lines.issue(
+                        l,
+                        format!(
+                            "identity {name:?}: link {:?} must be another identity's \"issuer|subject\"",
+                            l.get_ref()
+                        ),
+                    )),
+                }
+            }
             identities.push(StaticIdentity {
                 name,
                 key,
                 email: r.email.clone(),
                 groups: r.groups.iter().cloned().collect(),
+                links,
             });
+        }
+
+        // Links are symmetric and transitive among the policy's identities:
+        // if alice links alice-admin, alice-admin is alice too.
+        loop {
+            let mut changed = false;
+            for i in 0..identities.len() {
+                let mut person: BTreeSet<IdentityKey> = identities[i].links.clone();
+                person.insert(identities[i].key.clone());
+                for j in 0..identities.len() {
+                    if i != j && person.contains(&identities[j].key) {
+                        for k in person.iter() {
+                            if *k != identities[j].key && identities[j].links.insert(k.clone()) {
+                                changed = true;
+                            }
+                        }
+                    }
+                }
+            }
+            if !changed {
+                break;
+            }
         }
 
         let admins = match &raw.admins {

@@ -107,7 +107,7 @@ pub fn approve(
             short(&current.hash)
         )));
     }
-    if actor.key == p.proposed_by {
+    if actor.is(&p.proposed_by) {
         return Err(DomainError::SelfApproval);
     }
     if !current.is_admin(actor) {
@@ -115,7 +115,7 @@ pub fn approve(
             "only policy admins can approve a policy change".into(),
         ));
     }
-    if p.approvals.contains(&actor.key) {
+    if p.approvals.iter().any(|k| actor.is(k)) {
         return Err(DomainError::Forbidden(
             "you have already approved this proposal".into(),
         ));

@@ -373,7 +373,7 @@ pub fn extend(
     id: &str,
     now: Millis,
 ) -> Result<(Request, Vec<Event>), DomainError> {
-    if original.requester != actor.key {
+    if !actor.is(&original.requester) {
         return Err(DomainError::Forbidden(
             "only the requester can extend a grant".into(),
         ));
@@ -428,7 +428,7 @@ pub fn review(
             req.id
         )));
     }
-    if actor.key == req.requester {
+    if actor.is(&req.requester) {
         // Denying one's own request is not an attempt at self-approval (which
         // alerts): point the requester at cancel instead.
         if decision == ReviewDecision::Deny {
@@ -441,7 +441,7 @@ pub fn review(
     let ent = entitlement(policy, &req.entitlement)?;
     ent.may_approve(actor, &req.requester, &req.requester_groups)
         .map_err(DomainError::Forbidden)?;
-    if req.reviews.iter().any(|r| r.reviewer == actor.key) {
+    if req.reviews.iter().any(|r| actor.is(&r.reviewer)) {
         return Err(DomainError::Forbidden(
             "you have already reviewed this request; each identity counts once".into(),
         ));
@@ -508,7 +508,7 @@ pub fn cancel(
     actor: &Actor,
     now: Millis,
 ) -> Result<(Request, Vec<Event>), DomainError> {
-    if actor.key != req.requester {
+    if !actor.is(&req.requester) {
         return Err(DomainError::Forbidden(
             "only the requester can cancel a request; approvers deny".into(),
         ));
@@ -606,7 +606,7 @@ pub fn begin_revoke(
             req.state.as_str()
         )));
     }
-    if actor.key != req.requester && !policy.is_admin(actor) {
+    if !actor.is(&req.requester) && !policy.is_admin(actor) {
         let ent = entitlement(policy, &req.entitlement)?;
         if !actor.in_any(&ent.approval.from) {
             return Err(DomainError::Forbidden(format!(
@@ -695,7 +695,7 @@ pub fn review_break_glass(
             req.id
         )));
     }
-    if actor.key == req.requester {
+    if actor.is(&req.requester) {
         return Err(DomainError::SelfApproval);
     }
     let ent = entitlement(policy, &req.entitlement)?;

@@ -99,6 +99,7 @@ fn actors(p: &Policy) -> Vec<Actor> {
         },
         name: "r1".into(),
         groups: BTreeSet::from(["approvers".into(), "team-x".into()]),
+        links: Default::default(),
     });
     v.push(Actor::system());
     v

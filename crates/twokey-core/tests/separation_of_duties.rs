@@ -251,6 +251,7 @@ fn alice_cannot_approve_her_own_request() {
         key: alice.key.clone(),
         name: "Alice (admin hat)".into(),
         groups: BTreeSet::from(["approvers".into(), "platform".into()]),
+        links: Default::default(),
     };
     assert_eq!(
         review(
@@ -301,6 +302,7 @@ fn a_second_identity_of_the_requester_is_only_stopped_by_groups() {
         },
         name: "alice".into(),
         groups: BTreeSet::from(["approvers".into(), "team-a".into()]),
+        links: Default::default(),
     };
     assert_ne!(alice_sso.key, alice.key);
     assert_eq!(alice_sso.name, alice.name);
@@ -474,6 +476,7 @@ fn an_ineligible_user_is_refused_and_nothing_changes() {
         },
         name: "stranger".into(),
         groups: BTreeSet::new(),
+        links: Default::default(),
     };
     assert!(matches!(
         review(&p, &req, &stranger, ReviewDecision::Approve, "", T0 + MIN),
@@ -1077,4 +1080,79 @@ fn states_round_trip_through_their_stored_names() {
         ]
     );
     assert_eq!(State::parse("active "), None);
+}
+
+/// When the policy links a person's identities (`links`), none of them may
+/// approve a request made by another, and they count once together.
+#[test]
+fn linked_identities_are_one_person() {
+    let text = r#"
+[[identity]]
+name = "alice"
+groups = ["eng"]
+links = ["https://sso.example.com|a-7f3e"]
+[[identity]]
+name = "alice-admin"
+subject = "alice.admin"
+groups = ["approvers"]
+links = ["twokey|alice"]
+[[identity]]
+name = "bob"
+groups = ["approvers"]
+links = ["https://sso.example.com|b-1111"]
+[[identity]]
+name = "carol"
+groups = ["approvers"]
+
+[[entitlement]]
+name = "two"
+provider = "exec"
+requester_groups = ["eng"]
+max_duration = "1h"
+approval = { count = 2, from = ["approvers"] }
+[entitlement.target]
+grant = ["true"]
+"#;
+    let p = Policy::parse(text, "links.toml").expect("valid");
+    let alice = p.identity("alice").unwrap().actor();
+    let (req, _) = create(&p, &alice, &ask("two", 30), "r1", T0).unwrap();
+    // alice's admin account links back to alice: refused as self-approval.
+    let alice_admin = p.identity("alice-admin").unwrap().actor();
+    assert_eq!(
+        review(
+            &p,
+            &req,
+            &alice_admin,
+            ReviewDecision::Approve,
+            "",
+            T0 + MIN
+        )
+        .unwrap_err(),
+        DomainError::SelfApproval
+    );
+    // bob approves, then bob's SSO identity (linked) tries to add the second approval.
+    let bob = p.identity("bob").unwrap().actor();
+    let (r, _) = review(&p, &req, &bob, ReviewDecision::Approve, "", T0 + MIN).unwrap();
+    let mut bob_sso = bob.clone();
+    bob_sso.key = IdentityKey {
+        issuer: "https://sso.example.com".into(),
+        subject: "b-1111".into(),
+    };
+    bob_sso.links = [bob.key.clone()].into();
+    let err = review(&p, &r, &bob_sso, ReviewDecision::Approve, "", T0 + MIN).unwrap_err();
+    assert!(
+        matches!(&err, DomainError::Forbidden(m) if m.contains("counts once")),
+        "{err:?}"
+    );
+    assert_eq!(r.state, State::Pending);
+    let carol = p.identity("carol").unwrap().actor();
+    let (r, _) = review(&p, &r, &carol, ReviewDecision::Approve, "", T0 + MIN).unwrap();
+    assert_eq!(r.state, State::Approved);
+    // A link must be a key.
+    let bad = text.replace("links = [\"twokey|alice\"]", "links = [\"alice\"]");
+    let err = Policy::parse(&bad, "links.toml").unwrap_err();
+    assert!(
+        err.to_string().contains("links.toml:10:") && err.to_string().contains("issuer|subject"),
+        "{err}"
+    );
 }

@@ -199,10 +199,28 @@ impl Broker {
     /// policy in force (so a policy change applies at once).
     pub fn refresh_actor(&self, actor: Actor) -> Actor {
         let lp = self.policy();
-        match lp.policy.identities.iter().find(|i| i.key == actor.key) {
-            Some(sid) => sid.actor(),
-            None => actor,
+        if let Some(sid) = lp.policy.identities.iter().find(|i| i.key == actor.key) {
+            return sid.actor();
         }
+        // An identity that a policy identity links to (an SSO subject, say) is
+        // the same person: carry the links so separation of duties sees it.
+        let mut actor = actor;
+        for sid in lp
+            .policy
+            .identities
+            .iter()
+            .filter(|i| i.links.contains(&actor.key))
+        {
+            actor.links.insert(sid.key.clone());
+            let others: Vec<_> = sid
+                .links
+                .iter()
+                .filter(|k| **k != actor.key)
+                .cloned()
+                .collect();
+            actor.links.extend(others);
+        }
+        actor
     }
 
     async fn load(&self, id: &str) -> Result<Request, ApiError> {

@@ -888,3 +888,34 @@ roles = []
         h.stop().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_identity_linked_to_the_requester_cannot_approve() {
+    let (_d, urls) = urls("tk_linked").await;
+    let extra = r#"
+[[identity]]
+name = "alice-ops"
+subject = "alice.ops"
+groups = ["approvers"]
+links = ["twokey|alice"]
+"#;
+    for url in urls {
+        let h = start(url, &policy(extra), vec![]).await;
+        let id = h.request("alice", "demo", "10m").await;
+        let (s, v) = h.approve("alice-ops", &id).await;
+        assert_eq!(s, 403, "{}: {v}", h.backend());
+        assert!(
+            v["detail"]
+                .as_str()
+                .unwrap_or("")
+                .contains("a different approver"),
+            "{v}"
+        );
+        assert!(
+            Harness::kinds(&h.show(&id).await).contains(&"review.refused".to_string()),
+            "refusal is in the ledger"
+        );
+        assert_eq!(h.show(&id).await["state"], "pending");
+        h.stop().await;
+    }
+}
