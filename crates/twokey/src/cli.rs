@@ -100,6 +100,17 @@ enum Cmd {
     /// API tokens (talks to the database directly).
     #[command(subcommand)]
     Token(TokenCmd),
+    /// Sigma rules over CloudTrail: high-risk activity and calls outside two-person control.
+    #[command(subcommand)]
+    Guard(GuardCmd),
+}
+
+#[derive(Subcommand, Debug)]
+enum GuardCmd {
+    /// Scan CloudTrail files, directories or stdin (`-`) once.
+    Scan(twokey_guard::ScanArgs),
+    /// Run continuously on a stream and report findings as they come.
+    Watch(twokey_guard::WatchArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -146,6 +157,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
     };
     match cli.cmd {
         Cmd::Serve(args) => return crate::serve::run(args).await,
+        Cmd::Guard(GuardCmd::Scan(args)) => return twokey_guard::run_scan(&args, &mut std::io::stdout().lock()),
+        Cmd::Guard(GuardCmd::Watch(args)) => return twokey_guard::run_watch(&args, &mut std::io::stdout().lock()),
         Cmd::Policy(PolicyCmd::Check { file }) => return policy_check(&file, json_out),
         Cmd::Token(TokenCmd::Issue {
             config,
