@@ -23,22 +23,34 @@ use yaml_serde::Value as Yaml;
 
 use crate::condition::{self, Cond};
 use crate::config::{Config, MappedField};
-use crate::json::{Event, JsonValue, RawStr};
+use crate::json::{Event, JsonValue, RawStr, NO_PATH_ID};
 use crate::pattern::{literal, tokenize, StrPat, Tok};
 
 /// Where a field's values come from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum FieldSrc {
-    Path(Box<[Box<str>]>),
+    /// Dotted path segments and the path's id for the per-record memo.
+    Path(Box<[Box<str>]>, u32),
     Outcome,
 }
 
 impl FieldSrc {
+    /// Gives a nested path its id from `ids` (the same id for the same path
+    /// in every rule).
+    pub(crate) fn assign_id(&mut self, ids: &mut HashMap<Box<[Box<str>]>, u32>) {
+        if let FieldSrc::Path(p, id) = self {
+            if p.len() > 1 {
+                let next = ids.len() as u32;
+                *id = *ids.entry(p.clone()).or_insert(next);
+            }
+        }
+    }
+
     pub(crate) fn resolve(name: &str, cfg: &Config) -> FieldSrc {
         match cfg.fields.get(name) {
             Some(MappedField::Outcome) => FieldSrc::Outcome,
-            Some(MappedField::Path(p)) => FieldSrc::Path(split_path(p)),
-            None => FieldSrc::Path(split_path(name)),
+            Some(MappedField::Path(p)) => FieldSrc::Path(split_path(p), NO_PATH_ID),
+            None => FieldSrc::Path(split_path(name), NO_PATH_ID),
         }
     }
 
@@ -50,7 +62,7 @@ impl FieldSrc {
         f: &mut dyn FnMut(JsonValue<'a>) -> bool,
     ) -> bool {
         match self {
-            FieldSrc::Path(p) => ev.visit(p, f),
+            FieldSrc::Path(p, id) => ev.visit_cached(*id, p, f),
             FieldSrc::Outcome => {
                 let failed =
                     matches!(ev.top("errorCode"), Some(v) if !matches!(v, JsonValue::Null));
@@ -216,6 +228,23 @@ pub(crate) enum Node {
 }
 
 impl Node {
+    /// Numbers every nested field path (see [`FieldSrc::assign_id`]).
+    pub(crate) fn assign_ids(&mut self, ids: &mut HashMap<Box<[Box<str>]>, u32>) {
+        match self {
+            Node::And(ns) | Node::Or(ns) => ns.iter_mut().for_each(|n| n.assign_ids(ids)),
+            Node::Not(n) => n.assign_ids(ids),
+            Node::Field { field, leaves, .. } => {
+                field.assign_id(ids);
+                for l in leaves {
+                    if let Leaf::FieldRef { other, .. } = l {
+                        other.assign_id(ids);
+                    }
+                }
+            }
+            Node::Keywords(_) => {}
+        }
+    }
+
     pub(crate) fn matches(&self, ev: &Event<'_>) -> bool {
         match self {
             Node::And(ns) => ns.iter().all(|n| n.matches(ev)),
@@ -254,7 +283,7 @@ impl Node {
     pub(crate) fn required_literals(&self, path: &str) -> Option<Vec<String>> {
         match self {
             Node::Field {
-                field: FieldSrc::Path(p),
+                field: FieldSrc::Path(p, _),
                 leaves,
                 all: false,
                 negated: false,

@@ -7,7 +7,7 @@
 //! input and decoded only when they contain escapes.
 
 use std::borrow::Cow;
-use std::cell::OnceCell;
+use std::cell::RefCell;
 
 /// Why a record could not be read as a JSON object.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -485,24 +485,16 @@ pub fn parse_document(text: &str) -> Result<JsonValue<'_>, JsonError> {
     Ok(v)
 }
 
-/// One entry of an event's tape: a member or array element.
-#[derive(Debug, Clone, Copy)]
-struct Slot<'a> {
-    /// The member's key; empty for array elements.
-    key: RawStr<'a>,
-    value: JsonValue<'a>,
-    /// Index of the slot after this one's last descendant.
-    end: u32,
-}
-
 /// One record (a JSON object).
 ///
-/// Reading indexes the top-level members and checks the whole structure
-/// (brackets, strings, separators at the top level). A nested object or
-/// array is read into a flat tape of its members the first time a rule
-/// looks into it, so the large `requestParameters` and `responseElements`
-/// of most records are never taken apart. A nested value whose syntax turns
-/// out to be broken then yields no values.
+/// Reading indexes the top-level members and checks the structure: top-level
+/// syntax fully, nested values for terminated strings and paired brackets
+/// (skipped eight bytes at a time). A nested value is looked into only when a
+/// rule asks for a field inside it, scanning its text up to the wanted key,
+/// so the large `requestParameters` and `responseElements` of most records
+/// are never taken apart. Resolved nested paths are remembered for the
+/// record's lifetime, so rules sharing a field pay for it once. A nested
+/// value whose syntax is broken yields no values.
 ///
 /// Lookups follow dotted paths; when a path crosses an array, every element
 /// is looked into, so one path can yield several values. When a key repeats
@@ -510,170 +502,37 @@ struct Slot<'a> {
 #[derive(Debug, Clone)]
 pub struct Event<'a> {
     text: &'a str,
-    top: Vec<TopSlot<'a>>,
+    top: Vec<(RawStr<'a>, JsonValue<'a>)>,
+    /// (path id, value) of nested paths already resolved to one value.
+    memo: RefCell<Vec<(u32, Option<JsonValue<'a>>)>>,
 }
 
-#[derive(Debug, Clone)]
-struct TopSlot<'a> {
-    key: RawStr<'a>,
-    value: JsonValue<'a>,
-    /// The tape of a container value, built on first use.
-    sub: OnceCell<Vec<Slot<'a>>>,
-}
+/// Path id meaning "do not remember this lookup".
+pub const NO_PATH_ID: u32 = u32::MAX;
 
-/// Deeper nesting than this is refused (CloudTrail records nest about 8).
-const MAX_DEPTH: u32 = 128;
-
-struct TapeBuilder<'a> {
-    text: &'a str,
-    tape: Vec<Slot<'a>>,
-}
-
-impl<'a> TapeBuilder<'a> {
-    /// Reads the value at `i` into the tape (under `key`) and returns the
-    /// index after it.
-    fn value(&mut self, key: RawStr<'a>, i: usize, depth: u32) -> Result<usize, JsonError> {
-        let b = self.text.as_bytes();
-        match b.get(i) {
-            Some(b'{') => {
-                if depth >= MAX_DEPTH {
-                    return err(i, "nested too deeply");
-                }
-                let slot = self.tape.len();
-                self.tape.push(Slot {
-                    key,
-                    value: JsonValue::Null,
-                    end: 0,
-                });
-                let mut j = skip_ws(b, i + 1);
-                if b.get(j) == Some(&b'}') {
-                    j += 1;
-                } else {
-                    loop {
-                        if b.get(j) != Some(&b'"') {
-                            return err(j, "expected a key");
-                        }
-                        let (kend, escaped) = scan_string(b, j)?;
-                        let k = RawStr {
-                            raw: &self.text[j + 1..kend - 1],
-                            escaped,
-                        };
-                        j = skip_ws(b, kend);
-                        if b.get(j) != Some(&b':') {
-                            return err(j, "expected ':'");
-                        }
-                        j = skip_ws(b, j + 1);
-                        j = skip_ws(b, self.value(k, j, depth + 1)?);
-                        match b.get(j) {
-                            Some(b',') => j = skip_ws(b, j + 1),
-                            Some(b'}') => {
-                                j += 1;
-                                break;
-                            }
-                            _ => return err(j, "expected ',' or '}'"),
-                        }
-                    }
-                }
-                self.tape[slot].value = JsonValue::Object(&self.text[i..j]);
-                self.tape[slot].end = self.tape.len() as u32;
-                Ok(j)
-            }
-            Some(b'[') => {
-                if depth >= MAX_DEPTH {
-                    return err(i, "nested too deeply");
-                }
-                let slot = self.tape.len();
-                self.tape.push(Slot {
-                    key,
-                    value: JsonValue::Null,
-                    end: 0,
-                });
-                let mut j = skip_ws(b, i + 1);
-                if b.get(j) == Some(&b']') {
-                    j += 1;
-                } else {
-                    loop {
-                        j = skip_ws(b, self.value(RawStr::plain(""), j, depth + 1)?);
-                        match b.get(j) {
-                            Some(b',') => j = skip_ws(b, j + 1),
-                            Some(b']') => {
-                                j += 1;
-                                break;
-                            }
-                            _ => return err(j, "expected ',' or ']'"),
-                        }
-                    }
-                }
-                self.tape[slot].value = JsonValue::Array(&self.text[i..j]);
-                self.tape[slot].end = self.tape.len() as u32;
-                Ok(j)
-            }
-            _ => {
-                let (value, end) = read_value(self.text, i)?;
-                let at = self.tape.len() as u32;
-                self.tape.push(Slot {
-                    key,
-                    value,
-                    end: at + 1,
-                });
-                Ok(end)
-            }
-        }
-    }
-}
-
-fn build_tape(text: &str) -> Vec<Slot<'_>> {
-    let mut t = TapeBuilder {
-        text,
-        tape: Vec::with_capacity(32),
-    };
-    match t.value(RawStr::plain(""), 0, 1) {
-        Ok(_) => t.tape,
-        Err(_) => Vec::new(),
-    }
-}
-
-/// Index of the first member named `key` among the children of object slot
-/// `parent` of `tape`.
-#[inline]
-fn child(tape: &[Slot<'_>], parent: usize, key: &str) -> Option<usize> {
-    let end = tape[parent].end as usize;
-    let mut j = parent + 1;
-    while j < end {
-        let s = &tape[j];
-        if s.key.eq_str(key) {
-            return Some(j);
-        }
-        j = s.end as usize;
-    }
-    None
-}
-
-fn visit_tape<'a>(
-    tape: &[Slot<'a>],
-    slot: usize,
+/// Looks into a nested value by scanning its text, stopping at the first
+/// member with the wanted key; nested containers on the way are skipped
+/// without being taken apart.
+fn visit_in<'a>(
+    v: JsonValue<'a>,
     path: &[Box<str>],
     f: &mut dyn FnMut(JsonValue<'a>) -> bool,
 ) -> bool {
     let Some((seg, rest)) = path.split_first() else {
-        return f(tape[slot].value);
+        return f(v);
     };
-    match tape[slot].value {
-        JsonValue::Object(_) => match child(tape, slot, seg) {
-            Some(j) => visit_tape(tape, j, rest, f),
-            None => false,
-        },
-        JsonValue::Array(_) => {
-            let end = tape[slot].end as usize;
-            let mut j = slot + 1;
-            while j < end {
-                if visit_tape(tape, j, path, f) {
-                    return true;
+    match v {
+        JsonValue::Object(text) => {
+            for (k, val) in ObjectIter::new(text).map_while(Result::ok) {
+                if k.eq_str(seg) {
+                    return visit_in(val, rest, f);
                 }
-                j = tape[j].end as usize;
             }
             false
         }
+        JsonValue::Array(text) => ArrayIter::new(text)
+            .map_while(Result::ok)
+            .any(|el| visit_in(el, path, f)),
         _ => false,
     }
 }
@@ -690,17 +549,17 @@ impl<'a> Event<'a> {
                 offset: e.offset + start,
                 what: e.what,
             })?;
-            top.push(TopSlot {
-                key,
-                value,
-                sub: OnceCell::new(),
-            });
+            top.push((key, value));
         }
         let end = skip_ws(b, start + it.end());
         if end != b.len() {
             return err(end, "trailing characters after the object");
         }
-        Ok(Event { text, top })
+        Ok(Event {
+            text,
+            top,
+            memo: RefCell::new(Vec::new()),
+        })
     }
 
     /// The record's text as given.
@@ -711,14 +570,71 @@ impl<'a> Event<'a> {
     /// The value of a top-level member (the first one when a key repeats).
     #[inline]
     pub fn top(&self, key: &str) -> Option<JsonValue<'a>> {
-        self.top.iter().find(|s| s.key.eq_str(key)).map(|s| s.value)
+        self.top
+            .iter()
+            .find(|(k, _)| k.eq_str(key))
+            .map(|(_, v)| *v)
     }
 
-    fn tape_of<'s>(slot: &'s TopSlot<'a>) -> &'s [Slot<'a>] {
-        slot.sub.get_or_init(|| match slot.value {
-            JsonValue::Object(t) | JsonValue::Array(t) => build_tape(t),
-            _ => Vec::new(),
-        })
+    /// Like [`Event::visit`], remembering the value of a nested path that
+    /// does not cross an array under `id` (an id the caller gives each
+    /// distinct path; [`NO_PATH_ID`] to not remember).
+    #[inline]
+    pub fn visit_cached(
+        &self,
+        id: u32,
+        path: &[Box<str>],
+        f: &mut dyn FnMut(JsonValue<'a>) -> bool,
+    ) -> bool {
+        if id == NO_PATH_ID || path.len() < 2 {
+            return self.visit(path, f);
+        }
+        let hit = self
+            .memo
+            .borrow()
+            .iter()
+            .find(|(i, _)| *i == id)
+            .map(|(_, v)| *v);
+        let found = match hit {
+            Some(v) => v,
+            None => match self.resolve_one(path) {
+                Some(v) => {
+                    self.memo.borrow_mut().push((id, v));
+                    v
+                }
+                // The path crosses an array: it can have several values.
+                None => return self.visit(path, f),
+            },
+        };
+        match found {
+            Some(v) => f(v),
+            None => false,
+        }
+    }
+
+    /// The single value at `path` (`Some(None)` when missing), or `None`
+    /// when the path crosses an array.
+    fn resolve_one(&self, path: &[Box<str>]) -> Option<Option<JsonValue<'a>>> {
+        let (first, rest) = path.split_first()?;
+        let Some(mut cur) = self.top(first) else {
+            return Some(None);
+        };
+        for seg in rest {
+            match cur {
+                JsonValue::Object(text) => {
+                    match ObjectIter::new(text)
+                        .map_while(Result::ok)
+                        .find(|(k, _)| k.eq_str(seg))
+                    {
+                        Some((_, v)) => cur = v,
+                        None => return Some(None),
+                    }
+                }
+                JsonValue::Array(_) => return None,
+                _ => return Some(None),
+            }
+        }
+        Some(Some(cur))
     }
 
     /// Calls `f` with every value found at `path` (dotted segments already
@@ -729,30 +645,15 @@ impl<'a> Event<'a> {
         let Some((first, rest)) = path.split_first() else {
             return false;
         };
-        let Some(slot) = self.top.iter().find(|s| s.key.eq_str(first)) else {
-            return false;
-        };
-        if rest.is_empty() {
-            return f(slot.value);
+        match self.top(first) {
+            Some(v) => visit_in(v, rest, f),
+            None => false,
         }
-        if !slot.value.is_container() {
-            return false;
-        }
-        let tape = Self::tape_of(slot);
-        !tape.is_empty() && visit_tape(tape, 0, rest, f)
     }
 
     /// Calls `f` on every scalar of the record until it returns true.
     pub fn any_scalar(&self, f: &mut dyn FnMut(JsonValue<'a>) -> bool) -> bool {
-        self.top.iter().any(|s| {
-            if s.value.is_container() {
-                Self::tape_of(s).iter().any(|x| {
-                    !x.value.is_container() && !matches!(x.value, JsonValue::Null) && f(x.value)
-                })
-            } else {
-                !matches!(s.value, JsonValue::Null) && f(s.value)
-            }
-        })
+        self.top.iter().any(|(_, v)| v.any_scalar(f))
     }
 }
 
@@ -789,6 +690,32 @@ mod tests {
         assert_eq!(texts(&ev, "s"), ["q\"é"]);
         assert!(texts(&ev, "a.missing").is_empty());
         assert!(texts(&ev, "a.b.c").is_empty());
+    }
+
+    #[test]
+    fn remembered_lookups_give_the_same_values() {
+        let ev =
+            Event::parse(r#"{"u":{"t":"Root","s":{"i":{"t":"Role"}}},"l":[{"c":"1"},{"c":"2"}]}"#)
+                .unwrap();
+        let cached = |id: u32, p: &str| {
+            let mut out = Vec::new();
+            ev.visit_cached(id, &path(p), &mut |v| {
+                out.push(v.scalar_text().map(|t| t.into_owned()));
+                false
+            });
+            out
+        };
+        for _ in 0..2 {
+            assert_eq!(cached(0, "u.t"), [Some("Root".to_string())]);
+            assert_eq!(cached(1, "u.s.i.t"), [Some("Role".to_string())]);
+            assert!(cached(2, "u.missing").is_empty());
+            // Crossing an array is never remembered: every element counts.
+            assert_eq!(
+                cached(3, "l.c"),
+                [Some("1".to_string()), Some("2".to_string())]
+            );
+        }
+        assert_eq!(ev.memo.borrow().len(), 3);
     }
 
     #[test]

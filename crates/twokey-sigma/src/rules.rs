@@ -190,6 +190,10 @@ impl RuleSetBuilder {
                 }
             }
         }
+        let mut ids = HashMap::new();
+        for r in &mut self.rules {
+            r.node.assign_ids(&mut ids);
+        }
         let mut index: HashMap<Box<str>, Vec<u32>> = HashMap::new();
         let mut always = Vec::new();
         for (i, r) in self.rules.iter().enumerate() {

@@ -200,13 +200,20 @@ fn best<F: FnMut() -> anyhow::Result<u64>>(
     repeat: u32,
     mut f: F,
 ) -> anyhow::Result<Measure> {
+    // GUARD_BENCH_ONLY=name runs one measurement (for profiling).
+    let only = std::env::var("GUARD_BENCH_ONLY").ok();
+    let repeat = if only.as_deref().is_some_and(|o| o != name) {
+        0
+    } else {
+        repeat.max(1)
+    };
     let mut m = Measure {
         name,
         secs: f64::INFINITY,
         wall: f64::INFINITY,
         matches: 0,
     };
-    for _ in 0..repeat.max(1) {
+    for _ in 0..repeat {
         let t = Instant::now();
         let c = thread_cpu_secs();
         m.matches = f()?;
@@ -277,7 +284,7 @@ fn run(rules: &RuleArgs, repeat: u32, corpus: &PathBuf) -> anyhow::Result<()> {
         }
         Ok(n)
     })?);
-    for m in &results {
+    for m in results.iter().filter(|m| m.secs.is_finite()) {
         println!(
             "{} cpu_secs={:.4} wall_secs={:.4} events_per_sec={:.0} mb_per_sec={:.1} matches={}",
             m.name,
