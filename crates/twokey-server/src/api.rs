@@ -44,9 +44,65 @@ pub fn router(broker: Arc<Broker>) -> Router {
         .route("/v1/policy/proposals/{id}/approve", post(approve_proposal))
         .route("/v1/policy/proposals/{id}/reject", post(reject_proposal))
         .route("/v1/ledger", get(ledger))
+        .fallback(fallback)
         .layer(tower_http::limit::RequestBodyLimitLayer::new(1024 * 1024))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(broker)
+}
+
+/// A JSON body whose rejection is a problem-details error saying what is
+/// wrong with the body (axum's default is plain text).
+pub struct ApiJson<T>(pub T);
+
+impl<S, T> axum::extract::FromRequest<S> for ApiJson<T>
+where
+    T: serde::de::DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, Self::Rejection> {
+        match Json::<T>::from_request(req, state).await {
+            Ok(Json(v)) => Ok(ApiJson(v)),
+            Err(rej) => Err(ApiError::BadRequest(format!(
+                "invalid request body: {}",
+                rej.body_text()
+            ))),
+        }
+    }
+}
+
+/// An optional JSON body: empty means `T::default()`.
+pub struct OptJson<T>(pub T);
+
+impl<S, T> axum::extract::FromRequest<S> for OptJson<T>
+where
+    T: serde::de::DeserializeOwned + Default,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, Self::Rejection> {
+        let bytes = axum::body::Bytes::from_request(req, state)
+            .await
+            .map_err(|e| {
+                ApiError::BadRequest(format!("invalid request body: {}", e.body_text()))
+            })?;
+        if bytes.iter().all(|b| b.is_ascii_whitespace()) {
+            return Ok(OptJson(T::default()));
+        }
+        serde_json::from_slice(&bytes)
+            .map(OptJson)
+            .map_err(|e| ApiError::BadRequest(format!("invalid request body: {e}")))
+    }
+}
+
+/// Unknown paths get a problem-details 404 too.
+async fn fallback(uri: axum::http::Uri) -> ApiError {
+    ApiError::NotFound(format!(
+        "no such endpoint {}; see /v1/openapi.json",
+        uri.path()
+    ))
 }
 
 /// The authenticated caller, from `Authorization: Bearer <token>`.
@@ -226,7 +282,7 @@ fn parse_dur(d: Option<&str>) -> Result<Option<i64>, ApiError> {
 async fn create_request(
     State(b): State<Arc<Broker>>,
     Auth(actor): Auth,
-    Json(body): Json<CreateBody>,
+    ApiJson(body): ApiJson<CreateBody>,
 ) -> Result<Response, ApiError> {
     let input = NewRequest {
         entitlement: body.entitlement,
@@ -264,9 +320,9 @@ async fn approve(
     State(b): State<Arc<Broker>>,
     Auth(actor): Auth,
     Path(id): Path<String>,
-    body: Option<Json<CommentBody>>,
+    OptJson(body): OptJson<CommentBody>,
 ) -> Result<Json<RequestView>, ApiError> {
-    let c = body.map(|Json(b)| b.comment).unwrap_or_default();
+    let c = body.comment;
     let r = b.review(&actor, &id, ReviewDecision::Approve, &c).await?;
     Ok(Json(view(&b, r).await?))
 }
@@ -275,9 +331,9 @@ async fn deny(
     State(b): State<Arc<Broker>>,
     Auth(actor): Auth,
     Path(id): Path<String>,
-    body: Option<Json<CommentBody>>,
+    OptJson(body): OptJson<CommentBody>,
 ) -> Result<Json<RequestView>, ApiError> {
-    let c = body.map(|Json(b)| b.comment).unwrap_or_default();
+    let c = body.comment;
     let r = b.review(&actor, &id, ReviewDecision::Deny, &c).await?;
     Ok(Json(view(&b, r).await?))
 }
@@ -304,9 +360,9 @@ async fn review_break_glass(
     State(b): State<Arc<Broker>>,
     Auth(actor): Auth,
     Path(id): Path<String>,
-    body: Option<Json<CommentBody>>,
+    OptJson(body): OptJson<CommentBody>,
 ) -> Result<Json<RequestView>, ApiError> {
-    let c = body.map(|Json(b)| b.comment).unwrap_or_default();
+    let c = body.comment;
     let r = b.review_break_glass(&actor, &id, &c).await?;
     Ok(Json(view(&b, r).await?))
 }
@@ -325,7 +381,7 @@ async fn extend(
     State(b): State<Arc<Broker>>,
     Auth(actor): Auth,
     Path(id): Path<String>,
-    Json(body): Json<ExtendBody>,
+    ApiJson(body): ApiJson<ExtendBody>,
 ) -> Result<Response, ApiError> {
     let r = b
         .extend(
@@ -375,7 +431,7 @@ pub struct ProposeBody {
 async fn propose(
     State(b): State<Arc<Broker>>,
     Auth(actor): Auth,
-    Json(body): Json<ProposeBody>,
+    ApiJson(body): ApiJson<ProposeBody>,
 ) -> Result<Response, ApiError> {
     let p = b.propose_policy(&actor, &body.text).await?;
     Ok((StatusCode::CREATED, Json(p)).into_response())

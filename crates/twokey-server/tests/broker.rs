@@ -783,6 +783,29 @@ async fn api_basics_problem_details_health_metrics_openapi() {
         ] {
             assert!(doc["paths"].get(p).is_some(), "OpenAPI lacks {p}");
         }
+        // Malformed input: a problem-details 400 that says what is wrong.
+        let r = h
+            .http
+            .post(format!("{}/v1/requests", h.base))
+            .bearer_auth(&h.tokens["alice"])
+            .header("content-type", "application/json")
+            .body("{\"entitlement\": 42}")
+            .send()
+            .await
+            .expect("up");
+        assert_eq!(r.status().as_u16(), 400);
+        assert_eq!(r.headers()["content-type"], "application/problem+json");
+        let v: serde_json::Value = r.json().await.expect("json");
+        assert!(
+            v["detail"].as_str().unwrap_or("").contains("entitlement"),
+            "{v}"
+        );
+        let (s, v) = h.call("alice", Method::GET, "/v1/nope", None).await;
+        assert_eq!(s, 404);
+        assert!(
+            v["detail"].as_str().unwrap_or("").contains("/v1/nope"),
+            "{v}"
+        );
         let (s, v) = h.call("alice", Method::GET, "/v1/whoami", None).await;
         assert_eq!(s, 200);
         assert_eq!(v["key"]["subject"], "alice");
