@@ -11,7 +11,10 @@
 #      parse (serde_json), twokey's record reader alone, twokey's matcher and a
 #      full scan writing NDJSON findings;
 #    - `guard scan` and `rsigma engine eval` as whole processes on the same file
-#      and rules, findings to a file, CPU time (user+sys) measured.
+#      and rules, findings (each with its event, as twokey's NDJSON has) to a
+#      file, CPU time (user+sys) measured. rsigma runs with --action reset,
+#      the correlation behaviour twokey has (one finding per burst), and
+#      --no-detections (base rules of correlations do not report alone).
 # 3. Prints events/s, MB/s, the ratios, and the finding counts of both.
 #
 # Rates are per CPU second, so other work on the machine skews them little.
@@ -60,7 +63,7 @@ echo "== guard-bench (in process)" >&2
 echo "== twokey guard scan (process)" >&2
 t_guard=$( { TIMEFORMAT='%U %S'; time "${pin[@]}" "$guard" scan --rules "$rules" --format ndjson "$corpus" >"$work/guard.out" 2>"$work/guard.err" || true; } 2>&1 | awk '{print $1+$2}')
 echo "== rsigma engine eval (process)" >&2
-t_rsigma=$( { TIMEFORMAT='%U %S'; time "${pin[@]}" "$rsigma" engine eval --rules "$rules" --event "@$corpus" >"$work/rsigma.out" 2>"$work/rsigma.err" || true; } 2>&1 | awk '{print $1+$2}')
+t_rsigma=$( { TIMEFORMAT='%U %S'; time "${pin[@]}" "$rsigma" engine eval --no-detections --action reset --include-event --rules "$rules" --event "@$corpus" >"$work/rsigma.out" 2>"$work/rsigma.err" || true; } 2>&1 | awk '{print $1+$2}')
 
 python3 - "$work" "$corpus" "$t_guard" "$t_rsigma" <<'PY'
 import json, os, sys, collections
