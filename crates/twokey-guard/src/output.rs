@@ -24,8 +24,8 @@ pub struct Finding<'a> {
     pub event_name: Option<&'a str>,
     /// `eventTime`, when present.
     pub event_time: Option<&'a str>,
-    /// The record's JSON text.
-    pub event: &'a str,
+    /// The record, checked to be valid JSON.
+    pub event: &'a RawValue,
     /// Set for correlation findings: what was counted.
     pub correlation: Option<CorrelationInfo>,
 }
@@ -92,7 +92,7 @@ impl FindingWriter {
 
     /// Writes one finding.
     pub fn write(&mut self, out: &mut dyn Write, f: &Finding<'_>) -> anyhow::Result<()> {
-        let raw: &RawValue = serde_json::from_str(f.event)?;
+        let raw = f.event;
         match self.format {
             Format::Ndjson => {
                 let nd = NdjsonFinding {

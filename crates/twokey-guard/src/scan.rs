@@ -154,6 +154,13 @@ impl<'r> Scanner<'r> {
         if self.hits.is_empty() {
             return Ok(0);
         }
+        // The reader checks structure, not every nested literal: the record
+        // is validated in full once, before it is copied into findings.
+        let raw: &serde_json::value::RawValue =
+            serde_json::from_str(text).map_err(|e| twokey_sigma::JsonError {
+                offset: e.column(),
+                what: "invalid JSON inside a nested value",
+            })?;
         let event_id = top_str(&ev, "eventID");
         let event_name = top_str(&ev, "eventName");
         let event_time = top_str(&ev, "eventTime");
@@ -173,7 +180,7 @@ impl<'r> Scanner<'r> {
                 event_id: event_id.as_deref(),
                 event_name: event_name.as_deref(),
                 event_time: event_time.as_deref(),
-                event: text,
+                event: raw,
                 correlation: None,
             })?;
         }
@@ -189,7 +196,7 @@ impl<'r> Scanner<'r> {
                 event_id: event_id.as_deref(),
                 event_name: event_name.as_deref(),
                 event_time: event_time.as_deref(),
-                event: text,
+                event: raw,
                 correlation: Some(CorrelationInfo {
                     kind: match c.kind {
                         CorrelationKind::EventCount => "event_count",

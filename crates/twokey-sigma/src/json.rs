@@ -219,8 +219,20 @@ fn scan_string(b: &[u8], i: usize) -> Result<(usize, bool), JsonError> {
     }
 }
 
-/// Skips an object or array starting at `b[i]`, checking that brackets pair up.
+/// Skips an object or array starting at `b[i]`, checking that strings end
+/// and brackets balance. (The vector pass does not compare bracket kinds;
+/// a record that matches a rule is validated in full before it is output.)
 fn skip_container(b: &[u8], i: usize) -> Result<usize, JsonError> {
+    #[cfg(target_arch = "x86_64")]
+    if let Some(end) = simd::container_end(b, i) {
+        return Ok(end);
+    }
+    skip_container_scalar(b, i)
+}
+
+/// Scalar version of [`skip_container`], also used when the vector pass
+/// meets a backslash (escapes need the byte-by-byte string rules).
+fn skip_container_scalar(b: &[u8], i: usize) -> Result<usize, JsonError> {
     // Bit n of `stack` says whether depth n+1 is an array; 64 levels is far
     // more than any CloudTrail record has.
     let mut stack: u64 = 0;
@@ -276,6 +288,111 @@ fn skip_container(b: &[u8], i: usize) -> Result<usize, JsonError> {
         j += 1;
     }
     err(i, "unterminated object or array")
+}
+
+#[cfg(target_arch = "x86_64")]
+mod simd {
+    //! Finds the end of an object or array 64 bytes at a time with SSE2
+    //! (part of every x86-64 CPU): bit masks of quotes, backslashes and
+    //! brackets, a prefix XOR of the quote mask for "inside a string", and
+    //! bracket depth counted with popcounts. A block holding a backslash, or
+    //! a container whose brackets do not balance, is left to the scalar code,
+    //! which also reports the errors.
+    use std::arch::x86_64::{
+        __m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_movemask_epi8, _mm_or_si128, _mm_set1_epi8,
+    };
+
+    struct Masks {
+        quote: u64,
+        backslash: u64,
+        open: u64,
+        close: u64,
+    }
+
+    fn masks(block: &[u8]) -> Masks {
+        assert!(block.len() >= 64);
+        let mut m = Masks {
+            quote: 0,
+            backslash: 0,
+            open: 0,
+            close: 0,
+        };
+        // SAFETY: SSE2 is part of the x86-64 baseline; every load reads 16
+        // bytes inside the first 64 bytes of `block`, which has at least 64
+        // (checked by the only caller).
+        unsafe {
+            let q = _mm_set1_epi8(b'"' as i8);
+            let bs = _mm_set1_epi8(b'\\' as i8);
+            let lower = _mm_set1_epi8(0x20);
+            let op = _mm_set1_epi8(b'{' as i8);
+            let cl = _mm_set1_epi8(b'}' as i8);
+            for k in 0..4 {
+                let v = _mm_loadu_si128(block.as_ptr().add(16 * k) as *const __m128i);
+                // `[`/`{` and `]`/`}` differ only in bit 0x20.
+                let folded = _mm_or_si128(v, lower);
+                let shift = 16 * k;
+                m.quote |= (_mm_movemask_epi8(_mm_cmpeq_epi8(v, q)) as u16 as u64) << shift;
+                m.backslash |= (_mm_movemask_epi8(_mm_cmpeq_epi8(v, bs)) as u16 as u64) << shift;
+                m.open |= (_mm_movemask_epi8(_mm_cmpeq_epi8(folded, op)) as u16 as u64) << shift;
+                m.close |= (_mm_movemask_epi8(_mm_cmpeq_epi8(folded, cl)) as u16 as u64) << shift;
+            }
+        }
+        m
+    }
+
+    fn prefix_xor(mut x: u64) -> u64 {
+        x ^= x << 1;
+        x ^= x << 2;
+        x ^= x << 4;
+        x ^= x << 8;
+        x ^= x << 16;
+        x ^= x << 32;
+        x
+    }
+
+    /// Index just after the bracket that closes the container opening at
+    /// `b[i]`, or `None` to let the scalar code decide.
+    pub(super) fn container_end(b: &[u8], i: usize) -> Option<usize> {
+        let mut pos = i;
+        let mut depth: u32 = 0;
+        let mut in_string_carry: u64 = 0;
+        while pos < b.len() {
+            let m = if b.len() - pos >= 64 {
+                masks(&b[pos..pos + 64])
+            } else {
+                // The tail, padded with spaces (which are nothing to the masks).
+                let mut block = [b' '; 64];
+                block[..b.len() - pos].copy_from_slice(&b[pos..]);
+                masks(&block)
+            };
+            if m.backslash != 0 {
+                return None;
+            }
+            let in_string = prefix_xor(m.quote) ^ in_string_carry;
+            in_string_carry = 0u64.wrapping_sub(in_string >> 63);
+            let open = m.open & !in_string;
+            let close = m.close & !in_string;
+            if close.count_ones() < depth {
+                depth = depth + open.count_ones() - close.count_ones();
+            } else {
+                let mut bits = open | close;
+                while bits != 0 {
+                    let at = bits.trailing_zeros();
+                    if open >> at & 1 == 1 {
+                        depth += 1;
+                    } else {
+                        depth = depth.checked_sub(1)?;
+                        if depth == 0 {
+                            return Some(pos + at as usize + 1);
+                        }
+                    }
+                    bits &= bits - 1;
+                }
+            }
+            pos += 64;
+        }
+        None
+    }
 }
 
 /// Reads the value starting at `b[i]` (no leading whitespace) and returns it
@@ -488,8 +605,8 @@ pub fn parse_document(text: &str) -> Result<JsonValue<'_>, JsonError> {
 /// One record (a JSON object).
 ///
 /// Reading indexes the top-level members and checks the structure: top-level
-/// syntax fully, nested values for terminated strings and paired brackets
-/// (skipped eight bytes at a time). A nested value is looked into only when a
+/// syntax fully, nested values for terminated strings and balanced brackets
+/// (skipped 64 bytes at a time with SSE2 on x86-64). A nested value is looked into only when a
 /// rule asks for a field inside it, scanning its text up to the wanted key,
 /// so the large `requestParameters` and `responseElements` of most records
 /// are never taken apart. Resolved nested paths are remembered for the
@@ -716,6 +833,39 @@ mod tests {
             );
         }
         assert_eq!(ev.memo.borrow().len(), 3);
+    }
+
+    #[test]
+    fn vector_and_scalar_skips_agree() {
+        let mut cases: Vec<String> = vec![
+            r#"{"a":"}{][","b":[1,2,{"c":"\"}"}],"d":{}}"#.into(),
+            format!(
+                r#"{{"long":"{}","x":[{}]}}"#,
+                "y".repeat(200),
+                "{\"k\":\"]\"},".repeat(40) + "0"
+            ),
+            format!("[{}]", "[".repeat(63) + &"]".repeat(63)),
+            r#"{"a":[1,2}"#.into(),
+            r#"{"unterminated":"abc}"#.into(),
+        ];
+        // Every cut of a long record, so containers end at every offset of a block.
+        let long = format!(
+            r#"{{"p":{{"q":"{}","r":[{{"s":"t"}}]}},"u":"v"}}"#,
+            "w".repeat(100)
+        );
+        for cut in 1..long.len() {
+            cases.push(long[..cut].to_string());
+        }
+        cases.push(long);
+        for c in &cases {
+            let b = c.as_bytes();
+            let scalar = skip_container_scalar(b, 0).ok();
+            #[cfg(target_arch = "x86_64")]
+            if let Some(v) = simd::container_end(b, 0) {
+                assert_eq!(Some(v), scalar, "{c}");
+            }
+            assert_eq!(skip_container(b, 0).ok(), scalar, "{c}");
+        }
     }
 
     #[test]
