@@ -403,10 +403,10 @@ impl Policy {
             for i in 0..identities.len() {
                 let mut person: BTreeSet<IdentityKey> = identities[i].links.clone();
                 person.insert(identities[i].key.clone());
-                for j in 0..identities.len() {
-                    if i != j && person.contains(&identities[j].key) {
+                for (j, other) in identities.iter_mut().enumerate() {
+                    if i != j && person.contains(&other.key) {
                         for k in person.iter() {
-                            if *k != identities[j].key && identities[j].links.insert(k.clone()) {
+                            if *k != other.key && other.links.insert(k.clone()) {
                                 changed = true;
                             }
                         }
