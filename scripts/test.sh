@@ -27,11 +27,10 @@ fi
 pg_isready -h 127.0.0.1 -p 5432
 export TWOKEY_TEST_PG="${TWOKEY_TEST_PG:-postgres://postgres@127.0.0.1:5432/postgres}"
 
-if [ -x tests/sigma-diff/setup.sh ] || [ -f tests/sigma-diff/setup.sh ]; then
-  step "pySigma reference (PyPI) for the differential test"
-  bash tests/sigma-diff/setup.sh
-  export TWOKEY_PYSIGMA_PYTHON="$ROOT/.venv/sigma/bin/python"
-fi
+step "pySigma reference (PyPI) for the Sigma differential test"
+export TWOKEY_SIGMA_VENV="${TWOKEY_SIGMA_VENV:-$HOME/.cache/twokey/venv-sigma}"
+TWOKEY_PYSIGMA_PYTHON="$(bash tests/sigma-diff/setup.sh)"
+export TWOKEY_PYSIGMA_PYTHON
 
 step "format and lints"
 cargo fmt --all -- --check
