@@ -121,8 +121,9 @@ pub(crate) enum Leaf {
     Cmp(CmpOp, f64),
     /// The value is an IP address inside the network.
     Cidr(IpNet),
-    /// A regular expression search.
-    Re(Box<Regex>),
+    /// A regular expression search, with a literal every match contains
+    /// (checked first, as it is much cheaper), when one can be read off.
+    Re(Box<Regex>, Option<Box<memchr::memmem::Finder<'static>>>),
     /// Compares with another field's value.
     FieldRef {
         other: FieldSrc,
@@ -143,7 +144,9 @@ impl Leaf {
         match self {
             Leaf::Str(StrPat::Any) => !matches!(v, JsonValue::Null),
             Leaf::Str(p) => any_text(v, &mut |s| p.is_match(s)),
-            Leaf::Re(re) => any_text(v, &mut |s| re.is_match(s)),
+            Leaf::Re(re, lit) => any_text(v, &mut |s| {
+                lit.as_ref().is_none_or(|f| f.find(s.as_bytes()).is_some()) && re.is_match(s)
+            }),
             Leaf::Cmp(op, n) => any_text(v, &mut |s| match s.trim().parse::<f64>() {
                 Ok(x) => match op {
                     CmpOp::Lt => x < *n,
@@ -277,20 +280,24 @@ impl Node {
         }
     }
 
-    /// Lower-cased literal values one of which `path` must equal for this
-    /// node to match, when that can be read off the tree. Used to index rules
-    /// by `eventName` so that most rules are never tried on most events.
-    pub(crate) fn required_literals(&self, path: &str) -> Option<Vec<String>> {
+    /// Lower-cased literal values or prefixes one of which the field at
+    /// `path` must have for this node to match, when that can be read off
+    /// the tree. Used to index rules (by `eventName` first) so that most
+    /// rules are never tried on most events.
+    pub(crate) fn required_literals(&self, path: &[Box<str>]) -> Option<Vec<Lit>> {
         match self {
             Node::Field {
                 field: FieldSrc::Path(p, _),
                 leaves,
                 all: false,
                 negated: false,
-            } if p.len() == 1 && &*p[0] == path => leaves
+            } if **p == *path => leaves
                 .iter()
                 .map(|l| match l {
-                    Leaf::Str(StrPat::Exact { text, .. }) => Some(text.to_lowercase()),
+                    Leaf::Str(StrPat::Exact { text, .. }) => Some(Lit::Exact(text.to_lowercase())),
+                    Leaf::Str(StrPat::Prefix { text, .. }) => {
+                        Some(Lit::Prefix(text.to_lowercase()))
+                    }
                     _ => None,
                 })
                 .collect(),
@@ -308,6 +315,26 @@ impl Node {
             _ => None,
         }
     }
+
+    /// Every field path this node tests (candidates for the index).
+    pub(crate) fn field_paths(&self, out: &mut Vec<Box<[Box<str>]>>) {
+        match self {
+            Node::And(ns) | Node::Or(ns) => ns.iter().for_each(|n| n.field_paths(out)),
+            Node::Field {
+                field: FieldSrc::Path(p, _),
+                ..
+            } if !out.contains(p) => out.push(p.clone()),
+            _ => {}
+        }
+    }
+}
+
+/// A value a field must have (lower-cased) for a rule to match: equal to
+/// it, or starting with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Lit {
+    Exact(String),
+    Prefix(String),
 }
 
 /// Compiles a detection section (`condition` and the search identifiers).
@@ -577,7 +604,11 @@ fn compile_value(v: &Yaml, m: &Mods, cfg: &Config) -> Result<Vec<Leaf>, String> 
             format!("(?{flags}){text}")
         };
         return Regex::new(&pat)
-            .map(|r| vec![Leaf::Re(Box::new(r))])
+            .map(|r| {
+                let lit = required_literal(&pat)
+                    .map(|l| Box::new(memchr::memmem::Finder::new(l.as_bytes()).into_owned()));
+                vec![Leaf::Re(Box::new(r), lit)]
+            })
             .map_err(|e| format!("regular expression {pat:?}: {e}"));
     }
     if m.cidr {
@@ -632,6 +663,35 @@ fn compile_value(v: &Yaml, m: &Mods, cfg: &Config) -> Result<Vec<Leaf>, String> 
             StrPat::compile(&toks, m.cased).map(Leaf::Str)
         })
         .collect()
+}
+
+/// A literal that every match of the regular expression `pat` contains,
+/// read off the common form `.*LITERAL.*` (any of `^`, `.*`, `.+` around a
+/// run of plain characters) of a case-sensitive pattern; `None` otherwise.
+pub(crate) fn required_literal(pat: &str) -> Option<String> {
+    let mut core = pat;
+    core = core.strip_prefix('^').unwrap_or(core);
+    while let Some(r) = core.strip_prefix(".*").or_else(|| core.strip_prefix(".+")) {
+        core = r;
+    }
+    // A trailing `$` only anchors; a trailing `.*`/`.+` only widens.
+    if let Some(r) = core.strip_suffix('$') {
+        if !r.ends_with('\\') {
+            core = r;
+        }
+    }
+    loop {
+        match core.strip_suffix(".*").or_else(|| core.strip_suffix(".+")) {
+            // `\.*` is an escaped dot and a star: not a wildcard.
+            Some(r) if !r.ends_with('\\') => core = r,
+            _ => break,
+        }
+    }
+    let plain = |c: char| c.is_alphanumeric() || " :/-_@=,'\"<>%!~#&;`".contains(c);
+    if core.is_empty() || !core.chars().all(plain) {
+        return None;
+    }
+    Some(core.to_string())
 }
 
 /// At most this many alternatives come out of one value's expansion.
@@ -765,4 +825,25 @@ fn expand(toks: &[Tok], cfg: &Config) -> Result<Vec<Vec<Tok>>, String> {
         i += 1;
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::required_literal;
+
+    #[test]
+    fn regex_required_literals() {
+        let lit = |p: &str| required_literal(p);
+        assert_eq!(
+            lit(".+:assumed-role/aws:.+").as_deref(),
+            Some(":assumed-role/aws:")
+        );
+        assert_eq!(lit("^abc$").as_deref(), Some("abc"));
+        assert_eq!(lit(".*x y.*").as_deref(), Some("x y"));
+        for none in [
+            "(?i)abc", "a|b", "a.c", r"abc\.*", "[a]", "ab?", "", ".*", r"a\$",
+        ] {
+            assert_eq!(lit(none), None, "{none}");
+        }
+    }
 }

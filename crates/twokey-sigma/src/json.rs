@@ -186,11 +186,21 @@ fn scan_string(b: &[u8], i: usize) -> Result<(usize, bool), JsonError> {
     let mut j = i + 1;
     let mut escaped = false;
     loop {
-        // Eight bytes at a time for the common short strings, memchr for
-        // the tail of long ones.
+        // Sixteen bytes at a time (SSE2) or eight (plain integers) for the
+        // common short strings, memchr for the tail of long ones.
         let mut found = None;
         let mut rounds = 0;
-        while j + 8 <= b.len() && rounds < 8 {
+        #[cfg(target_arch = "x86_64")]
+        while j + 16 <= b.len() && rounds < 4 {
+            let m = simd::quote_or_backslash16(&b[j..j + 16]);
+            if m != 0 {
+                found = Some(j + m.trailing_zeros() as usize);
+                break;
+            }
+            j += 16;
+            rounds += 1;
+        }
+        while found.is_none() && j + 8 <= b.len() && rounds < 8 {
             let w = load8(b, j);
             let m =
                 zero_bytes(w ^ (LO * u64::from(b'"'))) | zero_bytes(w ^ (LO * u64::from(b'\\')));
@@ -217,6 +227,28 @@ fn scan_string(b: &[u8], i: usize) -> Result<(usize, bool), JsonError> {
             return err(i, "unterminated string");
         }
     }
+}
+
+/// [`scan_string`] without the error; with `clean` (the text is known to
+/// hold no backslash) only looks for the closing quote.
+#[inline]
+fn string_end(b: &[u8], i: usize, clean: bool) -> Option<(usize, bool)> {
+    if !clean {
+        return scan_string(b, i).ok();
+    }
+    #[cfg(target_arch = "x86_64")]
+    {
+        let mut j = i + 1;
+        while j + 16 <= b.len() {
+            let m = simd::quote16(&b[j..j + 16]);
+            if m != 0 {
+                return Some((j + m.trailing_zeros() as usize + 1, false));
+            }
+            j += 16;
+        }
+    }
+    let j = i + 1;
+    memchr::memchr(b'"', b.get(j..)?).map(|k| (j + k + 1, false))
 }
 
 /// Skips an object or array starting at `b[i]`, checking that strings end
@@ -302,6 +334,32 @@ mod simd {
         __m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_movemask_epi8, _mm_or_si128, _mm_set1_epi8,
     };
 
+    /// Bit n is set where `block[n]` (n < 16) is a quote or a backslash.
+    #[inline(always)]
+    pub(super) fn quote_or_backslash16(block: &[u8]) -> u32 {
+        assert!(block.len() >= 16);
+        // SAFETY: SSE2 is part of the x86-64 baseline; the load reads the
+        // first 16 bytes of `block`, which has at least 16 (asserted).
+        unsafe {
+            let v = _mm_loadu_si128(block.as_ptr() as *const __m128i);
+            let q = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'"' as i8));
+            let bs = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'\\' as i8));
+            _mm_movemask_epi8(_mm_or_si128(q, bs)) as u32
+        }
+    }
+
+    /// Bit n is set where `block[n]` (n < 16) is a quote.
+    #[inline(always)]
+    pub(super) fn quote16(block: &[u8]) -> u32 {
+        assert!(block.len() >= 16);
+        // SAFETY: SSE2 is part of the x86-64 baseline; the load reads the
+        // first 16 bytes of `block`, which has at least 16 (asserted).
+        unsafe {
+            let v = _mm_loadu_si128(block.as_ptr() as *const __m128i);
+            _mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8(b'"' as i8))) as u32
+        }
+    }
+
     struct Masks {
         quote: u64,
         backslash: u64,
@@ -348,6 +406,72 @@ mod simd {
         x ^= x << 16;
         x ^= x << 32;
         x
+    }
+
+    /// Like [`container_end`], also appending to `ends` the (open, end)
+    /// byte offsets of the container and of every container inside it, in
+    /// order of their opening brackets. On `None` nothing is appended.
+    pub(super) fn container_end_recording(
+        b: &[u8],
+        i: usize,
+        ends: &mut Vec<(u32, u32)>,
+    ) -> Option<usize> {
+        let base = ends.len();
+        let r = record(b, i, ends);
+        if r.is_none() {
+            ends.truncate(base);
+        }
+        r
+    }
+
+    fn record(b: &[u8], i: usize, ends: &mut Vec<(u32, u32)>) -> Option<usize> {
+        // Offsets must fit the table's u32s.
+        if b.len() > u32::MAX as usize {
+            return None;
+        }
+        let mut pos = i;
+        let mut depth: usize = 0;
+        // Index in `ends` of the open container at each depth.
+        let mut stack = [0u32; 64];
+        let mut in_string_carry: u64 = 0;
+        while pos < b.len() {
+            let m = if b.len() - pos >= 64 {
+                masks(&b[pos..pos + 64])
+            } else {
+                let mut block = [b' '; 64];
+                block[..b.len() - pos].copy_from_slice(&b[pos..]);
+                masks(&block)
+            };
+            if m.backslash != 0 {
+                return None;
+            }
+            let in_string = prefix_xor(m.quote) ^ in_string_carry;
+            in_string_carry = 0u64.wrapping_sub(in_string >> 63);
+            let open = m.open & !in_string;
+            let close = m.close & !in_string;
+            let mut bits = open | close;
+            while bits != 0 {
+                let at = bits.trailing_zeros();
+                let abs = pos + at as usize;
+                if open >> at & 1 == 1 {
+                    // Deeper than the table: let the scalar code decide.
+                    let slot = stack.get_mut(depth)?;
+                    *slot = ends.len() as u32;
+                    ends.push((abs as u32, 0));
+                    depth += 1;
+                } else {
+                    depth = depth.checked_sub(1)?;
+                    let k = stack[depth] as usize;
+                    ends[k].1 = abs as u32 + 1;
+                    if depth == 0 {
+                        return Some(abs + 1);
+                    }
+                }
+                bits &= bits - 1;
+            }
+            pos += 64;
+        }
+        None
     }
 
     /// Index just after the bracket that closes the container opening at
@@ -435,6 +559,8 @@ pub struct ObjectIter<'a> {
     text: &'a str,
     i: usize,
     state: IterState,
+    /// The text is known to hold no backslash (no escapes to follow).
+    clean: bool,
 }
 
 #[derive(PartialEq)]
@@ -451,6 +577,7 @@ impl<'a> ObjectIter<'a> {
             text,
             i: 0,
             state: IterState::Start,
+            clean: false,
         }
     }
 
@@ -460,6 +587,27 @@ impl<'a> ObjectIter<'a> {
     }
 
     fn step(&mut self) -> Result<Option<(RawStr<'a>, JsonValue<'a>)>, JsonError> {
+        self.step_with(None)
+    }
+
+    #[inline]
+    fn string_at(&self, b: &[u8], i: usize) -> Result<(usize, bool), JsonError> {
+        if self.clean {
+            string_end(b, i, true).ok_or(JsonError {
+                offset: i,
+                what: "unterminated string",
+            })
+        } else {
+            scan_string(b, i)
+        }
+    }
+
+    /// [`ObjectIter::step`], recording the extent of every container read
+    /// (offsets in `self.text`) when `ends` is given.
+    fn step_with(
+        &mut self,
+        ends: Option<&mut Vec<(u32, u32)>>,
+    ) -> Result<Option<(RawStr<'a>, JsonValue<'a>)>, JsonError> {
         let b = self.text.as_bytes();
         let mut i = skip_ws(b, self.i);
         match self.state {
@@ -488,7 +636,7 @@ impl<'a> ObjectIter<'a> {
         if b.get(i) != Some(&b'"') {
             return err(i, "expected a key");
         }
-        let (kend, escaped) = scan_string(b, i)?;
+        let (kend, escaped) = self.string_at(b, i)?;
         let key = RawStr {
             raw: &self.text[i + 1..kend - 1],
             escaped,
@@ -498,7 +646,29 @@ impl<'a> ObjectIter<'a> {
             return err(i, "expected ':'");
         }
         i = skip_ws(b, i + 1);
-        let (value, end) = read_value(self.text, i)?;
+        let (value, end) = match (ends, b.get(i)) {
+            (_, Some(b'"')) if self.clean => {
+                let (end, escaped) = self.string_at(b, i)?;
+                let raw = &self.text[i + 1..end - 1];
+                (JsonValue::String(RawStr { raw, escaped }), end)
+            }
+            #[cfg(target_arch = "x86_64")]
+            (Some(ends), Some(&c @ (b'{' | b'['))) => {
+                match simd::container_end_recording(b, i, ends) {
+                    Some(end) => {
+                        let t = &self.text[i..end];
+                        let v = if c == b'{' {
+                            JsonValue::Object(t)
+                        } else {
+                            JsonValue::Array(t)
+                        };
+                        (v, end)
+                    }
+                    None => read_value(self.text, i)?,
+                }
+            }
+            _ => read_value(self.text, i)?,
+        };
         self.i = end;
         self.state = IterState::Next;
         Ok(Some((key, value)))
@@ -620,8 +790,84 @@ pub fn parse_document(text: &str) -> Result<JsonValue<'_>, JsonError> {
 pub struct Event<'a> {
     text: &'a str,
     top: Vec<(RawStr<'a>, JsonValue<'a>)>,
+    /// (opening offset, offset after the closing bracket) of nested
+    /// containers, sorted by the first; may leave some out.
+    ends: Vec<(u32, u32)>,
     /// (path id, value) of nested paths already resolved to one value.
     memo: RefCell<Vec<(u32, Option<JsonValue<'a>>)>>,
+    /// Nested objects read so far: (address of the text, range in `members`).
+    objs: RefCell<Vec<(usize, u32, u32)>>,
+    /// Members of the nested objects read so far.
+    members: RefCell<Vec<(RawStr<'a>, JsonValue<'a>)>>,
+}
+
+impl Drop for Event<'_> {
+    fn drop(&mut self) {
+        Spare::give(Spare {
+            top: relife(std::mem::take(&mut self.top)),
+            ends: std::mem::take(&mut self.ends),
+            memo: relife(self.memo.take()),
+            objs: self.objs.take(),
+            members: relife(self.members.take()),
+        });
+    }
+}
+
+type Member<'a> = (RawStr<'a>, JsonValue<'a>);
+
+/// The buffers of dropped events, kept per thread for the next ones to
+/// use, so that reading a record allocates nothing in the steady state.
+#[derive(Default)]
+struct Spare {
+    top: Vec<Member<'static>>,
+    ends: Vec<(u32, u32)>,
+    memo: Vec<(u32, Option<JsonValue<'static>>)>,
+    objs: Vec<(usize, u32, u32)>,
+    members: Vec<Member<'static>>,
+}
+
+thread_local! {
+    static SPARE: RefCell<Vec<Spare>> = const { RefCell::new(Vec::new()) };
+}
+
+impl Spare {
+    fn take() -> Spare {
+        SPARE
+            .try_with(|s| s.borrow_mut().pop())
+            .ok()
+            .flatten()
+            .unwrap_or_else(|| Spare {
+                top: Vec::with_capacity(32),
+                ends: Vec::with_capacity(32),
+                memo: Vec::with_capacity(16),
+                objs: Vec::with_capacity(8),
+                members: Vec::with_capacity(32),
+            })
+    }
+
+    fn give(mut self) {
+        self.ends.clear();
+        self.objs.clear();
+        // Buffers grown by an unusually large record are not kept.
+        if self.top.capacity() + self.members.capacity() + self.ends.capacity() > 4096 {
+            return;
+        }
+        let _ = SPARE.try_with(|s| {
+            if let Ok(mut s) = s.try_borrow_mut() {
+                if s.len() < 8 {
+                    s.push(self);
+                }
+            }
+        });
+    }
+}
+
+/// Empties `v` and gives back its buffer with another element type of the
+/// same layout (in practice: the same type with another lifetime). The
+/// standard library collects a `Vec`'s iterator into the same allocation
+/// when the layouts match; otherwise this allocates, which is only slower.
+fn relife<A, B>(v: Vec<A>) -> Vec<B> {
+    v.into_iter().filter_map(|_| None).collect()
 }
 
 /// Path id meaning "do not remember this lookup".
@@ -659,14 +905,22 @@ impl<'a> Event<'a> {
     pub fn parse(text: &'a str) -> Result<Self, JsonError> {
         let b = text.as_bytes();
         let start = skip_ws(b, 0);
-        let mut top = Vec::with_capacity(24);
+        let spare = Spare::take();
+        let mut top = relife(spare.top);
+        let mut ends = spare.ends;
         let mut it = ObjectIter::new(&text[start..]);
-        for kv in it.by_ref() {
-            let (key, value) = kv.map_err(|e| JsonError {
-                offset: e.offset + start,
-                what: e.what,
-            })?;
-            top.push((key, value));
+        it.clean = memchr::memchr(b'\\', b).is_none();
+        while let Some(kv) = it.step_with(Some(&mut ends)).map_err(|e| JsonError {
+            offset: e.offset + start,
+            what: e.what,
+        })? {
+            top.push(kv);
+        }
+        if start > 0 {
+            for e in &mut ends {
+                e.0 += start as u32;
+                e.1 += start as u32;
+            }
         }
         let end = skip_ws(b, start + it.end());
         if end != b.len() {
@@ -675,7 +929,10 @@ impl<'a> Event<'a> {
         Ok(Event {
             text,
             top,
-            memo: RefCell::new(Vec::new()),
+            ends,
+            memo: RefCell::new(relife(spare.memo)),
+            objs: RefCell::new(spare.objs),
+            members: RefCell::new(relife(spare.members)),
         })
     }
 
@@ -703,29 +960,152 @@ impl<'a> Event<'a> {
         path: &[Box<str>],
         f: &mut dyn FnMut(JsonValue<'a>) -> bool,
     ) -> bool {
-        if id == NO_PATH_ID || path.len() < 2 {
+        if path.len() < 2 {
             return self.visit(path, f);
         }
-        let hit = self
-            .memo
-            .borrow()
-            .iter()
-            .find(|(i, _)| *i == id)
-            .map(|(_, v)| *v);
-        let found = match hit {
-            Some(v) => v,
-            None => match self.resolve_one(path) {
-                Some(v) => {
-                    self.memo.borrow_mut().push((id, v));
-                    v
+        match self.resolve_cached(id, path) {
+            Some(Some(v)) => f(v),
+            Some(None) => false,
+            // The path crosses an array: it can have several values.
+            None => self.visit(path, f),
+        }
+    }
+
+    /// The single value at `path` (`Some(None)` when missing), or `None`
+    /// when the path crosses an array; remembered under `id` (unless it is
+    /// [`NO_PATH_ID`]).
+    #[inline]
+    pub fn resolve_cached(&self, id: u32, path: &[Box<str>]) -> Option<Option<JsonValue<'a>>> {
+        if id != NO_PATH_ID {
+            if let Some(v) = self
+                .memo
+                .borrow()
+                .iter()
+                .find(|(i, _)| *i == id)
+                .map(|(_, v)| *v)
+            {
+                return Some(v);
+            }
+        }
+        let found = self.resolve_one(path)?;
+        if id != NO_PATH_ID {
+            let mut memo = self.memo.borrow_mut();
+            if memo.capacity() == 0 {
+                memo.reserve(16);
+            }
+            memo.push((id, found));
+        }
+        Some(found)
+    }
+
+    /// The member `key` of the object `text` (a nested object of this
+    /// record). The members of each object looked into are read once and
+    /// remembered for the record's lifetime.
+    fn member(&self, text: &'a str, key: &str) -> Option<JsonValue<'a>> {
+        let at = text.as_ptr() as usize;
+        let mut objs = self.objs.borrow_mut();
+        let (start, end) = match objs.iter().find(|o| o.0 == at) {
+            Some(&(_, s, e)) => (s, e),
+            None => {
+                let mut members = self.members.borrow_mut();
+                if members.capacity() == 0 {
+                    members.reserve(32);
+                    objs.reserve(8);
                 }
-                // The path crosses an array: it can have several values.
-                None => return self.visit(path, f),
-            },
+                let s = members.len() as u32;
+                self.read_members(text, &mut members);
+                let e = members.len() as u32;
+                objs.push((at, s, e));
+                (s, e)
+            }
         };
-        match found {
-            Some(v) => f(v),
-            None => false,
+        drop(objs);
+        self.members.borrow()[start as usize..end as usize]
+            .iter()
+            .find(|(k, _)| k.eq_str(key))
+            .map(|(_, v)| *v)
+    }
+
+    /// Appends the members of the nested object `text` to `out`, up to the
+    /// first syntax error (as `ObjectIter` with `map_while(Result::ok)`),
+    /// skipping nested containers with the table made while parsing.
+    fn read_members(&self, text: &'a str, out: &mut Vec<(RawStr<'a>, JsonValue<'a>)>) {
+        let base = (text.as_ptr() as usize).wrapping_sub(self.text.as_ptr() as usize);
+        let lim = base.wrapping_add(text.len());
+        if self.ends.is_empty() || base > self.text.len() || lim > self.text.len() || lim < base {
+            out.extend(ObjectIter::new(text).map_while(Result::ok));
+            return;
+        }
+        // Work on the whole record's bytes (so that the vector code rarely
+        // meets the end of the input), never reading past the object.
+        let rt = self.text;
+        let b = rt.as_bytes();
+        // Search the table only from the object's own entry on.
+        let from = self.ends.partition_point(|e| (e.0 as usize) < base);
+        let ends = &self.ends[from..];
+        // An object in the table was read by the vector pass, which gives
+        // up on any backslash: its strings hold no escapes, so each ends at
+        // the next quote.
+        let clean = ends.first().is_some_and(|e| e.0 as usize == base);
+        let mut i = skip_ws(b, base);
+        if b.get(i) != Some(&b'{') {
+            return;
+        }
+        i = skip_ws(b, i + 1);
+        if i >= lim || b[i] == b'}' {
+            return;
+        }
+        loop {
+            if b.get(i) != Some(&b'"') {
+                return;
+            }
+            let Some((kend, escaped)) = string_end(b, i, clean) else {
+                return;
+            };
+            if kend > lim {
+                return;
+            }
+            let key = RawStr {
+                raw: &rt[i + 1..kend - 1],
+                escaped,
+            };
+            i = skip_ws(b, kend);
+            if b.get(i) != Some(&b':') {
+                return;
+            }
+            i = skip_ws(b, i + 1);
+            let known = match b.get(i) {
+                Some(b'{' | b'[') => ends
+                    .binary_search_by_key(&(i as u32), |e| e.0)
+                    .ok()
+                    .map(|k| ends[k].1 as usize)
+                    .filter(|&end| end > i && end <= lim),
+                _ => None,
+            };
+            let (value, end) = match known {
+                Some(end) if b[i] == b'{' => (JsonValue::Object(&rt[i..end]), end),
+                Some(end) => (JsonValue::Array(&rt[i..end]), end),
+                None if clean && b.get(i) == Some(&b'"') => {
+                    let Some((end, escaped)) = string_end(b, i, true) else {
+                        return;
+                    };
+                    let raw = &rt[i + 1..end - 1];
+                    (JsonValue::String(RawStr { raw, escaped }), end)
+                }
+                None => match read_value(rt, i) {
+                    Ok(x) => x,
+                    Err(_) => return,
+                },
+            };
+            if end > lim {
+                return;
+            }
+            out.push((key, value));
+            i = skip_ws(b, end);
+            if i >= lim || b[i] != b',' {
+                return;
+            }
+            i = skip_ws(b, i + 1);
         }
     }
 
@@ -738,15 +1118,10 @@ impl<'a> Event<'a> {
         };
         for seg in rest {
             match cur {
-                JsonValue::Object(text) => {
-                    match ObjectIter::new(text)
-                        .map_while(Result::ok)
-                        .find(|(k, _)| k.eq_str(seg))
-                    {
-                        Some((_, v)) => cur = v,
-                        None => return Some(None),
-                    }
-                }
+                JsonValue::Object(text) => match self.member(text, seg) {
+                    Some(v) => cur = v,
+                    None => return Some(None),
+                },
                 JsonValue::Array(_) => return None,
                 _ => return Some(None),
             }
@@ -865,6 +1240,44 @@ mod tests {
                 assert_eq!(Some(v), scalar, "{c}");
             }
             assert_eq!(skip_container(b, 0).ok(), scalar, "{c}");
+        }
+    }
+
+    #[test]
+    fn table_reads_agree_with_the_iterator() {
+        let long = "z".repeat(90);
+        let records = [
+            r#"{"u":{"a":"1","s":{"i":{"t":"Role"},"x":[1,{"y":"2"}]},"t":"AssumedRole"}}"#
+                .to_string(),
+            format!(
+                r#"{{"p":"{long}","u":{{"k":"{long}","n":null,"b":true,"m":-1.5e3,"o":{{}},"l":[]}}}}"#
+            ),
+            r#"{"u":{"e":"a"b","t":"x"},"v":"\"}"#.to_string(),
+            r#"{"u":{"a":"1" , "t" : "2" ,"bad" "x","t2":"3"}}"#.to_string(),
+            r#"{"u":{"a":{"b":[}]},"t":"x"}}"#.to_string(),
+        ];
+        for r in &records {
+            let Ok(ev) = Event::parse(r) else { continue };
+            for (_, v) in ev.top.clone() {
+                let JsonValue::Object(text) = v else { continue };
+                let want: Vec<String> = ObjectIter::new(text)
+                    .map_while(Result::ok)
+                    .map(|(k, v)| format!("{}={v:?}", k.decode()))
+                    .collect();
+                let mut got = Vec::new();
+                ev.read_members(text, &mut got);
+                let got: Vec<String> = got
+                    .iter()
+                    .map(|(k, v)| format!("{}={v:?}", k.decode()))
+                    .collect();
+                assert_eq!(got, want, "{r}");
+            }
+        }
+        // Buffers come back from dropped events and are handed out clean.
+        for _ in 0..3 {
+            let ev = Event::parse(&records[0]).unwrap();
+            assert_eq!(texts(&ev, "u.s.i.t"), ["Role"]);
+            assert_eq!(ev.memo.borrow().len(), 0);
         }
     }
 

@@ -7,7 +7,7 @@ use yaml_serde::Value as Yaml;
 use crate::config::Config;
 use crate::correlation::{self, CorrelationDef};
 use crate::detection::{self, Node};
-use crate::json::{Event, JsonValue};
+use crate::json::{Event, JsonValue, NO_PATH_ID};
 
 /// What a detection rule says about itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -194,25 +194,10 @@ impl RuleSetBuilder {
         for r in &mut self.rules {
             r.node.assign_ids(&mut ids);
         }
-        let mut index: HashMap<Box<str>, Vec<u32>> = HashMap::new();
-        let mut always = Vec::new();
-        for (i, r) in self.rules.iter().enumerate() {
-            let i = i as u32;
-            match r.node.required_literals("eventName") {
-                Some(names) => {
-                    for n in names {
-                        let slot = index.entry(n.into_boxed_str()).or_default();
-                        if slot.last() != Some(&i) {
-                            slot.push(i);
-                        }
-                    }
-                }
-                None => always.push(i),
-            }
-        }
+        let (guards, always) = build_guards(&self.rules, &ids);
         RuleSet {
             rules: self.rules,
-            index,
+            guards,
             always,
             correlations,
             unsupported: self.unsupported,
@@ -278,8 +263,8 @@ fn check_logsource(doc: &Yaml, cfg: &Config) -> Result<(), String> {
 #[derive(Debug)]
 pub struct RuleSet {
     rules: Vec<Rule>,
-    /// Lower-cased `eventName` → rules that can only match events with it.
-    index: HashMap<Box<str>, Vec<u32>>,
+    /// Rules indexed by a value one field must have (`eventName` for most).
+    guards: Vec<Guard>,
     /// Rules that must be tried on every event.
     always: Vec<u32>,
     correlations: Vec<CorrelationDef>,
@@ -324,29 +309,206 @@ impl RuleSet {
                 out.push(i as usize);
             }
         }
-        if let Some(JsonValue::String(name)) = ev.top("eventName") {
-            let name = name.decode();
-            let mut buf = [0u8; 128];
-            let hit = if name.len() <= buf.len() && name.is_ascii() {
-                let b = &mut buf[..name.len()];
-                b.copy_from_slice(name.as_bytes());
-                b.make_ascii_lowercase();
-                // ASCII lower-casing keeps the bytes valid UTF-8.
-                std::str::from_utf8(b).ok().and_then(|k| self.index.get(k))
-            } else {
-                self.index.get(name.to_lowercase().as_str())
-            };
-            if let Some(cands) = hit {
-                let before = out.len();
-                for &i in cands {
-                    if self.rules[i as usize].node.matches(ev) {
-                        out.push(i as usize);
-                    }
+        let mut runs = usize::from(!out.is_empty());
+        for g in &self.guards {
+            let before = out.len();
+            g.candidates(ev, &mut |i| {
+                if self.rules[i as usize].node.matches(ev) {
+                    out.push(i as usize);
                 }
-                if before > 0 && out.len() > before {
-                    out.sort_unstable();
-                }
+            });
+            if out.len() > before {
+                runs += 1;
             }
         }
+        if runs > 1 {
+            out.sort_unstable();
+        }
+    }
+}
+
+/// A dotted field path, split.
+type Path = Box<[Box<str>]>;
+
+/// Rules that can only match when one field has one of some values.
+#[derive(Debug)]
+struct Guard {
+    path: Box<[Box<str>]>,
+    /// The path's memo id (see [`Event::visit_cached`]).
+    id: u32,
+    /// Lower-cased value → rules requiring it.
+    exact: HashMap<Box<str>, Vec<u32>, FxBuild>,
+    /// Lower-cased prefix → rules requiring a value that starts with it.
+    prefixes: Vec<(Box<str>, Vec<u32>)>,
+    /// Every rule of this guard, for values the index cannot decide on
+    /// (objects, arrays, paths that cross arrays), in ascending order.
+    all: Vec<u32>,
+}
+
+impl Guard {
+    /// Calls `f` with each rule of this guard that can match `ev`.
+    #[inline]
+    fn candidates(&self, ev: &Event<'_>, f: &mut dyn FnMut(u32)) {
+        let value = if self.path.len() == 1 {
+            ev.top(&self.path[0])
+        } else {
+            match ev.resolve_cached(self.id, &self.path) {
+                Some(v) => v,
+                None => {
+                    // The path crosses an array: several values.
+                    self.all.iter().for_each(|&i| f(i));
+                    return;
+                }
+            }
+        };
+        let text = match value {
+            // A missing or null field has no value equal to a literal.
+            None | Some(JsonValue::Null) => return,
+            Some(v @ (JsonValue::Object(_) | JsonValue::Array(_))) => {
+                let _ = v;
+                self.all.iter().for_each(|&i| f(i));
+                return;
+            }
+            Some(v) => match v.scalar_text() {
+                Some(t) => t,
+                None => return,
+            },
+        };
+        let mut buf = [0u8; 128];
+        let lowered: std::borrow::Cow<'_, str>;
+        let key: &str = if text.len() <= buf.len() && text.is_ascii() {
+            let b = &mut buf[..text.len()];
+            b.copy_from_slice(text.as_bytes());
+            b.make_ascii_lowercase();
+            // ASCII lower-casing keeps the bytes valid UTF-8.
+            match std::str::from_utf8(b) {
+                Ok(k) => k,
+                Err(_) => return,
+            }
+        } else {
+            lowered = std::borrow::Cow::Owned(text.to_lowercase());
+            &lowered
+        };
+        let exact = self.exact.get(key);
+        if self.prefixes.is_empty() {
+            if let Some(rs) = exact {
+                rs.iter().for_each(|&i| f(i));
+            }
+            return;
+        }
+        // Rules in ascending order, each once.
+        let mut picked: Vec<u32> = exact.cloned().unwrap_or_default();
+        for (p, rs) in &self.prefixes {
+            if key.starts_with(&**p) {
+                picked.extend_from_slice(rs);
+            }
+        }
+        picked.sort_unstable();
+        picked.dedup();
+        picked.into_iter().for_each(f);
+    }
+}
+
+/// Picks for each rule the field whose required values index it best
+/// (`eventName`, then other top-level fields, then nested ones); rules with
+/// none go to the list tried on every event.
+fn build_guards(rules: &[Rule], ids: &HashMap<Box<[Box<str>]>, u32>) -> (Vec<Guard>, Vec<u32>) {
+    let mut guards: Vec<Guard> = Vec::new();
+    let mut always = Vec::new();
+    let event_name: Box<[Box<str>]> = Box::new(["eventName".into()]);
+    for (i, r) in rules.iter().enumerate() {
+        let i = i as u32;
+        let mut paths = Vec::new();
+        r.node.field_paths(&mut paths);
+        let mut best: Option<(Path, Vec<detection::Lit>)> = None;
+        let rank = |p: &[Box<str>]| (p != &*event_name, p.len());
+        for p in paths {
+            let Some(lits) = r.node.required_literals(&p) else {
+                continue;
+            };
+            let better = match &best {
+                None => true,
+                Some((bp, bl)) => (rank(&p), lits.len()) < (rank(bp), bl.len()),
+            };
+            if better {
+                best = Some((p, lits));
+            }
+        }
+        let Some((path, lits)) = best else {
+            always.push(i);
+            continue;
+        };
+        let g = match guards.iter().position(|g| g.path == path) {
+            Some(k) => &mut guards[k],
+            None => {
+                let id = ids.get(&path).copied().unwrap_or(NO_PATH_ID);
+                guards.push(Guard {
+                    path,
+                    id,
+                    exact: HashMap::default(),
+                    prefixes: Vec::new(),
+                    all: Vec::new(),
+                });
+                let last = guards.len() - 1;
+                &mut guards[last]
+            }
+        };
+        g.all.push(i);
+        for l in lits {
+            let slot = match l {
+                detection::Lit::Exact(t) => g.exact.entry(t.into_boxed_str()).or_default(),
+                detection::Lit::Prefix(t) => {
+                    let t = t.into_boxed_str();
+                    match g.prefixes.iter().position(|(p, _)| *p == t) {
+                        Some(k) => &mut g.prefixes[k].1,
+                        None => {
+                            g.prefixes.push((t, Vec::new()));
+                            let last = g.prefixes.len() - 1;
+                            &mut g.prefixes[last].1
+                        }
+                    }
+                }
+            };
+            if slot.last() != Some(&i) {
+                slot.push(i);
+            }
+        }
+    }
+    // eventName first: it is the field every record has at the top.
+    guards.sort_by_key(|g| (*g.path != *event_name, g.path.len()));
+    (guards, always)
+}
+
+/// FxHash (as in rustc): short keys, no need for DoS resistance since the
+/// keys are rule values.
+#[derive(Debug, Default, Clone, Copy)]
+struct FxBuild;
+
+impl std::hash::BuildHasher for FxBuild {
+    type Hasher = FxHasher;
+    fn build_hasher(&self) -> FxHasher {
+        FxHasher(0)
+    }
+}
+
+struct FxHasher(u64);
+
+impl std::hash::Hasher for FxHasher {
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) {
+        const K: u64 = 0xf135_7aea_2e62_a9c5;
+        let mut chunks = bytes.chunks_exact(8);
+        for c in chunks.by_ref() {
+            let mut a = [0u8; 8];
+            a.copy_from_slice(c);
+            self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(a)).wrapping_mul(K);
+        }
+        for &b in chunks.remainder() {
+            self.0 = (self.0.rotate_left(5) ^ u64::from(b)).wrapping_mul(K);
+        }
+    }
+    #[inline]
+    fn finish(&self) -> u64 {
+        self.0.rotate_left(26)
     }
 }

@@ -239,6 +239,8 @@ fn run(rules: &RuleArgs, repeat: u32, corpus: &PathBuf) -> anyhow::Result<()> {
         set.rules().len(),
         set.correlations().len()
     );
+    // Digest of (record, rule) matches, to compare builds.
+    let match_digest = std::cell::RefCell::new(0u64);
     let mut results = Vec::new();
     results.push(best("read-bytes", repeat, || {
         // Touch every byte: the floor any reader has to pay.
@@ -265,11 +267,17 @@ fn run(rules: &RuleArgs, repeat: u32, corpus: &PathBuf) -> anyhow::Result<()> {
     results.push(best("twokey-match", repeat, || {
         let mut hits = Vec::new();
         let mut n = 0u64;
-        for l in &lines {
+        let mut digest = 0u64;
+        for (k, l) in lines.iter().enumerate() {
             let ev = Event::parse(l)?;
             set.matches(&ev, &mut hits);
             n += hits.iter().filter(|&&i| set.rules()[i].emit).count() as u64;
+            for &i in &hits {
+                // Which rules matched which record, order included.
+                digest = (digest ^ ((k as u64) << 16 | i as u64)).wrapping_mul(0x100_0000_01b3);
+            }
         }
+        *match_digest.borrow_mut() = digest;
         Ok(n)
     })?);
     results.push(best("twokey-scan-ndjson", repeat, || {
@@ -285,7 +293,7 @@ fn run(rules: &RuleArgs, repeat: u32, corpus: &PathBuf) -> anyhow::Result<()> {
         Ok(n)
     })?);
     for m in results.iter().filter(|m| m.secs.is_finite()) {
-        println!(
+        print!(
             "{} cpu_secs={:.4} wall_secs={:.4} events_per_sec={:.0} mb_per_sec={:.1} matches={}",
             m.name,
             m.secs,
@@ -294,6 +302,10 @@ fn run(rules: &RuleArgs, repeat: u32, corpus: &PathBuf) -> anyhow::Result<()> {
             bytes as f64 / 1e6 / m.secs,
             m.matches
         );
+        if m.name == "twokey-match" {
+            print!(" digest={:016x}", *match_digest.borrow());
+        }
+        println!();
     }
     Ok(())
 }
