@@ -1,0 +1,17 @@
+//! twokey's deploy gate: infrastructure as code deployed from pull requests,
+//! applied only after another person approved the head commit.
+//!
+//! - [`requirements`]: the apply requirements, a pure function.
+//! - [`webhook`]: GitHub webhook signature verification and parsing.
+//! - [`redact`]: redaction of secrets in plan output, comment splitting.
+//! - [`config`]: server-side projects; the pull request may only select.
+//! - [`db`]: delivery de-duplication, locks and plans in the store.
+//! - [`github`]: the GitHub client trait and its REST implementation.
+//! - [`runner`]: Terraform / OpenTofu plan and apply of a saved plan.
+//! - [`gate`]: the engine tying these together, and [`router`].
+//! - [`testing`]: a local, stateful GitHub stand-in for tests.
+
+pub mod config;
+pub mod redact;
+pub mod requirements;
+pub mod webhook;
