@@ -12,6 +12,7 @@
 //! - [`testing`]: a local, stateful GitHub stand-in for tests.
 
 pub mod config;
+pub mod db;
 pub mod redact;
 pub mod requirements;
 pub mod webhook;

@@ -1,0 +1,142 @@
+//! Gate rows on both databases, and the migration numbering.
+
+use twokey_gate::db::{GateDb, Lock, PlanRow};
+use twokey_store::Store;
+
+fn lock(pull: u64) -> Lock {
+    Lock {
+        repo: "acme/infra".into(),
+        project: "prod".into(),
+        workspace: "default".into(),
+        pull,
+        head_sha: "abc".into(),
+        locked_by: "alice".into(),
+    }
+}
+
+#[tokio::test]
+async fn deliveries_locks_plans_and_pushers_on_both_databases() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for url in twokey_store::testing::both(dir.path(), "gate").await {
+        let db = GateDb::new(Store::open(&url).await.expect("open"));
+
+        // Replayed delivery.
+        assert!(db
+            .first_delivery("d-1", "pull_request", "acme/infra", 1)
+            .await
+            .expect("d"));
+        assert!(!db
+            .first_delivery("d-1", "pull_request", "acme/infra", 2)
+            .await
+            .expect("d"));
+        assert!(db
+            .first_delivery("d-2", "pull_request", "acme/infra", 3)
+            .await
+            .expect("d"));
+
+        // Locks: first pull request wins until it unlocks.
+        assert_eq!(db.lock(&lock(1), 1).await.expect("lock"), None);
+        assert_eq!(db.lock(&lock(1), 2).await.expect("relock"), None);
+        let held = db.lock(&lock(2), 3).await.expect("lock");
+        assert_eq!(held.map(|h| h.pull), Some(1), "{url}");
+        // Another workspace is another lock.
+        let other = Lock {
+            workspace: "staging".into(),
+            ..lock(2)
+        };
+        assert_eq!(db.lock(&other, 3).await.expect("lock"), None);
+        assert_eq!(db.unlock_pull("acme/infra", 1).await.expect("unlock"), 1);
+        assert_eq!(db.lock(&lock(2), 4).await.expect("lock"), None);
+
+        // Plans move once.
+        let plan = PlanRow {
+            project: "prod".into(),
+            head_sha: "abc".into(),
+            plan_path: "/tmp/p".into(),
+            plan_sha256: "00".into(),
+            status: "planned".into(),
+        };
+        db.put_plan("acme/infra", 2, &plan, 5).await.expect("plan");
+        assert!(!db
+            .move_plan("acme/infra", 2, "prod", "other-sha", "planned", "applying")
+            .await
+            .expect("m"));
+        assert!(db
+            .move_plan("acme/infra", 2, "prod", "abc", "planned", "applying")
+            .await
+            .expect("m"));
+        assert!(!db
+            .move_plan("acme/infra", 2, "prod", "abc", "planned", "applying")
+            .await
+            .expect("m"));
+        assert_eq!(
+            db.plans("acme/infra", 2).await.expect("plans")[0].status,
+            "applying"
+        );
+        db.drop_plans("acme/infra", 2).await.expect("drop");
+        assert!(db.plans("acme/infra", 2).await.expect("plans").is_empty());
+
+        // Pushers: first writer wins.
+        db.put_pusher("acme/infra", 2, "abc", "mallory", 6)
+            .await
+            .expect("p");
+        db.put_pusher("acme/infra", 2, "abc", "bob", 7)
+            .await
+            .expect("p");
+        assert_eq!(
+            db.pusher("acme/infra", 2, "abc")
+                .await
+                .expect("p")
+                .as_deref(),
+            Some("mallory")
+        );
+        assert_eq!(db.pusher("acme/infra", 2, "zzz").await.expect("p"), None);
+    }
+}
+
+/// `0003_gate.sql` may be applied before another branch's `0002_*.sql`
+/// lands: sqlx skips gaps and later applies a lower-numbered migration it has
+/// not seen (it only refuses applied migrations missing from the source, or
+/// changed checksums).
+#[tokio::test]
+async fn migration_gap_then_late_0002_is_accepted() {
+    use sqlx::migrate::Migrator;
+    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../twokey-store/migrations");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mig = dir.path().join("migrations");
+    std::fs::create_dir(&mig).expect("mkdir");
+    for f in ["0001_init.sql", "0003_gate.sql"] {
+        std::fs::copy(src.join(f), mig.join(f)).expect("copy");
+    }
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("m.db").display());
+    let pool = sqlx::sqlite::SqlitePoolOptions::new()
+        .connect(&url)
+        .await
+        .expect("sqlite");
+    Migrator::new(mig.as_path())
+        .await
+        .expect("m")
+        .run(&pool)
+        .await
+        .expect("0001 + 0003");
+    std::fs::write(
+        mig.join("0002_late.sql"),
+        "CREATE TABLE late_table (x BIGINT);",
+    )
+    .expect("w");
+    Migrator::new(mig.as_path())
+        .await
+        .expect("m")
+        .run(&pool)
+        .await
+        .expect("late 0002 applied");
+    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations WHERE success")
+        .fetch_one(&pool)
+        .await
+        .expect("count");
+    assert_eq!(n, 3);
+    sqlx::query("SELECT x FROM late_table")
+        .fetch_all(&pool)
+        .await
+        .expect("late table exists");
+}
