@@ -48,13 +48,28 @@ impl<'a> RawStr<'a> {
     }
 
     /// Whether the decoded string equals `s`.
+    #[inline]
     pub fn eq_str(&self, s: &str) -> bool {
         if self.escaped {
             self.decode() == s
         } else {
-            self.raw == s
+            eq_bytes(self.raw.as_bytes(), s.as_bytes())
         }
     }
+}
+
+/// `a == b`, deciding most unequal keys of the same length (`eventName`,
+/// `eventTime`, `eventType`) on their first eight bytes without calling
+/// `memcmp`.
+#[inline(always)]
+fn eq_bytes(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    if a.len() >= 8 && load8(a, 0) != load8(b, 0) {
+        return false;
+    }
+    a == b
 }
 
 /// Decodes JSON string escapes; invalid escapes are kept as written.
@@ -249,6 +264,26 @@ fn string_end(b: &[u8], i: usize, clean: bool) -> Option<(usize, bool)> {
     }
     let j = i + 1;
     memchr::memchr(b'"', b.get(j..)?).map(|k| (j + k + 1, false))
+}
+
+/// `text[a..b]`, for ends at ASCII delimiters (quotes, brackets, the end of
+/// a number) found by the scanners; an empty string if they are not
+/// character boundaries (which would be a bug). The standard slicing does
+/// the same checks but is not inlined in the scanners' loops.
+#[inline(always)]
+fn sub(text: &str, a: usize, b: usize) -> &str {
+    let bytes = text.as_bytes();
+    // `is_char_boundary`, inline: not a UTF-8 continuation byte.
+    let boundary = |i: usize| i == bytes.len() || bytes.get(i).is_some_and(|&c| (c as i8) >= -0x40);
+    match bytes.get(a..b) {
+        Some(part) if boundary(a) && boundary(b) => {
+            // SAFETY: `text` is valid UTF-8 and `a` and `b` are character
+            // boundaries inside it (checked just above), so the bytes
+            // between them are valid UTF-8 too.
+            unsafe { std::str::from_utf8_unchecked(part) }
+        }
+        _ => "",
+    }
 }
 
 /// Skips an object or array starting at `b[i]`, checking that strings end
@@ -529,16 +564,16 @@ fn read_value<'a>(text: &'a str, i: usize) -> Result<(JsonValue<'a>, usize), Jso
     match c {
         b'"' => {
             let (end, escaped) = scan_string(b, i)?;
-            let raw = &text[i + 1..end - 1];
+            let raw = sub(text, i + 1, end - 1);
             Ok((JsonValue::String(RawStr { raw, escaped }), end))
         }
         b'{' => {
             let end = skip_container(b, i)?;
-            Ok((JsonValue::Object(&text[i..end]), end))
+            Ok((JsonValue::Object(sub(text, i, end)), end))
         }
         b'[' => {
             let end = skip_container(b, i)?;
-            Ok((JsonValue::Array(&text[i..end]), end))
+            Ok((JsonValue::Array(sub(text, i, end)), end))
         }
         b't' if b[i..].starts_with(b"true") => Ok((JsonValue::Bool(true), i + 4)),
         b'f' if b[i..].starts_with(b"false") => Ok((JsonValue::Bool(false), i + 5)),
@@ -548,7 +583,7 @@ fn read_value<'a>(text: &'a str, i: usize) -> Result<(JsonValue<'a>, usize), Jso
             while j < b.len() && matches!(b[j], b'0'..=b'9' | b'.' | b'e' | b'E' | b'+' | b'-') {
                 j += 1;
             }
-            Ok((JsonValue::Number(&text[i..j]), j))
+            Ok((JsonValue::Number(sub(text, i, j)), j))
         }
         _ => err(i, "expected a value"),
     }
@@ -638,7 +673,7 @@ impl<'a> ObjectIter<'a> {
         }
         let (kend, escaped) = self.string_at(b, i)?;
         let key = RawStr {
-            raw: &self.text[i + 1..kend - 1],
+            raw: sub(self.text, i + 1, kend - 1),
             escaped,
         };
         i = skip_ws(b, kend);
@@ -649,14 +684,14 @@ impl<'a> ObjectIter<'a> {
         let (value, end) = match (ends, b.get(i)) {
             (_, Some(b'"')) if self.clean => {
                 let (end, escaped) = self.string_at(b, i)?;
-                let raw = &self.text[i + 1..end - 1];
+                let raw = sub(self.text, i + 1, end - 1);
                 (JsonValue::String(RawStr { raw, escaped }), end)
             }
             #[cfg(target_arch = "x86_64")]
             (Some(ends), Some(&c @ (b'{' | b'['))) => {
                 match simd::container_end_recording(b, i, ends) {
                     Some(end) => {
-                        let t = &self.text[i..end];
+                        let t = sub(self.text, i, end);
                         let v = if c == b'{' {
                             JsonValue::Object(t)
                         } else {
@@ -1066,7 +1101,7 @@ impl<'a> Event<'a> {
                 return;
             }
             let key = RawStr {
-                raw: &rt[i + 1..kend - 1],
+                raw: sub(rt, i + 1, kend - 1),
                 escaped,
             };
             i = skip_ws(b, kend);
@@ -1083,13 +1118,13 @@ impl<'a> Event<'a> {
                 _ => None,
             };
             let (value, end) = match known {
-                Some(end) if b[i] == b'{' => (JsonValue::Object(&rt[i..end]), end),
-                Some(end) => (JsonValue::Array(&rt[i..end]), end),
+                Some(end) if b[i] == b'{' => (JsonValue::Object(sub(rt, i, end)), end),
+                Some(end) => (JsonValue::Array(sub(rt, i, end)), end),
                 None if clean && b.get(i) == Some(&b'"') => {
                     let Some((end, escaped)) = string_end(b, i, true) else {
                         return;
                     };
-                    let raw = &rt[i + 1..end - 1];
+                    let raw = sub(rt, i + 1, end - 1);
                     (JsonValue::String(RawStr { raw, escaped }), end)
                 }
                 None => match read_value(rt, i) {
@@ -1279,6 +1314,18 @@ mod tests {
             assert_eq!(texts(&ev, "u.s.i.t"), ["Role"]);
             assert_eq!(ev.memo.borrow().len(), 0);
         }
+    }
+
+    #[test]
+    fn sub_slices_at_boundaries_only() {
+        let t = "a\"é\"{}";
+        assert_eq!(sub(t, 0, 1), "a");
+        assert_eq!(sub(t, 2, 4), "é");
+        assert_eq!(sub(t, 2, t.len()), "é\"{}");
+        assert_eq!(sub(t, 3, 4), "");
+        assert_eq!(sub(t, 2, 3), "");
+        assert_eq!(sub(t, 4, 2), "");
+        assert_eq!(sub(t, 0, 99), "");
     }
 
     #[test]

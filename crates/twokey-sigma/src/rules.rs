@@ -337,9 +337,9 @@ struct Guard {
     /// The path's memo id (see [`Event::visit_cached`]).
     id: u32,
     /// Lower-cased value → rules requiring it.
-    exact: HashMap<Box<str>, Vec<u32>, FxBuild>,
+    exact: HashMap<Box<[u8]>, Vec<u32>, FxBuild>,
     /// Lower-cased prefix → rules requiring a value that starts with it.
-    prefixes: Vec<(Box<str>, Vec<u32>)>,
+    prefixes: Vec<(Box<[u8]>, Vec<u32>)>,
     /// Every rule of this guard, for values the index cannot decide on
     /// (objects, arrays, paths that cross arrays), in ascending order.
     all: Vec<u32>,
@@ -375,19 +375,15 @@ impl Guard {
             },
         };
         let mut buf = [0u8; 128];
-        let lowered: std::borrow::Cow<'_, str>;
-        let key: &str = if text.len() <= buf.len() && text.is_ascii() {
+        let lowered: String;
+        let key: &[u8] = if text.len() <= buf.len() && text.is_ascii() {
             let b = &mut buf[..text.len()];
             b.copy_from_slice(text.as_bytes());
             b.make_ascii_lowercase();
-            // ASCII lower-casing keeps the bytes valid UTF-8.
-            match std::str::from_utf8(b) {
-                Ok(k) => k,
-                Err(_) => return,
-            }
+            b
         } else {
-            lowered = std::borrow::Cow::Owned(text.to_lowercase());
-            &lowered
+            lowered = text.to_lowercase();
+            lowered.as_bytes()
         };
         let exact = self.exact.get(key);
         if self.prefixes.is_empty() {
@@ -399,7 +395,7 @@ impl Guard {
         // Rules in ascending order, each once.
         let mut picked: Vec<u32> = exact.cloned().unwrap_or_default();
         for (p, rs) in &self.prefixes {
-            if key.starts_with(&**p) {
+            if key.starts_with(p) {
                 picked.extend_from_slice(rs);
             }
         }
@@ -456,9 +452,9 @@ fn build_guards(rules: &[Rule], ids: &HashMap<Box<[Box<str>]>, u32>) -> (Vec<Gua
         g.all.push(i);
         for l in lits {
             let slot = match l {
-                detection::Lit::Exact(t) => g.exact.entry(t.into_boxed_str()).or_default(),
+                detection::Lit::Exact(t) => g.exact.entry(t.into_bytes().into()).or_default(),
                 detection::Lit::Prefix(t) => {
-                    let t = t.into_boxed_str();
+                    let t: Box<[u8]> = t.into_bytes().into();
                     match g.prefixes.iter().position(|(p, _)| *p == t) {
                         Some(k) => &mut g.prefixes[k].1,
                         None => {
