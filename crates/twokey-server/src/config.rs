@@ -32,6 +32,9 @@ pub struct Config {
     /// Alert sinks.
     #[serde(default)]
     pub alerts: AlertsConfig,
+    /// Ledger checkpoints and bundle sinks (`[ledger]`).
+    #[serde(default)]
+    pub ledger: crate::checkpoints::LedgerConfig,
 }
 
 /// `[alerts]`.

@@ -8,6 +8,7 @@
 
 pub mod api;
 pub mod broker;
+pub mod checkpoints;
 pub mod clock;
 pub mod config;
 pub mod dev;
@@ -50,6 +51,18 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     shutdown: tokio::sync::watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
+    serve_with_ledger(broker, listener, shutdown, None).await
+}
+
+/// [`serve`], plus the ledger checkpointer (signs and publishes checkpoints,
+/// and signs a last one at shutdown).
+pub async fn serve_with_ledger(
+    broker: std::sync::Arc<Broker>,
+    listener: tokio::net::TcpListener,
+    shutdown: tokio::sync::watch::Receiver<bool>,
+    checkpointer: Option<checkpoints::Checkpointer>,
+) -> anyhow::Result<()> {
+    let cps = checkpointer.map(|c| tokio::spawn(c.run(shutdown.clone())));
     let sched = tokio::spawn(broker.clone().run_scheduler(shutdown.clone()));
     let mut stop = shutdown.clone();
     axum::serve(listener, api::router(broker))
@@ -58,5 +71,8 @@ pub async fn serve(
         })
         .await?;
     let _ = sched.await;
+    if let Some(c) = cps {
+        let _ = c.await;
+    }
     Ok(())
 }

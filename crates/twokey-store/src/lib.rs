@@ -24,7 +24,7 @@ use sqlx::{AnyPool, Row};
 use twokey_core::{Actor, Event, Millis, Proposal, Request, State};
 use twokey_ledger::LedgerEntry;
 
-pub use ledger::LedgerHead;
+pub use ledger::{CheckpointRow, LedgerHead, LedgerRoot, RawLedgerRow};
 
 /// Storage errors.
 #[derive(Debug, thiserror::Error)]
@@ -635,6 +635,58 @@ impl Store {
     /// The ledger's size and frontier.
     pub async fn ledger_head(&self) -> Result<LedgerHead, StoreError> {
         ledger::head(&self.pool).await
+    }
+
+    /// The ledger's size and Merkle root (from the frontier saved with every append).
+    pub async fn ledger_root(&self) -> Result<LedgerRoot, StoreError> {
+        ledger::root(&self.pool).await
+    }
+
+    /// Up to `limit` ledger rows with `idx >= from`, in index order, exactly
+    /// as stored: for verifiers, which page through with `from = last idx + 1`.
+    pub async fn ledger_raw(&self, from: i64, limit: i64) -> Result<Vec<RawLedgerRow>, StoreError> {
+        ledger::read_raw(&self.pool, from, limit).await
+    }
+
+    /// Signs a checkpoint of the whole log if it grew by at least `min_new`
+    /// entries since the latest stored one; `sign(size, root)` returns the
+    /// signed note. Runs under the ledger head's lock, so the size and root
+    /// are exact and two replicas never sign overlapping sizes. Returns the
+    /// size signed, or `None`.
+    pub async fn create_checkpoint(
+        &self,
+        now: Millis,
+        min_new: u64,
+        sign: impl FnOnce(u64, twokey_ledger::Hash) -> String,
+    ) -> Result<Option<u64>, StoreError> {
+        ledger::create_checkpoint(&self.pool, now, min_new, sign).await
+    }
+
+    /// Every stored checkpoint, by size.
+    pub async fn checkpoints(&self) -> Result<Vec<CheckpointRow>, StoreError> {
+        ledger::checkpoints(&self.pool).await
+    }
+
+    /// Checkpoints whose bundles are not yet published, by size.
+    pub async fn unpublished_checkpoints(&self) -> Result<Vec<CheckpointRow>, StoreError> {
+        ledger::unpublished(&self.pool).await
+    }
+
+    /// Size of the checkpoint before `size` (0 when none): where its bundle starts.
+    pub async fn previous_checkpoint_size(&self, size: u64) -> Result<u64, StoreError> {
+        ledger::previous_checkpoint_size(&self.pool, size).await
+    }
+
+    /// Records a publish outcome: published at `now`, or failed with `error`
+    /// and retried at `retry_at`. Returns the failed attempts so far.
+    pub async fn checkpoint_publish_result(
+        &self,
+        size: u64,
+        now: Millis,
+        error: Option<&str>,
+        retry_at: Millis,
+    ) -> Result<i64, StoreError> {
+        ledger::publish_result(&self.pool, size, now, error, retry_at).await
     }
 
     /// Alerts due for delivery.

@@ -100,6 +100,9 @@ enum Cmd {
     /// API tokens (talks to the database directly).
     #[command(subcommand)]
     Token(TokenCmd),
+    /// The tamper-evident ledger: public key, verify, prove, show.
+    #[command(subcommand)]
+    Audit(crate::audit::AuditCmd),
     /// Sigma rules over CloudTrail: high-risk activity and calls outside two-person control.
     #[command(subcommand)]
     Guard(GuardCmd),
@@ -157,8 +160,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
     };
     match cli.cmd {
         Cmd::Serve(args) => return crate::serve::run(args).await,
-        Cmd::Guard(GuardCmd::Scan(args)) => return twokey_guard::run_scan(&args, &mut std::io::stdout().lock()),
-        Cmd::Guard(GuardCmd::Watch(args)) => return twokey_guard::run_watch(&args, &mut std::io::stdout().lock()),
+        Cmd::Audit(cmd) => return crate::audit::run(cmd, &cli.server, cli.token.as_deref()).await,
+        Cmd::Guard(GuardCmd::Scan(args)) => {
+            return twokey_guard::run_scan(&args, &mut std::io::stdout().lock())
+        }
+        Cmd::Guard(GuardCmd::Watch(args)) => {
+            return twokey_guard::run_watch(&args, &mut std::io::stdout().lock())
+        }
         Cmd::Policy(PolicyCmd::Check { file }) => return policy_check(&file, json_out),
         Cmd::Token(TokenCmd::Issue {
             config,

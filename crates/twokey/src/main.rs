@@ -1,5 +1,6 @@
 //! The `twokey` binary: argument parsing and wiring, nothing else.
 
+mod audit;
 mod cli;
 mod client;
 mod serve;

@@ -85,6 +85,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<i32> {
             .unwrap_or_else(|| twokey_server::new_id("node")),
         ..Default::default()
     };
+    let mut ledger_cfg = twokey_server::checkpoints::LedgerConfig::default();
+    let key_default: PathBuf;
     let (store, policy, listen, sinks, mut opts, dev_dir) = if args.dev {
         let listen = args
             .listen
@@ -107,6 +109,11 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<i32> {
         let policy = dev::demo(pg);
         let store = Store::open(&format!("sqlite://{}", dir.join("twokey.db").display())).await?;
         eprintln!("{}", dev::banner(&listen, &dir, pg.is_some()));
+        key_default = dir.join("ledger.key");
+        ledger_cfg.origin = Some("twokey/dev".into());
+        ledger_cfg.sink = vec![twokey_server::checkpoints::LedgerSinkConfig::Dir {
+            path: dir.join("ledger-bundles").display().to_string(),
+        }];
         (store, policy, listen, vec![], opts, Some(dir))
     } else {
         let Some(cfg_path) = &args.config else {
@@ -118,6 +125,21 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<i32> {
         let policy = Policy::parse(&text, &cfg.policy).map_err(|e| anyhow::anyhow!("{e}"))?;
         let store = Store::open(&cfg.database).await?;
         let sinks = twokey_notify::build_sinks(&cfg.alerts.sink);
+        ledger_cfg = cfg.ledger.clone();
+        key_default = cfg_path
+            .parent()
+            .map(|d| d.join("ledger.key"))
+            .unwrap_or_else(|| PathBuf::from("ledger.key"));
+        if ledger_cfg.origin.is_none() {
+            let host = cfg
+                .public_url
+                .split("://")
+                .nth(1)
+                .unwrap_or(&cfg.public_url)
+                .trim_end_matches('/')
+                .to_string();
+            ledger_cfg.origin = Some(format!("twokey/{host}"));
+        }
         let mut o = opts;
         o.public_url = cfg.public_url.clone();
         (
@@ -132,6 +154,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<i32> {
     if opts.public_url.is_empty() {
         opts.public_url = format!("http://{listen}");
     }
+    let clock: Arc<dyn twokey_server::Clock> = Arc::new(SystemClock);
+    let checkpointer =
+        crate::audit::checkpointer(&ledger_cfg, &key_default, store.clone(), clock).await?;
     let (broker, warning) = Broker::start(
         store,
         policy,
@@ -162,7 +187,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<i32> {
         }
         let _ = tx.send(true);
     });
-    twokey_server::serve(broker, listener, rx).await?;
+    twokey_server::serve_with_ledger(broker, listener, rx, Some(checkpointer)).await?;
     Ok(0)
 }
 
