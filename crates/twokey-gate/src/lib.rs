@@ -15,4 +15,5 @@ pub mod config;
 pub mod db;
 pub mod redact;
 pub mod requirements;
+pub mod runner;
 pub mod webhook;
