@@ -35,6 +35,9 @@ pub struct Config {
     /// Ledger checkpoints and bundle sinks (`[ledger]`).
     #[serde(default)]
     pub ledger: crate::checkpoints::LedgerConfig,
+    /// `[sso]`: the OpenID Connect provider of the web UI (read by `twokey-web`).
+    #[serde(default)]
+    pub sso: Option<toml::Table>,
 }
 
 /// `[alerts]`.

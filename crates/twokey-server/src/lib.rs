@@ -62,10 +62,29 @@ pub async fn serve_with_ledger(
     shutdown: tokio::sync::watch::Receiver<bool>,
     checkpointer: Option<checkpoints::Checkpointer>,
 ) -> anyhow::Result<()> {
+    serve_all(
+        broker,
+        axum::Router::new(),
+        listener,
+        shutdown,
+        checkpointer,
+    )
+    .await
+}
+
+/// Everything: the API with `extra` routes (the web UI) merged in, the
+/// scheduler, and the ledger checkpointer when given.
+pub async fn serve_all(
+    broker: std::sync::Arc<Broker>,
+    extra: axum::Router,
+    listener: tokio::net::TcpListener,
+    shutdown: tokio::sync::watch::Receiver<bool>,
+    checkpointer: Option<checkpoints::Checkpointer>,
+) -> anyhow::Result<()> {
     let cps = checkpointer.map(|c| tokio::spawn(c.run(shutdown.clone())));
     let sched = tokio::spawn(broker.clone().run_scheduler(shutdown.clone()));
     let mut stop = shutdown.clone();
-    axum::serve(listener, api::router(broker))
+    axum::serve(listener, api::router(broker).merge(extra))
         .with_graceful_shutdown(async move {
             let _ = stop.wait_for(|v| *v).await;
         })

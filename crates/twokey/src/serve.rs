@@ -154,6 +154,18 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<i32> {
     if opts.public_url.is_empty() {
         opts.public_url = format!("http://{listen}");
     }
+    let web = twokey_web::WebConfig {
+        public_url: opts.public_url.clone(),
+        sso: match (&args.config, args.dev) {
+            (Some(p), false) => load_config(p)?
+                .sso
+                .map(twokey_web::SsoConfig::from_table)
+                .transpose()
+                .map_err(anyhow::Error::msg)?,
+            _ => None,
+        },
+        dev_login: args.dev,
+    };
     let clock: Arc<dyn twokey_server::Clock> = Arc::new(SystemClock);
     let checkpointer =
         crate::audit::checkpointer(&ledger_cfg, &key_default, store.clone(), clock).await?;
@@ -187,7 +199,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<i32> {
         }
         let _ = tx.send(true);
     });
-    twokey_server::serve_with_ledger(broker, listener, rx, Some(checkpointer)).await?;
+    let ui = twokey_web::router(broker.clone(), web);
+    twokey_server::serve_all(broker, ui, listener, rx, Some(checkpointer)).await?;
     Ok(0)
 }
 

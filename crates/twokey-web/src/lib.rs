@@ -1,0 +1,182 @@
+//! twokey's web UI: OpenID Connect single sign-on and server-rendered pages
+//! for requesters and approvers (dashboard, request form, request page with
+//! its ledger timeline, audit log, policy).
+//!
+//! Security model, in one place:
+//! - identity is the ID token's issuer + subject, never an email address;
+//! - the ID token is checked by `openidconnect` (signature against the
+//!   provider's JWKS, issuer, audience, expiry, nonce); the code exchange uses
+//!   PKCE; `state` is single-use and bound to the browser by a cookie;
+//! - sessions are server-side (the store's token table holds a hash of the
+//!   session id, under a prefix so a session cookie is never an API token); a
+//!   fresh session id is issued at every login (no fixation);
+//! - every state-changing form carries a CSRF token bound to the session;
+//! - the return URL after login must be a relative path on this server;
+//! - every page carries CSP, `X-Frame-Options: DENY`, `Referrer-Policy`,
+//!   `X-Content-Type-Options: nosniff`; pages use no JavaScript.
+//!
+//! The broker decides everything: the UI hides buttons a person may not use,
+//! and the broker refuses them anyway.
+
+// Handlers return ready-made error pages as `Err(Response)`; they are built
+// once per refused request, so their size does not matter.
+#![allow(clippy::result_large_err)]
+
+mod auth;
+mod html;
+mod pages;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::http::{header, HeaderValue};
+use axum::response::Response;
+use axum::routing::{get, post};
+use axum::Router;
+use serde::Deserialize;
+use twokey_server::Broker;
+
+pub use auth::{safe_return_path, SESSION_COOKIE};
+
+/// The `[sso]` table of `twokey.toml`: the company's OpenID Connect provider.
+///
+/// ```toml
+/// [sso]
+/// issuer_url = "https://login.example.com/realms/company"
+/// client_id = "twokey"
+/// client_secret = "..."
+/// groups_claim = "groups"        # default
+/// redirect_path = "/ui/callback" # default; register public_url + this at the provider
+/// ```
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SsoConfig {
+    /// The provider's issuer URL (discovery at `/.well-known/openid-configuration`).
+    pub issuer_url: String,
+    /// Client id registered at the provider.
+    pub client_id: String,
+    /// Client secret (confidential client); absent for a public client (PKCE only).
+    #[serde(default)]
+    pub client_secret: Option<String>,
+    /// Claim holding the person's groups (ID token first, then userinfo).
+    #[serde(default = "default_groups_claim")]
+    pub groups_claim: String,
+    /// Path of the redirect URI under `public_url`.
+    #[serde(default = "default_redirect_path")]
+    pub redirect_path: String,
+    /// Extra scopes to ask for besides `openid profile email`.
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    /// Session lifetime such as `8h` (default).
+    #[serde(default)]
+    pub session_ttl: Option<String>,
+}
+
+fn default_groups_claim() -> String {
+    "groups".into()
+}
+
+fn default_redirect_path() -> String {
+    "/ui/callback".into()
+}
+
+impl SsoConfig {
+    /// Reads the `[sso]` table as the server config holds it.
+    pub fn from_table(table: toml::Table) -> Result<SsoConfig, String> {
+        let cfg: SsoConfig = toml::Value::Table(table)
+            .try_into()
+            .map_err(|e: toml::de::Error| format!("[sso]: {}", e.message()))?;
+        if !cfg.redirect_path.starts_with('/') {
+            return Err("[sso] redirect_path must start with /".into());
+        }
+        Ok(cfg)
+    }
+}
+
+/// How the web UI runs.
+#[derive(Debug, Clone)]
+pub struct WebConfig {
+    /// Base URL people reach the server at (`https://...` makes cookies `Secure`).
+    pub public_url: String,
+    /// Single sign-on; without it, only the dev login (if enabled) can sign in.
+    pub sso: Option<SsoConfig>,
+    /// Offer "sign in as" buttons for the policy's static identities. Only for
+    /// `twokey serve --dev`: anyone who can reach the server becomes anyone.
+    pub dev_login: bool,
+}
+
+impl WebConfig {
+    /// Session lifetime in milliseconds.
+    fn session_ttl_ms(&self) -> i64 {
+        self.sso
+            .as_ref()
+            .and_then(|s| s.session_ttl.as_deref())
+            .and_then(|s| twokey_core::time::parse_duration(s).ok())
+            .unwrap_or(8 * 3_600_000)
+    }
+
+    fn secure_cookies(&self) -> bool {
+        self.public_url.starts_with("https://")
+    }
+}
+
+/// Shared state of the UI handlers.
+pub(crate) struct Web {
+    pub broker: Arc<Broker>,
+    pub cfg: WebConfig,
+    /// Logins in flight, by `state`: single use, ten minutes at most.
+    pub flows: tokio::sync::Mutex<HashMap<String, auth::Flow>>,
+    /// The discovered provider (refreshed every few minutes).
+    pub oidc: tokio::sync::Mutex<Option<auth::Discovered>>,
+}
+
+pub(crate) type AppState = Arc<Web>;
+
+/// The UI's routes (under `/ui`, plus `/` redirecting there), to be merged
+/// into the API router. Has no fallback of its own.
+pub fn router(broker: Arc<Broker>, cfg: WebConfig) -> Router<()> {
+    let state: AppState = Arc::new(Web {
+        broker,
+        cfg,
+        flows: Default::default(),
+        oidc: Default::default(),
+    });
+    Router::new()
+        .route("/", get(pages::root))
+        .route("/ui", get(pages::root))
+        .route("/ui/", get(pages::dashboard))
+        .route("/ui/static/style.css", get(pages::style))
+        .route("/ui/login", get(auth::login))
+        .route("/ui/dev-login", post(auth::dev_login))
+        .route("/ui/logout", post(auth::logout))
+        .route("/ui/callback", get(auth::callback))
+        .route("/ui/request", get(pages::request_form).post(pages::create))
+        .route("/ui/requests/{id}", get(pages::request_page))
+        .route("/ui/requests/{id}/{action}", post(pages::act))
+        .route("/ui/audit", get(pages::audit))
+        .route("/ui/policy", get(pages::policy))
+        .layer(axum::middleware::map_response(security_headers))
+        .with_state(state)
+}
+
+/// Security headers on every UI response.
+async fn security_headers(mut resp: Response) -> Response {
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+        ),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("same-origin"),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp
+}

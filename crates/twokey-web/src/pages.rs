@@ -1,0 +1,587 @@
+//! The pages. Each handler reads through the broker, renders escaped HTML,
+//! and for forms checks the CSRF token before calling the broker, which
+//! decides (the UI only hides what the broker would refuse).
+
+use axum::extract::{Path, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::Form;
+use serde::Deserialize;
+use twokey_core::request::approvals_counted;
+use twokey_core::{Actor, NewRequest, Request, ReviewDecision, State as RState};
+use twokey_server::ApiError;
+
+use crate::auth::Session;
+use crate::html::{dur, e, error_page, page, respond, time, Who};
+use crate::AppState;
+
+const CSS: &str = include_str!("../static/style.css");
+
+fn api_error(err: ApiError) -> Response {
+    error_page(err.status(), &err.to_string())
+}
+
+fn who(s: &Session) -> Who<'_> {
+    Who {
+        actor: &s.actor,
+        csrf: &s.csrf,
+    }
+}
+
+fn ok(s: &Session, title: &str, body: &str) -> Response {
+    respond(StatusCode::OK, page(title, Some(who(s)), body))
+}
+
+/// `GET /`: to the dashboard.
+pub async fn root() -> Redirect {
+    Redirect::to("/ui/")
+}
+
+/// The stylesheet (no inline styles: the CSP allows only `'self'`).
+pub async fn style() -> Response {
+    ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], CSS).into_response()
+}
+
+fn state_badge(s: RState) -> String {
+    format!(r#"<span class="state state-{0}">{0}</span>"#, s.as_str())
+}
+
+fn requests_table(st: &AppState, caption: &str, reqs: &[Request], empty: &str) -> String {
+    if reqs.is_empty() {
+        return format!(
+            r#"<section><h2>{}</h2><p class="muted">{}</p></section>"#,
+            e(caption),
+            e(empty)
+        );
+    }
+    let now = st.broker.now();
+    let lp = st.broker.policy();
+    let mut rows = String::new();
+    for r in reqs {
+        let required = lp
+            .policy
+            .entitlement(&r.entitlement)
+            .map(|x| x.approval.count)
+            .unwrap_or(0);
+        let left = match (r.state, r.ends_at) {
+            (RState::Active, Some(end)) => format!("{} left", dur(end - now)),
+            _ => String::new(),
+        };
+        rows.push_str(&format!(
+            r#"<tr><td><a href="/ui/requests/{id}">{id}</a></td><td>{ent}</td><td>{who}</td><td>{state}</td><td>{a}/{req}</td><td>{left}</td><td>{reason}</td></tr>"#,
+            id = e(&r.id),
+            ent = e(&r.entitlement),
+            who = e(&r.requester_name),
+            state = state_badge(r.state),
+            a = approvals_counted(r),
+            req = required,
+            left = e(&left),
+            reason = e(&r.reason),
+        ));
+    }
+    format!(
+        r#"<section><h2>{}</h2><table><thead><tr><th scope="col">Request</th><th scope="col">Entitlement</th><th scope="col">Requester</th><th scope="col">State</th><th scope="col">Approvals</th><th scope="col">Time left</th><th scope="col">Reason</th></tr></thead><tbody>{rows}</tbody></table></section>"#,
+        e(caption)
+    )
+}
+
+/// `GET /ui/`: my active grants, requests waiting for me, my requests.
+pub async fn dashboard(State(st): State<AppState>, s: Session) -> Response {
+    let mine = match st
+        .broker
+        .store()
+        .requests(Some(&s.actor.key.to_string()), &[], 100)
+        .await
+    {
+        Ok(r) => r,
+        Err(err) => return api_error(err.into()),
+    };
+    let waiting = match st.broker.waiting_for(&s.actor).await {
+        Ok(r) => r,
+        Err(err) => return api_error(err),
+    };
+    let active: Vec<Request> = mine
+        .iter()
+        .filter(|r| matches!(r.state, RState::Active | RState::Approved))
+        .cloned()
+        .collect();
+    let body = format!(
+        r#"<p><a class="button" href="/ui/request">Request access</a></p>{}{}{}"#,
+        requests_table(&st, "My active grants", &active, "No active grants."),
+        requests_table(
+            &st,
+            "Waiting for my review",
+            &waiting,
+            "Nothing is waiting for you."
+        ),
+        requests_table(
+            &st,
+            "My requests",
+            &mine,
+            "You have not asked for anything yet."
+        ),
+    );
+    ok(&s, "Dashboard", &body)
+}
+
+fn may_request(actor: &Actor, st: &AppState) -> Vec<twokey_core::Entitlement> {
+    st.broker
+        .policy()
+        .policy
+        .entitlements
+        .values()
+        .filter(|ent| ent.may_request(actor))
+        .cloned()
+        .collect()
+}
+
+/// `GET /ui/request`: the request form, with only what I may request.
+pub async fn request_form(State(st): State<AppState>, s: Session) -> Response {
+    let ents = may_request(&s.actor, &st);
+    if ents.is_empty() {
+        return ok(
+            &s,
+            "Request access",
+            r#"<p>The policy lets you request nothing. Ask a policy admin.</p>"#,
+        );
+    }
+    let mut opts = String::new();
+    let mut help = String::new();
+    for ent in &ents {
+        opts.push_str(&format!(
+            r#"<option value="{n}">{n}</option>"#,
+            n = e(&ent.name)
+        ));
+        help.push_str(&format!(
+            r#"<li><strong>{n}</strong>: {d}. Default {def}, at most {max}; {appr} approval(s) from {from}{reason}{ticket}.</li>"#,
+            n = e(&ent.name),
+            d = e(&ent.description),
+            def = dur(ent.default_duration_ms),
+            max = dur(ent.max_duration_ms),
+            appr = ent.approval.count,
+            from = e(&ent.approval.from.join(", ")),
+            reason = if ent.reason_required { "; reason required" } else { "" },
+            ticket = ent
+                .ticket_pattern
+                .as_ref()
+                .map(|p| format!("; ticket matching <code>{}</code>", e(p)))
+                .unwrap_or_default(),
+        ));
+    }
+    let body = format!(
+        r#"<form method="post" action="/ui/request" class="stack">
+<input type="hidden" name="csrf" value="{csrf}">
+<label for="entitlement">Entitlement</label>
+<select id="entitlement" name="entitlement" required>{opts}</select>
+<label for="duration">Duration (for example 30m or 1h; counted from activation)</label>
+<input id="duration" name="duration" type="text" placeholder="default" pattern="[0-9]+[smhd]?([0-9]+[smhd])*" aria-describedby="ent-help">
+<label for="reason">Reason</label>
+<textarea id="reason" name="reason" rows="3"></textarea>
+<label for="ticket">Ticket (when the entitlement requires one)</label>
+<input id="ticket" name="ticket" type="text">
+<button type="submit">Submit request</button>
+</form>
+<section id="ent-help"><h2>What you may request</h2><ul>{help}</ul></section>"#,
+        csrf = e(&s.csrf),
+    );
+    ok(&s, "Request access", &body)
+}
+
+/// Form of `POST /ui/request`.
+#[derive(Deserialize)]
+pub struct CreateForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    entitlement: String,
+    #[serde(default)]
+    duration: String,
+    #[serde(default)]
+    reason: String,
+    #[serde(default)]
+    ticket: String,
+}
+
+fn parse_dur(s: &str) -> Result<Option<i64>, Response> {
+    let s = s.trim();
+    if s.is_empty() {
+        return Ok(None);
+    }
+    twokey_core::time::parse_duration(s)
+        .map(Some)
+        .map_err(|m| error_page(StatusCode::BAD_REQUEST, &m))
+}
+
+/// `POST /ui/request`: create a request, then show it.
+pub async fn create(State(st): State<AppState>, s: Session, Form(f): Form<CreateForm>) -> Response {
+    if let Err(r) = s.check_csrf(&f.csrf) {
+        return r;
+    }
+    let duration_ms = match parse_dur(&f.duration) {
+        Ok(d) => d,
+        Err(r) => return r,
+    };
+    let input = NewRequest {
+        entitlement: f.entitlement,
+        duration_ms,
+        reason: f.reason,
+        ticket: Some(f.ticket.trim().to_string()).filter(|t| !t.is_empty()),
+        break_glass: false,
+    };
+    match st.broker.create_request(&s.actor, &input).await {
+        Ok(r) => Redirect::to(&format!("/ui/requests/{}", r.id)).into_response(),
+        Err(err) => api_error(err),
+    }
+}
+
+fn actor_label(key: &str, r: &Request) -> String {
+    if key == r.requester.to_string() {
+        return format!("{} (requester)", r.requester_name);
+    }
+    if let Some(v) = r.reviews.iter().find(|v| v.reviewer.to_string() == key) {
+        return v.reviewer_name.clone();
+    }
+    if key.ends_with("|system") {
+        return "twokey".into();
+    }
+    key.to_string()
+}
+
+/// `GET /ui/requests/{id}`: details, reviews, the ledger timeline, actions.
+pub async fn request_page(
+    State(st): State<AppState>,
+    s: Session,
+    Path(id): Path<String>,
+) -> Response {
+    let r = match st.broker.get(&id).await {
+        Ok(r) => r,
+        Err(err) => return api_error(err),
+    };
+    let timeline = match st.broker.store().ledger_for(&id).await {
+        Ok(t) => t,
+        Err(err) => return api_error(err.into()),
+    };
+    let lp = st.broker.policy();
+    let ent = lp.policy.entitlement(&r.entitlement);
+    let now = st.broker.now();
+    let mine = s.actor.is(&r.requester);
+    let csrf = e(&s.csrf);
+    let rid = e(&r.id);
+
+    let mut body = format!(
+        r#"<dl class="facts">
+<dt>State</dt><dd>{state}</dd>
+<dt>Entitlement</dt><dd>{ent}</dd>
+<dt>Requester</dt><dd>{rn} <span class="muted">({rk})</span></dd>
+<dt>Reason</dt><dd>{reason}</dd>
+<dt>Ticket</dt><dd>{ticket}</dd>
+<dt>Duration</dt><dd>{dur}</dd>
+<dt>Approvals</dt><dd>{a} of {req}</dd>
+"#,
+        state = state_badge(r.state),
+        ent = e(&r.entitlement),
+        rn = e(&r.requester_name),
+        rk = e(&r.requester.to_string()),
+        reason = e(&r.reason),
+        ticket = e(r.ticket.as_deref().unwrap_or("-")),
+        dur = dur(r.duration_ms),
+        a = approvals_counted(&r),
+        req = ent.map(|x| x.approval.count).unwrap_or(0),
+    );
+    if let (Some(start), Some(end)) = (r.activated_at, r.ends_at) {
+        body.push_str(&format!(
+            "<dt>Active</dt><dd>{} to {}{}</dd>",
+            time(start),
+            time(end),
+            if r.state == RState::Active {
+                format!(
+                    r#" · <strong class="time-left">{} left</strong>"#,
+                    dur(end - now)
+                )
+            } else {
+                String::new()
+            }
+        ));
+    }
+    if r.break_glass {
+        body.push_str("<dt>Break-glass</dt><dd>yes (self-activated; needs review afterwards)</dd>");
+    }
+    body.push_str("</dl>");
+
+    // Reviews.
+    body.push_str("<section><h2>Reviews</h2>");
+    if r.reviews.is_empty() {
+        body.push_str(r#"<p class="muted">No reviews yet.</p>"#);
+    } else {
+        body.push_str(r#"<ul class="reviews">"#);
+        for v in &r.reviews {
+            body.push_str(&format!(
+                r#"<li><strong>{}</strong> {} at {}{}</li>"#,
+                e(&v.reviewer_name),
+                match v.decision {
+                    ReviewDecision::Approve => "approved",
+                    ReviewDecision::Deny => "denied",
+                },
+                time(v.at),
+                if v.comment.is_empty() {
+                    String::new()
+                } else {
+                    format!(": “{}”", e(&v.comment))
+                }
+            ));
+        }
+        body.push_str("</ul>");
+    }
+    body.push_str("</section>");
+
+    // Actions the broker would accept from this person (it checks again).
+    let mut actions = String::new();
+    let already = r.reviews.iter().any(|v| s.actor.is(&v.reviewer));
+    let may_review = r.state == RState::Pending
+        && !mine
+        && !already
+        && ent.is_some_and(|x| {
+            x.may_approve(&s.actor, &r.requester, &r.requester_groups)
+                .is_ok()
+        });
+    if may_review {
+        actions.push_str(&format!(
+            r#"<form method="post" action="/ui/requests/{rid}/approve" class="stack review">
+<input type="hidden" name="csrf" value="{csrf}">
+<label for="comment">Comment (optional)</label>
+<textarea id="comment" name="comment" rows="2"></textarea>
+<div class="buttons"><button type="submit" name="decision" value="approve">Approve</button>
+<button type="submit" formaction="/ui/requests/{rid}/deny" class="danger">Deny</button></div>
+</form>"#
+        ));
+    } else if r.state == RState::Pending && mine {
+        actions.push_str(
+            r#"<p class="muted" id="own-request">You made this request: someone else has to review it.</p>"#,
+        );
+    }
+    if r.state == RState::Pending && mine {
+        actions.push_str(&form_button(&rid, "cancel", "Cancel request", &csrf, ""));
+    }
+    let may_revoke = matches!(r.state, RState::Active | RState::Approved)
+        && (mine
+            || lp.policy.is_admin(&s.actor)
+            || ent.is_some_and(|x| s.actor.in_any(&x.approval.from)));
+    if may_revoke {
+        actions.push_str(&form_button(&rid, "revoke", "Revoke now", &csrf, "danger"));
+    }
+    if r.state == RState::Active && mine {
+        actions.push_str(&format!(
+            r#"<form method="post" action="/ui/requests/{rid}/extend" class="stack">
+<input type="hidden" name="csrf" value="{csrf}">
+<label for="ext-duration">Extend by (a new request that needs approval)</label>
+<input id="ext-duration" name="duration" type="text" placeholder="default">
+<label for="ext-reason">Reason (the original's when empty)</label>
+<input id="ext-reason" name="reason" type="text">
+<button type="submit">Ask for an extension</button>
+</form>"#
+        ));
+    }
+    if r.needs_review
+        && !mine
+        && ent.is_some_and(|x| {
+            x.may_approve(&s.actor, &r.requester, &r.requester_groups)
+                .is_ok()
+        })
+    {
+        actions.push_str(&form_button(
+            &rid,
+            "review-break-glass",
+            "Mark break-glass use reviewed",
+            &csrf,
+            "",
+        ));
+    }
+    if !actions.is_empty() {
+        body.push_str(&format!(r#"<section><h2>Actions</h2>{actions}</section>"#));
+    }
+
+    // Timeline from the ledger.
+    body.push_str(r#"<section><h2>Timeline (from the ledger)</h2><ol class="timeline">"#);
+    for t in &timeline {
+        body.push_str(&format!(
+            r#"<li><span class="muted">#{} · {}</span> <strong>{}</strong> by {}</li>"#,
+            t.index,
+            time(t.time_ms),
+            e(&t.kind),
+            e(&actor_label(&t.actor, &r)),
+        ));
+    }
+    body.push_str("</ol></section>");
+    ok(&s, &format!("Request {}", r.id), &body)
+}
+
+fn form_button(rid: &str, action: &str, label: &str, csrf: &str, class: &str) -> String {
+    format!(
+        r#"<form method="post" action="/ui/requests/{rid}/{action}" class="inline"><input type="hidden" name="csrf" value="{csrf}"><button type="submit" class="{class}">{label}</button></form>"#
+    )
+}
+
+/// Form of the request actions.
+#[derive(Deserialize)]
+pub struct ActForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    comment: String,
+    #[serde(default)]
+    duration: String,
+    #[serde(default)]
+    reason: String,
+}
+
+/// `POST /ui/requests/{id}/{action}`: approve, deny, cancel, revoke, extend,
+/// review-break-glass.
+pub async fn act(
+    State(st): State<AppState>,
+    s: Session,
+    Path((id, action)): Path<(String, String)>,
+    Form(f): Form<ActForm>,
+) -> Response {
+    if let Err(r) = s.check_csrf(&f.csrf) {
+        return r;
+    }
+    let b = &st.broker;
+    let res = match action.as_str() {
+        "approve" => {
+            b.review(&s.actor, &id, ReviewDecision::Approve, &f.comment)
+                .await
+        }
+        "deny" => {
+            b.review(&s.actor, &id, ReviewDecision::Deny, &f.comment)
+                .await
+        }
+        "cancel" => b.cancel(&s.actor, &id).await,
+        "revoke" => b.revoke(&s.actor, &id).await,
+        "review-break-glass" => b.review_break_glass(&s.actor, &id, &f.comment).await,
+        "extend" => {
+            let d = match parse_dur(&f.duration) {
+                Ok(d) => d,
+                Err(r) => return r,
+            };
+            b.extend(&s.actor, &id, d, &f.reason).await
+        }
+        _ => return error_page(StatusCode::NOT_FOUND, "no such action"),
+    };
+    match res {
+        Ok(r) => Redirect::to(&format!("/ui/requests/{}", r.id)).into_response(),
+        Err(err) => api_error(err),
+    }
+}
+
+/// `GET /ui/audit`: the latest ledger entries and whether the stored Merkle
+/// head matches the entries.
+pub async fn audit(State(st): State<AppState>, s: Session) -> Response {
+    let store = st.broker.store();
+    let head = match store.ledger_head().await {
+        Ok(h) => h,
+        Err(err) => return api_error(err.into()),
+    };
+    // Recompute the tree from every entry and compare with the stored head.
+    let mut frontier = twokey_ledger::Frontier::new();
+    let mut from = 0u64;
+    let mut latest = Vec::new();
+    let mut problem = None;
+    loop {
+        let page = match store.ledger(from, 1000).await {
+            Ok(p) => p,
+            Err(err) => return api_error(err.into()),
+        };
+        if page.is_empty() {
+            break;
+        }
+        for entry in &page {
+            if entry.index != frontier.size() && problem.is_none() {
+                problem = Some(format!(
+                    "entry {} is out of order (expected {})",
+                    entry.index,
+                    frontier.size()
+                ));
+            }
+            frontier.push(entry.leaf_hash());
+        }
+        from = frontier.size();
+        latest.extend(page);
+        if latest.len() > 200 {
+            let cut = latest.len() - 200;
+            latest.drain(..cut);
+        }
+    }
+    let stored = hex::decode(&head.frontier)
+        .ok()
+        .and_then(|b| twokey_ledger::Frontier::from_bytes(&b).ok());
+    let status = match (problem, stored) {
+        (Some(p), _) => format!(r#"<p class="error" role="status">Verification FAILED: {}</p>"#, e(&p)),
+        (None, Some(f)) if f.size() == frontier.size() && f.root() == frontier.root() => format!(
+            r#"<p class="ok" role="status">Verified: {} entries; the recomputed Merkle root <code>{}</code> matches the stored head.</p>"#,
+            frontier.size(),
+            hex::encode(frontier.root())
+        ),
+        (None, None) if head.size == 0 && frontier.size() == 0 => {
+            r#"<p class="ok" role="status">The ledger is empty.</p>"#.to_string()
+        }
+        // A store that keeps no frontier: check what it does keep.
+        (None, None) if head.frontier.is_empty() && head.size == frontier.size() => format!(
+            r#"<p class="ok" role="status">Consistent: {} contiguous entries, Merkle root <code>{}</code> (the store keeps no head root to compare with).</p>"#,
+            frontier.size(),
+            hex::encode(frontier.root())
+        ),
+        _ => r#"<p class="error" role="status">Verification FAILED: the entries do not match the stored Merkle head.</p>"#.to_string(),
+    };
+    let mut rows = String::new();
+    for en in latest.iter().rev() {
+        let subject = if en.subject.starts_with("req-") {
+            format!(r#"<a href="/ui/requests/{0}">{0}</a>"#, e(&en.subject))
+        } else {
+            e(&en.subject)
+        };
+        rows.push_str(&format!(
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            en.index,
+            time(en.time_ms),
+            e(&en.kind),
+            e(&en.actor),
+            subject
+        ));
+    }
+    let body = format!(
+        r#"{status}<p>Verify offline with a checkpoint held elsewhere: <code>twokey ledger verify</code>.</p>
+<table><caption>Latest entries, newest first</caption><thead><tr><th scope="col">#</th><th scope="col">Time</th><th scope="col">Event</th><th scope="col">Actor</th><th scope="col">Subject</th></tr></thead><tbody>{rows}</tbody></table>"#
+    );
+    ok(&s, "Audit log", &body)
+}
+
+/// `GET /ui/policy`: the policy in force.
+pub async fn policy(State(st): State<AppState>, s: Session) -> Response {
+    let lp = st.broker.policy();
+    let p = &lp.policy;
+    let mut rows = String::new();
+    for ent in p.entitlements.values() {
+        rows.push_str(&format!(
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{} from {}{}</td><td>{}</td></tr>",
+            e(&ent.name),
+            e(&ent.provider),
+            e(&ent.requester_groups.join(", ")),
+            ent.approval.count,
+            e(&ent.approval.from.join(", ")),
+            if ent.approval.exclude_requester_groups {
+                ", not the requester's team"
+            } else {
+                ""
+            },
+            dur(ent.max_duration_ms),
+        ));
+    }
+    let body = format!(
+        r#"<p class="ok" role="status">Valid: this policy passed validation when it took effect (hash <code>{hash}</code>). Changes need a proposal and another admin's approval.</p>
+<table><caption>Entitlements</caption><thead><tr><th scope="col">Name</th><th scope="col">Provider</th><th scope="col">Requester groups</th><th scope="col">Approval</th><th scope="col">Max duration</th></tr></thead><tbody>{rows}</tbody></table>
+<h2>Policy text</h2><pre class="policy">{text}</pre>"#,
+        hash = e(&p.hash),
+        text = e(&p.text),
+    );
+    ok(&s, "Policy", &body)
+}
