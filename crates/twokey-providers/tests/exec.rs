@@ -253,11 +253,13 @@ async fn without_a_check_command_presence_is_unknown() {
 }
 
 #[tokio::test]
-async fn noop_always_succeeds() {
+async fn noop_succeeds_and_reports_what_it_applied() {
     let p = Registry::with_builtin()
         .build("noop", &toml::Table::new(), &ProviderContext::default())
         .unwrap();
+    assert_eq!(p.check(&spec()).await.unwrap(), Presence::Absent);
     p.grant(&spec()).await.unwrap();
-    p.revoke(&spec()).await.unwrap();
     assert_eq!(p.check(&spec()).await.unwrap(), Presence::Present);
+    p.revoke(&spec()).await.unwrap();
+    assert_eq!(p.check(&spec()).await.unwrap(), Presence::Absent);
 }

@@ -692,11 +692,15 @@ impl Broker {
                     None,
                 )
                 .await?;
-                let fresh = Request {
-                    version: req.version + 1,
-                    ..next
-                };
-                return Box::pin(self.process(fresh, 0)).await;
+                // The commit released the lease; take it again before calling
+                // the provider, or another replica could revoke at the same time.
+                if let Some((fresh, attempts)) = self
+                    .store
+                    .claim(&req.id, self.now(), &self.opts.node, self.opts.lease_ms)
+                    .await?
+                {
+                    return Box::pin(self.process(fresh, attempts)).await;
+                }
             }
             State::Revoking => {
                 let provider = match self.provider_for(&req) {

@@ -1,6 +1,6 @@
 //! The only way into the `ledger` table.
 
-use sqlx::{Any, AnyPool, Row, Transaction};
+use sqlx::{AnyPool, Row};
 use twokey_ledger::{Frontier, Hash, LedgerEntry};
 
 use crate::{Change, StoreError};
@@ -35,7 +35,7 @@ pub(crate) fn parse_frontier(text: &str) -> Result<Frontier, StoreError> {
 /// new leaf and written back in the same transaction, so the committed head
 /// always holds the root of exactly the committed entries.
 pub(crate) async fn append(
-    tx: &mut Transaction<'static, Any>,
+    tx: &mut sqlx::AnyConnection,
     change: &Change,
 ) -> Result<Vec<LedgerEntry>, StoreError> {
     if change.events.is_empty() {
@@ -46,7 +46,7 @@ pub(crate) async fn append(
         "UPDATE ledger_head SET size = size + $1 WHERE id = 1 RETURNING size, frontier",
     )
     .bind(n)
-    .fetch_one(&mut **tx)
+    .fetch_one(&mut *tx)
     .await?;
     let new_size: i64 = row.try_get(0)?;
     let frontier_text: String = row.try_get(1)?;
@@ -114,11 +114,11 @@ pub(crate) async fn append(
                 .bind(data.clone())
                 .bind(leaf.clone());
         }
-        q.execute(&mut **tx).await?;
+        q.execute(&mut *tx).await?;
     }
     sqlx::query("UPDATE ledger_head SET frontier = $1 WHERE id = 1")
         .bind(hex::encode(frontier.to_bytes()))
-        .execute(&mut **tx)
+        .execute(&mut *tx)
         .await?;
     Ok(entries)
 }

@@ -119,7 +119,17 @@ pub struct AlertRow {
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    writer: tokio::sync::mpsc::UnboundedSender<PendingChange>,
 }
+
+/// A change waiting for the group-commit writer, with where to send its result.
+type PendingChange = (
+    Change,
+    tokio::sync::oneshot::Sender<Result<Vec<LedgerEntry>, StoreError>>,
+);
+
+/// Most changes one transaction of the group-commit writer carries.
+const MAX_BATCH: usize = 256;
 
 fn db_err(e: sqlx::Error) -> StoreError {
     StoreError::Db(e)
@@ -165,7 +175,13 @@ impl Store {
             .connect_with(opts)
             .await?;
         sqlx::migrate!("./migrations").run(&pool).await?;
-        Ok(Store { pool, backend })
+        let (writer, rx) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(group_commit(pool.clone(), rx));
+        Ok(Store {
+            pool,
+            backend,
+            writer,
+        })
     }
 
     /// The database behind the store.
@@ -181,11 +197,94 @@ impl Store {
 
     /// Applies one change atomically with its ledger entries. Returns the
     /// entries written.
+    ///
+    /// Changes are group-committed: while one transaction is being made
+    /// durable, the changes that arrive meanwhile wait and then go together in
+    /// the next transaction, each inside its own savepoint. A change that
+    /// conflicts or fails is rolled back to its savepoint alone; a failed
+    /// COMMIT fails every change of the batch. Either way each caller learns
+    /// the fate of exactly its change, and nothing is applied without its
+    /// ledger entries.
     pub async fn commit(&self, change: Change) -> Result<Vec<LedgerEntry>, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        if self.writer.send((change, tx)).is_err() {
+            return Err(StoreError::Corrupt(
+                "store".into(),
+                "the commit writer has stopped".into(),
+            ));
+        }
+        rx.await.unwrap_or_else(|_| {
+            Err(StoreError::Corrupt(
+                "store".into(),
+                "the commit writer has stopped".into(),
+            ))
+        })
+    }
+}
+
+/// The group-commit writer: one transaction per batch of pending changes.
+async fn group_commit(pool: AnyPool, mut rx: tokio::sync::mpsc::UnboundedReceiver<PendingChange>) {
+    while let Some(first) = rx.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(next) => batch.push(next),
+                Err(_) => break,
+            }
+        }
+        let results = commit_batch(&pool, batch.iter().map(|(c, _)| c)).await;
+        for ((_, reply), result) in batch.into_iter().zip(results) {
+            let _ = reply.send(result);
+        }
+    }
+}
+
+async fn commit_batch<'a>(
+    pool: &AnyPool,
+    changes: impl ExactSizeIterator<Item = &'a Change>,
+) -> Vec<Result<Vec<LedgerEntry>, StoreError>> {
+    let n = changes.len();
+    let mut tx = match pool.begin().await {
+        Ok(tx) => tx,
+        Err(e) => return (0..n).map(|_| Err(StoreError::Db(clone_err(&e)))).collect(),
+    };
+    let mut results = Vec::with_capacity(n);
+    for change in changes {
+        if let Err(e) = sqlx::query("SAVEPOINT change").execute(&mut *tx).await {
+            results.push(Err(StoreError::Db(e)));
+            continue;
+        }
+        let r = apply(&mut tx, change).await;
+        let end = if r.is_ok() {
+            "RELEASE SAVEPOINT change"
+        } else {
+            "ROLLBACK TO SAVEPOINT change"
+        };
+        match sqlx::query(end).execute(&mut *tx).await {
+            Ok(_) => results.push(r),
+            Err(e) => results.push(Err(StoreError::Db(e))),
+        }
+    }
+    if let Err(e) = tx.commit().await {
+        return (0..n).map(|_| Err(StoreError::Db(clone_err(&e)))).collect();
+    }
+    results
+}
+
+/// sqlx errors are not Clone; keep the message for every change of a failed batch.
+fn clone_err(e: &sqlx::Error) -> sqlx::Error {
+    sqlx::Error::Protocol(e.to_string())
+}
+
+/// Writes one change and its ledger entries inside the open transaction.
+async fn apply(
+    tx: &mut sqlx::AnyConnection,
+    change: &Change,
+) -> Result<Vec<LedgerEntry>, StoreError> {
+    {
         // First statement: take the ledger head. This serialises every state
         // change and fixes the entries' indexes.
-        let entries = ledger::append(&mut tx, &change).await?;
+        let entries = ledger::append(tx, change).await?;
 
         if let Some(w) = &change.request {
             let (req, expected) = match w {
@@ -234,7 +333,6 @@ impl Store {
                     .execute(&mut *tx)
                     .await?;
                     if done.rows_affected() != 1 {
-                        tx.rollback().await?;
                         return Err(StoreError::Conflict);
                     }
                 }
@@ -279,7 +377,6 @@ impl Store {
                         .execute(&mut *tx)
                         .await?;
                     if done.rows_affected() != 1 {
-                        tx.rollback().await?;
                         return Err(StoreError::Conflict);
                     }
                 }
@@ -328,10 +425,11 @@ impl Store {
                 .await?;
             }
         }
-        tx.commit().await?;
         Ok(entries)
     }
+}
 
+impl Store {
     /// Writes ledger events that change no row (a refused self-approval, a
     /// failing revoke, a login).
     pub async fn record(
