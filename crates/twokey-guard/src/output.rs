@@ -5,6 +5,8 @@ use std::io::Write;
 use serde::Serialize;
 use serde_json::value::RawValue;
 
+use crate::grants::Coverage;
+
 /// One finding: a rule (detection or correlation) that matched a record.
 #[derive(Debug, Clone)]
 pub struct Finding<'a> {
@@ -28,6 +30,9 @@ pub struct Finding<'a> {
     pub event: &'a RawValue,
     /// Set for correlation findings: what was counted.
     pub correlation: Option<CorrelationInfo>,
+    /// Set for high-risk findings when grant correlation is on: covered by
+    /// a grant, or outside two-person control.
+    pub two_person: Option<&'a Coverage>,
 }
 
 /// What a correlation finding adds.
@@ -66,6 +71,8 @@ struct NdjsonFinding<'a> {
     event_id: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     correlation: Option<&'a CorrelationInfo>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    two_person: Option<&'a Coverage>,
     event: &'a RawValue,
 }
 
@@ -79,6 +86,7 @@ struct Source<'a> {
 pub struct FindingWriter {
     format: Format,
     header_done: bool,
+    two_person_column: bool,
 }
 
 impl FindingWriter {
@@ -87,7 +95,14 @@ impl FindingWriter {
         FindingWriter {
             format,
             header_done: false,
+            two_person_column: false,
         }
+    }
+
+    /// Adds a `TWO-PERSON` column to the table (grant correlation on).
+    pub fn with_two_person_column(mut self, on: bool) -> Self {
+        self.two_person_column = on;
+        self
     }
 
     /// Writes one finding.
@@ -105,6 +120,7 @@ impl FindingWriter {
                     },
                     event_id: f.event_id,
                     correlation: f.correlation.as_ref(),
+                    two_person: f.two_person,
                     event: raw,
                 };
                 serde_json::to_writer(&mut *out, &nd)?;
@@ -116,26 +132,58 @@ impl FindingWriter {
             }
             Format::Table => {
                 if !self.header_done {
-                    writeln!(
-                        out,
-                        "{:<8} {:<44} {:<32} {:<28} EVENT ID",
-                        "LEVEL", "RULE", "EVENT", "SOURCE"
-                    )?;
+                    let head = format!(
+                        "{:<8} {:<44} {:<32} {:<28} {:<36}",
+                        "LEVEL", "RULE", "EVENT", "SOURCE", "EVENT ID"
+                    );
+                    if self.two_person_column {
+                        writeln!(out, "{head} TWO-PERSON")?;
+                    } else {
+                        writeln!(out, "{}", head.trim_end())?;
+                    }
                     self.header_done = true;
                 }
                 let src = format!("{}:{}", short_tail(f.file, 22), f.line);
-                writeln!(
-                    out,
-                    "{:<8} {:<44} {:<32} {:<28} {}",
+                let line = format!(
+                    "{:<8} {:<44} {:<32} {:<28} {:<36}",
                     f.level,
                     short(f.rule_title, 44),
                     short(f.event_name.unwrap_or("-"), 32),
                     src,
                     f.event_id.unwrap_or("-")
-                )?;
+                );
+                if self.two_person_column {
+                    writeln!(out, "{line} {}", two_person_cell(f.two_person))?;
+                } else {
+                    writeln!(out, "{}", line.trim_end())?;
+                }
             }
         }
         Ok(())
+    }
+}
+
+/// The table cell: `covered REQ (by a, b)`, `OUTSIDE principal`, or `-`.
+fn two_person_cell(c: Option<&Coverage>) -> String {
+    match c {
+        Some(Coverage::Covered {
+            request_id,
+            approvers,
+            break_glass,
+            ..
+        }) => {
+            let names: Vec<&str> = approvers.iter().map(|a| a.name.as_str()).collect();
+            if *break_glass {
+                format!("covered {request_id} (break-glass)")
+            } else {
+                format!("covered {request_id} (by {})", names.join(", "))
+            }
+        }
+        Some(Coverage::Outside { principal, person }) => match person {
+            Some(p) => format!("OUTSIDE {p} ({principal})"),
+            None => format!("OUTSIDE {principal}"),
+        },
+        _ => "-".into(),
     }
 }
 
@@ -209,7 +257,7 @@ fn ocsf(f: &Finding<'_>, raw: &RawValue) -> serde_json::Value {
             "src_url": null,
         },
         "evidences": [{"data": {"event_id": f.event_id, "file": f.file, "line": f.line}}],
-        "unmapped": {"correlation": f.correlation},
+        "unmapped": {"correlation": f.correlation, "two_person": f.two_person},
         "raw_data": raw.get(),
     })
 }

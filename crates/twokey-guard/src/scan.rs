@@ -9,7 +9,8 @@ use twokey_sigma::{
     Config, CorrelationKind, Correlator, Event, JsonValue, RuleSet, RuleSetBuilder,
 };
 
-use crate::input::{self, BadRecord};
+use crate::grants::{correlate, Coverage, GrantSource, TwoPerson};
+use crate::input::{self, BadRecord, InputText};
 use crate::output::{CorrelationInfo, Finding, FindingWriter, Format};
 
 /// Options shared by `scan` and `watch` for choosing rules.
@@ -31,6 +32,82 @@ pub struct RuleArgs {
     pub strict: bool,
 }
 
+/// Options for grant correlation ("outside two-person control").
+///
+/// Correlation runs when `--grants FILE` is given or a token is (`--token`
+/// or `TWOKEY_TOKEN`), unless `--no-grants`. Inside the `twokey` binary,
+/// `--server`/`--token` are the same as its global options.
+#[derive(Debug, Clone, clap::Args)]
+pub struct GrantArgs {
+    /// twokey server whose active grants and policy are fetched.
+    #[arg(long, env = "TWOKEY_SERVER", default_value = "http://127.0.0.1:8080")]
+    pub server: String,
+    /// API token for --server (any identity may read active grants).
+    #[arg(long, env = "TWOKEY_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Offline grants: {"requests": [GET /v1/requests?scope=active],
+    /// "policy": GET /v1/policy}.
+    #[arg(long, value_name = "FILE")]
+    pub grants: Option<PathBuf>,
+    /// Rule levels whose findings are checked against grants.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "high,critical",
+        value_name = "LEVELS"
+    )]
+    pub high_risk: Vec<String>,
+    /// Do not correlate with grants even if a token is set.
+    #[arg(long)]
+    pub no_grants: bool,
+    /// watch: seconds between refreshes of the grants from the server.
+    #[arg(long, default_value_t = 30, value_name = "SECS")]
+    pub grants_refresh: u64,
+}
+
+impl Default for GrantArgs {
+    fn default() -> Self {
+        GrantArgs {
+            server: "http://127.0.0.1:8080".into(),
+            token: None,
+            grants: None,
+            high_risk: vec!["high".into(), "critical".into()],
+            no_grants: false,
+            grants_refresh: 30,
+        }
+    }
+}
+
+impl GrantArgs {
+    /// Where grants come from, or `None` when correlation is off.
+    pub fn source(&self) -> Option<GrantSource> {
+        if self.no_grants {
+            return None;
+        }
+        if let Some(f) = &self.grants {
+            return Some(GrantSource::File(f.clone()));
+        }
+        self.token
+            .as_ref()
+            .filter(|t| !t.is_empty())
+            .map(|t| GrantSource::Server {
+                url: self.server.clone(),
+                token: t.clone(),
+            })
+    }
+
+    /// Loads the grants; `None` when correlation is off.
+    pub fn load(&self) -> anyhow::Result<Option<TwoPerson>> {
+        let Some(src) = self.source() else {
+            return Ok(None);
+        };
+        Ok(Some(TwoPerson {
+            index: std::sync::Arc::new(src.load()?),
+            levels: self.high_risk.iter().map(|l| l.to_lowercase()).collect(),
+        }))
+    }
+}
+
 /// `twokey guard scan`: runs Sigma rules over CloudTrail files.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ScanArgs {
@@ -40,8 +117,17 @@ pub struct ScanArgs {
     /// Output format.
     #[arg(long, value_enum, default_value = "ndjson")]
     pub format: Format,
+    /// Grant correlation.
+    #[command(flatten)]
+    pub grants: GrantArgs,
+    /// AWS endpoint and region for `s3://` paths.
+    #[command(flatten)]
+    pub aws: AwsArgs,
     /// CloudTrail log files (.json, .json.gz), NDJSON files, directories
-    /// (walked recursively), or `-` for stdin.
+    /// (walked recursively), `-` for stdin, or `s3://BUCKET/PREFIX` (all
+    /// `.json`/`.json.gz` objects under it, e.g. a trail's
+    /// `AWSLogs/<account>/CloudTrail/<region>/<yyyy>/<mm>/<dd>/`; needs the
+    /// `aws` feature).
     #[arg(required = true, value_name = "PATH")]
     pub paths: Vec<PathBuf>,
 }
@@ -55,10 +141,51 @@ pub struct WatchArgs {
     /// Output format.
     #[arg(long, value_enum, default_value = "ndjson")]
     pub format: Format,
-    /// Where records come from. Only `-` (stdin, one record or one
-    /// CloudTrail log file a line) is available in this build.
+    /// Grant correlation.
+    #[command(flatten)]
+    pub grants: GrantArgs,
+    /// Where records come from when --sqs is not given: `-` (stdin, one
+    /// record or one CloudTrail log file a line).
     #[arg(long, default_value = "-", value_name = "SOURCE")]
     pub input: String,
+    /// SQS queue URL of S3 `ObjectCreated` notifications (direct or in an
+    /// SNS envelope): each object is fetched and scanned, and the message
+    /// deleted only after that (needs the `aws` feature).
+    #[arg(long, value_name = "QUEUE_URL")]
+    pub sqs: Option<String>,
+    /// AWS endpoint and region.
+    #[command(flatten)]
+    pub aws: AwsArgs,
+    /// --sqs: stop when a receive finds the queue empty (batch runs, tests).
+    #[arg(long)]
+    pub until_empty: bool,
+    /// --sqs: long-poll wait per receive, seconds (0-20).
+    #[arg(long, default_value_t = 20, value_name = "SECS")]
+    pub wait: u8,
+    /// Also send each finding as an alert to this signed JSON webhook
+    /// (twokey-notify format; needs --webhook-secret).
+    #[arg(long, value_name = "URL", requires = "webhook_secret")]
+    pub webhook: Option<String>,
+    /// HMAC secret for --webhook.
+    #[arg(
+        long,
+        env = "TWOKEY_WEBHOOK_SECRET",
+        hide_env_values = true,
+        value_name = "S"
+    )]
+    pub webhook_secret: Option<String>,
+}
+
+/// Where AWS is (for `s3://` paths and `--sqs`); credentials come from the
+/// SDK's default chain (environment, profile, instance role).
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct AwsArgs {
+    /// AWS endpoint override, e.g. a moto server `http://127.0.0.1:5000`.
+    #[arg(long, value_name = "URL")]
+    pub endpoint_url: Option<String>,
+    /// AWS region (default: from the environment/profile, else us-east-1).
+    #[arg(long)]
+    pub region: Option<String>,
 }
 
 /// Reads the rule files named by `args` (or the built-in pack) and compiles
@@ -110,7 +237,7 @@ fn walk_rules(dir: &Path, out: &mut Vec<PathBuf>) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn report_unsupported(set: &RuleSet, err: &mut dyn Write) {
+pub(crate) fn report_unsupported(set: &RuleSet, err: &mut dyn Write) {
     for u in set.unsupported() {
         let _ = writeln!(err, "twokey guard: rule not run: {u}");
     }
@@ -121,6 +248,7 @@ pub struct Scanner<'r> {
     set: &'r RuleSet,
     correlator: Correlator,
     hits: Vec<usize>,
+    two_person: Option<TwoPerson>,
 }
 
 fn top_str<'a>(ev: &Event<'a>, key: &str) -> Option<Cow<'a, str>> {
@@ -137,7 +265,43 @@ impl<'r> Scanner<'r> {
             set,
             correlator: Correlator::new(),
             hits: Vec::with_capacity(8),
+            two_person: None,
         }
+    }
+
+    /// Correlates high-risk findings with grants from now on (`None`: off).
+    pub fn set_grants(&mut self, two_person: Option<TwoPerson>) {
+        self.two_person = two_person;
+    }
+
+    /// Whether grant correlation is on.
+    pub fn has_grants(&self) -> bool {
+        self.two_person.is_some()
+    }
+
+    /// The coverage of a record, if some finding of it at one of `levels` is
+    /// high-risk.
+    fn coverage<'a>(
+        &self,
+        raw: &serde_json::value::RawValue,
+        event_time: Option<&str>,
+        mut levels: impl Iterator<Item = &'a str>,
+    ) -> Option<Coverage> {
+        let tp = self.two_person.as_ref()?;
+        if !levels.any(|l| tp.is_high_risk(l)) {
+            return None;
+        }
+        let v: serde_json::Value = serde_json::from_str(raw.get()).ok()?;
+        let at = event_time
+            .and_then(twokey_sigma::correlation::parse_time_ms)
+            .unwrap_or_else(now_ms);
+        Some(correlate(&v, &tp.index, at))
+    }
+
+    fn is_high_risk(&self, level: &str) -> bool {
+        self.two_person
+            .as_ref()
+            .is_some_and(|tp| tp.is_high_risk(level))
     }
 
     /// Matches one record; calls `emit` for each finding. Returns the number
@@ -164,6 +328,22 @@ impl<'r> Scanner<'r> {
         let event_id = top_str(&ev, "eventID");
         let event_name = top_str(&ev, "eventName");
         let event_time = top_str(&ev, "eventTime");
+        let corr_hits = self.correlator.observe(self.set, &ev, &self.hits);
+        let coverage = self.coverage(
+            raw,
+            event_time.as_deref(),
+            self.hits
+                .iter()
+                .map(|&i| &self.set.rules()[i])
+                .filter(|r| r.emit)
+                .map(|r| r.meta.level.as_str())
+                .chain(
+                    corr_hits
+                        .iter()
+                        .map(|h| self.set.correlations()[h.correlation].meta.level.as_str()),
+                ),
+        );
+        let coverage = coverage.filter(|c| *c != Coverage::NotApplicable);
         let mut n = 0;
         for &i in &self.hits {
             let rule = &self.set.rules()[i];
@@ -182,9 +362,12 @@ impl<'r> Scanner<'r> {
                 event_time: event_time.as_deref(),
                 event: raw,
                 correlation: None,
+                two_person: coverage
+                    .as_ref()
+                    .filter(|_| self.is_high_risk(&rule.meta.level)),
             })?;
         }
-        for hit in self.correlator.observe(self.set, &ev, &self.hits) {
+        for hit in corr_hits {
             let c = &self.set.correlations()[hit.correlation];
             n += 1;
             emit(&Finding {
@@ -213,6 +396,9 @@ impl<'r> Scanner<'r> {
                     first_ms: hit.first_ms,
                     last_ms: hit.last_ms,
                 }),
+                two_person: coverage
+                    .as_ref()
+                    .filter(|_| self.is_high_risk(&c.meta.level)),
             })?;
         }
         Ok(n)
@@ -262,6 +448,58 @@ impl<'r> Scanner<'r> {
     }
 }
 
+/// Keeps a watch's grants fresh: reloads from the server every
+/// `--grants-refresh` seconds; a failed reload keeps the last index and is
+/// reported.
+pub(crate) struct Refresher {
+    args: GrantArgs,
+    current: Option<TwoPerson>,
+    loaded: std::time::Instant,
+}
+
+impl Refresher {
+    pub(crate) fn new(args: &GrantArgs) -> anyhow::Result<Self> {
+        Ok(Refresher {
+            current: args.load()?,
+            args: args.clone(),
+            loaded: std::time::Instant::now(),
+        })
+    }
+
+    pub(crate) fn current(&self) -> Option<TwoPerson> {
+        self.current.clone()
+    }
+
+    /// A new index when one was due and loaded.
+    pub(crate) fn refresh(&mut self, err: &mut dyn Write) -> Option<TwoPerson> {
+        if !matches!(self.args.source(), Some(GrantSource::Server { .. }))
+            || self.loaded.elapsed().as_secs() < self.args.grants_refresh
+        {
+            return None;
+        }
+        self.loaded = std::time::Instant::now();
+        match self.args.load() {
+            Ok(tp) => {
+                self.current = tp;
+                self.current.clone()
+            }
+            Err(e) => {
+                let _ = writeln!(
+                    err,
+                    "twokey guard: refreshing grants failed, keeping the last ones: {e:#}"
+                );
+                None
+            }
+        }
+    }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
 /// `twokey guard scan`. Findings go to `out`, diagnostics to stderr.
 /// Exit status: 0 no findings, 1 findings, 2 an input or rule could not be
 /// read (findings from the rest are still written).
@@ -301,15 +539,19 @@ pub fn scan_with(args: &ScanArgs, out: &mut dyn Write, err: &mut dyn Write) -> a
         0
     };
     let mut scanner = Scanner::new(&set);
-    let mut writer = FindingWriter::new(args.format);
+    scanner.set_grants(args.grants.load()?);
+    let mut writer = FindingWriter::new(args.format).with_two_person_column(scanner.has_grants());
     let mut findings = 0usize;
-    for path in input::expand_paths(&args.paths)? {
-        let inp = match input::read_input(&path) {
+    let mut one = |inp: anyhow::Result<InputText>,
+                   status: &mut i32,
+                   err: &mut dyn Write|
+     -> anyhow::Result<()> {
+        let inp = match inp {
             Ok(i) => i,
             Err(e) => {
                 writeln!(err, "twokey guard: {e:#}")?;
-                status = 2;
-                continue;
+                *status = 2;
+                return Ok(());
             }
         };
         let mut bad_seen = false;
@@ -327,6 +569,46 @@ pub fn scan_with(args: &ScanArgs, out: &mut dyn Write, err: &mut dyn Write) -> a
             },
         )?;
         if bad_seen {
+            *status = 2;
+        }
+        Ok(())
+    };
+    #[cfg(feature = "aws")]
+    let mut aws: Option<crate::aws::Aws> = None;
+    for p in &args.paths {
+        let Some(url) = p.to_str().filter(|s| s.starts_with("s3://")) else {
+            for path in input::expand_paths(std::slice::from_ref(p))? {
+                one(input::read_input(&path), &mut status, err)?;
+            }
+            continue;
+        };
+        #[cfg(feature = "aws")]
+        {
+            let Some((bucket, prefix)) = crate::aws::parse_s3_url(url) else {
+                writeln!(err, "twokey guard: {url}: not s3://BUCKET/PREFIX")?;
+                status = 2;
+                continue;
+            };
+            if aws.is_none() {
+                aws = Some(crate::aws::Aws::new(&args.aws)?);
+            }
+            let Some(a) = aws.as_ref() else { continue };
+            let keys = match a.list(&bucket, &prefix) {
+                Ok(k) => k,
+                Err(e) => {
+                    writeln!(err, "twokey guard: {e:#}")?;
+                    status = 2;
+                    continue;
+                }
+            };
+            a.for_each_object(&bucket, &keys, &mut |inp| one(inp, &mut status, err))?;
+        }
+        #[cfg(not(feature = "aws"))]
+        {
+            writeln!(
+                err,
+                "twokey guard: {url}: S3 input needs twokey-guard's `aws` feature"
+            )?;
             status = 2;
         }
     }
@@ -344,10 +626,23 @@ pub fn scan_with(args: &ScanArgs, out: &mut dyn Write, err: &mut dyn Write) -> a
 /// CloudTrail log file; findings are written and flushed as they happen.
 /// Returns 0 at end of input (2 if a rule or record could not be read).
 pub fn run_watch(args: &WatchArgs, out: &mut dyn Write) -> anyhow::Result<i32> {
+    if let Some(queue) = &args.sqs {
+        #[cfg(feature = "aws")]
+        return quiet_broken_pipe(crate::aws::watch_sqs(
+            args,
+            queue,
+            out,
+            &mut std::io::stderr(),
+        ));
+        #[cfg(not(feature = "aws"))]
+        anyhow::bail!("--sqs {queue}: SQS input needs twokey-guard's `aws` feature");
+    }
+    if args.webhook.is_some() {
+        anyhow::bail!("--webhook is available with --sqs only");
+    }
     if args.input != "-" {
         anyhow::bail!(
-            "watch input {:?} is not available: this build reads stdin (-) only; \
-             S3 and SQS inputs need the `aws` feature",
+            "watch input {:?} is not available: use - (stdin) or --sqs QUEUE_URL",
             args.input
         );
     }
@@ -375,10 +670,15 @@ pub fn watch_reader(
         0
     };
     let mut scanner = Scanner::new(&set);
-    let mut writer = FindingWriter::new(args.format);
+    let mut grants = Refresher::new(&args.grants)?;
+    scanner.set_grants(grants.current());
+    let mut writer = FindingWriter::new(args.format).with_two_person_column(scanner.has_grants());
     let mut line = String::new();
     let mut n: u64 = 0;
     loop {
+        if let Some(tp) = grants.refresh(err) {
+            scanner.set_grants(Some(tp));
+        }
         line.clear();
         if input.read_line(&mut line).context("reading stdin")? == 0 {
             break;

@@ -63,6 +63,8 @@ fn scan(rules: Vec<PathBuf>, builtin: bool, format: Format, paths: Vec<PathBuf>)
             strict: false,
         },
         format,
+        grants: Default::default(),
+        aws: Default::default(),
         paths,
     };
     let mut out = Vec::new();
@@ -343,7 +345,14 @@ fn watch_streams_findings_from_lines_and_log_files() {
             strict: false,
         },
         format: Format::Ndjson,
+        grants: Default::default(),
         input: "-".into(),
+        sqs: None,
+        aws: Default::default(),
+        until_empty: false,
+        wait: 20,
+        webhook: None,
+        webhook_secret: None,
     };
     let input = format!(
         "{}\n{}\nnot json\n",
