@@ -1,0 +1,213 @@
+//! The UI in dev mode, in-process: dev sign-in, CSRF on every form, and the
+//! requester can neither see nor use approve on their own request.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{header, Request, StatusCode};
+use axum::Router;
+use tower::ServiceExt;
+use twokey_providers::{ProviderContext, Registry};
+use twokey_server::{dev, Broker, BrokerOptions, SystemClock};
+use twokey_store::Store;
+
+struct Resp {
+    status: StatusCode,
+    location: String,
+    cookies: Vec<String>,
+    body: String,
+}
+
+async fn call(app: &Router, method: &str, uri: &str, cookie: &str, form: &str) -> Resp {
+    let mut req = Request::builder().method(method).uri(uri);
+    if !cookie.is_empty() {
+        req = req.header(header::COOKIE, cookie);
+    }
+    if method == "POST" {
+        req = req.header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
+    }
+    let resp = app
+        .clone()
+        .oneshot(req.body(Body::from(form.to_string())).expect("request"))
+        .await
+        .expect("response");
+    let status = resp.status();
+    let location = resp
+        .headers()
+        .get(header::LOCATION)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    let cookies = resp
+        .headers()
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .map(|c| c.split(';').next().unwrap_or("").to_string())
+        .collect();
+    let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20)
+        .await
+        .expect("body");
+    Resp {
+        status,
+        location,
+        cookies,
+        body: String::from_utf8_lossy(&bytes).into_owned(),
+    }
+}
+
+fn csrf_of(body: &str) -> String {
+    let at = body.find("name=\"csrf\" value=\"").expect("csrf field") + 19;
+    body[at..].split('"').next().unwrap_or("").to_string()
+}
+
+fn cookie_named(r: &Resp, name: &str) -> String {
+    r.cookies
+        .iter()
+        .find(|c| c.starts_with(&format!("{name}=")))
+        .cloned()
+        .unwrap_or_default()
+}
+
+async fn app(dir: &std::path::Path) -> Router {
+    let store = Store::open(&format!("sqlite://{}", dir.join("t.db").display()))
+        .await
+        .expect("store");
+    let mut ctx = ProviderContext::default();
+    ctx.env
+        .insert("TWOKEY_DATA_DIR".into(), dir.display().to_string());
+    let (broker, _) = Broker::start(
+        store,
+        dev::demo(None),
+        Registry::with_builtin(),
+        ctx,
+        Arc::new(SystemClock),
+        vec![],
+        BrokerOptions::default(),
+    )
+    .await
+    .expect("broker");
+    twokey_web::router(
+        broker,
+        twokey_web::WebConfig {
+            public_url: "http://127.0.0.1:8080".into(),
+            sso: None,
+            dev_login: true,
+        },
+    )
+}
+
+async fn sign_in(app: &Router, name: &str) -> String {
+    let page = call(app, "GET", "/ui/login?return_to=/ui/request", "", "").await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.body.contains("DEV MODE"));
+    let pre = cookie_named(&page, "tk_prelogin");
+    let csrf = csrf_of(&page.body);
+    // Without the double-submit cookie the form is refused.
+    let forged = call(
+        app,
+        "POST",
+        "/ui/dev-login",
+        "",
+        &format!("csrf={csrf}&name={name}"),
+    )
+    .await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+    let r = call(
+        app,
+        "POST",
+        "/ui/dev-login",
+        &pre,
+        &format!("csrf={csrf}&name={name}&return_to=https://evil.example/"),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert_eq!(r.location, "/ui/", "no open redirect");
+    let sid = cookie_named(&r, "tk_session");
+    assert!(sid.len() > 20);
+    sid
+}
+
+#[tokio::test]
+async fn requester_cannot_approve_and_every_form_needs_csrf() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let app = app(dir.path()).await;
+
+    let anon = call(&app, "GET", "/ui/", "", "").await;
+    assert_eq!(anon.status, StatusCode::SEE_OTHER);
+    assert!(anon.location.starts_with("/ui/login?return_to=/ui/"));
+    assert!(call(&app, "GET", "/ui/", "", "").await.cookies.is_empty());
+
+    let alice = sign_in(&app, "alice").await;
+    let form = call(&app, "GET", "/ui/request", &alice, "").await;
+    assert_eq!(form.status, StatusCode::OK);
+    assert!(form.body.contains(r#"<label for="reason">"#));
+    let csrf = csrf_of(&form.body);
+    let body = "entitlement=demo&duration=10m&reason=INC-1";
+    let no_csrf = call(&app, "POST", "/ui/request", &alice, body).await;
+    assert_eq!(no_csrf.status, StatusCode::FORBIDDEN);
+    let created = call(
+        &app,
+        "POST",
+        "/ui/request",
+        &alice,
+        &format!("{body}&csrf={csrf}"),
+    )
+    .await;
+    assert_eq!(created.status, StatusCode::SEE_OTHER, "{}", created.body);
+    let url = created.location.clone();
+    assert!(url.starts_with("/ui/requests/req-"));
+
+    let own = call(&app, "GET", &url, &alice, "").await;
+    assert!(own.body.contains("pending"));
+    assert!(
+        !own.body.contains(">Approve<"),
+        "no approve button on one's own request"
+    );
+    let self_approve = call(
+        &app,
+        "POST",
+        &format!("{url}/approve"),
+        &alice,
+        &format!("csrf={csrf}"),
+    )
+    .await;
+    assert_eq!(self_approve.status, StatusCode::FORBIDDEN);
+
+    let bob = sign_in(&app, "bob").await;
+    let page = call(&app, "GET", &url, &bob, "").await;
+    assert!(page.body.contains(">Approve<"));
+    let bob_csrf = csrf_of(&page.body);
+    let missing = call(&app, "POST", &format!("{url}/approve"), &bob, "comment=ok").await;
+    assert_eq!(missing.status, StatusCode::FORBIDDEN);
+    let cross = call(
+        &app,
+        "POST",
+        &format!("{url}/approve"),
+        &bob,
+        &format!("csrf={csrf}"),
+    )
+    .await;
+    assert_eq!(
+        cross.status,
+        StatusCode::FORBIDDEN,
+        "alice's token is not bob's"
+    );
+    let ok = call(
+        &app,
+        "POST",
+        &format!("{url}/approve"),
+        &bob,
+        &format!("csrf={bob_csrf}&comment=ok"),
+    )
+    .await;
+    assert_eq!(ok.status, StatusCode::SEE_OTHER, "{}", ok.body);
+    let after = call(&app, "GET", &url, &bob, "").await;
+    assert!(
+        after.body.contains("review.approved"),
+        "timeline from the ledger"
+    );
+    assert!(after.body.contains("bob</strong> approved"));
+    let audit = call(&app, "GET", "/ui/audit", &bob, "").await;
+    assert!(audit.body.contains("session.login"));
+}
