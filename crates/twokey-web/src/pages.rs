@@ -234,7 +234,10 @@ pub async fn create(State(st): State<AppState>, s: Session, Form(f): Form<Create
     }
 }
 
-fn actor_label(key: &str, r: &Request) -> String {
+fn actor_label(key: &str, r: &Request, viewer: &Actor) -> String {
+    if key == viewer.key.to_string() && !viewer.is(&r.requester) {
+        return viewer.name.clone();
+    }
     if key == r.requester.to_string() {
         return format!("{} (requester)", r.requester_name);
     }
@@ -408,7 +411,7 @@ pub async fn request_page(
             t.index,
             time(t.time_ms),
             e(&t.kind),
-            e(&actor_label(&t.actor, &r)),
+            e(&actor_label(&t.actor, &r, &s.actor)),
         ));
     }
     body.push_str("</ol></section>");
