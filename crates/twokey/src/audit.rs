@@ -122,6 +122,22 @@ pub struct VerifyArgs {
     checkpoint: Option<PathBuf>,
 }
 
+/// The S3 Object Lock sink as the server's async bundle sink.
+struct S3BundleSink(twokey_ledger_s3::S3Sink);
+
+impl BundleSink for S3BundleSink {
+    fn name(&self) -> String {
+        self.0.name()
+    }
+    fn publish<'a>(
+        &'a self,
+        bundle: &'a twokey_ledger::Bundle,
+    ) -> twokey_server::checkpoints::BoxFuture<'a, Result<(), twokey_ledger::bundle::SinkError>>
+    {
+        Box::pin(self.0.publish(bundle))
+    }
+}
+
 /// Builds the server's checkpointer from `[ledger]`.
 pub async fn checkpointer(
     cfg: &LedgerConfig,
@@ -141,8 +157,22 @@ pub async fn checkpointer(
     for s in &cfg.sink {
         match s {
             LedgerSinkConfig::Dir { path } => sinks.push(Arc::new(DirBundleSink::new(path))),
-            LedgerSinkConfig::S3 { .. } => {
-                bail!("[[ledger.sink]] kind = \"s3\" is not supported by this build")
+            LedgerSinkConfig::S3 {
+                bucket,
+                prefix,
+                region,
+                endpoint_url,
+                retention_days,
+            } => {
+                let loc = twokey_ledger_s3::S3Location {
+                    bucket: bucket.clone(),
+                    prefix: prefix.clone(),
+                    region: region.clone(),
+                    endpoint_url: endpoint_url.clone(),
+                };
+                sinks.push(Arc::new(S3BundleSink(
+                    twokey_ledger_s3::S3Sink::new(loc, *retention_days).await,
+                )))
             }
         }
     }
@@ -230,8 +260,13 @@ async fn verify(a: &VerifyArgs) -> anyhow::Result<i32> {
         verify_database(url, &key, trusted.as_deref()).await
     } else if let Some(dir) = &a.bundle {
         bundle::verify_bundle_dir(dir, &key, trusted.as_deref()).map_err(|e| e.to_string())
-    } else if a.s3.is_some() {
-        bail!("--s3 is not supported by this build")
+    } else if let Some(url) = &a.s3 {
+        let mut loc = twokey_ledger_s3::S3Location::parse_url(url).map_err(anyhow::Error::msg)?;
+        loc.endpoint_url = a.endpoint_url.clone();
+        loc.region = Some(a.region.clone());
+        twokey_ledger_s3::verify_s3(&loc, &key, trusted.as_deref())
+            .await
+            .map_err(|e| e.to_string())
     } else {
         bail!("give one of --database URL, --bundle DIR, --s3 s3://bucket/prefix")
     };

@@ -500,3 +500,123 @@ async fn failed_publish_alerts_and_is_retried_until_it_succeeds() {
         );
     }
 }
+
+/// `twokey audit verify --s3` against a real moto server: the published
+/// bundles verify, a re-put object with changed content does not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_s3_through_the_cli_on_moto() {
+    let moto = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.venv/moto/bin/moto_server");
+    if !moto.exists() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "moto_server missing at {}: run scripts/setup-moto.sh",
+            moto.display()
+        );
+        eprintln!("skipping: moto_server missing (run scripts/setup-moto.sh)");
+        return;
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("port")
+        .port();
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _moto = Kill(
+        Command::new(&moto)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("moto"),
+    );
+    let endpoint = format!("http://127.0.0.1:{port}");
+    for _ in 0..200 {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    std::env::set_var("AWS_ACCESS_KEY_ID", "test");
+    std::env::set_var("AWS_SECRET_ACCESS_KEY", "test");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let l = build(&fresh_sqlite(dir.path()), dir.path(), "s3").await;
+    let loc = twokey_ledger_s3::S3Location {
+        bucket: "worm".into(),
+        prefix: "ledger".into(),
+        region: Some("us-east-1".into()),
+        endpoint_url: Some(endpoint.clone()),
+    };
+    let c = twokey_ledger_s3::client(&loc).await;
+    c.create_bucket()
+        .bucket("worm")
+        .object_lock_enabled_for_bucket(true)
+        .send()
+        .await
+        .expect("bucket");
+    let sink = twokey_ledger_s3::S3Sink::new(loc.clone(), 1).await;
+    let key = l.signer.verifier();
+    let rows = l.store.checkpoints().await.expect("rows");
+    let mut from = 0u64;
+    for r in &rows {
+        let entries = l.store.ledger(from, 1000).await.expect("entries");
+        let entries: Vec<_> = entries.into_iter().filter(|e| e.index < r.size).collect();
+        let cp = key.verify_checkpoint(&r.note).expect("cp");
+        let b = Bundle::new(r.note.clone(), cp, from, &entries).expect("bundle");
+        sink.publish(&b).await.expect("publish");
+        from = r.size;
+    }
+    let run = || {
+        let out = Command::new(BIN)
+            .args([
+                "audit",
+                "verify",
+                "--s3",
+                "s3://worm/ledger",
+                "--endpoint-url",
+                &endpoint,
+            ])
+            .args(["--public-key", &l.public_key, "--checkpoint"])
+            .arg(&l.exported)
+            .output()
+            .expect("run");
+        (
+            out.status.code(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        )
+    };
+    let (code, text) = run();
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains("ok: 60 entries"), "{text}");
+    let mut bad = l.store.ledger(0, 30).await.expect("entries");
+    bad[7].subject = "req-other".into();
+    let mut body = Vec::new();
+    for e in &bad {
+        e.encode_into(&mut body);
+        body.push(b'\n');
+    }
+    c.put_object()
+        .bucket("worm")
+        .key("ledger/00000000000000000030/entries.ndjson")
+        .body(body.into())
+        .send()
+        .await
+        .expect("re-put");
+    let (code, text) = run();
+    assert_eq!(code, Some(1), "tampered S3 object not detected: {text}");
+    assert!(
+        text.contains("hash does not match checkpoint of size 30"),
+        "{text}"
+    );
+}
