@@ -13,7 +13,12 @@
 
 pub mod config;
 pub mod db;
+pub mod gate;
+pub mod github;
 pub mod redact;
 pub mod requirements;
 pub mod runner;
 pub mod webhook;
+
+pub use gate::{router, Gate};
+pub mod testing;

@@ -1,0 +1,425 @@
+//! A local, stateful GitHub stand-in for tests: an axum server answering the
+//! REST endpoints the gate uses, whose responses and webhook payloads start
+//! from real GitHub examples (`@octokit/webhooks-examples`, installed by
+//! `scripts/setup-gate-fixtures.sh`) with the test's state written over them.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use axum::extract::{Path as UrlPath, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::Json;
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+use crate::gate::Checkout;
+
+/// Real example payloads.
+pub struct Fixtures {
+    events: Vec<Value>,
+}
+
+impl Fixtures {
+    /// The fixtures directory (`tests/fixtures/node_modules`).
+    pub fn dir() -> PathBuf {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/node_modules")
+    }
+
+    /// Loads the examples; `None` (skip) when not installed, a panic under CI.
+    pub fn load() -> Option<Fixtures> {
+        let p = Fixtures::dir().join("@octokit/webhooks-examples/api.github.com/index.json");
+        let text = match std::fs::read_to_string(&p) {
+            Ok(t) => t,
+            Err(e) => {
+                if std::env::var_os("CI").is_some() {
+                    panic!("{}: {e}; run scripts/setup-gate-fixtures.sh", p.display());
+                }
+                eprintln!(
+                    "skipping: {} missing (run scripts/setup-gate-fixtures.sh)",
+                    p.display()
+                );
+                return None;
+            }
+        };
+        let events: Vec<Value> = serde_json::from_str(&text).ok()?;
+        Some(Fixtures { events })
+    }
+
+    /// The first example of `event` with `action` satisfying `pick`.
+    pub fn example(
+        &self,
+        event: &str,
+        action: &str,
+        pick: impl Fn(&Value) -> bool,
+    ) -> Option<Value> {
+        self.events
+            .iter()
+            .find(|e| e["name"] == event)?
+            .get("examples")?
+            .as_array()?
+            .iter()
+            .find(|x| x["action"] == action && pick(x))
+            .cloned()
+    }
+}
+
+#[derive(Default)]
+struct Pull {
+    author: String,
+    head: String,
+    mergeable: Option<bool>,
+    mergeable_state: String,
+    state: String,
+    files: Vec<String>,
+    reviews: Vec<Value>,
+    comments: Vec<(String, String)>,
+}
+
+#[derive(Default)]
+struct World {
+    pulls: BTreeMap<(String, u64), Pull>,
+    trees: BTreeMap<String, BTreeMap<String, String>>,
+    permissions: BTreeMap<String, String>,
+    statuses: BTreeMap<String, Vec<(String, String)>>,
+    template_pull: Value,
+    template_review: Value,
+}
+
+/// The stand-in. Cloning shares state.
+#[derive(Clone)]
+pub struct StandIn {
+    world: Arc<Mutex<World>>,
+    fixtures: Arc<Fixtures>,
+    /// Base URL of the REST API.
+    pub url: String,
+    /// Login of the gate's bot (its comments are its own).
+    pub bot: String,
+}
+
+fn sha_of(tree: &BTreeMap<String, String>, parent: &str) -> String {
+    let mut h = Sha256::new();
+    h.update(parent.as_bytes());
+    for (k, v) in tree {
+        h.update(k.as_bytes());
+        h.update([0]);
+        h.update(v.as_bytes());
+        h.update([0]);
+    }
+    hex::encode(&h.finalize()[..20])
+}
+
+type Shared = Arc<Mutex<World>>;
+
+fn lock(w: &Shared) -> std::sync::MutexGuard<'_, World> {
+    w.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+async fn get_pull(
+    State(w): State<Shared>,
+    UrlPath((o, r, n)): UrlPath<(String, String, u64)>,
+) -> Result<Json<Value>, StatusCode> {
+    let w = lock(&w);
+    let p = w
+        .pulls
+        .get(&(format!("{o}/{r}"), n))
+        .ok_or(StatusCode::NOT_FOUND)?;
+    let mut v = w.template_pull.clone();
+    v["number"] = json!(n);
+    v["user"]["login"] = json!(p.author);
+    v["head"]["sha"] = json!(p.head);
+    v["state"] = json!(p.state);
+    v["mergeable"] = json!(p.mergeable);
+    v["mergeable_state"] = json!(p.mergeable_state);
+    Ok(Json(v))
+}
+
+async fn get_reviews(
+    State(w): State<Shared>,
+    UrlPath((o, r, n)): UrlPath<(String, String, u64)>,
+) -> Result<Json<Value>, StatusCode> {
+    let w = lock(&w);
+    let p = w
+        .pulls
+        .get(&(format!("{o}/{r}"), n))
+        .ok_or(StatusCode::NOT_FOUND)?;
+    Ok(Json(json!(p.reviews)))
+}
+
+async fn get_files(
+    State(w): State<Shared>,
+    UrlPath((o, r, n)): UrlPath<(String, String, u64)>,
+) -> Result<Json<Value>, StatusCode> {
+    let w = lock(&w);
+    let p = w
+        .pulls
+        .get(&(format!("{o}/{r}"), n))
+        .ok_or(StatusCode::NOT_FOUND)?;
+    Ok(Json(json!(p
+        .files
+        .iter()
+        .map(|f| json!({ "filename": f, "status": "modified" }))
+        .collect::<Vec<_>>())))
+}
+
+async fn get_permission(
+    State(w): State<Shared>,
+    UrlPath((_o, _r, u)): UrlPath<(String, String, String)>,
+) -> Json<Value> {
+    let w = lock(&w);
+    let perm = w
+        .permissions
+        .get(&u.to_ascii_lowercase())
+        .cloned()
+        .unwrap_or_else(|| "none".into());
+    let legacy = match perm.as_str() {
+        "maintain" => "write",
+        "triage" => "read",
+        p => p,
+    };
+    Json(json!({ "permission": legacy, "role_name": perm, "user": { "login": u } }))
+}
+
+async fn post_comment(
+    State(w): State<Shared>,
+    UrlPath((o, r, n)): UrlPath<(String, String, u64)>,
+    Json(body): Json<Value>,
+) -> Result<(StatusCode, Json<Value>), StatusCode> {
+    let text = body["body"]
+        .as_str()
+        .ok_or(StatusCode::UNPROCESSABLE_ENTITY)?
+        .to_string();
+    if text.chars().count() > 65_536 {
+        return Err(StatusCode::UNPROCESSABLE_ENTITY);
+    }
+    let mut w = lock(&w);
+    let p = w
+        .pulls
+        .get_mut(&(format!("{o}/{r}"), n))
+        .ok_or(StatusCode::NOT_FOUND)?;
+    p.comments.push(("twokey-bot".into(), text.clone()));
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "id": p.comments.len(), "body": text })),
+    ))
+}
+
+async fn post_status(
+    State(w): State<Shared>,
+    UrlPath((_o, _r, sha)): UrlPath<(String, String, String)>,
+    Json(body): Json<Value>,
+) -> Result<(StatusCode, Json<Value>), StatusCode> {
+    let state = body["state"]
+        .as_str()
+        .ok_or(StatusCode::UNPROCESSABLE_ENTITY)?
+        .to_string();
+    let ctx = body["context"].as_str().unwrap_or("default").to_string();
+    lock(&w)
+        .statuses
+        .entry(sha)
+        .or_default()
+        .push((ctx, state.clone()));
+    Ok((StatusCode::CREATED, Json(json!({ "state": state }))))
+}
+
+impl StandIn {
+    /// Starts the stand-in on a loopback port.
+    pub async fn start(fixtures: Fixtures) -> std::io::Result<StandIn> {
+        let template_pull = fixtures
+            .example("pull_request", "opened", |_| true)
+            .map(|e| e["pull_request"].clone())
+            .unwrap_or_else(|| json!({ "user": {}, "head": {}, "base": {} }));
+        let template_review = json!({ "id": 1, "user": { "login": "" }, "body": "", "state": "APPROVED", "commit_id": "" });
+        let world: Shared = Arc::new(Mutex::new(World {
+            template_pull,
+            template_review,
+            ..Default::default()
+        }));
+        let app = axum::Router::new()
+            .route("/repos/{o}/{r}/pulls/{n}", get(get_pull))
+            .route("/repos/{o}/{r}/pulls/{n}/reviews", get(get_reviews))
+            .route("/repos/{o}/{r}/pulls/{n}/files", get(get_files))
+            .route(
+                "/repos/{o}/{r}/collaborators/{u}/permission",
+                get(get_permission),
+            )
+            .route("/repos/{o}/{r}/issues/{n}/comments", post(post_comment))
+            .route("/repos/{o}/{r}/statuses/{sha}", post(post_status))
+            .with_state(world.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let url = format!("http://{}", listener.local_addr()?);
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Ok(StandIn {
+            world,
+            fixtures: Arc::new(fixtures),
+            url,
+            bot: "twokey-bot".into(),
+        })
+    }
+
+    /// Gives `user` a permission (`read`, `triage`, `write`, `maintain`, `admin`).
+    pub fn set_permission(&self, user: &str, perm: &str) {
+        lock(&self.world)
+            .permissions
+            .insert(user.to_ascii_lowercase(), perm.into());
+    }
+
+    /// Opens pull request `n` by `author` with `files`; returns the head sha.
+    pub fn open(&self, repo: &str, n: u64, author: &str, files: &[(&str, &str)]) -> String {
+        let tree: BTreeMap<String, String> = files
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let sha = sha_of(&tree, "");
+        let mut w = lock(&self.world);
+        w.trees.insert(sha.clone(), tree.clone());
+        w.pulls.insert(
+            (repo.into(), n),
+            Pull {
+                author: author.into(),
+                head: sha.clone(),
+                mergeable: Some(true),
+                mergeable_state: "clean".into(),
+                state: "open".into(),
+                files: tree.keys().cloned().collect(),
+                ..Default::default()
+            },
+        );
+        sha
+    }
+
+    /// Pushes a new head commit changing `files`; returns its sha.
+    pub fn push(&self, repo: &str, n: u64, files: &[(&str, &str)]) -> String {
+        let mut w = lock(&self.world);
+        let Some(head) = w.pulls.get(&(repo.into(), n)).map(|p| p.head.clone()) else {
+            return String::new();
+        };
+        let mut tree = w.trees.get(&head).cloned().unwrap_or_default();
+        for (k, v) in files {
+            tree.insert(k.to_string(), v.to_string());
+        }
+        let sha = sha_of(&tree, &head);
+        w.trees.insert(sha.clone(), tree.clone());
+        if let Some(p) = w.pulls.get_mut(&(repo.into(), n)) {
+            p.head = sha.clone();
+            p.files = tree.keys().cloned().collect();
+        }
+        sha
+    }
+
+    /// Submits a review by `reviewer` (`APPROVED`, `CHANGES_REQUESTED`, ...)
+    /// on the current head.
+    pub fn review(&self, repo: &str, n: u64, reviewer: &str, state: &str) {
+        let mut w = lock(&self.world);
+        let mut r = w.template_review.clone();
+        if let Some(p) = w.pulls.get_mut(&(repo.into(), n)) {
+            r["id"] = json!(p.reviews.len() + 1);
+            r["user"]["login"] = json!(reviewer);
+            r["state"] = json!(state);
+            r["commit_id"] = json!(p.head);
+            p.reviews.push(r);
+        }
+    }
+
+    /// Sets whether the pull request is behind its base.
+    pub fn set_behind(&self, repo: &str, n: u64, behind: bool) {
+        if let Some(p) = lock(&self.world).pulls.get_mut(&(repo.into(), n)) {
+            p.mergeable_state = if behind {
+                "behind".into()
+            } else {
+                "clean".into()
+            };
+        }
+    }
+
+    /// The comments on a pull request.
+    pub fn comments(&self, repo: &str, n: u64) -> Vec<String> {
+        lock(&self.world)
+            .pulls
+            .get(&(repo.into(), n))
+            .map(|p| p.comments.iter().map(|c| c.1.clone()).collect())
+            .unwrap_or_default()
+    }
+
+    /// Commit statuses posted for `sha` (context, state).
+    pub fn statuses(&self, sha: &str) -> Vec<(String, String)> {
+        lock(&self.world)
+            .statuses
+            .get(sha)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// A `pull_request` webhook body (`opened`, `synchronize`, `closed`) for
+    /// the pull request's current state, built over the real example.
+    pub fn pull_request_event(&self, repo: &str, n: u64, action: &str, sender: &str) -> Vec<u8> {
+        let mut v = self
+            .fixtures
+            .example("pull_request", "opened", |_| true)
+            .unwrap_or_else(|| json!({}));
+        let w = lock(&self.world);
+        if let Some(p) = w.pulls.get(&(repo.into(), n)) {
+            v["action"] = json!(action);
+            v["number"] = json!(n);
+            v["pull_request"]["number"] = json!(n);
+            v["pull_request"]["user"]["login"] = json!(p.author);
+            v["pull_request"]["head"]["sha"] = json!(p.head);
+            v["pull_request"]["state"] = json!(if action == "closed" { "closed" } else { "open" });
+            v["repository"]["full_name"] = json!(repo);
+            v["sender"]["login"] = json!(sender);
+        }
+        serde_json::to_vec(&v).unwrap_or_default()
+    }
+
+    /// An `issue_comment` `created` webhook body on pull request `n`, built
+    /// over the real example.
+    pub fn comment_event(&self, repo: &str, n: u64, user: &str, body: &str) -> Vec<u8> {
+        let mut v = self
+            .fixtures
+            .example("issue_comment", "created", |x| {
+                !x["issue"]["pull_request"].is_null()
+            })
+            .or_else(|| self.fixtures.example("issue_comment", "created", |_| true))
+            .unwrap_or_else(|| json!({}));
+        v["issue"]["number"] = json!(n);
+        if v["issue"]["pull_request"].is_null() {
+            v["issue"]["pull_request"] =
+                json!({ "url": format!("{}/repos/{repo}/pulls/{n}", self.url) });
+        }
+        v["comment"]["body"] = json!(body);
+        v["comment"]["user"]["login"] = json!(user);
+        v["repository"]["full_name"] = json!(repo);
+        v["sender"]["login"] = json!(user);
+        serde_json::to_vec(&v).unwrap_or_default()
+    }
+}
+
+#[async_trait]
+impl Checkout for StandIn {
+    async fn checkout(&self, _repo: &str, sha: &str, dest: &Path) -> Result<(), String> {
+        let tree = lock(&self.world)
+            .trees
+            .get(sha)
+            .cloned()
+            .ok_or_else(|| format!("no commit {sha}"))?;
+        for (path, content) in tree {
+            if path.split('/').any(|c| c == "..") {
+                return Err(format!("bad path {path}"));
+            }
+            let f = dest.join(&path);
+            if let Some(parent) = f.parent() {
+                tokio::fs::create_dir_all(parent)
+                    .await
+                    .map_err(|e| e.to_string())?;
+            }
+            tokio::fs::write(&f, content)
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    }
+}
