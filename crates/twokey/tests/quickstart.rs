@@ -66,7 +66,10 @@ fn quickstart_walks_one_full_cycle_with_the_cli() {
     assert!(tokens["carol"].is_string());
     // The token file is private.
     use std::os::unix::fs::PermissionsExt;
-    let mode = std::fs::metadata(&tokens_path).expect("meta").permissions().mode();
+    let mode = std::fs::metadata(&tokens_path)
+        .expect("meta")
+        .permissions()
+        .mode();
     assert_eq!(mode & 0o777, 0o600);
 
     let who = twokey(&server, alice, &["whoami"]);
@@ -75,22 +78,41 @@ fn quickstart_walks_one_full_cycle_with_the_cli() {
     let req = twokey(
         &server,
         alice,
-        &["request", "demo", "--for", "30m", "--reason", "INC-2211 fix", "--json"],
+        &[
+            "request",
+            "demo",
+            "--for",
+            "30m",
+            "--reason",
+            "INC-2211 fix",
+            "--json",
+        ],
     );
-    assert!(req.status.success(), "{}", String::from_utf8_lossy(&req.stderr));
+    assert!(
+        req.status.success(),
+        "{}",
+        String::from_utf8_lossy(&req.stderr)
+    );
     let v: serde_json::Value = serde_json::from_slice(&req.stdout).expect("json");
     let id = v["id"].as_str().expect("id").to_string();
     assert_eq!(v["state"], "pending");
 
     let own = twokey(&server, alice, &["approve", &id]);
-    assert!(!own.status.success(), "alice approving her own request must fail");
+    assert!(
+        !own.status.success(),
+        "alice approving her own request must fail"
+    );
     assert!(String::from_utf8_lossy(&own.stderr)
         .contains("you requested this; a different approver is required"));
 
     let waiting = twokey(&server, bob, &["ls", "--scope", "waiting"]);
     assert!(stdout(&waiting).contains(&id));
     let ok = twokey(&server, bob, &["approve", &id, "--comment", "looks right"]);
-    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
 
     let grant_file = dir.path().join("demo-grants").join(&id);
     let deadline = Instant::now() + Duration::from_secs(15);
@@ -144,7 +166,10 @@ fn check(dir: &std::path::Path, name: &str, text: &str) -> (bool, String) {
         .arg(&f)
         .output()
         .expect("run");
-    (out.status.success(), String::from_utf8_lossy(&out.stderr).to_string())
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
 }
 
 #[test]
@@ -153,16 +178,33 @@ fn policy_check_reports_file_and_line() {
     let (ok, err) = check(dir.path(), "policy.toml", BAD_POLICY);
     assert!(!ok);
     assert!(
-        err.contains("policy.toml:13:") && err.contains("default_duration 2h is over its max_duration 1h"),
+        err.contains("policy.toml:13:")
+            && err.contains("default_duration 2h is over its max_duration 1h"),
         "{err}"
     );
     // Two approvals but only one eligible approver besides the requester.
-    let (ok, err) = check(dir.path(), "two.toml", &BAD_POLICY.replace("\"2h\"", "\"30m\""));
-    assert!(!ok && err.contains("two.toml:14:") && err.contains("only 1 eligible approver"), "{err}");
-    let good = BAD_POLICY.replace("\"2h\"", "\"30m\"").replace("count = 2", "count = 1");
+    let (ok, err) = check(
+        dir.path(),
+        "two.toml",
+        &BAD_POLICY.replace("\"2h\"", "\"30m\""),
+    );
+    assert!(
+        !ok && err.contains("two.toml:14:") && err.contains("only 1 eligible approver"),
+        "{err}"
+    );
+    let good = BAD_POLICY
+        .replace("\"2h\"", "\"30m\"")
+        .replace("count = 2", "count = 1");
     let (ok, err) = check(dir.path(), "ok.toml", &good);
     assert!(ok, "{err}");
     // Provider settings are validated too.
-    let (ok, err) = check(dir.path(), "prov.toml", &good.replace("grant = [\"true\"]\n", ""));
-    assert!(!ok && err.contains("prod-db") && err.contains("grant"), "{err}");
+    let (ok, err) = check(
+        dir.path(),
+        "prov.toml",
+        &good.replace("grant = [\"true\"]\n", ""),
+    );
+    assert!(
+        !ok && err.contains("prod-db") && err.contains("grant"),
+        "{err}"
+    );
 }
