@@ -13,6 +13,10 @@ mkdir -p "$CARGO_TARGET_DIR"
 
 step() { printf '\n==> %s\n' "$*"; }
 
+# This script installs every peer the tests need, so a missing one is a
+# failure, never a skipped test: tests panic on a missing peer when CI is set.
+export CI="${CI:-true}"
+
 step "PostgreSQL on 127.0.0.1:5432"
 if ! pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then
   if command -v pg_ctlcluster >/dev/null 2>&1; then
@@ -44,13 +48,26 @@ if [ -f scripts/setup-gate-fixtures.sh ]; then
   export TWOKEY_TERRAFORM
 fi
 
+step "Chromium (Debian) and the e2e npm packages (oidc-provider, playwright-core)"
+bash scripts/setup-e2e.sh
+
 step "format and lints"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 
 step "tests (SQLite and PostgreSQL)"
+set +e
 cargo test --workspace --no-fail-fast 2>&1 | tee "$CARGO_TARGET_DIR/test.log"
 status=${PIPESTATUS[0]}
+set -e
+
+step "browser end-to-end tests (oidc-provider + Chromium)"
+cargo build -p twokey --quiet
+set +e
+(cd tests/e2e && TWOKEY_BIN="$CARGO_TARGET_DIR/debug/twokey" npm test 2>&1) | tee "$CARGO_TARGET_DIR/e2e.log"
+e2e_status=${PIPESTATUS[0]}
+set -e
+[ "$e2e_status" = 0 ] || status=1
 
 # Test databases are created per test; drop the ones this run left behind.
 psql -h 127.0.0.1 -U postgres -d postgres -Atqc "SELECT datname FROM pg_database WHERE datname LIKE 'tk\_%'" 2>/dev/null |
@@ -58,6 +75,10 @@ psql -h 127.0.0.1 -U postgres -d postgres -Atqc "SELECT datname FROM pg_database
 
 passed=$(grep -Eo 'test result: [a-z]+\. [0-9]+ passed; [0-9]+ failed' "$CARGO_TARGET_DIR/test.log" | awk '{p+=$4; f+=$6} END {print p+0, f+0}')
 set -- $passed
+e2e_pass=$(grep -Eo '^# pass [0-9]+' "$CARGO_TARGET_DIR/e2e.log" | awk '{s+=$3} END {print s+0}')
+e2e_fail=$(grep -Eo '^# fail [0-9]+' "$CARGO_TARGET_DIR/e2e.log" | awk '{s+=$3} END {print s+0}')
+echo "cargo test: $1 passed, $2 failed; browser e2e: $e2e_pass passed, $e2e_fail failed"
+set -- $(( $1 + e2e_pass )) $(( $2 + e2e_fail ))
 echo
 echo "$1 passed, $2 failed"
 exit "$status"
