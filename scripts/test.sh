@@ -10,6 +10,8 @@ ROOT=$PWD
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/twokey/target}"
 export CARGO_TERM_COLOR=never
 mkdir -p "$CARGO_TARGET_DIR"
+# The binary that process-level tests (guard correlation, browser e2e) run.
+export TWOKEY_BIN="$CARGO_TARGET_DIR/debug/twokey"
 
 step() { printf '\n==> %s\n' "$*"; }
 
@@ -62,9 +64,11 @@ status=${PIPESTATUS[0]}
 set -e
 
 step "browser end-to-end tests (oidc-provider + Chromium)"
-cargo build -p twokey --quiet
+# `cargo test --workspace` built the binary; building it alone (`-p twokey`)
+# would unify features differently and rebuild the AWS SDKs.
+[ -x "$TWOKEY_BIN" ] || cargo test --workspace --no-run --quiet
 set +e
-(cd tests/e2e && TWOKEY_BIN="$CARGO_TARGET_DIR/debug/twokey" npm test 2>&1) | tee "$CARGO_TARGET_DIR/e2e.log"
+(cd tests/e2e && npm test 2>&1) | tee "$CARGO_TARGET_DIR/e2e.log"
 e2e_status=${PIPESTATUS[0]}
 set -e
 [ "$e2e_status" = 0 ] || status=1

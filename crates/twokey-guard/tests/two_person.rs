@@ -224,7 +224,10 @@ fn twokey_bin() -> Option<PathBuf> {
     if let Ok(p) = std::env::var("TWOKEY_BIN") {
         return Some(PathBuf::from(p));
     }
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/debug/twokey");
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target"));
+    let p = target.join("debug/twokey");
     p.exists().then_some(p)
 }
 
