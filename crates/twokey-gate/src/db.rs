@@ -273,4 +273,72 @@ impl GateDb {
             None => None,
         })
     }
+
+    /// Claims the drift check of one project if it is due and nobody holds
+    /// it: sets a lease until `now + lease_ms`. Returns whether this replica
+    /// (`owner`) got it.
+    pub async fn claim_drift(
+        &self,
+        repo: &str,
+        project: &str,
+        workspace: &str,
+        owner: &str,
+        now: Millis,
+        lease_ms: i64,
+    ) -> Result<bool, StoreError> {
+        sqlx::query(
+            "INSERT INTO gate_drift (repo, project, workspace, next_run) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (repo, project, workspace) DO NOTHING",
+        )
+        .bind(repo)
+        .bind(project)
+        .bind(workspace)
+        .bind(now)
+        .execute(self.store.pool())
+        .await?;
+        let done = sqlx::query(
+            "UPDATE gate_drift SET lease_owner = $1, lease_until = $2 \
+             WHERE repo = $3 AND project = $4 AND workspace = $5 AND next_run <= $6 \
+             AND (lease_until IS NULL OR lease_until < $7)",
+        )
+        .bind(owner)
+        .bind(now + lease_ms)
+        .bind(repo)
+        .bind(project)
+        .bind(workspace)
+        .bind(now)
+        .bind(now)
+        .execute(self.store.pool())
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Ends a drift check this replica holds: releases the lease and sets
+    /// the next run. Returns false if the lease had been taken over.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn finish_drift(
+        &self,
+        repo: &str,
+        project: &str,
+        workspace: &str,
+        owner: &str,
+        next_run: Millis,
+        sha: &str,
+        result: &str,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE gate_drift SET lease_owner = NULL, lease_until = NULL, next_run = $1, last_sha = $2, last_result = $3 \
+             WHERE repo = $4 AND project = $5 AND workspace = $6 AND lease_owner = $7",
+        )
+        .bind(next_run)
+        .bind(sha)
+        .bind(result)
+        .bind(repo)
+        .bind(project)
+        .bind(workspace)
+        .bind(owner)
+        .execute(self.store.pool())
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
 }

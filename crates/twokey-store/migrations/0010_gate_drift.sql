@@ -1,0 +1,15 @@
+-- Deploy gate (twokey-gate): the scheduled drift check of each project's
+-- default branch. A replica claims a project's check with a lease, so
+-- several replicas never run the same check at once. Portable SQL only.
+
+CREATE TABLE gate_drift (
+    repo TEXT NOT NULL,
+    project TEXT NOT NULL,
+    workspace TEXT NOT NULL,
+    next_run BIGINT NOT NULL,
+    lease_owner TEXT,
+    lease_until BIGINT,
+    last_sha TEXT,
+    last_result TEXT,
+    PRIMARY KEY (repo, project, workspace)
+);
