@@ -1109,7 +1109,12 @@ impl Gate {
             if *shutdown.borrow() {
                 return;
             }
-            self.drift_once().await;
+            {
+                // Counted like a delivery, so shutdown waits for the pass.
+                self.inflight.fetch_add(1, Ordering::SeqCst);
+                let _guard = Inflight(self.inflight.clone());
+                self.drift_once().await;
+            }
             tokio::select! {
                 _ = tokio::time::sleep(tick) => {}
                 _ = shutdown.changed() => {}

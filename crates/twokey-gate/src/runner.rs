@@ -197,6 +197,9 @@ impl Runner {
             "-input=false".into(),
             "-no-color".into(),
             "-detailed-exitcode".into(),
+            // Read-only: never hold (or, if cut short, leave behind) the
+            // state lock an apply is waiting for.
+            "-lock=false".into(),
         ];
         args.extend(project.plan_args.iter().cloned());
         let mut plan_out = String::new();

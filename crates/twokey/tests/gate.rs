@@ -485,7 +485,11 @@ secret = "sink-secret"
         },
     )
     .await;
-    assert!(alert.to_string().contains("drifty"), "{alert}");
+    assert_eq!(
+        alert["title"], "Drift: acme/infra project drifty on main differs from the code",
+        "{alert}"
+    );
+    assert_eq!(alert["severity"], "critical", "{alert}");
 
     // The ledger: the same store and ledger as the broker.
     let l = ledger(&env.database).await;
