@@ -443,6 +443,55 @@ async fn the_selection_file_may_only_select() {
         .filter(|(k, d)| k == "gate.refused" && d["reason"] == "selection_file")
         .count();
     assert_eq!(refused, 6);
+
+    // Locks: #1 planned staging, so #5 cannot plan it until #1 unlocks.
+    let head5 = gh.open(
+        REPO,
+        5,
+        "alice",
+        &[
+            ("envs/staging/main.tf", MAIN_TF),
+            ("twokey-gate.toml", "projects = [\"staging\"]\n"),
+        ],
+    );
+    hook.send(
+        "pull_request",
+        &gh.pull_request_event(REPO, 5, "opened", "alice"),
+        SECRET,
+    )
+    .await;
+    let cs = gh.comments(REPO, 5);
+    assert!(
+        cs.iter()
+            .any(|c| c.contains("`staging` workspace `default` is locked by #1")),
+        "{cs:?}"
+    );
+    assert!(
+        !cs.iter().any(|c| c.contains("twokey plan `staging`")),
+        "{cs:?}"
+    );
+    assert!(gh
+        .statuses(&head5)
+        .contains(&("twokey/plan".into(), "failure".into())));
+    let (_, text, _) = hook
+        .send(
+            "issue_comment",
+            &gh.comment_event(REPO, 1, "bob", "twokey unlock"),
+            SECRET,
+        )
+        .await;
+    assert_eq!(text, "unlocked");
+    hook.send(
+        "issue_comment",
+        &gh.comment_event(REPO, 5, "alice", "twokey plan"),
+        SECRET,
+    )
+    .await;
+    assert!(gh
+        .comments(REPO, 5)
+        .iter()
+        .any(|c| c.contains("twokey plan `staging`") && c.contains("succeeded")));
+    assert!(kinds(&store).await.iter().any(|(k, _)| k == "gate.unlock"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
