@@ -170,6 +170,8 @@ pub struct Gate {
     inflight: Arc<AtomicUsize>,
     /// How long the webhook route waits for the work before answering `202`.
     pub answer_within: Duration,
+    /// Pause before asking GitHub again for a mergeability it is computing.
+    pub mergeable_retry: Duration,
 }
 
 fn system_now() -> Millis {
@@ -258,6 +260,7 @@ impl Gate {
             node: format!("gate-{}", std::process::id()),
             inflight: Arc::new(AtomicUsize::new(0)),
             answer_within: ANSWER_WITHIN,
+            mergeable_retry: Duration::from_secs(1),
         }
     }
 
@@ -754,10 +757,28 @@ Workflows, steps and commands are defined only in the server's config; nothing w
         merged: bool,
     ) -> (StatusCode, String) {
         let subj = subject(repo, n);
-        let pull = match self.github.pull(repo, n).await {
+        let mut req = self.config.requirements();
+        if merged {
+            // Once merged, GitHub no longer computes mergeability; branch
+            // protection decided it at merge time.
+            req.require_mergeable = false;
+            req.require_up_to_date = false;
+        }
+        let mut pull = match self.github.pull(repo, n).await {
             Ok(p) => p,
             Err(e) => return (StatusCode::BAD_GATEWAY, e.to_string()),
         };
+        // GitHub answers `mergeable: null` while it computes it after a
+        // push: ask again a few times before refusing as unknown.
+        let mut tries = 0;
+        while pull.mergeable.is_none() && req.require_mergeable && tries < 5 {
+            tokio::time::sleep(self.mergeable_retry).await;
+            tries += 1;
+            pull = match self.github.pull(repo, n).await {
+                Ok(p) => p,
+                Err(e) => return (StatusCode::BAD_GATEWAY, e.to_string()),
+            };
+        }
         let mut reviews = match self.github.reviews(repo, n).await {
             Ok(r) => r,
             Err(e) => return (StatusCode::BAD_GATEWAY, e.to_string()),
@@ -777,13 +798,6 @@ Workflows, steps and commands are defined only in the server's config; nothing w
             behind: pull.mergeable_state == "behind",
             reviews,
         };
-        let mut req = self.config.requirements();
-        if merged {
-            // Once merged, GitHub no longer computes mergeability; branch
-            // protection decided it at merge time.
-            req.require_mergeable = false;
-            req.require_up_to_date = false;
-        }
         let decision = decide(&facts, &req);
         if !decision.allowed() {
             let _ = self

@@ -172,6 +172,44 @@ pub struct RestGitHub {
     tokens: Mutex<HashMap<String, (String, Instant)>>,
 }
 
+/// Rate-limited calls are retried this many times...
+const MAX_RATE_LIMIT_RETRIES: u32 = 3;
+/// ...when GitHub asks to wait at most this long; longer waits fail the call.
+const MAX_RATE_LIMIT_WAIT: Duration = Duration::from_secs(60);
+
+/// How long GitHub asks to wait, if `status` and `headers` are a rate limit
+/// answer: 429, or 403 with `Retry-After` or `x-ratelimit-remaining: 0`
+/// (then until `x-ratelimit-reset`).
+pub fn rate_limit_wait(
+    status: u16,
+    headers: &reqwest::header::HeaderMap,
+    now_secs: u64,
+) -> Option<Duration> {
+    let h = |n: &str| {
+        headers
+            .get(n)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| v.trim().to_string())
+    };
+    if status != 429 && status != 403 {
+        return None;
+    }
+    if let Some(s) = h("retry-after").and_then(|v| v.parse::<u64>().ok()) {
+        return Some(Duration::from_secs(s.max(1)));
+    }
+    if h("x-ratelimit-remaining").as_deref() == Some("0") {
+        let reset = h("x-ratelimit-reset").and_then(|v| v.parse::<u64>().ok());
+        return Some(Duration::from_secs(
+            reset
+                .map(|r| r.saturating_sub(now_secs))
+                .unwrap_or(60)
+                .max(1),
+        ));
+    }
+    // A 429 without advice: a minute, as GitHub documents.
+    (status == 429).then(|| Duration::from_secs(60))
+}
+
 fn owner_of(repo: &str) -> String {
     repo.split('/').next().unwrap_or(repo).to_ascii_lowercase()
 }
@@ -284,22 +322,43 @@ impl RestGitHub {
         Ok(self.bare(method, path).bearer_auth(token))
     }
 
-    async fn send_raw(&self, rb: reqwest::RequestBuilder) -> Result<Vec<u8>, GitHubError> {
-        let res = rb
-            .send()
-            .await
-            .map_err(|e| GitHubError::Http(e.to_string()))?;
-        let status = res.status();
-        let body = res
-            .bytes()
-            .await
-            .map_err(|e| GitHubError::Http(e.to_string()))?;
-        if !status.is_success() {
-            let mut t = String::from_utf8_lossy(&body).into_owned();
-            t.truncate(500);
-            return Err(GitHubError::Status(status.as_u16(), t));
+    async fn send_raw(&self, mut rb: reqwest::RequestBuilder) -> Result<Vec<u8>, GitHubError> {
+        let mut attempt = 0;
+        loop {
+            let again = rb.try_clone();
+            let res = rb
+                .send()
+                .await
+                .map_err(|e| GitHubError::Http(e.to_string()))?;
+            let status = res.status();
+            let wait = rate_limit_wait(status.as_u16(), res.headers(), now_secs());
+            let body = res
+                .bytes()
+                .await
+                .map_err(|e| GitHubError::Http(e.to_string()))?;
+            if let (Some(wait), Some(next)) = (wait, again) {
+                if attempt < MAX_RATE_LIMIT_RETRIES && wait <= MAX_RATE_LIMIT_WAIT {
+                    tracing::warn!(
+                        status = status.as_u16(),
+                        wait_s = wait.as_secs(),
+                        "github rate limit; waiting"
+                    );
+                    tokio::time::sleep(wait).await;
+                    attempt += 1;
+                    rb = next;
+                    continue;
+                }
+            }
+            if !status.is_success() {
+                let mut t = String::from_utf8_lossy(&body).into_owned();
+                t.truncate(500);
+                if let Some(w) = wait {
+                    t = format!("rate limited (retry in {} s): {t}", w.as_secs());
+                }
+                return Err(GitHubError::Status(status.as_u16(), t));
+            }
+            return Ok(body.to_vec());
         }
-        Ok(body.to_vec())
     }
 
     async fn send(&self, rb: reqwest::RequestBuilder) -> Result<serde_json::Value, GitHubError> {

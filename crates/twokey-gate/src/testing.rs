@@ -83,6 +83,7 @@ struct Pull {
     mergeable_state: String,
     state: String,
     merged: bool,
+    computing: bool,
     files: Vec<String>,
     reviews: Vec<Value>,
     comments: Vec<(String, String)>,
@@ -102,6 +103,8 @@ struct World {
     app: Option<App>,
     issued: Vec<String>,
     auth_log: Vec<String>,
+    throttle: u32,
+    throttled: u32,
 }
 
 struct App {
@@ -125,6 +128,16 @@ async fn auth(State(w): State<Shared>, req: Request, next: Next) -> Response {
     let tok = bearer(&req);
     {
         let mut w = lock(&w);
+        if w.throttle > 0 && !path.starts_with("/_codeload/") {
+            w.throttle -= 1;
+            w.throttled += 1;
+            return (
+                StatusCode::FORBIDDEN,
+                [(header::RETRY_AFTER, "1")],
+                Json(json!({ "message": "You have exceeded a secondary rate limit. Please wait a few minutes before you try again.", "documentation_url": "https://docs.github.com/rest/overview/rate-limits-for-the-rest-api" })),
+            )
+                .into_response();
+        }
         let app_call = path.starts_with("/app/") || path.ends_with("/installation");
         if path.starts_with("/_codeload/") {
             // A download URL carries its own short-lived token.
@@ -315,12 +328,13 @@ async fn get_pull(
     State(w): State<Shared>,
     UrlPath((o, r, n)): UrlPath<(String, String, u64)>,
 ) -> Result<Json<Value>, StatusCode> {
-    let w = lock(&w);
+    let mut w = lock(&w);
+    let mut v = w.template_pull.clone();
     let p = w
         .pulls
-        .get(&(format!("{o}/{r}"), n))
+        .get_mut(&(format!("{o}/{r}"), n))
         .ok_or(StatusCode::NOT_FOUND)?;
-    let mut v = w.template_pull.clone();
+    let computing = std::mem::take(&mut p.computing);
     v["number"] = json!(n);
     v["user"]["login"] = json!(p.author);
     v["head"]["sha"] = json!(p.head);
@@ -328,6 +342,12 @@ async fn get_pull(
     v["mergeable"] = json!(p.mergeable);
     v["mergeable_state"] = json!(p.mergeable_state);
     v["merged"] = json!(p.merged);
+    if computing {
+        // GitHub computes mergeability in the background after a push and
+        // answers null until it is done.
+        v["mergeable"] = Value::Null;
+        v["mergeable_state"] = json!("unknown");
+    }
     Ok(Json(v))
 }
 
@@ -518,6 +538,17 @@ impl StandIn {
         }
     }
 
+    /// Answers the next `n` REST calls with GitHub's secondary rate limit
+    /// (403, `Retry-After: 1`).
+    pub fn throttle(&self, n: u32) {
+        lock(&self.world).throttle = n;
+    }
+
+    /// How many calls were answered with a rate limit.
+    pub fn throttled(&self) -> u32 {
+        lock(&self.world).throttled
+    }
+
     /// Gives `user` a permission (`read`, `triage`, `write`, `maintain`, `admin`).
     pub fn set_permission(&self, user: &str, perm: &str) {
         lock(&self.world)
@@ -564,6 +595,7 @@ impl StandIn {
         if let Some(p) = w.pulls.get_mut(&(repo.into(), n)) {
             p.head = sha.clone();
             p.files = tree.keys().cloned().collect();
+            p.computing = true;
         }
         sha
     }

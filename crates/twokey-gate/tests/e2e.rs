@@ -581,3 +581,62 @@ async fn apply_on_merge_needs_the_same_approvals_and_big_bodies_are_refused() {
     assert_eq!(ev["on_merge"], true);
     assert_eq!(ev["approvals"][0]["reviewer"], "bob");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn github_rate_limits_are_waited_out_and_mergeability_is_awaited() {
+    let Some((_dir, _store, gh, mut hook)) = setup("").await else {
+        return;
+    };
+    gh.open(REPO, 1, "alice", &[("envs/prod/main.tf", MAIN_TF)]);
+    // Secondary rate limit on the next calls: waited out (Retry-After).
+    gh.throttle(2);
+    let (_, text, _) = hook
+        .send(
+            "pull_request",
+            &gh.pull_request_event(REPO, 1, "opened", "alice"),
+            SECRET,
+        )
+        .await;
+    assert_eq!(text, "planned 1 project(s)");
+    assert_eq!(gh.throttled(), 2);
+    // After a push GitHub first answers `mergeable: null`; the apply asks
+    // again instead of refusing.
+    let head = gh.push(REPO, 1, &[("envs/prod/extra.tf", "locals {\n  x = 1\n}\n")]);
+    hook.send(
+        "pull_request",
+        &gh.pull_request_event(REPO, 1, "synchronize", "alice"),
+        SECRET,
+    )
+    .await;
+    gh.review(REPO, 1, "bob", "APPROVED");
+    let (_, text, _) = hook
+        .send(
+            "issue_comment",
+            &gh.comment_event(REPO, 1, "alice", "twokey apply"),
+            SECRET,
+        )
+        .await;
+    assert_eq!(text, "applied 1 project(s)", "{:?}", gh.comments(REPO, 1));
+    assert!(gh
+        .comments(REPO, 1)
+        .last()
+        .is_some_and(|c| c.contains(&format!("at {}: succeeded", &head[..7]))));
+
+    // The advice GitHub gives, read right.
+    use reqwest::header::{HeaderMap, HeaderValue};
+    use std::time::Duration;
+    use twokey_gate::github::rate_limit_wait;
+    let mut h = HeaderMap::new();
+    assert_eq!(
+        rate_limit_wait(403, &h, 0),
+        None,
+        "a plain 403 is a refusal"
+    );
+    assert_eq!(rate_limit_wait(429, &h, 0), Some(Duration::from_secs(60)));
+    h.insert("x-ratelimit-remaining", HeaderValue::from_static("0"));
+    h.insert("x-ratelimit-reset", HeaderValue::from_static("1000"));
+    assert_eq!(rate_limit_wait(403, &h, 970), Some(Duration::from_secs(30)));
+    h.insert("retry-after", HeaderValue::from_static("5"));
+    assert_eq!(rate_limit_wait(403, &h, 970), Some(Duration::from_secs(5)));
+    assert_eq!(rate_limit_wait(404, &h, 970), None);
+}
