@@ -640,6 +640,52 @@ Workflows, steps and commands are defined only in the server's config; nothing w
         )
     }
 
+    /// The saved plan as a file on this replica: where it was planned if
+    /// that file is here, else restored from the store into this replica's
+    /// workdir (the runner checks its SHA-256 against the plan row either way).
+    async fn local_plan(&self, repo: &str, n: u64, plan: &PlanRow) -> Result<PathBuf, String> {
+        let planned = PathBuf::from(&plan.plan_path);
+        if tokio::fs::try_exists(&planned).await.unwrap_or(false) {
+            return Ok(planned);
+        }
+        let (sha, b64) = self
+            .db
+            .plan_file(repo, n, &plan.project, &plan.head_sha)
+            .await
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| {
+                format!(
+                    "the saved plan of {} is neither here nor in the store",
+                    plan.project
+                )
+            })?;
+        if sha != plan.plan_sha256 {
+            return Err(format!(
+                "the stored plan of {} does not match its plan row",
+                plan.project
+            ));
+        }
+        use base64::Engine;
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(b64)
+            .map_err(|e| format!("the stored plan of {} is corrupt: {e}", plan.project))?;
+        let local = self
+            .workdir()
+            .join("plans")
+            .join(slug(repo))
+            .join(n.to_string())
+            .join(format!("{}-{}.tfplan", plan.project, plan.head_sha));
+        if let Some(parent) = local.parent() {
+            tokio::fs::create_dir_all(parent)
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        tokio::fs::write(&local, bytes)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(local)
+    }
+
     /// Plans one project of a pull request at `head`.
     pub async fn plan(&self, repo: &str, n: u64, head: &str, p: &Project, actor: &str) {
         let subj = subject(repo, n);
@@ -717,6 +763,25 @@ Workflows, steps and commands are defined only in the server's config; nothing w
             .is_err()
         {
             return;
+        }
+        if ok {
+            // The plan file itself goes to the store too, so any replica
+            // can apply it (its SHA-256 is checked again before use).
+            let stored = match tokio::fs::read(&path).await {
+                Ok(bytes) => {
+                    use base64::Engine;
+                    let b64 = base64::engine::general_purpose::STANDARD.encode(bytes);
+                    self.db
+                        .put_plan_file(repo, n, &p.name, head, &row.plan_sha256, &b64)
+                        .await
+                        .map_err(|e| e.to_string())
+                }
+                Err(e) => Err(e.to_string()),
+            };
+            if let Err(e) = stored {
+                tracing::warn!(%repo, pull = n, error = %e, "gate: cannot store the plan file");
+                return;
+            }
         }
         if self.db.put_plan(repo, n, &row, self.now()).await.is_err() {
             return;
@@ -861,7 +926,21 @@ Workflows, steps and commands are defined only in the server's config; nothing w
                 .await
             {
                 Ok(true) => {}
-                _ => continue,
+                Ok(false) => {
+                    // Another comment or replica claimed it first.
+                    self.say(
+                        repo,
+                        n,
+                        &format!(
+                            "twokey: `{}` at {} is already being applied by another command; not applying it twice.",
+                            plan.project,
+                            pull.head_sha.get(..7).unwrap_or(&pull.head_sha)
+                        ),
+                    )
+                    .await;
+                    continue;
+                }
+                Err(e) => return (StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
             }
             // Evidence first: no apply without its ledger entry.
             if self
@@ -872,18 +951,21 @@ Workflows, steps and commands are defined only in the server's config; nothing w
                 let _ = self.db.move_plan(repo, n, &plan.project, &pull.head_sha, "applying", "planned").await;
                 return (StatusCode::SERVICE_UNAVAILABLE, "ledger unavailable; not applied".into());
             }
-            let res = match self.tree(repo, n, &pull.head_sha).await {
-                Ok(tree) => self
+            let res = match (
+                self.tree(repo, n, &pull.head_sha).await,
+                self.local_plan(repo, n, &plan).await,
+            ) {
+                (Ok(tree), Ok(plan_path)) => self
                     .runner(&project)
                     .apply(
                         &project,
                         &tree.join(&project.dir),
-                        Path::new(&plan.plan_path),
+                        &plan_path,
                         &plan.plan_sha256,
                     )
                     .await
                     .map_err(|e| e.to_string()),
-                Err(e) => Err(e),
+                (Err(e), _) | (_, Err(e)) => Err(e),
             };
             let (ok, text) = match res {
                 Ok(o) => (o.ok, o.output),

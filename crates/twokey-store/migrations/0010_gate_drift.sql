@@ -13,3 +13,15 @@ CREATE TABLE gate_drift (
     last_result TEXT,
     PRIMARY KEY (repo, project, workspace)
 );
+
+-- Saved plan files, so any replica can apply the plan another one made
+-- (base64 in TEXT: portable). Bound like gate_plans to the head commit.
+CREATE TABLE gate_plan_files (
+    repo TEXT NOT NULL,
+    pull BIGINT NOT NULL,
+    project TEXT NOT NULL,
+    head_sha TEXT NOT NULL,
+    plan_sha256 TEXT NOT NULL,
+    data TEXT NOT NULL,
+    PRIMARY KEY (repo, pull, project)
+);

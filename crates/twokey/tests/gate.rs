@@ -597,3 +597,189 @@ async fn gate_config_errors_say_where() {
         "{err}"
     );
 }
+
+/// Two `twokey serve` replicas on one PostgreSQL, each with its own
+/// workdir (as on two hosts): the plan made by one is applied by the
+/// other (the plan file travels through the store, SHA-256 checked), a
+/// delivery sent to both is worked on once, and two `twokey apply`
+/// comments racing on both replicas apply once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_replicas_apply_once() {
+    let (Some(fixtures), Some(tf)) = (Fixtures::load(), terraform()) else {
+        return;
+    };
+    let db = support::fresh_pg("twokey_gate_replicas").await;
+    let gh = StandIn::start(fixtures).await.expect("stand-in");
+    gh.require_token("ghp_replicatoken");
+    gh.set_permission("alice", "write");
+    gh.set_permission("bob", "write");
+    let envs = [
+        TestEnv::new(Some(db.clone())),
+        TestEnv::new(Some(db.clone())),
+    ];
+    for env in &envs {
+        let conf = format!(
+            "\n[gate]\napi_url = \"{}\"\ntoken = \"ghp_replicatoken\"\nwebhook_secret = \"{SECRET}\"\nallow = [\"{REPO}\"]\nworkdir = \"{}\"\nterraform_bin = \"{}\"\n\n[[gate.project]]\nrepo = \"{REPO}\"\nname = \"prod\"\ndir = \"envs/prod\"\n",
+            gh.url,
+            env.path().join("gate").display(),
+            tf.display()
+        );
+        let mut text = std::fs::read_to_string(&env.config).expect("read");
+        text.push_str(&conf);
+        std::fs::write(&env.config, text).expect("write");
+    }
+    let a = Server::start(&envs[0], "a", &["--node", "a"]);
+    let b = Server::start(&envs[1], "b", &["--node", "b"]);
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(300))
+        .build()
+        .expect("client");
+    let mut ha = Hook {
+        url: format!("{}/v1/gate/github", a.url),
+        http: http.clone(),
+        n: 0,
+    };
+    let hb = Hook {
+        url: format!("{}/v1/gate/github", b.url),
+        http,
+        n: 1000,
+    };
+
+    let state = envs[0].path().join("prod.tfstate");
+    let head = gh.open(
+        REPO,
+        1,
+        "alice",
+        &[("envs/prod/main.tf", &main_tf(&state, "prod"))],
+    );
+    // The same delivery to both replicas: planned once.
+    let opened = gh.pull_request_event(REPO, 1, "opened", "alice");
+    let sig = sign(SECRET.as_bytes(), &opened);
+    let id = "7e570000-0000-4000-8000-000000000001";
+    let (ra, rb) = tokio::join!(
+        ha.send_raw(id, "pull_request", &opened, &sig),
+        hb.send_raw(id, "pull_request", &opened, &sig)
+    );
+    let texts = [ra.1.as_str(), rb.1.as_str()];
+    assert!(texts.contains(&"duplicate delivery ignored"), "{texts:?}");
+    comment_after(&gh, 1, 0, "twokey plan `prod`").await;
+    gh.review(REPO, 1, "bob", "APPROVED");
+    let planned_here = |i: usize| envs[i].path().join("gate/plans").exists();
+    assert!(
+        planned_here(0) ^ planned_here(1),
+        "exactly one replica planned"
+    );
+    let (planner, other) = if planned_here(0) { (0, 1) } else { (1, 0) };
+    let hooks = [&ha, &hb];
+
+    // The other replica applies the plan it did not make, and cannot see
+    // the planner's disk (as on another host).
+    std::fs::remove_dir_all(envs[planner].path().join("gate/plans")).expect("rm");
+    let c0 = gh.comments(REPO, 1).len();
+    let ev = gh.comment_event(REPO, 1, "alice", "twokey apply");
+    let s = sign(SECRET.as_bytes(), &ev);
+    let (_, text, _) = hooks[other]
+        .send_raw(
+            "7e570000-0000-4000-8000-000000000002",
+            "issue_comment",
+            &ev,
+            &s,
+        )
+        .await;
+    let c = comment_after(&gh, 1, c0, "twokey apply `prod`").await;
+    assert!(
+        c.contains("Apply complete") && c.contains(&head[..7]),
+        "{c} ({text})"
+    );
+    assert!(
+        planned_here(other),
+        "the plan file was restored from the store on replica {other}"
+    );
+
+    // Next pull request: two apply comments at once, one to each replica.
+    let closed = gh.pull_request_event(REPO, 1, "closed", "alice");
+    let s = sign(SECRET.as_bytes(), &closed);
+    ha.send_raw(
+        "7e570000-0000-4000-8000-000000000003",
+        "pull_request",
+        &closed,
+        &s,
+    )
+    .await;
+    let head2 = gh.open(
+        REPO,
+        2,
+        "alice",
+        &[("envs/prod/main.tf", &main_tf(&state, "prod2"))],
+    );
+    ha.send(
+        "pull_request",
+        &gh.pull_request_event(REPO, 2, "opened", "alice"),
+    )
+    .await;
+    comment_after(&gh, 2, 0, "twokey plan `prod`").await;
+    gh.review(REPO, 2, "bob", "APPROVED");
+    let c0 = gh.comments(REPO, 2).len();
+    let ev = gh.comment_event(REPO, 2, "alice", "twokey apply");
+    let ev2 = gh.comment_event(REPO, 2, "alice", "twokey apply -p prod");
+    let s2 = sign(SECRET.as_bytes(), &ev2);
+    let (r1, r2) = tokio::join!(
+        ha.send("issue_comment", &ev),
+        hb.send_raw(
+            "7e570000-0000-4000-8000-000000000004",
+            "issue_comment",
+            &ev2,
+            &s2
+        )
+    );
+    comment_after(&gh, 2, c0, "twokey apply `prod`").await;
+    wait_until(
+        "both apply comments answered",
+        Duration::from_secs(120),
+        || {
+            let n = gh.comments(REPO, 2).len();
+            async move {
+                (n >= c0 + 2)
+                    .then_some(())
+                    .ok_or(format!("{} new comments", n - c0))
+            }
+        },
+    )
+    .await;
+    let answers = [r1.1, r2.1];
+    assert_eq!(
+        answers
+            .iter()
+            .filter(|t| t.as_str() == "applied 1 project(s)")
+            .count(),
+        1,
+        "{answers:?}"
+    );
+    let applies: Vec<String> = gh.comments(REPO, 2)[c0..]
+        .iter()
+        .filter(|c| c.contains("twokey apply `prod`"))
+        .cloned()
+        .collect();
+    assert_eq!(applies.len(), 1, "{applies:?}");
+    assert!(
+        applies[0].contains("Apply complete") && applies[0].contains(&head2[..7]),
+        "{}",
+        applies[0]
+    );
+    let l = ledger(&db).await;
+    assert_eq!(
+        l.iter()
+            .filter(|(k, _, _)| k == "gate.apply_result")
+            .count(),
+        2
+    );
+    assert_eq!(
+        l.iter()
+            .filter(|(k, _, _)| k == "gate.apply_evidence")
+            .count(),
+        2
+    );
+    assert_eq!(l.iter().filter(|(k, _, _)| k == "gate.plan").count(), 2);
+    drop((a, b));
+}
