@@ -855,10 +855,15 @@ Workflows, steps and commands are defined only in the server's config; nothing w
             }
         }
         let pusher = self.db.pusher(repo, n, &pull.head_sha).await.ok().flatten();
+        let head_authors = match self.github.commit_logins(repo, &pull.head_sha).await {
+            Ok(a) => a,
+            Err(e) => return (StatusCode::BAD_GATEWAY, e.to_string()),
+        };
         let facts = PullFacts {
             head_sha: pull.head_sha.clone(),
             author: pull.author.clone(),
             last_pusher: pusher,
+            head_authors,
             mergeable: pull.mergeable,
             behind: pull.mergeable_state == "behind",
             reviews,
@@ -944,7 +949,7 @@ Workflows, steps and commands are defined only in the server's config; nothing w
             }
             // Evidence first: no apply without its ledger entry.
             if self
-                .record(&subj, "gate.apply_evidence", who, false, json!({ "project": plan.project, "head_sha": pull.head_sha, "plan_sha256": plan.plan_sha256, "author": pull.author, "last_pusher": facts.last_pusher, "approvals": decision.approvals, "ignored": decision.ignored, "on_merge": merged }))
+                .record(&subj, "gate.apply_evidence", who, false, json!({ "project": plan.project, "head_sha": pull.head_sha, "plan_sha256": plan.plan_sha256, "author": pull.author, "last_pusher": facts.last_pusher, "head_authors": facts.head_authors, "approvals": decision.approvals, "ignored": decision.ignored, "on_merge": merged }))
                 .await
                 .is_err()
             {

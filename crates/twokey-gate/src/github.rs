@@ -84,6 +84,10 @@ pub trait GitHub: Send + Sync {
         context: &str,
         description: &str,
     ) -> Result<(), GitHubError>;
+    /// GitHub logins of a commit's author and committer
+    /// (`GET /repos/{repo}/commits/{sha}`; unlinked identities and GitHub's
+    /// own `web-flow` committer are left out).
+    async fn commit_logins(&self, repo: &str, sha: &str) -> Result<Vec<String>, GitHubError>;
     /// The default branch and its head commit (`GET /repos/{repo}`, then
     /// `GET /repos/{repo}/branches/{branch}`).
     async fn default_branch(&self, repo: &str) -> Result<(String, String), GitHubError>;
@@ -536,6 +540,26 @@ impl GitHub for RestGitHub {
             serde_json::json!({ "state": state.as_str(), "context": context, "description": d }),
         )
         .await
+    }
+
+    async fn commit_logins(&self, repo: &str, sha: &str) -> Result<Vec<String>, GitHubError> {
+        #[derive(Deserialize)]
+        struct ApiCommit {
+            #[serde(default)]
+            author: Option<ApiUser>,
+            #[serde(default)]
+            committer: Option<ApiUser>,
+        }
+        let c: ApiCommit = self
+            .get(repo, &format!("/repos/{repo}/commits/{sha}"))
+            .await?;
+        let mut out: Vec<String> = Vec::new();
+        for u in [c.author, c.committer].into_iter().flatten() {
+            if u.login != "web-flow" && !out.iter().any(|o| o.eq_ignore_ascii_case(&u.login)) {
+                out.push(u.login);
+            }
+        }
+        Ok(out)
     }
 
     async fn default_branch(&self, repo: &str) -> Result<(String, String), GitHubError> {

@@ -99,6 +99,7 @@ struct World {
     template_review: Value,
     template_repo: Value,
     branches: BTreeMap<String, (String, String)>,
+    commit_authors: BTreeMap<String, String>,
     required_token: Option<String>,
     app: Option<App>,
     issued: Vec<String>,
@@ -209,6 +210,28 @@ async fn post_access_token(
         StatusCode::CREATED,
         Json(json!({ "token": token, "expires_at": "2099-01-01T00:00:00Z" })),
     ))
+}
+
+async fn get_commit(
+    State(w): State<Shared>,
+    UrlPath((_o, _r, sha)): UrlPath<(String, String, String)>,
+) -> Result<Json<Value>, StatusCode> {
+    let w = lock(&w);
+    if !w.trees.contains_key(&sha) {
+        return Err(StatusCode::NOT_FOUND);
+    }
+    let author = w.commit_authors.get(&sha).cloned();
+    let user = |l: &Option<String>| match l {
+        Some(l) => json!({ "login": l, "type": "User" }),
+        None => Value::Null,
+    };
+    // Pushed from a workstation: the committer is the author.
+    Ok(Json(json!({
+        "sha": sha,
+        "commit": { "message": "change" },
+        "author": user(&author),
+        "committer": user(&author),
+    })))
 }
 
 async fn get_repo(
@@ -469,6 +492,7 @@ impl StandIn {
             .route("/repos/{o}/{r}/statuses/{sha}", post(post_status))
             .route("/repos/{o}/{r}", get(get_repo))
             .route("/repos/{o}/{r}/branches/{b}", get(get_branch))
+            .route("/repos/{o}/{r}/commits/{sha}", get(get_commit))
             .route("/repos/{o}/{r}/tarball/{sha}", get(get_tarball))
             .route("/_codeload/{o}/{r}/legacy.tar.gz/{sha}", get(get_codeload))
             .route("/repos/{o}/{r}/installation", get(get_installation))
@@ -528,6 +552,13 @@ impl StandIn {
         sha
     }
 
+    /// Sets the GitHub login of the author and committer of commit `sha`.
+    pub fn set_commit_author(&self, sha: &str, login: &str) {
+        lock(&self.world)
+            .commit_authors
+            .insert(sha.into(), login.into());
+    }
+
     /// Merges pull request `n` (closed, merged, no longer mergeable-computed).
     pub fn merge(&self, repo: &str, n: u64) {
         if let Some(p) = lock(&self.world).pulls.get_mut(&(repo.into(), n)) {
@@ -565,6 +596,7 @@ impl StandIn {
         let sha = sha_of(&tree, "");
         let mut w = lock(&self.world);
         w.trees.insert(sha.clone(), tree.clone());
+        w.commit_authors.insert(sha.clone(), author.into());
         w.pulls.insert(
             (repo.into(), n),
             Pull {
@@ -592,6 +624,8 @@ impl StandIn {
         }
         let sha = sha_of(&tree, &head);
         w.trees.insert(sha.clone(), tree.clone());
+        let author = w.commit_authors.get(&head).cloned().unwrap_or_default();
+        w.commit_authors.insert(sha.clone(), author);
         if let Some(p) = w.pulls.get_mut(&(repo.into(), n)) {
             p.head = sha.clone();
             p.files = tree.keys().cloned().collect();

@@ -640,3 +640,50 @@ async fn github_rate_limits_are_waited_out_and_mergeability_is_awaited() {
     assert_eq!(rate_limit_wait(403, &h, 970), Some(Duration::from_secs(5)));
     assert_eq!(rate_limit_wait(404, &h, 970), None);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_writer_of_the_head_commit_cannot_approve_it() {
+    let Some((_dir, store, gh, mut hook)) = setup("").await else {
+        return;
+    };
+    // mallory wrote and pushed the branch; alice opened the pull request
+    // (so the `opened` webhook names alice as the sender).
+    let head = gh.open(REPO, 1, "alice", &[("envs/prod/main.tf", MAIN_TF)]);
+    gh.set_commit_author(&head, "mallory");
+    hook.send(
+        "pull_request",
+        &gh.pull_request_event(REPO, 1, "opened", "alice"),
+        SECRET,
+    )
+    .await;
+    gh.review(REPO, 1, "mallory", "APPROVED");
+    let (_, text, _) = hook
+        .send(
+            "issue_comment",
+            &gh.comment_event(REPO, 1, "alice", "twokey apply"),
+            SECRET,
+        )
+        .await;
+    assert_eq!(text, "apply refused");
+    let c = gh.comments(REPO, 1).last().cloned().unwrap_or_default();
+    assert!(
+        c.contains("@mallory ignored: they wrote the head commit"),
+        "{c}"
+    );
+    gh.review(REPO, 1, "bob", "APPROVED");
+    let (_, text, _) = hook
+        .send(
+            "issue_comment",
+            &gh.comment_event(REPO, 1, "alice", "twokey apply"),
+            SECRET,
+        )
+        .await;
+    assert_eq!(text, "applied 1 project(s)");
+    let ev = kinds(&store)
+        .await
+        .into_iter()
+        .find(|(k, _)| k == "gate.apply_evidence")
+        .expect("evidence")
+        .1;
+    assert_eq!(ev["head_authors"], serde_json::json!(["mallory"]));
+}
