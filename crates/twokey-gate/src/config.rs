@@ -10,7 +10,9 @@
 //! apply_on_merge = false
 //! allow = ["acme/infra"]
 //! webhook_secret_file = "/etc/twokey/github-webhook-secret"
-//! token_file = "/etc/twokey/github-token"
+//! token_file = "/etc/twokey/github-token"     # or app_id + app_private_key_file
+//! max_body_bytes = 1048576
+//! drift_interval = "6h"                         # scheduled plan of the default branch
 //!
 //! [[gate.project]]
 //! repo = "acme/infra"
@@ -64,6 +66,9 @@ pub struct Project {
     /// Plan automatically when files under `dir` change.
     #[serde(default = "yes")]
     pub autoplan: bool,
+    /// Include in the scheduled drift check (when `gate.drift_interval` is set).
+    #[serde(default = "yes")]
+    pub drift: bool,
 }
 
 /// `[gate]`.
@@ -97,9 +102,30 @@ pub struct GateConfig {
     /// File holding the GitHub token.
     #[serde(default)]
     pub token_file: Option<String>,
+    /// GitHub App id (with `app_private_key_file`): the gate signs an RS256
+    /// JWT and exchanges it for installation tokens.
+    #[serde(default)]
+    pub app_id: Option<u64>,
+    /// The App's private key (PEM) file.
+    #[serde(default)]
+    pub app_private_key_file: Option<String>,
+    /// The App installation to use; looked up per repository when absent.
+    #[serde(default)]
+    pub app_installation_id: Option<u64>,
     /// REST API base URL.
     #[serde(default = "default_api")]
     pub api_url: String,
+    /// Largest webhook body accepted, in bytes.
+    #[serde(default = "default_max_body")]
+    pub max_body_bytes: usize,
+    /// How often the default branch of each project is planned to detect
+    /// drift (`"6h"`); no drift check when absent.
+    #[serde(default)]
+    pub drift_interval: Option<String>,
+    /// How long one replica may hold a project's drift check before another
+    /// may take it over.
+    #[serde(default = "default_drift_lease")]
+    pub drift_lease: String,
     /// Where checkouts and saved plans live.
     #[serde(default = "default_workdir")]
     pub workdir: String,
@@ -131,6 +157,12 @@ fn default_tool() -> Tool {
 }
 fn default_api() -> String {
     "https://api.github.com".into()
+}
+fn default_max_body() -> usize {
+    crate::webhook::MAX_BODY_BYTES
+}
+fn default_drift_lease() -> String {
+    "30m".into()
 }
 fn default_workdir() -> String {
     "/var/lib/twokey/gate".into()
@@ -164,10 +196,93 @@ impl GateConfig {
         Ok(doc.gate)
     }
 
+    /// Parses the `[gate]` table of the config file `file` (whose whole text
+    /// is `text`); `Ok(None)` when there is none. Errors name the file and,
+    /// for syntax and type errors, the line.
+    pub fn parse_file(text: &str, file: &str) -> Result<Option<GateConfig>, String> {
+        #[derive(Deserialize)]
+        struct Doc {
+            gate: Option<GateConfig>,
+        }
+        let doc: Doc = toml::from_str(text).map_err(|e| {
+            let at = e
+                .span()
+                .map(|s| {
+                    let before = &text[..s.start.min(text.len())];
+                    let line = before.matches('\n').count() + 1;
+                    let col = before.len() - before.rfind('\n').map(|i| i + 1).unwrap_or(0) + 1;
+                    format!(":{line}:{col}")
+                })
+                .unwrap_or_default();
+            format!("{file}{at}: {}", e.message().trim_end())
+        })?;
+        match doc.gate {
+            None => Ok(None),
+            Some(g) => {
+                g.validate().map_err(|e| format!("{file}: [gate]: {e}"))?;
+                Ok(Some(g))
+            }
+        }
+    }
+
+    /// The drift interval in milliseconds, if drift checks are on.
+    pub fn drift_interval_ms(&self) -> Option<i64> {
+        self.drift_interval
+            .as_deref()
+            .and_then(|d| twokey_core::time::parse_duration(d).ok())
+    }
+
+    /// The drift lease in milliseconds.
+    pub fn drift_lease_ms(&self) -> i64 {
+        twokey_core::time::parse_duration(&self.drift_lease).unwrap_or(30 * 60_000)
+    }
+
     /// Checks names, directories and uniqueness.
     pub fn validate(&self) -> Result<(), String> {
         if self.approvals == 0 {
             return Err("gate.approvals must be at least 1".into());
+        }
+        if self.max_body_bytes < 1024 {
+            return Err(format!(
+                "gate.max_body_bytes = {} is too small for any GitHub event (at least 1024)",
+                self.max_body_bytes
+            ));
+        }
+        if let Some(d) = &self.drift_interval {
+            let ms = twokey_core::time::parse_duration(d)
+                .map_err(|e| format!("gate.drift_interval = {d:?}: {e}"))?;
+            if ms < 1000 {
+                return Err(format!(
+                    "gate.drift_interval = {d:?} is shorter than one second"
+                ));
+            }
+        }
+        twokey_core::time::parse_duration(&self.drift_lease)
+            .map_err(|e| format!("gate.drift_lease = {:?}: {e}", self.drift_lease))?;
+        let token = self.token.is_some() || self.token_file.is_some();
+        if self.token.is_some() && self.token_file.is_some() {
+            return Err("give gate.token or gate.token_file, not both".into());
+        }
+        if self.webhook_secret.is_some() && self.webhook_secret_file.is_some() {
+            return Err("give gate.webhook_secret or gate.webhook_secret_file, not both".into());
+        }
+        match (self.app_id, &self.app_private_key_file) {
+            (Some(_), Some(_)) if token => {
+                return Err(
+                    "give either a token (gate.token / gate.token_file) or a GitHub App (gate.app_id + gate.app_private_key_file), not both"
+                        .into(),
+                )
+            }
+            (Some(_), None) => {
+                return Err("gate.app_id needs gate.app_private_key_file (the App's PEM private key)".into())
+            }
+            (None, Some(_)) => {
+                return Err("gate.app_private_key_file needs gate.app_id".into())
+            }
+            _ => {}
+        }
+        if self.app_installation_id.is_some() && self.app_id.is_none() {
+            return Err("gate.app_installation_id needs gate.app_id".into());
         }
         for p in &self.project {
             if !self.allow.iter().any(|a| a.eq_ignore_ascii_case(&p.repo)) {
@@ -277,4 +392,56 @@ pub fn select<'a>(
         }
     }
     Ok(out)
+}
+
+fn read_secret(key: &str, path: &str) -> Result<String, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("gate.{key} = {path:?}: cannot read: {e}"))?;
+    let t = text.trim();
+    if t.is_empty() {
+        return Err(format!("gate.{key} = {path:?}: the file is empty"));
+    }
+    Ok(t.to_string())
+}
+
+impl GateConfig {
+    /// The webhook secret, from `webhook_secret` or `webhook_secret_file`
+    /// (one is required: unsigned webhooks are never accepted).
+    pub fn load_webhook_secret(&self) -> Result<Vec<u8>, String> {
+        let s = match (&self.webhook_secret, &self.webhook_secret_file) {
+            (Some(s), _) => s.clone(),
+            (None, Some(f)) => read_secret("webhook_secret_file", f)?,
+            (None, None) => {
+                return Err(
+                    "gate.webhook_secret_file (or gate.webhook_secret) is required: the secret configured on the GitHub webhook"
+                        .into(),
+                )
+            }
+        };
+        if s.len() < 16 {
+            return Err("the gate webhook secret must be at least 16 characters".into());
+        }
+        Ok(s.into_bytes())
+    }
+
+    /// How the gate authenticates to GitHub.
+    pub fn load_auth(&self) -> Result<crate::github::Auth, String> {
+        if let (Some(app_id), Some(key)) = (self.app_id, &self.app_private_key_file) {
+            let pem = std::fs::read(key)
+                .map_err(|e| format!("gate.app_private_key_file = {key:?}: cannot read: {e}"))?;
+            return crate::github::Auth::app(app_id, &pem, self.app_installation_id)
+                .map_err(|e| format!("gate.app_private_key_file = {key:?}: {e}"));
+        }
+        let token = match (&self.token, &self.token_file) {
+            (Some(t), _) => t.clone(),
+            (None, Some(f)) => read_secret("token_file", f)?,
+            (None, None) => {
+                return Err(
+                    "the gate needs GitHub credentials: gate.token_file (or gate.token), or gate.app_id + gate.app_private_key_file"
+                        .into(),
+                )
+            }
+        };
+        Ok(crate::github::Auth::Token(token))
+    }
 }

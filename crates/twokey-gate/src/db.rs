@@ -221,12 +221,72 @@ impl GateDb {
 
     /// Drops every saved plan of a pull request (a new push invalidates them).
     pub async fn drop_plans(&self, repo: &str, pull: u64) -> Result<(), StoreError> {
-        sqlx::query("DELETE FROM gate_plans WHERE repo = $1 AND pull = $2")
+        for table in ["gate_plans", "gate_plan_files"] {
+            sqlx::query(&format!(
+                "DELETE FROM {table} WHERE repo = $1 AND pull = $2"
+            ))
             .bind(repo)
             .bind(pull_i64(pull))
             .execute(self.store.pool())
             .await?;
+        }
         Ok(())
+    }
+
+    /// Keeps the saved plan file itself (base64) so another replica can
+    /// apply it; replaces the project's earlier one.
+    pub async fn put_plan_file(
+        &self,
+        repo: &str,
+        pull: u64,
+        project: &str,
+        head_sha: &str,
+        plan_sha256: &str,
+        data_b64: &str,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.store.pool().begin().await?;
+        sqlx::query("DELETE FROM gate_plan_files WHERE repo = $1 AND pull = $2 AND project = $3")
+            .bind(repo)
+            .bind(pull_i64(pull))
+            .bind(project)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "INSERT INTO gate_plan_files (repo, pull, project, head_sha, plan_sha256, data) VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(repo)
+        .bind(pull_i64(pull))
+        .bind(project)
+        .bind(head_sha)
+        .bind(plan_sha256)
+        .bind(data_b64)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The saved plan file of a project for `head_sha`: (SHA-256, base64).
+    pub async fn plan_file(
+        &self,
+        repo: &str,
+        pull: u64,
+        project: &str,
+        head_sha: &str,
+    ) -> Result<Option<(String, String)>, StoreError> {
+        let row = sqlx::query(
+            "SELECT plan_sha256, data FROM gate_plan_files WHERE repo = $1 AND pull = $2 AND project = $3 AND head_sha = $4",
+        )
+        .bind(repo)
+        .bind(pull_i64(pull))
+        .bind(project)
+        .bind(head_sha)
+        .fetch_optional(self.store.pool())
+        .await?;
+        Ok(match row {
+            Some(r) => Some((r.try_get(0)?, r.try_get(1)?)),
+            None => None,
+        })
     }
 
     /// Remembers who pushed `head_sha` (first writer wins: a later event
@@ -272,5 +332,73 @@ impl GateDb {
             Some(r) => Some(r.try_get(0)?),
             None => None,
         })
+    }
+
+    /// Claims the drift check of one project if it is due and nobody holds
+    /// it: sets a lease until `now + lease_ms`. Returns whether this replica
+    /// (`owner`) got it.
+    pub async fn claim_drift(
+        &self,
+        repo: &str,
+        project: &str,
+        workspace: &str,
+        owner: &str,
+        now: Millis,
+        lease_ms: i64,
+    ) -> Result<bool, StoreError> {
+        sqlx::query(
+            "INSERT INTO gate_drift (repo, project, workspace, next_run) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (repo, project, workspace) DO NOTHING",
+        )
+        .bind(repo)
+        .bind(project)
+        .bind(workspace)
+        .bind(now)
+        .execute(self.store.pool())
+        .await?;
+        let done = sqlx::query(
+            "UPDATE gate_drift SET lease_owner = $1, lease_until = $2 \
+             WHERE repo = $3 AND project = $4 AND workspace = $5 AND next_run <= $6 \
+             AND (lease_until IS NULL OR lease_until < $7)",
+        )
+        .bind(owner)
+        .bind(now + lease_ms)
+        .bind(repo)
+        .bind(project)
+        .bind(workspace)
+        .bind(now)
+        .bind(now)
+        .execute(self.store.pool())
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Ends a drift check this replica holds: releases the lease and sets
+    /// the next run. Returns false if the lease had been taken over.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn finish_drift(
+        &self,
+        repo: &str,
+        project: &str,
+        workspace: &str,
+        owner: &str,
+        next_run: Millis,
+        sha: &str,
+        result: &str,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE gate_drift SET lease_owner = NULL, lease_until = NULL, next_run = $1, last_sha = $2, last_result = $3 \
+             WHERE repo = $4 AND project = $5 AND workspace = $6 AND lease_owner = $7",
+        )
+        .bind(next_run)
+        .bind(sha)
+        .bind(result)
+        .bind(repo)
+        .bind(project)
+        .bind(workspace)
+        .bind(owner)
+        .execute(self.store.pool())
+        .await?;
+        Ok(done.rows_affected() == 1)
     }
 }

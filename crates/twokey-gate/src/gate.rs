@@ -1,14 +1,16 @@
 //! The engine: webhook in, plan/apply out, every step in the ledger.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use axum::http::{HeaderMap, StatusCode};
 use serde_json::json;
 use twokey_core::{Event as LedgerEvent, Millis};
 
-use crate::config::{GateConfig, Project, Tool};
+use crate::config::{select, GateConfig, Project, Tool, SELECTION_FILE};
 use crate::db::{GateDb, Lock, PlanRow};
 use crate::github::{GitHub, StatusState};
 use crate::redact::{redact, split_comment, GITHUB_COMMENT_LIMIT};
@@ -60,6 +62,94 @@ impl Checkout for GitCheckout {
     }
 }
 
+/// Source trees from the REST API's tarball of the commit
+/// (`GET /repos/{repo}/tarball/{sha}`), with the same credentials as every
+/// other call: no git, no clone URL, no token on disk.
+pub struct ApiCheckout {
+    /// GitHub.
+    pub github: Arc<dyn GitHub>,
+    /// Largest tarball accepted (compressed and unpacked).
+    pub max_bytes: u64,
+}
+
+#[async_trait]
+impl Checkout for ApiCheckout {
+    async fn checkout(&self, repo: &str, sha: &str, dest: &Path) -> Result<(), String> {
+        let gz = self
+            .github
+            .tarball(repo, sha)
+            .await
+            .map_err(|e| e.to_string())?;
+        if gz.len() as u64 > self.max_bytes {
+            return Err(format!(
+                "the tarball of {sha} is larger than {} bytes",
+                self.max_bytes
+            ));
+        }
+        let dest = dest.to_path_buf();
+        let max = self.max_bytes;
+        tokio::task::spawn_blocking(move || unpack_tarball(&gz, &dest, max))
+            .await
+            .map_err(|e| e.to_string())?
+    }
+}
+
+/// Unpacks GitHub's tarball (one top-level directory `owner-repo-sha/`) into
+/// `dest`, stripping that directory. Only regular files and directories are
+/// accepted: links, devices and paths leaving `dest` are refused.
+pub fn unpack_tarball(gz: &[u8], dest: &Path, max_bytes: u64) -> Result<(), String> {
+    use std::io::Read;
+    let mut ar = tar::Archive::new(flate2::read::GzDecoder::new(gz));
+    let mut total: u64 = 0;
+    let entries = ar.entries().map_err(|e| format!("bad tarball: {e}"))?;
+    for entry in entries {
+        let mut entry = entry.map_err(|e| format!("bad tarball: {e}"))?;
+        let path = entry
+            .path()
+            .map_err(|e| format!("bad tarball path: {e}"))?
+            .into_owned();
+        let kind = entry.header().entry_type();
+        if kind.is_pax_global_extensions() || kind.is_pax_local_extensions() {
+            continue;
+        }
+        let mut parts = path.components();
+        parts.next(); // owner-repo-sha/
+        let rel: PathBuf = parts.as_path().to_path_buf();
+        if rel.as_os_str().is_empty() {
+            continue;
+        }
+        if rel
+            .components()
+            .any(|c| !matches!(c, std::path::Component::Normal(_)))
+        {
+            return Err(format!("tarball path {} leaves the tree", path.display()));
+        }
+        let target = dest.join(&rel);
+        if kind.is_dir() {
+            std::fs::create_dir_all(&target).map_err(|e| e.to_string())?;
+        } else if kind.is_file() {
+            total += entry.header().size().unwrap_or(0);
+            if total > max_bytes {
+                return Err(format!("the source tree is larger than {max_bytes} bytes"));
+            }
+            if let Some(parent) = target.parent() {
+                std::fs::create_dir_all(parent).map_err(|e| e.to_string())?;
+            }
+            let mut buf = Vec::new();
+            entry
+                .read_to_end(&mut buf)
+                .map_err(|e| format!("bad tarball entry {}: {e}", rel.display()))?;
+            std::fs::write(&target, buf).map_err(|e| e.to_string())?;
+        } else {
+            return Err(format!(
+                "{} is a link or special file; the gate only checks out regular files",
+                rel.display()
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// The gate.
 pub struct Gate {
     /// Server-side config.
@@ -74,6 +164,37 @@ pub struct Gate {
     pub checkout: Arc<dyn Checkout>,
     /// Milliseconds since the epoch.
     pub clock: Arc<dyn Fn() -> Millis + Send + Sync>,
+    /// This replica's name (drift leases).
+    pub node: String,
+    /// Webhook deliveries being worked on.
+    inflight: Arc<AtomicUsize>,
+    /// How long the webhook route waits for the work before answering `202`.
+    pub answer_within: Duration,
+    /// Pause before asking GitHub again for a mergeability it is computing.
+    pub mergeable_retry: Duration,
+}
+
+fn system_now() -> Millis {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as Millis)
+        .unwrap_or(0)
+}
+
+struct Inflight(Arc<AtomicUsize>);
+
+impl Drop for Inflight {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// What to plan.
+enum Targets<'a> {
+    /// Autoplan: the projects whose files changed.
+    Changed(&'a [String]),
+    /// A comment command: one project or all.
+    Named(Option<&'a str>),
 }
 
 const STATUS_CONTEXT: &str = "twokey/plan";
@@ -121,6 +242,49 @@ pub fn parse_command(body: &str) -> Option<Command> {
 }
 
 impl Gate {
+    /// A gate on the system clock.
+    pub fn new(
+        config: GateConfig,
+        secret: Vec<u8>,
+        db: GateDb,
+        github: Arc<dyn GitHub>,
+        checkout: Arc<dyn Checkout>,
+    ) -> Gate {
+        Gate {
+            config,
+            secret,
+            db,
+            github,
+            checkout,
+            clock: Arc::new(system_now),
+            node: format!("gate-{}", std::process::id()),
+            inflight: Arc::new(AtomicUsize::new(0)),
+            answer_within: ANSWER_WITHIN,
+            mergeable_retry: Duration::from_secs(1),
+        }
+    }
+
+    /// Replaces the clock (tests).
+    pub fn with_clock(mut self, clock: Arc<dyn Fn() -> Millis + Send + Sync>) -> Gate {
+        self.clock = clock;
+        self
+    }
+
+    /// Sets the replica name used for drift leases.
+    pub fn with_node(mut self, node: &str) -> Gate {
+        self.node = node.to_string();
+        self
+    }
+
+    /// Waits until no webhook delivery is being worked on (at shutdown, so
+    /// an apply is never cut off mid-way), at most `limit`.
+    pub async fn drain(&self, limit: Duration) {
+        let start = std::time::Instant::now();
+        while self.inflight.load(Ordering::SeqCst) > 0 && start.elapsed() < limit {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     fn now(&self) -> Millis {
         (self.clock)()
     }
@@ -165,6 +329,9 @@ impl Gate {
     /// Handles one webhook delivery. Returns the HTTP status and a short text.
     pub async fn handle(&self, headers: &HeaderMap, body: &[u8]) -> (StatusCode, String) {
         let h = |n: &str| headers.get(n).and_then(|v| v.to_str().ok());
+        if body.len() > self.config.max_body_bytes {
+            return self.too_large(h("x-github-delivery")).await;
+        }
         if let Err(e) = webhook::verify_signature(&self.secret, body, h("x-hub-signature-256")) {
             let status = if matches!(e, WebhookError::TooLarge(_)) {
                 StatusCode::PAYLOAD_TOO_LARGE
@@ -228,6 +395,25 @@ impl Gate {
         }
     }
 
+    async fn too_large(&self, delivery: Option<&str>) -> (StatusCode, String) {
+        let _ = self
+            .record(
+                "github:webhook",
+                "gate.refused",
+                "unknown",
+                false,
+                json!({ "reason": "body_too_large", "limit": self.config.max_body_bytes, "delivery": delivery }),
+            )
+            .await;
+        (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "body larger than gate.max_body_bytes = {}",
+                self.config.max_body_bytes
+            ),
+        )
+    }
+
     async fn on_pull_request(&self, e: &PullRequestEvent) -> (StatusCode, String) {
         let repo = &e.repository.full_name;
         let n = e.pull_request.number;
@@ -251,21 +437,14 @@ impl Gate {
                     Ok(f) => f,
                     Err(err) => return (StatusCode::BAD_GATEWAY, err.to_string()),
                 };
-                let projects: Vec<Project> = self
-                    .config
-                    .affected(repo, &files)
-                    .into_iter()
-                    .cloned()
-                    .collect();
-                for p in &projects {
-                    self.plan(repo, n, head, p, &e.sender.login).await;
-                }
-                (
-                    StatusCode::OK,
-                    format!("planned {} project(s)", projects.len()),
-                )
+                self.plan_all(repo, n, head, Targets::Changed(&files), &e.sender.login)
+                    .await
             }
             "closed" => {
+                if e.pull_request.merged == Some(true) && self.config.apply_on_merge {
+                    let (_, text) = self.apply(repo, n, &e.sender.login, None, true).await;
+                    tracing::info!(%repo, pull = n, result = %text, "gate: apply on merge");
+                }
                 let _ = self.db.unlock_pull(repo, n).await;
                 let _ = self.db.drop_plans(repo, n).await;
                 (StatusCode::OK, "unlocked".into())
@@ -327,16 +506,10 @@ impl Gate {
                     Ok(p) => p,
                     Err(err) => return (StatusCode::BAD_GATEWAY, err.to_string()),
                 };
-                let projects = self.projects_for(repo, p.as_deref());
-                for p in &projects {
-                    self.plan(repo, n, &pull.head_sha, p, who).await;
-                }
-                (
-                    StatusCode::OK,
-                    format!("planned {} project(s)", projects.len()),
-                )
+                self.plan_all(repo, n, &pull.head_sha, Targets::Named(p.as_deref()), who)
+                    .await
             }
-            Command::Apply(p) => self.apply(repo, n, who, p.as_deref()).await,
+            Command::Apply(p) => self.apply(repo, n, who, p.as_deref(), false).await,
         }
     }
 
@@ -369,6 +542,148 @@ impl Gate {
                 .map_err(|e| e.to_string())?;
         }
         Ok(dest)
+    }
+
+    /// Chooses the projects to plan at `head` and plans them. A selection
+    /// file ([`SELECTION_FILE`]) at the root of the head commit may choose
+    /// among the configured projects and nothing else; anything more in it
+    /// (steps, workflows, commands) refuses the whole plan.
+    async fn plan_all(
+        &self,
+        repo: &str,
+        n: u64,
+        head: &str,
+        targets: Targets<'_>,
+        actor: &str,
+    ) -> (StatusCode, String) {
+        let subj = subject(repo, n);
+        let tree = match self.tree(repo, n, head).await {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::warn!(%repo, pull = n, error = %e, "gate: checkout failed");
+                let _ = self
+                    .github
+                    .status(
+                        repo,
+                        head,
+                        StatusState::Failure,
+                        STATUS_CONTEXT,
+                        "checkout failed",
+                    )
+                    .await;
+                self.say(
+                    repo,
+                    n,
+                    &format!(
+                        "twokey: cannot check out {head}: {}",
+                        redact(&e, &self.config.redact_values)
+                    ),
+                )
+                .await;
+                return (StatusCode::BAD_GATEWAY, "checkout failed".into());
+            }
+        };
+        let selection = match tokio::fs::read_to_string(tree.join(SELECTION_FILE)).await {
+            Ok(text) => match select(&self.config, repo, &text) {
+                Ok(sel) => Some(sel.into_iter().cloned().collect::<Vec<Project>>()),
+                Err(err) => {
+                    let msg = err.to_string();
+                    let _ = self
+                        .record(&subj, "gate.refused", actor, true, json!({ "reason": "selection_file", "head_sha": head, "file": SELECTION_FILE, "error": msg }))
+                        .await;
+                    let _ = self
+                        .github
+                        .status(
+                            repo,
+                            head,
+                            StatusState::Failure,
+                            STATUS_CONTEXT,
+                            "selection file refused",
+                        )
+                        .await;
+                    self.say(
+                        repo,
+                        n,
+                        &format!(
+                            "twokey: refused: {msg}
+
+Workflows, steps and commands are defined only in the server's config; nothing was planned for {head}."
+                        ),
+                    )
+                    .await;
+                    return (StatusCode::OK, "refused: selection file".into());
+                }
+            },
+            Err(_) => None,
+        };
+        let projects: Vec<Project> = match (&selection, targets) {
+            (Some(sel), Targets::Changed(_)) => sel.clone(),
+            (Some(sel), Targets::Named(name)) => sel
+                .iter()
+                .filter(|p| name.is_none() || name == Some(p.name.as_str()))
+                .cloned()
+                .collect(),
+            (None, Targets::Changed(files)) => self
+                .config
+                .affected(repo, files)
+                .into_iter()
+                .cloned()
+                .collect(),
+            (None, Targets::Named(name)) => self.projects_for(repo, name),
+        };
+        for p in &projects {
+            self.plan(repo, n, head, p, actor).await;
+        }
+        (
+            StatusCode::OK,
+            format!("planned {} project(s)", projects.len()),
+        )
+    }
+
+    /// The saved plan as a file on this replica: where it was planned if
+    /// that file is here, else restored from the store into this replica's
+    /// workdir (the runner checks its SHA-256 against the plan row either way).
+    async fn local_plan(&self, repo: &str, n: u64, plan: &PlanRow) -> Result<PathBuf, String> {
+        let planned = PathBuf::from(&plan.plan_path);
+        if tokio::fs::try_exists(&planned).await.unwrap_or(false) {
+            return Ok(planned);
+        }
+        let (sha, b64) = self
+            .db
+            .plan_file(repo, n, &plan.project, &plan.head_sha)
+            .await
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| {
+                format!(
+                    "the saved plan of {} is neither here nor in the store",
+                    plan.project
+                )
+            })?;
+        if sha != plan.plan_sha256 {
+            return Err(format!(
+                "the stored plan of {} does not match its plan row",
+                plan.project
+            ));
+        }
+        use base64::Engine;
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(b64)
+            .map_err(|e| format!("the stored plan of {} is corrupt: {e}", plan.project))?;
+        let local = self
+            .workdir()
+            .join("plans")
+            .join(slug(repo))
+            .join(n.to_string())
+            .join(format!("{}-{}.tfplan", plan.project, plan.head_sha));
+        if let Some(parent) = local.parent() {
+            tokio::fs::create_dir_all(parent)
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        tokio::fs::write(&local, bytes)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(local)
     }
 
     /// Plans one project of a pull request at `head`.
@@ -449,6 +764,25 @@ impl Gate {
         {
             return;
         }
+        if ok {
+            // The plan file itself goes to the store too, so any replica
+            // can apply it (its SHA-256 is checked again before use).
+            let stored = match tokio::fs::read(&path).await {
+                Ok(bytes) => {
+                    use base64::Engine;
+                    let b64 = base64::engine::general_purpose::STANDARD.encode(bytes);
+                    self.db
+                        .put_plan_file(repo, n, &p.name, head, &row.plan_sha256, &b64)
+                        .await
+                        .map_err(|e| e.to_string())
+                }
+                Err(e) => Err(e.to_string()),
+            };
+            if let Err(e) = stored {
+                tracing::warn!(%repo, pull = n, error = %e, "gate: cannot store the plan file");
+                return;
+            }
+        }
         if self.db.put_plan(repo, n, &row, self.now()).await.is_err() {
             return;
         }
@@ -485,12 +819,31 @@ impl Gate {
         n: u64,
         who: &str,
         only: Option<&str>,
+        merged: bool,
     ) -> (StatusCode, String) {
         let subj = subject(repo, n);
-        let pull = match self.github.pull(repo, n).await {
+        let mut req = self.config.requirements();
+        if merged {
+            // Once merged, GitHub no longer computes mergeability; branch
+            // protection decided it at merge time.
+            req.require_mergeable = false;
+            req.require_up_to_date = false;
+        }
+        let mut pull = match self.github.pull(repo, n).await {
             Ok(p) => p,
             Err(e) => return (StatusCode::BAD_GATEWAY, e.to_string()),
         };
+        // GitHub answers `mergeable: null` while it computes it after a
+        // push: ask again a few times before refusing as unknown.
+        let mut tries = 0;
+        while pull.mergeable.is_none() && req.require_mergeable && tries < 5 {
+            tokio::time::sleep(self.mergeable_retry).await;
+            tries += 1;
+            pull = match self.github.pull(repo, n).await {
+                Ok(p) => p,
+                Err(e) => return (StatusCode::BAD_GATEWAY, e.to_string()),
+            };
+        }
         let mut reviews = match self.github.reviews(repo, n).await {
             Ok(r) => r,
             Err(e) => return (StatusCode::BAD_GATEWAY, e.to_string()),
@@ -502,15 +855,20 @@ impl Gate {
             }
         }
         let pusher = self.db.pusher(repo, n, &pull.head_sha).await.ok().flatten();
+        let head_authors = match self.github.commit_logins(repo, &pull.head_sha).await {
+            Ok(a) => a,
+            Err(e) => return (StatusCode::BAD_GATEWAY, e.to_string()),
+        };
         let facts = PullFacts {
             head_sha: pull.head_sha.clone(),
             author: pull.author.clone(),
             last_pusher: pusher,
+            head_authors,
             mergeable: pull.mergeable,
             behind: pull.mergeable_state == "behind",
             reviews,
         };
-        let decision = decide(&facts, &self.config.requirements());
+        let decision = decide(&facts, &req);
         if !decision.allowed() {
             let _ = self
                 .record(&subj, "gate.refused", who, true, json!({ "reason": "apply_requirements", "head_sha": pull.head_sha, "decision": decision }))
@@ -573,29 +931,46 @@ impl Gate {
                 .await
             {
                 Ok(true) => {}
-                _ => continue,
+                Ok(false) => {
+                    // Another comment or replica claimed it first.
+                    self.say(
+                        repo,
+                        n,
+                        &format!(
+                            "twokey: `{}` at {} is already being applied by another command; not applying it twice.",
+                            plan.project,
+                            pull.head_sha.get(..7).unwrap_or(&pull.head_sha)
+                        ),
+                    )
+                    .await;
+                    continue;
+                }
+                Err(e) => return (StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
             }
             // Evidence first: no apply without its ledger entry.
             if self
-                .record(&subj, "gate.apply_evidence", who, false, json!({ "project": plan.project, "head_sha": pull.head_sha, "plan_sha256": plan.plan_sha256, "author": pull.author, "last_pusher": facts.last_pusher, "approvals": decision.approvals }))
+                .record(&subj, "gate.apply_evidence", who, false, json!({ "project": plan.project, "head_sha": pull.head_sha, "plan_sha256": plan.plan_sha256, "author": pull.author, "last_pusher": facts.last_pusher, "head_authors": facts.head_authors, "approvals": decision.approvals, "ignored": decision.ignored, "on_merge": merged }))
                 .await
                 .is_err()
             {
                 let _ = self.db.move_plan(repo, n, &plan.project, &pull.head_sha, "applying", "planned").await;
                 return (StatusCode::SERVICE_UNAVAILABLE, "ledger unavailable; not applied".into());
             }
-            let res = match self.tree(repo, n, &pull.head_sha).await {
-                Ok(tree) => self
+            let res = match (
+                self.tree(repo, n, &pull.head_sha).await,
+                self.local_plan(repo, n, &plan).await,
+            ) {
+                (Ok(tree), Ok(plan_path)) => self
                     .runner(&project)
                     .apply(
                         &project,
                         &tree.join(&project.dir),
-                        Path::new(&plan.plan_path),
+                        &plan_path,
                         &plan.plan_sha256,
                     )
                     .await
                     .map_err(|e| e.to_string()),
-                Err(e) => Err(e),
+                (Err(e), _) | (_, Err(e)) => Err(e),
             };
             let (ok, text) = match res {
                 Ok(o) => (o.ok, o.output),
@@ -633,19 +1008,267 @@ impl Gate {
     }
 }
 
+/// The outcome of one project's drift check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DriftOutcome {
+    /// Reality matches the code (`plan -detailed-exitcode` exit 0).
+    InSync,
+    /// Reality differs from the code (exit 2): alerted.
+    Drift,
+    /// The check could not run or the plan failed: alerted.
+    Failed(String),
+    /// Not due yet, or another replica holds it.
+    Skipped,
+}
+
+/// The lines of a plan that say what differs, redacted, at most `max` chars.
+fn drift_summary(text: &str, max: usize) -> String {
+    let keep: Vec<&str> = text
+        .lines()
+        .filter(|l| {
+            let t = l.trim_start();
+            t.starts_with('#')
+                || t.starts_with('+')
+                || t.starts_with('-')
+                || t.starts_with('~')
+                || t.starts_with("Plan:")
+                || t.starts_with("Changes to Outputs")
+                || t.starts_with("Note:")
+        })
+        .collect();
+    let mut s = keep.join("\n");
+    if s.len() > max {
+        let mut cut = max;
+        while !s.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        s.truncate(cut);
+        s.push_str("\n[...]");
+    }
+    s
+}
+
+impl Gate {
+    /// One drift pass: plans the default branch of every project that has
+    /// `drift` on, whose check is due and not held by another replica
+    /// (a lease in `gate_drift`). Exit 2 of `plan -detailed-exitcode`
+    /// (reality differs from the code) and failures are ledger entries that
+    /// alert through the broker's alert sinks; a clean check is a ledger entry
+    /// too.
+    pub async fn drift_once(&self) -> Vec<(String, String, DriftOutcome)> {
+        let Some(interval) = self.config.drift_interval_ms() else {
+            return Vec::new();
+        };
+        let lease = self.config.drift_lease_ms();
+        let projects: Vec<Project> = self
+            .config
+            .project
+            .iter()
+            .filter(|p| p.drift)
+            .cloned()
+            .collect();
+        let mut out = Vec::new();
+        for p in projects {
+            match self
+                .db
+                .claim_drift(
+                    &p.repo,
+                    &p.name,
+                    &p.workspace,
+                    &self.node,
+                    self.now(),
+                    lease,
+                )
+                .await
+            {
+                Ok(true) => {}
+                Ok(false) => {
+                    out.push((p.repo.clone(), p.name.clone(), DriftOutcome::Skipped));
+                    continue;
+                }
+                Err(e) => {
+                    tracing::warn!(repo = %p.repo, project = %p.name, error = %e, "gate: drift claim failed");
+                    continue;
+                }
+            }
+            let (sha, outcome, recorded) = self.drift_check(&p).await;
+            let result = match &outcome {
+                DriftOutcome::InSync => "in_sync",
+                DriftOutcome::Drift => "drift",
+                DriftOutcome::Failed(_) => "failed",
+                DriftOutcome::Skipped => "skipped",
+            };
+            // If the ledger could not be written, try again soon rather
+            // than staying silent for a whole interval.
+            let next = self.now()
+                + if recorded {
+                    interval
+                } else {
+                    interval.min(60_000)
+                };
+            if let Err(e) = self
+                .db
+                .finish_drift(
+                    &p.repo,
+                    &p.name,
+                    &p.workspace,
+                    &self.node,
+                    next,
+                    &sha,
+                    result,
+                )
+                .await
+            {
+                tracing::warn!(repo = %p.repo, project = %p.name, error = %e, "gate: drift release failed");
+            }
+            out.push((p.repo.clone(), p.name.clone(), outcome));
+        }
+        out
+    }
+
+    async fn drift_check(&self, p: &Project) -> (String, DriftOutcome, bool) {
+        let subj = format!("github:{}:drift:{}", p.repo, p.name);
+        let (branch, sha) = match self.github.default_branch(&p.repo).await {
+            Ok(b) => b,
+            Err(e) => {
+                let msg = e.to_string();
+                let ok = self
+                    .record(&subj, "gate.drift_failed", "twokey", true, json!({ "repo": p.repo, "project": p.name, "workspace": p.workspace, "error": msg }))
+                    .await
+                    .is_ok();
+                return (String::new(), DriftOutcome::Failed(msg), ok);
+            }
+        };
+        let res = async {
+            let tree = self.tree(&p.repo, 0, &sha).await?;
+            self.runner(p)
+                .plan_detailed(p, &tree.join(&p.dir))
+                .await
+                .map_err(|e| e.to_string())
+        }
+        .await;
+        let base = json!({ "repo": p.repo, "project": p.name, "workspace": p.workspace, "branch": branch, "sha": sha });
+        let with = |extra: serde_json::Value| {
+            let mut v = base.clone();
+            if let (Some(o), Some(e)) = (v.as_object_mut(), extra.as_object()) {
+                o.extend(e.clone());
+            }
+            v
+        };
+        let (kind, alert, data, outcome) = match res {
+            Ok((0, _)) => (
+                "gate.drift_check",
+                false,
+                with(json!({ "drift": false })),
+                DriftOutcome::InSync,
+            ),
+            Ok((2, text)) => {
+                let shown = redact(&text, &self.config.redact_values);
+                (
+                    "gate.drift",
+                    true,
+                    with(json!({ "drift": true, "summary": drift_summary(&shown, 4000) })),
+                    DriftOutcome::Drift,
+                )
+            }
+            Ok((code, text)) => {
+                let shown = redact(&text, &self.config.redact_values);
+                let msg = format!("plan exited {code}");
+                (
+                    "gate.drift_failed",
+                    true,
+                    with(json!({ "error": msg, "output": drift_summary(&shown, 4000) })),
+                    DriftOutcome::Failed(msg),
+                )
+            }
+            Err(e) => {
+                let msg = redact(&e, &self.config.redact_values);
+                (
+                    "gate.drift_failed",
+                    true,
+                    with(json!({ "error": msg })),
+                    DriftOutcome::Failed(msg),
+                )
+            }
+        };
+        let ok = self
+            .record(&subj, kind, "twokey", alert, data)
+            .await
+            .is_ok();
+        (sha, outcome, ok)
+    }
+
+    /// The drift scheduler: a pass every tenth of `gate.drift_interval`
+    /// (between 0.5 s and 60 s) until `shutdown`. Returns at once when drift
+    /// checks are off.
+    pub async fn run_drift(self: Arc<Self>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+        let Some(interval) = self.config.drift_interval_ms() else {
+            return;
+        };
+        let tick = Duration::from_millis((interval / 10).clamp(500, 60_000) as u64);
+        loop {
+            if *shutdown.borrow() {
+                return;
+            }
+            {
+                // Counted like a delivery, so shutdown waits for the pass.
+                self.inflight.fetch_add(1, Ordering::SeqCst);
+                let _guard = Inflight(self.inflight.clone());
+                self.drift_once().await;
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(tick) => {}
+                _ = shutdown.changed() => {}
+            }
+        }
+    }
+}
+
+/// How long the webhook route waits for a delivery's work before answering
+/// `202 Accepted` (GitHub gives up after 10 s; the work goes on regardless).
+const ANSWER_WITHIN: Duration = Duration::from_secs(8);
+
 /// The webhook route: `POST /v1/gate/github`.
+///
+/// Each delivery is worked on in its own task, so a slow plan or apply is
+/// never cancelled when GitHub closes the connection; the answer is the
+/// result when it is ready within a few seconds, `202` otherwise.
 pub fn router(gate: Arc<Gate>) -> axum::Router {
+    use axum::extract::rejection::BytesRejection;
     use axum::extract::{DefaultBodyLimit, State};
     use axum::routing::post;
     async fn hook(
         State(g): State<Arc<Gate>>,
         headers: HeaderMap,
-        body: axum::body::Bytes,
+        body: Result<axum::body::Bytes, BytesRejection>,
     ) -> (StatusCode, String) {
-        g.handle(&headers, &body).await
+        let body = match body {
+            Ok(b) => b,
+            Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                let d = headers
+                    .get("x-github-delivery")
+                    .and_then(|v| v.to_str().ok())
+                    .map(String::from);
+                return g.too_large(d.as_deref()).await;
+            }
+            Err(e) => return (e.status(), e.body_text()),
+        };
+        g.inflight.fetch_add(1, Ordering::SeqCst);
+        let guard = Inflight(g.inflight.clone());
+        let within = g.answer_within;
+        let task = tokio::spawn(async move {
+            let _guard = guard;
+            g.handle(&headers, &body).await
+        });
+        match tokio::time::timeout(within, task).await {
+            Ok(Ok(r)) => r,
+            Ok(Err(e)) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+            Err(_) => (StatusCode::ACCEPTED, "accepted; working on it".into()),
+        }
     }
+    let limit = gate.config.max_body_bytes;
     axum::Router::new()
         .route("/v1/gate/github", post(hook))
-        .layer(DefaultBodyLimit::max(webhook::MAX_BODY_BYTES))
+        .layer(DefaultBodyLimit::max(limit))
         .with_state(gate)
 }

@@ -7,8 +7,8 @@
 //! - the reviewer's latest decisive review (a later `CHANGES_REQUESTED` or
 //!   `DISMISSED` cancels it; plain comments do not),
 //! - on the current head commit (a new push makes earlier approvals stale),
-//! - by someone other than the pull request's author and other than whoever
-//!   pushed the head commit,
+//! - by someone other than the pull request's author, whoever pushed the
+//!   head commit, and the head commit's author and committer,
 //! - by someone with write permission (write, maintain or admin),
 //!
 //! and `approvals` such reviewers must be distinct identities. Any reviewer
@@ -109,6 +109,11 @@ pub struct PullFacts {
     /// Who pushed the head commit (from the push webhook's sender), if known.
     /// Unknown means no approval can be counted (fail closed).
     pub last_pusher: Option<String>,
+    /// GitHub logins of the head commit's author and committer (they wrote
+    /// the change even when someone else pushed it or opened the pull
+    /// request); their approvals do not count.
+    #[serde(default)]
+    pub head_authors: Vec<String>,
     /// GitHub's `mergeable`; `None` while GitHub is still computing it.
     pub mergeable: Option<bool>,
     /// Whether the head is behind its base branch.
@@ -149,6 +154,11 @@ pub enum Ignored {
     },
     /// The person who pushed the head commit approved it.
     ByLastPusher {
+        /// Reviewer.
+        reviewer: String,
+    },
+    /// The author or committer of the head commit approved it.
+    ByHeadAuthor {
         /// Reviewer.
         reviewer: String,
     },
@@ -252,6 +262,9 @@ impl Decision {
                 Ignored::ByLastPusher { reviewer } => {
                     format!("approval by @{reviewer} ignored: they pushed the head commit")
                 }
+                Ignored::ByHeadAuthor { reviewer } => {
+                    format!("approval by @{reviewer} ignored: they wrote the head commit")
+                }
                 Ignored::NoWritePermission {
                     reviewer,
                     permission,
@@ -314,6 +327,8 @@ pub fn decide(facts: &PullFacts, req: &Requirements) -> Decision {
                     .is_some_and(|p| same(p, &r.reviewer))
                 {
                     ignored.push(Ignored::ByLastPusher { reviewer });
+                } else if facts.head_authors.iter().any(|a| same(a, &r.reviewer)) {
+                    ignored.push(Ignored::ByHeadAuthor { reviewer });
                 } else if !r.permission.can_write() {
                     ignored.push(Ignored::NoWritePermission {
                         reviewer,

@@ -69,6 +69,16 @@ impl Runner {
     }
 
     async fn step(&self, dir: &Path, args: &[String], out: &mut String) -> Result<bool, RunError> {
+        Ok(self.step_code(dir, args, out).await? == 0)
+    }
+
+    /// Runs one step; its exit code (-1 when killed by a signal).
+    async fn step_code(
+        &self,
+        dir: &Path,
+        args: &[String],
+        out: &mut String,
+    ) -> Result<i32, RunError> {
         let mut cmd = tokio::process::Command::new(&self.bin);
         cmd.args(args)
             .current_dir(dir)
@@ -90,7 +100,7 @@ impl Runner {
             .map_err(|e| RunError::Spawn(self.bin.display().to_string(), e.to_string()))?;
         out.push_str(&String::from_utf8_lossy(&res.stdout));
         out.push_str(&String::from_utf8_lossy(&res.stderr));
-        Ok(res.status.success())
+        Ok(res.status.code().unwrap_or(-1))
     }
 
     async fn prepare(
@@ -168,6 +178,33 @@ impl Runner {
             output: plan_out + &if ok { String::new() } else { out },
             plan_sha256: sha,
         })
+    }
+
+    /// A drift check: `plan -detailed-exitcode` without saving a plan.
+    /// Returns the exit code (0 no changes, 2 reality differs from the code,
+    /// anything else a failure) and the output.
+    pub async fn plan_detailed(
+        &self,
+        project: &Project,
+        dir: &Path,
+    ) -> Result<(i32, String), RunError> {
+        let mut out = String::new();
+        if !self.prepare(project, dir, &mut out).await? {
+            return Ok((1, out));
+        }
+        let mut args = vec![
+            "plan".to_string(),
+            "-input=false".into(),
+            "-no-color".into(),
+            "-detailed-exitcode".into(),
+            // Read-only: never hold (or, if cut short, leave behind) the
+            // state lock an apply is waiting for.
+            "-lock=false".into(),
+        ];
+        args.extend(project.plan_args.iter().cloned());
+        let mut plan_out = String::new();
+        let code = self.step_code(dir, &args, &mut plan_out).await?;
+        Ok((code, if code == 1 { out + &plan_out } else { plan_out }))
     }
 
     /// Applies exactly the saved plan at `plan_path`, refusing if its SHA-256

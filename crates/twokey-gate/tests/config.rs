@@ -86,3 +86,100 @@ fn autoplan_follows_changed_files() {
         .affected("acme/infra", &["envs/production/x.tf".into()])
         .is_empty());
 }
+
+#[test]
+fn credentials_drift_and_body_limit_are_checked_with_the_place() {
+    for (bad, want) in [
+        (
+            "[gate]\napp_id = 1\n",
+            "gate.app_id needs gate.app_private_key_file",
+        ),
+        (
+            "[gate]\napp_private_key_file = \"k.pem\"\n",
+            "needs gate.app_id",
+        ),
+        (
+            "[gate]\ntoken = \"t\"\napp_id = 1\napp_private_key_file = \"k.pem\"\n",
+            "not both",
+        ),
+        ("[gate]\ntoken = \"t\"\ntoken_file = \"f\"\n", "not both"),
+        ("[gate]\ndrift_interval = \"soon\"\n", "gate.drift_interval"),
+        ("[gate]\ndrift_interval = \"0s\"\n", "gate.drift_interval"),
+        ("[gate]\nmax_body_bytes = 10\n", "gate.max_body_bytes"),
+    ] {
+        let err = GateConfig::parse_file(bad, "twokey.toml").expect_err(bad);
+        assert!(
+            err.starts_with("twokey.toml: [gate]: ") && err.contains(want),
+            "{bad}: {err}"
+        );
+    }
+    // Syntax and type errors carry the line.
+    let err = GateConfig::parse_file(
+        "listen = \"x\"\n[gate]\napprovals = \"two\"\n",
+        "/etc/twokey.toml",
+    )
+    .expect_err("type");
+    assert!(err.starts_with("/etc/twokey.toml:3:"), "{err}");
+    let err = GateConfig::parse_file("[gate]\nallow = [\"a/b\"]\nsteps = 1\n", "t.toml")
+        .expect_err("unknown");
+    assert!(
+        err.starts_with("t.toml:3:") && err.contains("steps"),
+        "{err}"
+    );
+    // No [gate]: none.
+    assert_eq!(
+        GateConfig::parse_file("listen = \"x\"\n", "t.toml"),
+        Ok(None)
+    );
+    // Good ones.
+    let c = GateConfig::parse_file("[gate]\ndrift_interval = \"6h\"\n", "t.toml")
+        .expect("ok")
+        .expect("some");
+    assert_eq!(c.drift_interval_ms(), Some(6 * 3_600_000));
+    assert_eq!(c.max_body_bytes, 1024 * 1024);
+}
+
+#[test]
+fn secrets_come_from_files_and_must_exist() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let f = dir.path().join("secret");
+    std::fs::write(&f, "a-webhook-secret-of-some-length\n").expect("write");
+    let c = GateConfig::parse(&format!(
+        "[gate]\nwebhook_secret_file = \"{}\"\ntoken_file = \"{}\"\n",
+        f.display(),
+        dir.path().join("missing").display()
+    ))
+    .expect("parses");
+    assert_eq!(
+        c.load_webhook_secret().expect("secret"),
+        b"a-webhook-secret-of-some-length"
+    );
+    let err = c.load_auth().expect_err("missing token file");
+    assert!(
+        err.contains("gate.token_file") && err.contains("cannot read"),
+        "{err}"
+    );
+    let none = GateConfig::parse("[gate]\n").expect("parses");
+    assert!(none
+        .load_webhook_secret()
+        .expect_err("no secret")
+        .contains("gate.webhook_secret_file"));
+    assert!(none
+        .load_auth()
+        .expect_err("no creds")
+        .contains("gate.app_id"));
+    let short = GateConfig::parse("[gate]\nwebhook_secret = \"short\"\n").expect("parses");
+    assert!(short.load_webhook_secret().is_err());
+    let badkey = dir.path().join("k.pem");
+    std::fs::write(&badkey, "not a key").expect("write");
+    let app = GateConfig::parse(&format!(
+        "[gate]\napp_id = 7\napp_private_key_file = \"{}\"\n",
+        badkey.display()
+    ))
+    .expect("parses");
+    let err = app.load_auth().expect_err("bad key");
+    assert!(
+        err.contains("gate.app_private_key_file") && err.contains("RSA private key"),
+        "{err}"
+    );
+}

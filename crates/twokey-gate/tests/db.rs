@@ -140,3 +140,69 @@ async fn migration_gap_then_late_0002_is_accepted() {
         .await
         .expect("late table exists");
 }
+
+/// Drift leases: of many replicas claiming at once, one wins; nobody else
+/// until it finishes (then only when due again) or its lease expires.
+#[tokio::test]
+async fn drift_leases_on_both_databases() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for url in twokey_store::testing::both(dir.path(), "gatedrift").await {
+        let db = GateDb::new(Store::open(&url).await.expect("open"));
+        let claims = futures_join(&db, 100).await;
+        assert_eq!(claims.iter().filter(|c| **c).count(), 1, "{url}");
+        let winner = format!("r{}", claims.iter().position(|c| *c).expect("a winner"));
+        // Held: nobody else, not even later within the lease.
+        assert!(!db
+            .claim_drift("acme/infra", "prod", "default", "late", 150, 1000)
+            .await
+            .expect("claim"));
+        // A replica that does not hold it cannot finish it.
+        assert!(!db
+            .finish_drift("acme/infra", "prod", "default", "late", 0, "s", "drift")
+            .await
+            .expect("finish"));
+        assert!(db
+            .finish_drift("acme/infra", "prod", "default", &winner, 5000, "s", "drift")
+            .await
+            .expect("finish"));
+        // Released but not due until 5000.
+        assert!(!db
+            .claim_drift("acme/infra", "prod", "default", "late", 4999, 1000)
+            .await
+            .expect("claim"));
+        assert!(db
+            .claim_drift("acme/infra", "prod", "default", "late", 5000, 1000)
+            .await
+            .expect("claim"));
+        // `late` dies; its lease runs out at 6000.
+        assert!(!db
+            .claim_drift("acme/infra", "prod", "default", "other", 6000, 1000)
+            .await
+            .expect("claim"));
+        assert!(db
+            .claim_drift("acme/infra", "prod", "default", "other", 6001, 1000)
+            .await
+            .expect("claim"));
+    }
+}
+
+async fn futures_join(db: &GateDb, at: i64) -> Vec<bool> {
+    let mut set = tokio::task::JoinSet::new();
+    for i in 0..8 {
+        let db = db.clone();
+        set.spawn(async move {
+            (
+                i,
+                db.claim_drift("acme/infra", "prod", "default", &format!("r{i}"), at, 1000)
+                    .await
+                    .expect("claim"),
+            )
+        });
+    }
+    let mut out = vec![false; 8];
+    while let Some(r) = set.join_next().await {
+        let (i, won) = r.expect("task");
+        out[i] = won;
+    }
+    out
+}

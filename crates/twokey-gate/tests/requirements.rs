@@ -22,6 +22,7 @@ fn facts(reviews: Vec<Review>) -> PullFacts {
         head_sha: HEAD.into(),
         author: "alice".into(),
         last_pusher: Some("alice".into()),
+        head_authors: vec![],
         mergeable: Some(true),
         behind: false,
         reviews,
@@ -112,6 +113,7 @@ fn each_attack_is_refused_and_honest_approval_passes() {
             name: "approval by the person who pushed the head commit",
             facts: PullFacts {
                 last_pusher: Some("mallory".into()),
+                head_authors: vec![],
                 ..facts(vec![review("mallory", HEAD, Approved, Write)])
             },
             req: one,
@@ -122,9 +124,23 @@ fn each_attack_is_refused_and_honest_approval_passes() {
             expect_refusal: None,
         },
         Case {
+            name: "approval by the author of the head commit, pushed and opened by someone else",
+            facts: PullFacts {
+                head_authors: vec!["Mallory".into()],
+                ..facts(vec![review("mallory", HEAD, Approved, Write)])
+            },
+            req: one,
+            allowed: false,
+            expect_ignored: Some(Ignored::ByHeadAuthor {
+                reviewer: "mallory".into(),
+            }),
+            expect_refusal: None,
+        },
+        Case {
             name: "unknown pusher fails closed",
             facts: PullFacts {
                 last_pusher: None,
+                head_authors: vec![],
                 ..facts(vec![review("bob", HEAD, Approved, Write)])
             },
             req: one,

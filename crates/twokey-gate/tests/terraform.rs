@@ -63,6 +63,7 @@ fn project(workspace: &str) -> Project {
         plan_args: vec![],
         apply_args: vec![],
         autoplan: true,
+        drift: true,
     }
 }
 

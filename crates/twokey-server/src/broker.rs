@@ -918,6 +918,32 @@ impl Broker {
                 Severity::Warning,
                 format!("Applying grant {} keeps failing", e.subject),
             ),
+            "gate.drift" => (
+                Severity::Critical,
+                format!(
+                    "Drift: {} project {} on {} differs from the code",
+                    e.data["repo"].as_str().unwrap_or("?"),
+                    e.data["project"].as_str().unwrap_or("?"),
+                    e.data["branch"].as_str().unwrap_or("?")
+                ),
+            ),
+            "gate.drift_failed" => (
+                Severity::Warning,
+                format!(
+                    "Drift check of {} project {} failed",
+                    e.data["repo"].as_str().unwrap_or("?"),
+                    e.data["project"].as_str().unwrap_or("?")
+                ),
+            ),
+            "gate.refused" => (
+                Severity::Warning,
+                format!(
+                    "Deploy gate refused {} ({}) by {}",
+                    e.subject,
+                    e.data["reason"].as_str().unwrap_or("?"),
+                    e.actor
+                ),
+            ),
             other => (Severity::Warning, format!("{other}: {}", e.subject)),
         };
         let is_request = e.subject.starts_with("req-");

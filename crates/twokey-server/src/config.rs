@@ -38,6 +38,9 @@ pub struct Config {
     /// `[sso]`: the OpenID Connect provider of the web UI (read by `twokey-web`).
     #[serde(default)]
     pub sso: Option<toml::Table>,
+    /// `[gate]`: the deploy gate (read, with line numbers, by `twokey-gate`).
+    #[serde(default)]
+    pub gate: Option<toml::Table>,
 }
 
 /// `[alerts]`.

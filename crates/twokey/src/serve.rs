@@ -86,6 +86,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<i32> {
         ..Default::default()
     };
     let mut ledger_cfg = twokey_server::checkpoints::LedgerConfig::default();
+    let mut gate_cfg: Option<twokey_gate::config::GateConfig> = None;
     let key_default: PathBuf;
     let (store, policy, listen, sinks, mut opts, dev_dir) = if args.dev {
         let listen = args
@@ -120,6 +121,13 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<i32> {
             bail!("give --config twokey.toml, or --dev for a local instance")
         };
         let cfg = load_config(cfg_path)?;
+        if cfg.gate.is_some() {
+            let text = std::fs::read_to_string(cfg_path)
+                .with_context(|| format!("cannot read {}", cfg_path.display()))?;
+            gate_cfg =
+                twokey_gate::config::GateConfig::parse_file(&text, &cfg_path.display().to_string())
+                    .map_err(anyhow::Error::msg)?;
+        }
         let text = std::fs::read_to_string(&cfg.policy)
             .with_context(|| format!("cannot read policy {}", cfg.policy))?;
         let policy = Policy::parse(&text, &cfg.policy).map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -166,6 +174,17 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<i32> {
         },
         dev_login: args.dev,
     };
+    let gate = match gate_cfg {
+        Some(g) => {
+            let file = args
+                .config
+                .as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default();
+            Some(build_gate(g, store.clone(), &opts.node, &file)?)
+        }
+        None => None,
+    };
     let clock: Arc<dyn twokey_server::Clock> = Arc::new(SystemClock);
     let checkpointer =
         crate::audit::checkpointer(&ledger_cfg, &key_default, store.clone(), clock).await?;
@@ -199,9 +218,69 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<i32> {
         }
         let _ = tx.send(true);
     });
-    let ui = twokey_web::router(broker.clone(), web);
+    let mut ui = twokey_web::router(broker.clone(), web);
+    if let Some(g) = &gate {
+        ui = ui.merge(twokey_gate::router(g.clone()));
+        tokio::spawn(g.clone().run_drift(rx.clone()));
+        tracing::info!(
+            projects = g.config.project.len(),
+            drift = g.config.drift_interval.as_deref().unwrap_or("off"),
+            "deploy gate on /v1/gate/github"
+        );
+    }
     twokey_server::serve_all(broker, ui, listener, rx, Some(checkpointer)).await?;
+    if let Some(g) = &gate {
+        // Never cut a running plan or apply short at shutdown.
+        g.drain(Duration::from_secs(3600)).await;
+    }
     Ok(0)
+}
+
+/// The deploy gate from `[gate]`: credentials, GitHub client, checkouts
+/// through the REST API, on the broker's store (so its ledger entries are
+/// the same ledger's and its alerts go through the same sinks).
+fn build_gate(
+    mut cfg: twokey_gate::config::GateConfig,
+    store: Store,
+    node: &str,
+    file: &str,
+) -> anyhow::Result<Arc<twokey_gate::Gate>> {
+    use twokey_gate::github::{GitHub, RestGitHub};
+    let secret = cfg
+        .load_webhook_secret()
+        .map_err(|e| anyhow::anyhow!("{file}: [gate]: {e}"))?;
+    let auth = cfg
+        .load_auth()
+        .map_err(|e| anyhow::anyhow!("{file}: [gate]: {e}"))?;
+    let github: Arc<dyn GitHub> = Arc::new(
+        RestGitHub::with_auth(&cfg.api_url, auth)
+            .map_err(|e| anyhow::anyhow!("{file}: [gate]: {e}"))?,
+    );
+    std::fs::create_dir_all(&cfg.workdir).with_context(|| {
+        format!(
+            "{file}: [gate]: cannot create workdir {:?} (gate.workdir)",
+            cfg.workdir
+        )
+    })?;
+    // Plans are saved and applied from inside checkouts: the path must be absolute.
+    cfg.workdir = std::fs::canonicalize(&cfg.workdir)
+        .with_context(|| format!("{file}: [gate]: gate.workdir {:?}", cfg.workdir))?
+        .display()
+        .to_string();
+    let checkout = Arc::new(twokey_gate::gate::ApiCheckout {
+        github: github.clone(),
+        max_bytes: 512 << 20,
+    });
+    Ok(Arc::new(
+        twokey_gate::Gate::new(
+            cfg,
+            secret,
+            twokey_gate::db::GateDb::new(store),
+            github,
+            checkout,
+        )
+        .with_node(node),
+    ))
 }
 
 fn load_config(path: &Path) -> anyhow::Result<Config> {
