@@ -170,7 +170,7 @@ pub fn decide(
             r.activated_at
                 .is_some_and(|a| a <= listed_at.saturating_sub(grace_ms))
         })
-        .filter(|r| r.ends_at.map_or(true, |e| e > listed_at))
+        .filter(|r| !matches!(r.ends_at, Some(e) if e <= listed_at))
         .filter(|r| {
             !covered_ids.contains(r.id.as_str())
                 && !covered_people.contains(r.requester_name.as_str())
