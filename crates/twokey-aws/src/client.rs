@@ -357,6 +357,53 @@ mod tests {
         assert!(c.validate("x").is_err());
     }
 
+    fn service(code: &str) -> ProviderError {
+        use aws_sdk_iam::operation::get_role::GetRoleError;
+        let meta = aws_smithy_types::error::ErrorMetadata::builder()
+            .code(code)
+            .message("from AWS")
+            .build();
+        aws_error(
+            "GetRole",
+            "target role r",
+            SdkError::<GetRoleError, ()>::service_error(GetRoleError::generic(meta), ()),
+        )
+    }
+
+    #[test]
+    fn throttling_is_retried_denials_and_missing_are_named() {
+        for code in [
+            "Throttling",
+            "ThrottlingException",
+            "RequestLimitExceeded",
+            "TooManyRequestsException",
+        ] {
+            let e = service(code);
+            assert!(e.retryable, "{code}: {}", e.message);
+            assert!(
+                e.message.contains("will retry") && e.message.contains(code),
+                "{}",
+                e.message
+            );
+        }
+        let e = service("AccessDenied");
+        assert!(!e.retryable);
+        assert!(
+            e.message.contains("lack permission") && e.message.contains("target role r"),
+            "{}",
+            e.message
+        );
+        let e = service("NoSuchEntity");
+        assert!(!e.retryable);
+        assert!(e.message.contains("does not exist"), "{}", e.message);
+        let e = aws_error(
+            "GetRole",
+            "target role r",
+            SdkError::<aws_sdk_iam::operation::get_role::GetRoleError, ()>::timeout_error("slow"),
+        );
+        assert!(e.retryable, "{}", e.message);
+    }
+
     #[test]
     fn iso() {
         assert_eq!(iso8601(0).expect("time"), "1970-01-01T00:00:00Z");

@@ -230,6 +230,29 @@ pub fn revoked_policy(people: &BTreeMap<String, String>) -> String {
     json!({"Version": "2012-10-17", "Statement": statements}).to_string()
 }
 
+/// Whether a policy document has an `Allow` statement whose `Resource` is
+/// `role_arn` or `*` (a document that does not parse counts as allowing: it
+/// is under a twokey name and nobody can say what it does).
+pub fn allows_on(doc: &str, role_arn: &str) -> bool {
+    let Ok(v) = serde_json::from_str::<Value>(doc) else {
+        return true;
+    };
+    let statements = match &v["Statement"] {
+        Value::Array(a) => a.clone(),
+        s @ Value::Object(_) => vec![s.clone()],
+        _ => vec![],
+    };
+    statements.iter().any(|s| {
+        let allow = s["Effect"].as_str() == Some("Allow");
+        let hits = |r: &Value| r.as_str().is_some_and(|r| r == role_arn || r == "*");
+        let res = match &s["Resource"] {
+            Value::Array(a) => a.iter().any(hits),
+            r => hits(r),
+        };
+        allow && res
+    })
+}
+
 /// IAM returns policy documents URL-encoded; decodes `%XX` (and leaves plain
 /// JSON alone).
 pub fn decode_policy(doc: &str) -> String {
@@ -403,6 +426,17 @@ impl AssumeRoleProvider {
         p: &Principal,
         name: &str,
     ) -> Result<bool, ProviderError> {
+        Ok(self.policy_doc(arn, p, name).await?.is_some())
+    }
+
+    /// The (decoded) document of an inline policy; `None` when the policy or
+    /// the principal does not exist (either way: no access through it).
+    async fn policy_doc(
+        &self,
+        arn: &str,
+        p: &Principal,
+        name: &str,
+    ) -> Result<Option<String>, ProviderError> {
         let c = self.gateway().await;
         let what = format!("principal {arn}");
         let res = match p {
@@ -412,7 +446,7 @@ impl AssumeRoleProvider {
                 .policy_name(name)
                 .send()
                 .await
-                .map(|_| ())
+                .map(|o| o.policy_document().to_string())
                 .map_err(|e| {
                     (
                         error_code(&e) == Some("NoSuchEntity"),
@@ -425,7 +459,7 @@ impl AssumeRoleProvider {
                 .policy_name(name)
                 .send()
                 .await
-                .map(|_| ())
+                .map(|o| o.policy_document().to_string())
                 .map_err(|e| {
                     (
                         error_code(&e) == Some("NoSuchEntity"),
@@ -434,10 +468,8 @@ impl AssumeRoleProvider {
                 }),
         };
         match res {
-            Ok(()) => Ok(true),
-            // A missing policy, or a missing principal: either way no access
-            // through this grant.
-            Err((true, _)) => Ok(false),
+            Ok(doc) => Ok(Some(decode_policy(&doc))),
+            Err((true, _)) => Ok(None),
             Err((false, e)) => Err(e),
         }
     }
@@ -609,12 +641,18 @@ impl Provider for AssumeRoleProvider {
             .await?;
         Ok(Presence::of(present))
     }
+
+    fn reconciler(&self) -> Option<&dyn Reconcile> {
+        Some(self)
+    }
 }
 
 #[async_trait]
 impl Reconcile for AssumeRoleProvider {
-    /// Inline policies named `twokey-*` on the mapped principals (the deny
-    /// policy is not access and is not listed).
+    /// Inline policies named `twokey-*` on the mapped principals that allow
+    /// something on this target's role (or on `*`). Policies for other roles
+    /// belong to other entitlements that share the principals; the deny
+    /// policy is not access and is not listed.
     async fn list_present(&self) -> Result<Vec<Found>, ProviderError> {
         let mut found = Vec::new();
         for (who, (arn, p)) in &self.config.principals {
@@ -622,6 +660,10 @@ impl Reconcile for AssumeRoleProvider {
                 if let Some(id) = name.strip_prefix(POLICY_PREFIX) {
                     if name == REVOKED_POLICY {
                         continue;
+                    }
+                    match self.policy_doc(arn, p, &name).await? {
+                        Some(doc) if allows_on(&doc, &self.config.role_arn) => {}
+                        _ => continue,
                     }
                     found.push(Found {
                         request_ids: vec![id.to_string()],
@@ -698,6 +740,28 @@ mod tests {
         let c = &v["Statement"][0]["Condition"];
         assert_eq!(c["DateLessThan"]["aws:CurrentTime"], "2026-01-01T00:00:00Z");
         assert_eq!(c["StringEquals"]["sts:SourceIdentity"], "alice");
+    }
+
+    #[test]
+    fn policies_for_other_roles_are_not_this_targets() {
+        let role = "arn:aws:iam::1:role/r";
+        assert!(allows_on(
+            &grant_policy(role, "2026-01-01T00:00:00Z", "a"),
+            role
+        ));
+        assert!(!allows_on(
+            &grant_policy("arn:aws:iam::1:role/other", "2026-01-01T00:00:00Z", "a"),
+            role
+        ));
+        assert!(allows_on(
+            r#"{"Statement": {"Effect": "Allow", "Action": "*", "Resource": ["x", "*"]}}"#,
+            role
+        ));
+        assert!(!allows_on(
+            r#"{"Statement": [{"Effect": "Deny", "Action": "*", "Resource": "*"}]}"#,
+            role
+        ));
+        assert!(allows_on("not json", role));
     }
 
     #[test]

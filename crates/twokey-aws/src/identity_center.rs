@@ -380,6 +380,10 @@ impl Provider for IdentityCenterProvider {
         let user = self.user_of(&spec.requester_name)?;
         Ok(Presence::of(self.is_assigned(user).await?))
     }
+
+    fn reconciler(&self) -> Option<&dyn Reconcile> {
+        Some(self)
+    }
 }
 
 #[async_trait]

@@ -9,9 +9,10 @@
 //! - [`identity_center`] (`aws_identity_center`): an IAM Identity Center account
 //!   assignment of a permission set to the requester's user.
 //!
-//! Every provider also implements [`Reconcile`]: it lists the twokey-owned
-//! access present at its target so a reconciler can compare it with the active
-//! grants ([`reconcile`]) and remove what no active grant covers.
+//! Every provider also implements [`Reconcile`] and returns it from
+//! `Provider::reconciler`: it lists the twokey-owned access present at its
+//! target so the server's reconciler can compare it with the grants
+//! ([`decide`]) and remove what no grant covers.
 //!
 //! Register them with the broker's [`twokey_providers::Registry`]:
 //!
@@ -27,7 +28,7 @@ pub mod identity_center;
 pub mod reconcile;
 pub mod security_group;
 
-pub use reconcile::{reconcile, Active, Found, Reconcile, Reconciliation};
+pub use reconcile::{decide, reconcile, Active, Found, Reconcile, Reconciliation};
 
 /// Registers `aws_iam_assume`, `aws_security_group` and `aws_identity_center`.
 pub fn register(registry: &mut twokey_providers::Registry) {

@@ -489,6 +489,10 @@ impl Provider for SecurityGroupProvider {
         });
         Ok(Presence::of(present))
     }
+
+    fn reconciler(&self) -> Option<&dyn Reconcile> {
+        Some(self)
+    }
 }
 
 #[async_trait]

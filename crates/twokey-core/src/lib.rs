@@ -10,6 +10,7 @@
 pub mod identity;
 pub mod policy;
 pub mod proposal;
+pub mod reconcile;
 pub mod request;
 pub mod time;
 

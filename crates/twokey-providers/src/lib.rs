@@ -120,6 +120,28 @@ pub trait Provider: Send + Sync {
     fn can_check(&self) -> bool {
         true
     }
+
+    /// The provider's reconcile capability: listing the twokey-owned access
+    /// present at its target and removing what no grant covers. `None` (the
+    /// default) means the provider cannot list its target, and the server's
+    /// reconciler skips its entitlements.
+    fn reconciler(&self) -> Option<&dyn Reconcile> {
+        None
+    }
+}
+
+pub use twokey_core::reconcile::Found;
+
+/// Listing and removing twokey-owned access at a target, for the server's
+/// reconciler (which decides with [`twokey_core::reconcile::decide`] what no
+/// grant covers). A provider offers it through [`Provider::reconciler`].
+#[async_trait]
+pub trait Reconcile: Send + Sync {
+    /// The twokey-owned access present at the target.
+    async fn list_present(&self) -> Result<Vec<Found>, ProviderError>;
+    /// Removes access the reconciler found uncovered (and ends its live
+    /// sessions where the target allows). Idempotent.
+    async fn remove(&self, found: &Found) -> Result<(), ProviderError>;
 }
 
 /// Builds a provider from an entitlement's `[entitlement.target]` table.

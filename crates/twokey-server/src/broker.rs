@@ -45,6 +45,12 @@ pub struct BrokerOptions {
     pub poll_ms: u64,
     /// Base URL of the web UI/API, for links in alerts.
     pub public_url: String,
+    /// Time between reconciler passes ([`crate::reconciler`]); 0 turns the
+    /// reconciler off.
+    pub reconcile_interval_ms: i64,
+    /// How long after activation an active grant whose access is not at its
+    /// target is reported missing.
+    pub reconcile_grace_ms: i64,
 }
 
 impl Default for BrokerOptions {
@@ -57,6 +63,8 @@ impl Default for BrokerOptions {
             alert_after_failures: 3,
             poll_ms: 250,
             public_url: "http://127.0.0.1:8080".into(),
+            reconcile_interval_ms: crate::reconciler::DEFAULT_INTERVAL_MS,
+            reconcile_grace_ms: crate::reconciler::DEFAULT_GRACE_MS,
         }
     }
 }
@@ -180,6 +188,11 @@ impl Broker {
     /// The store.
     pub fn store(&self) -> &Store {
         &self.store
+    }
+
+    /// The broker's tunables.
+    pub fn options(&self) -> &BrokerOptions {
+        &self.opts
     }
 
     /// Now, by the broker's clock.
@@ -942,6 +955,39 @@ impl Broker {
                     e.subject,
                     e.data["reason"].as_str().unwrap_or("?"),
                     e.actor
+                ),
+            ),
+            "reconcile.uncovered" => (
+                Severity::Critical,
+                format!(
+                    "Access without a twokey grant at {} ({}): removing it",
+                    e.data["resource"].as_str().unwrap_or("?"),
+                    e.data["entitlement"].as_str().unwrap_or("?")
+                ),
+            ),
+            "reconcile.remove_failed" => (
+                Severity::Critical,
+                format!(
+                    "Could not remove access without a twokey grant at {} ({}): {}",
+                    e.data["resource"].as_str().unwrap_or("?"),
+                    e.data["entitlement"].as_str().unwrap_or("?"),
+                    e.data["error"].as_str().unwrap_or("?")
+                ),
+            ),
+            "reconcile.missing" => (
+                Severity::Warning,
+                format!(
+                    "Grant {} ({}) is active but its access is missing at the target",
+                    e.subject,
+                    e.data["entitlement"].as_str().unwrap_or("?")
+                ),
+            ),
+            "reconcile.list_failed" => (
+                Severity::Warning,
+                format!(
+                    "Reconciler cannot read the target of {}: {}",
+                    e.data["entitlement"].as_str().unwrap_or("?"),
+                    e.data["error"].as_str().unwrap_or("?")
                 ),
             ),
             other => (Severity::Warning, format!("{other}: {}", e.subject)),

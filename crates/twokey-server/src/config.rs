@@ -6,6 +6,9 @@
 //! policy = "/etc/twokey/policy.toml"
 //! public_url = "https://twokey.example.com"
 //!
+//! [reconciler]
+//! interval = "5m"
+//!
 //! [[alerts.sink]]
 //! kind = "webhook"
 //! url = "https://hooks.example.com/twokey"
@@ -41,6 +44,71 @@ pub struct Config {
     /// `[gate]`: the deploy gate (read, with line numbers, by `twokey-gate`).
     #[serde(default)]
     pub gate: Option<toml::Table>,
+    /// `[reconciler]`: the periodic check of targets against grants.
+    #[serde(default)]
+    pub reconciler: ReconcilerConfig,
+}
+
+/// `[reconciler]`.
+///
+/// ```toml
+/// [reconciler]
+/// interval = "5m"   # time between passes (default 5m)
+/// grace = "1m"      # an active grant is reported missing only this long after activation
+/// enabled = true    # false turns the reconciler off
+/// ```
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReconcilerConfig {
+    /// Time between passes.
+    #[serde(default = "default_interval")]
+    pub interval: String,
+    /// Grace after activation before a grant is reported missing.
+    #[serde(default = "default_grace")]
+    pub grace: String,
+    /// Whether the reconciler runs.
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+}
+
+impl Default for ReconcilerConfig {
+    fn default() -> Self {
+        Self {
+            interval: default_interval(),
+            grace: default_grace(),
+            enabled: true,
+        }
+    }
+}
+
+fn default_interval() -> String {
+    "5m".into()
+}
+
+fn default_grace() -> String {
+    "1m".into()
+}
+
+fn default_true() -> bool {
+    true
+}
+
+impl ReconcilerConfig {
+    /// `(interval_ms, grace_ms)`; interval 0 when disabled. Errors name the
+    /// setting.
+    pub fn millis(&self) -> Result<(i64, i64), String> {
+        let interval = twokey_core::time::parse_duration(&self.interval)
+            .map_err(|e| format!("[reconciler] interval: {e}"))?;
+        let grace = twokey_core::time::parse_duration(&self.grace)
+            .map_err(|e| format!("[reconciler] grace: {e}"))?;
+        if self.enabled && interval < 1_000 {
+            return Err(format!(
+                "[reconciler] interval = {:?} is shorter than 1s",
+                self.interval
+            ));
+        }
+        Ok((if self.enabled { interval } else { 0 }, grace))
+    }
 }
 
 /// `[alerts]`.
@@ -62,6 +130,10 @@ fn default_public_url() -> String {
 impl Config {
     /// Parses a config file's text.
     pub fn parse(text: &str, file: &str) -> Result<Config, String> {
-        toml::from_str(text).map_err(|e| format!("{file}: {}", e.message()))
+        let cfg: Config = toml::from_str(text).map_err(|e| format!("{file}: {}", e.message()))?;
+        cfg.reconciler
+            .millis()
+            .map_err(|e| format!("{file}: {e}"))?;
+        Ok(cfg)
     }
 }

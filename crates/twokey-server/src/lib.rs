@@ -14,6 +14,7 @@ pub mod config;
 pub mod dev;
 pub mod error;
 pub mod metrics;
+pub mod reconciler;
 
 pub use broker::{Broker, BrokerOptions};
 pub use clock::{Clock, SystemClock};
@@ -73,7 +74,7 @@ pub async fn serve_with_ledger(
 }
 
 /// Everything: the API with `extra` routes (the web UI) merged in, the
-/// scheduler, and the ledger checkpointer when given.
+/// scheduler, the reconciler, and the ledger checkpointer when given.
 pub async fn serve_all(
     broker: std::sync::Arc<Broker>,
     extra: axum::Router,
@@ -83,6 +84,7 @@ pub async fn serve_all(
 ) -> anyhow::Result<()> {
     let cps = checkpointer.map(|c| tokio::spawn(c.run(shutdown.clone())));
     let sched = tokio::spawn(broker.clone().run_scheduler(shutdown.clone()));
+    let recon = tokio::spawn(reconciler::Reconciler::new(broker.clone()).run(shutdown.clone()));
     let mut stop = shutdown.clone();
     axum::serve(listener, api::router(broker).merge(extra))
         .with_graceful_shutdown(async move {
@@ -90,6 +92,7 @@ pub async fn serve_all(
         })
         .await?;
     let _ = sched.await;
+    let _ = recon.await;
     if let Some(c) = cps {
         let _ = c.await;
     }

@@ -513,6 +513,64 @@ impl Store {
             .collect()
     }
 
+    /// Requests of one entitlement in some states (the reconciler's view of a
+    /// target's grants).
+    pub async fn requests_of(
+        &self,
+        entitlement: &str,
+        states: &[State],
+    ) -> Result<Vec<Request>, StoreError> {
+        let ph: Vec<String> = (0..states.len()).map(|i| format!("${}", i + 2)).collect();
+        let sql = format!(
+            "SELECT doc FROM requests WHERE entitlement = $1 AND state IN ({}) ORDER BY created_at, id",
+            ph.join(", ")
+        );
+        let mut q = sqlx::query(&sql).bind(entitlement.to_string());
+        for s in states {
+            q = q.bind(s.as_str());
+        }
+        let rows = q.fetch_all(&self.pool).await?;
+        rows.iter().map(decode_request).collect()
+    }
+
+    /// Takes or renews the named lease for `owner` until `now + ttl_ms`.
+    /// Returns whether `owner` holds it: it was free, lapsed, or already
+    /// `owner`'s. One replica at a time does the work a lease guards.
+    pub async fn try_lease(
+        &self,
+        name: &str,
+        owner: &str,
+        now: Millis,
+        ttl_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let row = sqlx::query(
+            "INSERT INTO leases (name, lease_owner, lease_until) VALUES ($1, $2, $3) \
+             ON CONFLICT (name) DO UPDATE SET lease_owner = excluded.lease_owner, lease_until = excluded.lease_until \
+             WHERE leases.lease_until < $4 OR leases.lease_owner = excluded.lease_owner \
+             RETURNING lease_owner",
+        )
+        .bind(name)
+        .bind(owner)
+        .bind(now.saturating_add(ttl_ms))
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(match row {
+            Some(r) => r.try_get::<String, _>(0)? == owner,
+            None => false,
+        })
+    }
+
+    /// Gives up the named lease if `owner` holds it (at shutdown).
+    pub async fn release_lease(&self, name: &str, owner: &str) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM leases WHERE name = $1 AND lease_owner = $2")
+            .bind(name)
+            .bind(owner)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     /// Claims up to `limit` requests whose scheduled work is due, leasing them to
     /// `owner` until `now + lease_ms`. Another replica cannot claim them until
     /// the lease lapses or the owner commits.

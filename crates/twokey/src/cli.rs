@@ -385,7 +385,7 @@ fn policy_check(file: &PathBuf, json_out: bool) -> anyhow::Result<i32> {
         .map_err(|e| e.issues)
         .and_then(|p| {
             // Provider settings are checked by building each provider (no connection is made).
-            let reg = twokey_providers::Registry::with_builtin();
+            let reg = crate::serve::registry();
             twokey_server::broker::load_policy(p.clone(), &reg, &Default::default(), &name)
                 .map(|_| p)
                 .map_err(|e| {

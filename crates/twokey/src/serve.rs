@@ -74,7 +74,7 @@ async fn pg_reachable(url: &str) -> bool {
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<i32> {
     init_tracing();
-    let registry = Registry::with_builtin();
+    let registry = registry();
     let mut ctx = ProviderContext::default();
     let opts = BrokerOptions {
         lease_ms: args.lease_ms,
@@ -150,6 +150,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<i32> {
         }
         let mut o = opts;
         o.public_url = cfg.public_url.clone();
+        let (interval, grace) = cfg.reconciler.millis().map_err(anyhow::Error::msg)?;
+        o.reconcile_interval_ms = interval;
+        o.reconcile_grace_ms = grace;
         (
             store,
             policy,
@@ -281,6 +284,14 @@ fn build_gate(
         )
         .with_node(node),
     ))
+}
+
+/// Every provider kind this binary knows: the built-in ones and the AWS
+/// providers (`aws_iam_assume`, `aws_security_group`, `aws_identity_center`).
+pub fn registry() -> Registry {
+    let mut r = Registry::with_builtin();
+    twokey_aws::register(&mut r);
+    r
 }
 
 fn load_config(path: &Path) -> anyhow::Result<Config> {

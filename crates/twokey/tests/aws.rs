@@ -1,0 +1,991 @@
+//! The AWS providers end to end through the real binary: `twokey serve
+//! --config` with a policy using `aws_iam_assume`, `aws_security_group` and
+//! `aws_identity_center` against a real moto server, driven by the CLI
+//! (`twokey request`, a second person's `twokey approve`, `twokey show`,
+//! `twokey audit show`), with the state checked at moto through the AWS SDK.
+//! Also the reconciler, the alert webhook and AWS errors on the request.
+
+mod support;
+
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Arc, Mutex, Once};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use support::{wait_until, Server, TestEnv, BIN};
+use twokey_aws::client::Connection;
+
+const ACCOUNT: &str = "123456789012";
+const SSO_ACCOUNT: &str = "111122223333";
+const ROLE: &str = "prod-admin";
+const ALICE_IP: &str = "203.0.113.7/32";
+
+static ENV: Once = Once::new();
+
+/// The gateway's credentials, through the SDK's default chain (environment),
+/// for the test's own SDK clients and, inherited, for `twokey serve`.
+fn aws_env() {
+    ENV.call_once(|| {
+        std::env::set_var("AWS_ACCESS_KEY_ID", "AKIDTESTING");
+        std::env::set_var("AWS_SECRET_ACCESS_KEY", "testing");
+        std::env::set_var("AWS_EC2_METADATA_DISABLED", "true");
+        std::env::set_var("AWS_CONFIG_FILE", "/nonexistent/twokey-test");
+        std::env::set_var("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/twokey-test");
+        std::env::remove_var("AWS_PROFILE");
+        std::env::remove_var("AWS_SESSION_TOKEN");
+    });
+}
+
+fn moto_bin() -> PathBuf {
+    if let Ok(p) = std::env::var("MOTO_SERVER") {
+        return PathBuf::from(p);
+    }
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.venv/moto/bin/moto_server")
+}
+
+/// A moto server on a free loopback port; killed on drop.
+struct Moto {
+    child: Child,
+    port: u16,
+}
+
+impl Moto {
+    /// Starts moto, or returns `None` when it is not installed (under `CI`
+    /// that is a failure, not a skip).
+    fn start() -> Option<Moto> {
+        aws_env();
+        let bin = moto_bin();
+        if !bin.exists() {
+            let why = format!(
+                "moto server not found at {} (set MOTO_SERVER or run scripts/setup-moto.sh)",
+                bin.display()
+            );
+            if std::env::var_os("CI").is_some() {
+                panic!("{why}");
+            }
+            eprintln!("SKIPPED: {why}");
+            return None;
+        }
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("free port");
+        let child = Command::new(&bin)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start moto_server");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "moto did not start on {port}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Some(Moto { child, port })
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    async fn sdk(&self) -> aws_config::SdkConfig {
+        Connection {
+            endpoint_url: Some(self.url()),
+            region: Some("us-east-1".into()),
+            ..Default::default()
+        }
+        .load()
+        .await
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A local webhook receiver: the bodies of the alerts it got.
+async fn receiver() -> (String, Arc<Mutex<Vec<Value>>>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let got: Arc<Mutex<Vec<Value>>> = Arc::default();
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = l.local_addr().expect("addr");
+    let g = got.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut s, _)) = l.accept().await else {
+                return;
+            };
+            let g = g.clone();
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                loop {
+                    let Ok(n) = s.read(&mut chunk).await else {
+                        return;
+                    };
+                    if n == 0 {
+                        return;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                    let text = String::from_utf8_lossy(&buf).to_string();
+                    let Some(end) = text.find("\r\n\r\n") else {
+                        continue;
+                    };
+                    let len = text[..end]
+                        .lines()
+                        .find_map(|l| {
+                            let (k, v) = l.split_once(':')?;
+                            k.eq_ignore_ascii_case("content-length")
+                                .then(|| v.trim().parse::<usize>().ok())
+                                .flatten()
+                        })
+                        .unwrap_or(0);
+                    if buf.len() < end + 4 + len {
+                        continue;
+                    }
+                    let body = &buf[end + 4..end + 4 + len];
+                    if let Ok(v) = serde_json::from_slice::<Value>(body) {
+                        g.lock().expect("lock").push(v);
+                    }
+                    let _ = s
+                        .write_all(
+                            b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok",
+                        )
+                        .await;
+                    return;
+                }
+            });
+        }
+    });
+    (format!("http://{addr}/hook"), got)
+}
+
+fn alert_kinds(got: &Arc<Mutex<Vec<Value>>>) -> Vec<String> {
+    got.lock()
+        .expect("lock")
+        .iter()
+        .map(|v| v["kind"].as_str().unwrap_or("").to_string())
+        .collect()
+}
+
+/// What the tests create at moto.
+struct Fixture {
+    moto: Moto,
+    iam: aws_sdk_iam::Client,
+    ec2: aws_sdk_ec2::Client,
+    sso: aws_sdk_ssoadmin::Client,
+    group: String,
+    instance: String,
+    permission_set: String,
+}
+
+fn arn(kind: &str, name: &str) -> String {
+    format!("arn:aws:iam::{ACCOUNT}:{kind}/{name}")
+}
+
+impl Fixture {
+    /// IAM users alice and bob and the target role (trust policy as the
+    /// README documents it); a VPC security group; the Identity Center
+    /// instance and a permission set.
+    async fn create(moto: Moto) -> Fixture {
+        let sdk = moto.sdk().await;
+        let iam = aws_sdk_iam::Client::new(&sdk);
+        let ec2 = aws_sdk_ec2::Client::new(&sdk);
+        let sso = aws_sdk_ssoadmin::Client::new(&sdk);
+        for u in ["alice", "bob"] {
+            iam.create_user()
+                .user_name(u)
+                .send()
+                .await
+                .expect("create user");
+        }
+        let trust = serde_json::json!({
+            "Version": "2012-10-17",
+            "Statement": [{
+                "Effect": "Allow",
+                "Principal": {"AWS": [arn("user", "alice"), arn("user", "bob")]},
+                "Action": ["sts:AssumeRole", "sts:SetSourceIdentity"],
+                "Condition": {"StringLike": {"sts:SourceIdentity": "*"}}
+            }]
+        });
+        iam.create_role()
+            .role_name(ROLE)
+            .assume_role_policy_document(trust.to_string())
+            .send()
+            .await
+            .expect("create role");
+        let vpc = ec2
+            .create_vpc()
+            .cidr_block("10.0.0.0/16")
+            .send()
+            .await
+            .expect("create vpc");
+        let vpc_id = vpc
+            .vpc()
+            .and_then(|v| v.vpc_id())
+            .expect("vpc id")
+            .to_string();
+        let group = ec2
+            .create_security_group()
+            .group_name("bastion")
+            .description("bastion")
+            .vpc_id(vpc_id)
+            .send()
+            .await
+            .expect("create group")
+            .group_id()
+            .expect("group id")
+            .to_string();
+        let instance = sso
+            .list_instances()
+            .send()
+            .await
+            .expect("instances")
+            .instances()
+            .first()
+            .and_then(|i| i.instance_arn())
+            .expect("instance arn")
+            .to_string();
+        // moto answers CreatePermissionSet with a SessionDuration the SDK
+        // cannot parse; the set is created all the same (see the crate tests).
+        let _ = sso
+            .create_permission_set()
+            .instance_arn(&instance)
+            .name("ProdAdmin")
+            .send()
+            .await;
+        let permission_set = sso
+            .list_permission_sets()
+            .instance_arn(&instance)
+            .send()
+            .await
+            .expect("permission sets")
+            .permission_sets()
+            .first()
+            .expect("permission set")
+            .to_string();
+        Fixture {
+            moto,
+            iam,
+            ec2,
+            sso,
+            group,
+            instance,
+            permission_set,
+        }
+    }
+
+    fn policy(&self) -> String {
+        let url = self.moto.url();
+        format!(
+            r#"[admins]
+groups = ["admins"]
+approvals = 1
+
+[[identity]]
+name = "alice"
+groups = ["eng"]
+
+[[identity]]
+name = "bob"
+groups = ["approvers", "admins"]
+
+[[identity]]
+name = "carol"
+groups = ["approvers", "admins"]
+
+[[entitlement]]
+name = "prod-admin"
+provider = "aws_iam_assume"
+requester_identities = ["alice", "bob"]
+default_duration = "6s"
+max_duration = "1h"
+reason_required = false
+approval = {{ count = 1, from = ["approvers"] }}
+[entitlement.target]
+role_arn = "{role}"
+principals = {{ alice = "{alice}", bob = "{bob}" }}
+endpoint_url = "{url}"
+region = "us-east-1"
+
+[[entitlement]]
+name = "bastion-ssh"
+provider = "aws_security_group"
+requester_identities = ["alice"]
+default_duration = "6s"
+max_duration = "1h"
+reason_required = false
+approval = {{ count = 1, from = ["approvers"] }}
+[entitlement.target]
+group_id = "{group}"
+port = 22
+addresses = {{ alice = "{ALICE_IP}" }}
+endpoint_url = "{url}"
+
+[[entitlement]]
+name = "prod-sso"
+provider = "aws_identity_center"
+requester_identities = ["alice", "bob"]
+default_duration = "6s"
+max_duration = "1h"
+reason_required = false
+approval = {{ count = 1, from = ["approvers"] }}
+[entitlement.target]
+instance_arn = "{instance}"
+permission_set_arn = "{ps}"
+account_id = "{SSO_ACCOUNT}"
+users = {{ alice = "u-alice", bob = "u-bob" }}
+endpoint_url = "{url}"
+
+[[entitlement]]
+name = "ghost-role"
+provider = "aws_iam_assume"
+requester_identities = ["alice"]
+default_duration = "6s"
+max_duration = "1h"
+reason_required = false
+approval = {{ count = 1, from = ["approvers"] }}
+[entitlement.target]
+role_arn = "{ghost}"
+principals = {{ alice = "{alice}" }}
+endpoint_url = "{url}"
+"#,
+            role = arn("role", ROLE),
+            ghost = arn("role", "does-not-exist"),
+            alice = arn("user", "alice"),
+            bob = arn("user", "bob"),
+            group = self.group,
+            instance = self.instance,
+            ps = self.permission_set,
+        )
+    }
+
+    /// Names of the user's inline policies.
+    async fn user_policies(&self, user: &str) -> Vec<String> {
+        self.iam
+            .list_user_policies()
+            .user_name(user)
+            .send()
+            .await
+            .expect("list user policies")
+            .policy_names()
+            .to_vec()
+    }
+
+    /// The deny statements' people on the target role.
+    async fn denied(&self) -> Vec<String> {
+        match self
+            .iam
+            .get_role_policy()
+            .role_name(ROLE)
+            .policy_name(twokey_aws::iam_assume::REVOKED_POLICY)
+            .send()
+            .await
+        {
+            Ok(o) => twokey_aws::iam_assume::revoked_sessions(
+                &twokey_aws::iam_assume::decode_policy(o.policy_document()),
+            )
+            .into_keys()
+            .collect(),
+            Err(_) => vec![],
+        }
+    }
+
+    /// (cidr, description) of the group's ingress rules on port 22.
+    async fn rules(&self) -> Vec<(String, String)> {
+        let out = self
+            .ec2
+            .describe_security_groups()
+            .group_ids(&self.group)
+            .send()
+            .await
+            .expect("describe");
+        let mut v = Vec::new();
+        for sg in out.security_groups() {
+            for p in sg.ip_permissions() {
+                if p.from_port() != Some(22) {
+                    continue;
+                }
+                for r in p.ip_ranges() {
+                    v.push((
+                        r.cidr_ip().unwrap_or("").to_string(),
+                        r.description().unwrap_or("").to_string(),
+                    ));
+                }
+            }
+        }
+        v.sort();
+        v
+    }
+
+    async fn add_rule(&self, cidr: &str, description: &str) {
+        self.ec2
+            .authorize_security_group_ingress()
+            .group_id(&self.group)
+            .ip_permissions(
+                aws_sdk_ec2::types::IpPermission::builder()
+                    .ip_protocol("tcp")
+                    .from_port(22)
+                    .to_port(22)
+                    .ip_ranges(
+                        aws_sdk_ec2::types::IpRange::builder()
+                            .cidr_ip(cidr)
+                            .description(description)
+                            .build(),
+                    )
+                    .build(),
+            )
+            .send()
+            .await
+            .expect("authorize by hand");
+    }
+
+    async fn delete_rule(&self, cidr: &str) {
+        self.ec2
+            .revoke_security_group_ingress()
+            .group_id(&self.group)
+            .ip_permissions(
+                aws_sdk_ec2::types::IpPermission::builder()
+                    .ip_protocol("tcp")
+                    .from_port(22)
+                    .to_port(22)
+                    .ip_ranges(aws_sdk_ec2::types::IpRange::builder().cidr_ip(cidr).build())
+                    .build(),
+            )
+            .send()
+            .await
+            .expect("revoke by hand");
+    }
+
+    /// Identity Center users with an assignment of the permission set.
+    async fn assigned(&self) -> Vec<String> {
+        let o = self
+            .sso
+            .list_account_assignments()
+            .instance_arn(&self.instance)
+            .account_id(SSO_ACCOUNT)
+            .permission_set_arn(&self.permission_set)
+            .send()
+            .await
+            .expect("list assignments");
+        let mut v: Vec<String> = o
+            .account_assignments()
+            .iter()
+            .filter_map(|a| a.principal_id().map(str::to_string))
+            .collect();
+        v.sort();
+        v
+    }
+
+    async fn assign_by_hand(&self, user: &str) {
+        self.sso
+            .create_account_assignment()
+            .instance_arn(&self.instance)
+            .target_id(SSO_ACCOUNT)
+            .target_type(aws_sdk_ssoadmin::types::TargetType::AwsAccount)
+            .permission_set_arn(&self.permission_set)
+            .principal_type(aws_sdk_ssoadmin::types::PrincipalType::User)
+            .principal_id(user)
+            .send()
+            .await
+            .expect("assign by hand");
+    }
+}
+
+/// The server, its env and the tokens.
+struct Running {
+    fx: Fixture,
+    env: TestEnv,
+    server: Server,
+    alice: String,
+    bob: String,
+    alerts: Arc<Mutex<Vec<Value>>>,
+}
+
+/// moto + fixture + `twokey serve --config` with the reconciler every second
+/// and a webhook alert sink; `None` when moto is missing outside CI.
+async fn start(reconcile_interval: &str) -> Option<Running> {
+    let moto = Moto::start()?;
+    let fx = Fixture::create(moto).await;
+    let (hook, alerts) = receiver().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let policy = dir.path().join("policy.toml");
+    std::fs::write(&policy, fx.policy()).expect("write policy");
+    let database = format!("sqlite://{}", dir.path().join("twokey.db").display());
+    let config = dir.path().join("twokey.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"listen = "127.0.0.1:0"
+database = "{database}"
+policy = "{}"
+public_url = "http://127.0.0.1"
+
+[reconciler]
+interval = "{reconcile_interval}"
+grace = "1s"
+
+[[alerts.sink]]
+kind = "webhook"
+url = "{hook}"
+secret = "s3cret"
+"#,
+            policy.display()
+        ),
+    )
+    .expect("write config");
+    let env = TestEnv {
+        dir,
+        config,
+        database,
+    };
+    let server = Server::start(&env, "aws", &["--backoff-ms", "200"]);
+    let alice = env.token("alice");
+    let bob = env.token("bob");
+    Some(Running {
+        fx,
+        env,
+        server,
+        alice,
+        bob,
+        alerts,
+    })
+}
+
+fn cli(r: &Running, token: &str, args: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .env("TWOKEY_SERVER", &r.server.url)
+        .env("TWOKEY_TOKEN", token)
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("run twokey")
+}
+
+fn ok(o: &Output, what: &str) -> String {
+    assert!(
+        o.status.success(),
+        "{what} failed: {}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).to_string()
+}
+
+/// `twokey request ENT --for D` as alice, then `twokey approve` as bob.
+fn request_and_approve(r: &Running, ent: &str, duration: &str) -> String {
+    let out = ok(
+        &cli(
+            r,
+            &r.alice,
+            &[
+                "--json", "request", ent, "--for", duration, "--reason", "INC-1",
+            ],
+        ),
+        "twokey request",
+    );
+    let v: Value = serde_json::from_str(&out).expect("request json");
+    assert_eq!(v["state"], "pending", "{v}");
+    let id = v["id"].as_str().expect("id").to_string();
+    // alice cannot approve her own request; bob can.
+    let own = cli(r, &r.alice, &["approve", &id]);
+    assert!(!own.status.success(), "self-approval must fail");
+    ok(
+        &cli(r, &r.bob, &["approve", &id, "--comment", "ok"]),
+        "twokey approve",
+    );
+    id
+}
+
+fn show(r: &Running, id: &str) -> Value {
+    let out = ok(&cli(r, &r.alice, &["--json", "show", id]), "twokey show");
+    serde_json::from_str(&out).expect("show json")
+}
+
+async fn wait_state(r: &Running, id: &str, state: &str, secs: u64) -> Value {
+    wait_until(
+        &format!("{id} to be {state}"),
+        Duration::from_secs(secs),
+        || async {
+            let v = show(r, id);
+            if v["state"] == state {
+                Ok(v)
+            } else {
+                Err(format!(
+                    "state {} (last error {})",
+                    v["state"], v["last_error"]
+                ))
+            }
+        },
+    )
+    .await
+}
+
+fn kinds(v: &Value) -> Vec<String> {
+    support::kinds(v)
+}
+
+/// The ledger as `twokey audit show` prints it (one line per entry).
+fn ledger(r: &Running) -> String {
+    ok(
+        &cli(r, &r.bob, &["audit", "show", "--limit", "100000"]),
+        "twokey audit show",
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_provider_request_approve_access_expire_gone() {
+    let Some(r) = start("1h").await else { return };
+
+    // aws_iam_assume: an inline policy on alice allowing AssumeRole on the role.
+    let iam_id = request_and_approve(&r, "prod-admin", "6s");
+    // aws_security_group: an ingress rule from alice's address, owned by the request.
+    let sg_id = request_and_approve(&r, "bastion-ssh", "6s");
+    // aws_identity_center: an assignment of the permission set to alice's user.
+    let sso_id = request_and_approve(&r, "prod-sso", "6s");
+
+    for id in [&iam_id, &sg_id, &sso_id] {
+        let v = wait_state(&r, id, "active", 30).await;
+        assert!(kinds(&v).contains(&"grant.activated".to_string()), "{v}");
+    }
+    let policy_name = format!("twokey-{iam_id}");
+    assert_eq!(r.fx.user_policies("alice").await, vec![policy_name.clone()]);
+    assert!(r.fx.user_policies("bob").await.is_empty());
+    let doc =
+        r.fx.iam
+            .get_user_policy()
+            .user_name("alice")
+            .policy_name(&policy_name)
+            .send()
+            .await
+            .expect("grant policy");
+    let doc: Value = serde_json::from_str(&twokey_aws::iam_assume::decode_policy(
+        doc.policy_document(),
+    ))
+    .expect("policy json");
+    assert_eq!(doc["Statement"][0]["Resource"], arn("role", ROLE));
+    assert_eq!(
+        doc["Statement"][0]["Condition"]["StringEquals"]["sts:SourceIdentity"],
+        "alice"
+    );
+    assert!(doc["Statement"][0]["Condition"]["DateLessThan"]["aws:CurrentTime"].is_string());
+    assert_eq!(
+        r.fx.rules().await,
+        vec![(ALICE_IP.to_string(), format!("twokey:{sg_id}"))]
+    );
+    assert_eq!(r.fx.assigned().await, vec!["u-alice".to_string()]);
+
+    // The short duration runs out: the scheduler revokes, the provider
+    // confirms, the requests show expired, the access is gone at moto.
+    for id in [&iam_id, &sg_id, &sso_id] {
+        let v = wait_state(&r, id, "expired", 40).await;
+        let k = kinds(&v);
+        assert!(k.contains(&"grant.expired".to_string()), "{v}");
+    }
+    assert!(r.fx.user_policies("alice").await.is_empty());
+    // Sessions alice already holds are cut: the role denies her sessions
+    // issued before the revoke.
+    assert_eq!(r.fx.denied().await, vec!["alice".to_string()]);
+    assert!(r.fx.rules().await.is_empty());
+    assert!(r.fx.assigned().await.is_empty());
+    drop(r.env);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconciler_removes_access_added_by_hand_alerts_and_records_it() {
+    let Some(r) = start("1s").await else { return };
+    // A live grant the reconciler must leave alone.
+    let live = request_and_approve(&r, "bastion-ssh", "10m");
+    wait_state(&r, &live, "active", 30).await;
+    let iam_live = request_and_approve(&r, "prod-admin", "10m");
+    wait_state(&r, &iam_live, "active", 30).await;
+
+    // Access added by hand under twokey names: a rule from an address twokey
+    // never opened, a rule from a foreign address naming alice's live request
+    // (a forged owner), an inline policy on bob named like a grant, and an
+    // Identity Center assignment nobody requested.
+    r.fx.add_rule("198.51.100.9/32", "twokey:req-byhand").await;
+    r.fx.add_rule("198.51.100.10/32", &format!("twokey:{live}"))
+        .await;
+    let forged = serde_json::json!({
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole", "Resource": arn("role", ROLE)}]
+    });
+    r.fx.iam
+        .put_user_policy()
+        .user_name("bob")
+        .policy_name("twokey-req-forged")
+        .policy_document(forged.to_string())
+        .send()
+        .await
+        .expect("put forged policy");
+    r.fx.assign_by_hand("u-bob").await;
+
+    wait_until(
+        "the reconciler to remove the hand-made access",
+        Duration::from_secs(30),
+        || async {
+            let rules = r.fx.rules().await;
+            let bob = r.fx.user_policies("bob").await;
+            let assigned = r.fx.assigned().await;
+            if rules.len() == 1 && bob.is_empty() && assigned.is_empty() {
+                Ok(())
+            } else {
+                Err(format!(
+                    "rules {rules:?}, bob's policies {bob:?}, assigned {assigned:?}"
+                ))
+            }
+        },
+    )
+    .await;
+    // The live grants' access is untouched, pass after pass.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        r.fx.rules().await,
+        vec![(ALICE_IP.to_string(), format!("twokey:{live}"))]
+    );
+    assert_eq!(
+        r.fx.user_policies("alice").await,
+        vec![format!("twokey-{iam_live}")]
+    );
+    assert_eq!(show(&r, &live)["state"], "active");
+    // bob's forged policy was removed and his sessions cut; alice's were not.
+    assert_eq!(r.fx.denied().await, vec!["bob".to_string()]);
+
+    // Every finding is in the ledger: found, then removed.
+    let l = ledger(&r);
+    for resource in [
+        "198.51.100.9/32".to_string(),
+        "198.51.100.10/32".to_string(),
+        format!("{}#twokey-req-forged", arn("user", "bob")),
+        "u-bob".to_string(),
+    ] {
+        for kind in ["reconcile.uncovered", "reconcile.removed"] {
+            assert!(
+                l.lines()
+                    .any(|line| line.contains(kind) && line.contains(&resource)),
+                "no {kind} entry for {resource} in the ledger:\n{l}"
+            );
+        }
+    }
+    // The forged rule names alice's request, so her request's timeline shows it.
+    let v = show(&r, &live);
+    assert!(
+        kinds(&v).contains(&"reconcile.uncovered".to_string()),
+        "{v}"
+    );
+    // And alerts went out through the webhook.
+    wait_until(
+        "uncovered-access alerts",
+        Duration::from_secs(20),
+        || async {
+            let n = alert_kinds(&r.alerts)
+                .iter()
+                .filter(|k| *k == "reconcile_uncovered")
+                .count();
+            if n >= 4 {
+                Ok(())
+            } else {
+                Err(format!(
+                    "{n} reconcile_uncovered alerts: {:?}",
+                    alert_kinds(&r.alerts)
+                ))
+            }
+        },
+    )
+    .await;
+
+    // An active grant whose access disappears at the target is reported.
+    r.fx.delete_rule(ALICE_IP).await;
+    wait_until(
+        "reconcile.missing on the request",
+        Duration::from_secs(30),
+        || async {
+            let v = show(&r, &live);
+            if kinds(&v).contains(&"reconcile.missing".to_string()) {
+                Ok(())
+            } else {
+                Err(format!("{:?}", kinds(&v)))
+            }
+        },
+    )
+    .await;
+    wait_until("a missing-grant alert", Duration::from_secs(20), || async {
+        if alert_kinds(&r.alerts)
+            .iter()
+            .any(|k| k == "reconcile_missing")
+        {
+            Ok(())
+        } else {
+            Err(format!("{:?}", alert_kinds(&r.alerts)))
+        }
+    })
+    .await;
+    // Reported once, not at every pass.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let v = show(&r, &live);
+    assert_eq!(
+        kinds(&v)
+            .iter()
+            .filter(|k| *k == "reconcile.missing")
+            .count(),
+        1,
+        "{v}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aws_errors_show_on_the_request_and_in_alerts() {
+    let Some(r) = start("1h").await else { return };
+    let id = request_and_approve(&r, "ghost-role", "6s");
+    let v = wait_until(
+        "the AWS error on the request",
+        Duration::from_secs(30),
+        || async {
+            let v = show(&r, &id);
+            match v["last_error"].as_str() {
+                Some(e) if e.contains("does not exist") => Ok(v),
+                _ => Err(format!("{v}")),
+            }
+        },
+    )
+    .await;
+    let e = v["last_error"].as_str().unwrap_or("");
+    assert!(
+        e.contains("GetRole") && e.contains("does-not-exist") && e.contains("NoSuchEntity"),
+        "{e}"
+    );
+    // Never active: the provider did not grant it.
+    assert_eq!(v["state"], "approved");
+    assert!(r.fx.user_policies("alice").await.is_empty());
+    // The human output shows it too.
+    let human = ok(&cli(&r, &r.alice, &["show", &id]), "twokey show");
+    assert!(human.contains("does not exist"), "{human}");
+    // After repeated failures an alert carries the message.
+    wait_until(
+        "a grant_apply_failed alert",
+        Duration::from_secs(40),
+        || async {
+            let got = r.alerts.lock().expect("lock").clone();
+            match got.iter().find(|a| a["kind"] == "grant_apply_failed") {
+                Some(a) if a.to_string().contains("does not exist") => Ok(()),
+                _ => Err(format!("{:?}", alert_kinds(&r.alerts))),
+            }
+        },
+    )
+    .await;
+}
+
+#[test]
+fn policy_check_knows_the_aws_providers() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let base = r#"[[identity]]
+name = "alice"
+groups = ["eng"]
+[[identity]]
+name = "bob"
+groups = ["ops"]
+
+[[entitlement]]
+name = "bastion"
+provider = "aws_security_group"
+requester_groups = ["eng"]
+max_duration = "1h"
+approval = { count = 1, from = ["ops"] }
+[entitlement.target]
+group_id = "sg-0123456789abcdef0"
+port = 22
+addresses = { alice = "ADDRESS" }
+
+[[entitlement]]
+name = "admin"
+provider = "aws_iam_assume"
+requester_groups = ["eng"]
+max_duration = "1h"
+approval = { count = 1, from = ["ops"] }
+[entitlement.target]
+role_arn = "arn:aws:iam::123456789012:role/prod-admin"
+principals = { alice = "arn:aws:iam::123456789012:user/alice" }
+
+[[entitlement]]
+name = "sso"
+provider = "aws_identity_center"
+requester_groups = ["eng"]
+max_duration = "1h"
+approval = { count = 1, from = ["ops"] }
+[entitlement.target]
+instance_arn = "arn:aws:sso:::instance/ssoins-1234567890abcdef"
+permission_set_arn = "arn:aws:sso:::permissionSet/ssoins-1234567890abcdef/ps-0123456789abcdef"
+account_id = "222233334444"
+users = { alice = "u-alice" }
+"#;
+    let check = |name: &str, text: &str| {
+        let f = dir.path().join(name);
+        std::fs::write(&f, text).expect("write");
+        let out = Command::new(BIN)
+            .args(["policy", "check"])
+            .arg(&f)
+            .output()
+            .expect("run");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    let (good, err) = check("ok.toml", &base.replace("ADDRESS", "203.0.113.7/32"));
+    assert!(good, "{err}");
+    // A wider range than one host is refused, naming the entitlement and person.
+    let (good, err) = check("wide.toml", &base.replace("ADDRESS", "0.0.0.0/0"));
+    assert!(
+        !good && err.contains("bastion") && err.contains("alice") && err.contains("single host"),
+        "{err}"
+    );
+    // A misspelt setting is an error, not ignored.
+    let (good, err) = check(
+        "typo.toml",
+        &base
+            .replace("ADDRESS", "203.0.113.7")
+            .replace("role_arn =", "rolearn ="),
+    );
+    assert!(
+        !good && err.contains("admin") && err.contains("unknown setting `rolearn`"),
+        "{err}"
+    );
+    // endpoint_url must be a URL.
+    let (good, err) = check(
+        "endpoint.toml",
+        &base
+            .replace("ADDRESS", "203.0.113.7")
+            .replace("users = {", "endpoint_url = \"localhost:5000\"\nusers = {"),
+    );
+    assert!(!good && err.contains("endpoint_url"), "{err}");
+    // A bad [reconciler] interval in the server config is refused at start.
+    let cfg = dir.path().join("twokey.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "database = \"sqlite://{}\"\npolicy = \"{}\"\n[reconciler]\ninterval = \"soon\"\n",
+            dir.path().join("x.db").display(),
+            dir.path().join("ok.toml").display()
+        ),
+    )
+    .expect("write config");
+    let out = Command::new(BIN)
+        .args(["serve", "--config"])
+        .arg(&cfg)
+        .output()
+        .expect("run");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("[reconciler] interval"),
+        "{err}"
+    );
+}
