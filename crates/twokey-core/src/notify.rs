@@ -119,9 +119,10 @@ fn dedup(mut v: Vec<Recipient>) -> Vec<Recipient> {
     let mut mails = std::collections::BTreeSet::new();
     v.retain(|r| {
         keys.insert(r.key.clone())
-            && r.email
-                .as_ref()
-                .map_or(true, |m| mails.insert(m.to_ascii_lowercase()))
+            && match &r.email {
+                Some(m) => mails.insert(m.to_ascii_lowercase()),
+                None => true,
+            }
     });
     v
 }

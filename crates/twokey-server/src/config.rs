@@ -38,6 +38,9 @@ pub struct Config {
     /// `[sso]`: the OpenID Connect provider of the web UI (read by `twokey-web`).
     #[serde(default)]
     pub sso: Option<toml::Table>,
+    /// `[notifications]`: Slack and email to approvers and requesters.
+    #[serde(default)]
+    pub notifications: twokey_notify::notifications::NotificationsConfig,
 }
 
 /// `[alerts]`.
