@@ -215,8 +215,16 @@ test('bob approves with his security key; without it nothing is approved, not ev
   bob.page.on('request', (r) => {
     if (r.method() === 'POST' && r.url().endsWith(`/ui/requests/${id}/approve`)) captured = r.postData();
   });
+  // The script asks the key, then submits the form: wait for that POST and
+  // the page it leads to before looking.
+  const approved = bob.page.waitForResponse((r) => r.request().method() === 'POST'
+    && r.url().endsWith(`/ui/requests/${id}/approve`));
   await bob.page.click('button:has-text("Approve with security key")');
-  await bob.page.waitForURL(reqUrl);
+  const approvedResp = await approved;
+  assert.equal(approvedResp.status(), 303, `approval answered ${approvedResp.status()}`);
+  // The new page (after the redirect) shows the approval in the timeline.
+  await bob.page.waitForSelector('ol.timeline >> text=review.approved');
+  await bob.page.waitForLoadState('load');
   await waitState(bob.page, ['active']);
   const timeline = await bob.page.textContent('ol.timeline');
   assert.match(timeline, /review\.approved by bob confirmed with security key/);
