@@ -290,3 +290,71 @@ impl Notifier for EmailNotifier {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<NotificationsConfig, toml::de::Error> {
+        toml::from_str(text)
+    }
+
+    #[test]
+    fn config_mistakes_are_named() {
+        let ok = parse(
+            "slack_webhook_url = \"https://hooks.slack.com/services/T/B/X\"\n[email]\nhost = \"smtp.example.com\"\nfrom = \"twokey <twokey@example.com>\"\n",
+        )
+        .expect("valid");
+        assert_eq!(
+            ok.email.as_ref().map(|e| e.security),
+            Some(SmtpSecurity::Starttls)
+        );
+        assert_eq!(build_notifiers(&ok).expect("build").len(), 2);
+
+        let bad_from = parse("[email]\nhost = \"h\"\nfrom = \"not an address\"\n").expect("parses");
+        let err = build_notifiers(&bad_from).err().expect("refused");
+        assert!(err.contains("from"), "{err}");
+
+        let half =
+            parse("[email]\nhost = \"h\"\nfrom = \"a@b.c\"\nusername = \"u\"\n").expect("parses");
+        let err = build_notifiers(&half).err().expect("refused");
+        assert!(err.contains("username and password"), "{err}");
+
+        assert!(parse("[email]\nhost = \"h\"\nfrom = \"a@b.c\"\nsecurity = \"ssl\"\n").is_err());
+        assert!(
+            parse("slack = \"x\"\n").is_err(),
+            "unknown keys are refused"
+        );
+        let bad_url = parse("slack_webhook_url = \"not a url\"\n").expect("parses");
+        assert!(build_notifiers(&bad_url).is_err());
+    }
+
+    #[test]
+    fn slack_message_names_the_people_and_links_the_request() {
+        let n = Notification {
+            kind: "approval_needed".into(),
+            request_id: "req-1".into(),
+            title: "Approval needed: req-1".into(),
+            text: "alice asks <b>".into(),
+            link: "https://twokey.example.com/ui/requests/req-1".into(),
+            to: vec![
+                Recipient {
+                    name: "bob".into(),
+                    email: None,
+                },
+                Recipient {
+                    name: "carol".into(),
+                    email: Some("c@example.com".into()),
+                },
+            ],
+        };
+        let m = SlackNotifier::message(&n);
+        let text = m["text"].as_str().unwrap_or("");
+        assert!(text.contains("For: bob, carol"), "{text}");
+        assert!(
+            text.contains("<https://twokey.example.com/ui/requests/req-1|Open request req-1>"),
+            "{text}"
+        );
+        assert!(m.to_string().contains("&lt;b&gt;"), "mrkdwn is escaped");
+    }
+}

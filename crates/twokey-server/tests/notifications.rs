@@ -454,7 +454,9 @@ async fn the_right_people_get_the_right_messages_by_email_and_slack() {
             assert!(
                 Instant::now() < deadline,
                 "undelivered notifications: {:?}",
-                left.iter().map(|r| (&r.kind, r.attempts)).collect::<Vec<_>>()
+                left.iter()
+                    .map(|r| (&r.kind, r.attempts))
+                    .collect::<Vec<_>>()
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
