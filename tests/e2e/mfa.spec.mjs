@@ -9,13 +9,60 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
+import http from 'node:http';
+import net from 'node:net';
+import os from 'node:os';
 import path from 'node:path';
 import { chromium } from 'playwright-core';
 import { startProvider, CLIENT_ID, CLIENT_SECRET } from './oidc.mjs';
-import { freePort, startTwokey, OUT, POLICY, BIN } from './harness.mjs';
+import { freePort, startTwokey, OUT, POLICY, BIN, REPO } from './harness.mjs';
 
 const SHOTS = path.join(OUT, 'screenshots');
-let op, tk, browser;
+let op, tk, browser, smtp, slack;
+const slackPosts = [];
+
+// A real SMTP server (PyPI aiosmtpd, scripts/setup-smtp.sh) writing a maildir.
+async function startSmtp() {
+  const py = process.env.TWOKEY_AIOSMTPD_PYTHON || path.join(REPO, '.venv', 'aiosmtpd', 'bin', 'python');
+  if (!fs.existsSync(py)) throw new Error(`aiosmtpd not found at ${py}: run scripts/setup-smtp.sh`);
+  const port = await freePort();
+  const maildir = fs.mkdtempSync(path.join(os.tmpdir(), 'twokey-maildir-'));
+  const child = spawn(py, ['-m', 'aiosmtpd', '-n', '-l', `127.0.0.1:${port}`, '-c', 'aiosmtpd.handlers.Mailbox', path.join(maildir, 'box')],
+    { stdio: ['ignore', 'ignore', 'inherit'] });
+  for (let i = 0; ; i++) {
+    const up = await new Promise((resolve) => {
+      const s = net.connect(port, '127.0.0.1', () => { s.end(); resolve(true); });
+      s.on('error', () => resolve(false));
+    });
+    if (up) break;
+    if (i > 100) throw new Error('aiosmtpd did not start');
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return {
+    port,
+    stop: () => child.kill(),
+    mails() {
+      const dir = path.join(maildir, 'box', 'new');
+      if (!fs.existsSync(dir)) return [];
+      return fs.readdirSync(dir).map((f) => {
+        const text = fs.readFileSync(path.join(dir, f), 'utf8').replace(/\r\n/g, '\n');
+        const cut = text.indexOf('\n\n');
+        const head = text.slice(0, cut).replace(/\n[ \t]/g, ' ');
+        const h = (name) => (head.split('\n').find((l) => l.toLowerCase().startsWith(name + ':')) || '').slice(name.length + 1).trim();
+        return { to: h('to'), subject: h('subject'), body: text.slice(cut + 2).replace(/=\n/g, '').replace(/=3D/g, '=') };
+      });
+    },
+  };
+}
+
+async function waitMail(pred, what) {
+  for (let i = 0; i < 150; i++) {
+    const hit = smtp.mails().find(pred);
+    if (hit) return hit;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  assert.fail(`no mail: ${what}; got ${JSON.stringify(smtp.mails().map((m) => [m.to, m.subject]))}`);
+}
 
 const MFA_POLICY = POLICY + `
 [[entitlement]]
@@ -42,9 +89,26 @@ before(async () => {
   const port = await freePort();
   // WebAuthn needs a host name for the relying party: use localhost.
   op = await startProvider({ redirectUris: [`http://localhost:${port}/ui/callback`] });
+  smtp = await startSmtp();
+  slack = http.createServer((req, res) => {
+    let body = '';
+    req.on('data', (d) => { body += d; });
+    req.on('end', () => { try { slackPosts.push(JSON.parse(body)); } catch {} res.end('ok'); });
+  });
+  await new Promise((r) => slack.listen(0, '127.0.0.1', r));
   tk = await startTwokey({
     port, issuer: op.issuer, clientId: CLIENT_ID, clientSecret: CLIENT_SECRET,
     host: 'localhost', policy: MFA_POLICY,
+    extra: `
+[notifications]
+slack_webhook_url = "http://127.0.0.1:${slack.address().port}/services/T0/B0/x"
+
+[notifications.email]
+host = "127.0.0.1"
+port = ${smtp.port}
+from = "twokey <twokey@example.com>"
+security = "none"
+`,
   });
   browser = await chromium.launch({
     executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
@@ -58,6 +122,8 @@ after(async () => {
   await browser?.close();
   await tk?.stop();
   await op?.close();
+  smtp?.stop();
+  slack?.close();
 });
 
 async function shot(page, name) {
@@ -132,14 +198,25 @@ function cli(args, env) {
 }
 
 test('bob approves with his security key; without it nothing is approved, not even from the CLI', async () => {
+  // bob signs in first: SSO people are known (with their email claim) from their first sign-in.
+  const bob = await login('bob');
+  await virtualKey(bob.page);
   const alice = await login('alice');
   const id = await request(alice.page, 'prod-mfa', 'INC-77 step-up e2e');
   assert.equal(await stateOf(alice.page), 'pending');
   await shot(alice.page, 'mfa-01-alice-request-pending');
-
-  const bob = await login('bob');
-  await virtualKey(bob.page);
   const reqUrl = `${tk.url}/ui/requests/${id}`;
+
+  // bob (an eligible approver, address from the SSO email claim) is asked by
+  // email and Slack, with the link; alice is never asked to approve her own request.
+  const ask = await waitMail((m) => m.to.includes('bob@example.com') && m.subject.includes(id), 'approval request to bob');
+  assert.match(ask.subject, /^Approval needed/);
+  assert.ok(ask.body.includes(reqUrl), `link in the mail: ${ask.body}`);
+  assert.match(ask.body, /security key/);
+  for (let i = 0; i < 50 && !slackPosts.some((p) => (p.text || '').includes(reqUrl)); i++) await new Promise((r) => setTimeout(r, 100));
+  const post = slackPosts.find((p) => (p.text || '').includes(reqUrl));
+  assert.ok(post, `slack got the request: ${JSON.stringify(slackPosts)}`);
+  assert.match(post.text, /For: bob/);
 
   // No key yet: no approve button, a pointer to the keys page.
   await bob.page.goto(reqUrl);
@@ -238,6 +315,11 @@ test('bob approves with his security key; without it nothing is approved, not ev
   assert.equal(replayed.status(), 403, 'a replayed assertion must be refused');
   await bob.page.goto(`${tk.url}/ui/requests/${id2}`);
   assert.equal(await stateOf(bob.page), 'pending');
+
+  // alice is told by email that it was approved and is active; never asked to approve.
+  await waitMail((m) => m.to.includes('alice@example.com') && m.subject.startsWith('Active') && m.subject.includes(id), 'active mail to alice');
+  assert.ok(!smtp.mails().some((m) => m.to.includes('alice@example.com') && m.subject.startsWith('Approval needed')),
+    'the requester was asked to approve');
 
   // alice sees the grant.
   await alice.page.goto(`${tk.url}/ui/`);

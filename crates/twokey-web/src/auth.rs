@@ -489,7 +489,8 @@ async fn finish_login(
         .or_else(|| claims.email().map(|m| m.to_string()))
         .unwrap_or_else(|| subject.clone());
     let mut groups = groups_from(&claims.additional_claims().claims, &sso.groups_claim);
-    if groups.is_none() {
+    let mut email = claims.email().map(|m| m.to_string());
+    if groups.is_none() || email.is_none() {
         // Not in the ID token: ask userinfo, which must be about the same subject.
         if let Ok(req) =
             client.user_info(token.access_token().clone(), Some(claims.subject().clone()))
@@ -498,7 +499,12 @@ async fn finish_login(
                 req.request_async(&http).await;
             match info {
                 Ok(info) => {
-                    groups = groups_from(&info.additional_claims().claims, &sso.groups_claim)
+                    if groups.is_none() {
+                        groups = groups_from(&info.additional_claims().claims, &sso.groups_claim);
+                    }
+                    if email.is_none() {
+                        email = info.email().map(|m| m.to_string());
+                    }
                 }
                 Err(e) => tracing::warn!(error = %e, "userinfo request failed; no groups"),
             }
@@ -510,7 +516,6 @@ async fn finish_login(
         groups: groups.unwrap_or_default(),
         links: Default::default(),
     };
-    let email = claims.email().map(|m| m.to_string());
     Ok((st.broker.refresh_actor(actor), email, flow.return_to))
 }
 
