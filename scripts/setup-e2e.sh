@@ -20,3 +20,6 @@ if [ ! -d node_modules/oidc-provider ] || [ ! -d node_modules/playwright-core ] 
   echo "setup-e2e: npm ci in tests/e2e" >&2
   npm ci --no-audit --no-fund --loglevel=error >&2
 fi
+
+# The e2e run delivers notification email to a real SMTP server (aiosmtpd).
+bash "$here/scripts/setup-smtp.sh" >&2

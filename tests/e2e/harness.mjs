@@ -56,12 +56,16 @@ check = ["sh", "-c", "test -e \\"$TWOKEY_E2E_DIR/grants/$TWOKEY_REQUEST_ID\\""]
 timeout = "10s"
 `;
 
+export const BIN = process.env.TWOKEY_BIN || path.join(REPO, 'target', 'debug', 'twokey');
+
 // Starts twokey with an [sso] table pointing at `issuer`. Returns {url, stop, dir}.
-export async function startTwokey({ port, issuer, clientId, clientSecret }) {
-  const bin = process.env.TWOKEY_BIN || path.join(REPO, 'target', 'debug', 'twokey');
+// `host` is the name in public_url (WebAuthn needs a host name such as
+// localhost, not an IP address); twokey listens on 127.0.0.1 either way.
+export async function startTwokey({ port, issuer, clientId, clientSecret, host = '127.0.0.1', policy = POLICY, extra = '' }) {
+  const bin = BIN;
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'twokey-e2e-'));
-  const url = `http://127.0.0.1:${port}`;
-  fs.writeFileSync(path.join(dir, 'policy.toml'), POLICY);
+  const url = `http://${host}:${port}`;
+  fs.writeFileSync(path.join(dir, 'policy.toml'), policy);
   fs.writeFileSync(path.join(dir, 'twokey.toml'), `
 listen = "127.0.0.1:${port}"
 database = "sqlite://${dir}/twokey.db"
@@ -74,12 +78,13 @@ client_id = "${clientId}"
 client_secret = "${clientSecret}"
 groups_claim = "groups"
 scopes = ["groups"]
+${extra}
 `);
   const child = spawn(bin, ['serve', '--config', path.join(dir, 'twokey.toml')], {
     env: { ...process.env, TWOKEY_E2E_DIR: dir, TWOKEY_LOG: process.env.TWOKEY_LOG || 'warn' },
     stdio: ['ignore', 'inherit', 'inherit'],
   });
-  await waitHttp(`${url}/healthz`);
+  await waitHttp(`http://127.0.0.1:${port}/healthz`);
   return {
     url,
     dir,

@@ -8,6 +8,7 @@
 //! rules property-testable (see `tests/invariants.rs`).
 
 pub mod identity;
+pub mod notify;
 pub mod policy;
 pub mod proposal;
 pub mod reconcile;
@@ -18,6 +19,7 @@ pub use identity::{Actor, IdentityKey};
 pub use policy::{ApprovalRule, Entitlement, Policy, PolicyError, PolicyIssue};
 pub use proposal::{Proposal, ProposalState};
 pub use request::{
-    DomainError, EndReason, Event, NewRequest, Request, Review, ReviewDecision, State,
+    DomainError, EndReason, Event, MfaConfirmation, NewRequest, Request, Review, ReviewDecision,
+    State,
 };
 pub use time::Millis;

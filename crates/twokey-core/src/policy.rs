@@ -20,6 +20,7 @@
 //! reason_required = true
 //! ticket_pattern = "^INC-[0-9]+$"
 //! break_glass = false
+//! approver_mfa = true         # approvers confirm with a security key (WebAuthn)
 //! approval = { count = 2, from = ["dba"], exclude_requester_groups = true }
 //! [entitlement.target]        # provider settings
 //! ```
@@ -119,6 +120,9 @@ pub struct Entitlement {
     pub ticket_pattern: Option<String>,
     /// Whether break-glass self-activation is allowed.
     pub break_glass: bool,
+    /// Whether an approval must be confirmed with the approver's security key
+    /// (step-up MFA, WebAuthn) at the moment of approving. Denying needs no key.
+    pub approver_mfa: bool,
     /// Line of the entitlement in the policy file, for later diagnostics.
     pub line: usize,
     /// Line of its `target` table (or the entitlement line).
@@ -275,6 +279,8 @@ struct RawEntitlement {
     ticket_pattern: Option<Spanned<String>>,
     #[serde(default)]
     break_glass: bool,
+    #[serde(default)]
+    approver_mfa: Option<Spanned<bool>>,
 }
 
 #[derive(Deserialize)]
@@ -617,6 +623,7 @@ impl Policy {
                 reason_required: e.reason_required,
                 ticket_pattern,
                 break_glass: e.break_glass,
+                approver_mfa: e.approver_mfa.as_ref().is_some_and(|m| *m.get_ref()),
                 line: lines.line(se.span().start),
                 target_line: e
                     .target

@@ -405,14 +405,50 @@ pub fn extend(
     Ok((req, events))
 }
 
+/// How long a verified security-key assertion stays good for the approval it
+/// was made for (the WebAuthn ceremony itself is single use).
+pub const MFA_MAX_AGE_MS: Millis = 120_000;
+
+/// Proof that the approver confirmed this approval with a security key. The
+/// web UI builds it only after verifying a WebAuthn assertion whose challenge
+/// was issued for this session and this request; nothing else makes one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MfaConfirmation {
+    /// `webauthn`.
+    pub method: String,
+    /// The credential that signed the assertion (base64url).
+    pub credential_id: String,
+    /// The request the assertion was bound to.
+    pub request_id: String,
+    /// When the assertion was verified.
+    pub verified_at: Millis,
+}
+
 /// Records a review. Refuses the requester, identities that already reviewed,
-/// ineligible reviewers and anything not pending (or past its timeout).
+/// ineligible reviewers and anything not pending (or past its timeout). An
+/// approval of an entitlement with `approver_mfa` is refused: it needs
+/// [`review_confirmed`] with a fresh security-key confirmation.
 pub fn review(
     policy: &Policy,
     req: &Request,
     actor: &Actor,
     decision: ReviewDecision,
     comment: &str,
+    now: Millis,
+) -> Result<(Request, Vec<Event>), DomainError> {
+    review_confirmed(policy, req, actor, decision, comment, None, now)
+}
+
+/// [`review`] with an optional step-up confirmation. For an entitlement with
+/// `approver_mfa`, an approval needs `mfa` bound to this request and verified
+/// at most [`MFA_MAX_AGE_MS`] ago; the ledger entry records the credential.
+pub fn review_confirmed(
+    policy: &Policy,
+    req: &Request,
+    actor: &Actor,
+    decision: ReviewDecision,
+    comment: &str,
+    mfa: Option<&MfaConfirmation>,
     now: Millis,
 ) -> Result<(Request, Vec<Event>), DomainError> {
     if req.state != State::Pending {
@@ -446,6 +482,29 @@ pub fn review(
             "you have already reviewed this request; each identity counts once".into(),
         ));
     }
+    let mfa = match (decision, ent.approver_mfa, mfa) {
+        (ReviewDecision::Approve, true, None) => {
+            return Err(DomainError::Forbidden(format!(
+                "{:?} requires approvers to confirm with a security key (step-up MFA); approve request {} in the web UI (/ui/requests/{}), which asks for your key",
+                ent.name, req.id, req.id
+            )))
+        }
+        (ReviewDecision::Approve, true, Some(m)) => {
+            if m.request_id != req.id {
+                return Err(DomainError::Forbidden(format!(
+                    "the security-key confirmation was made for request {}, not {}",
+                    m.request_id, req.id
+                )));
+            }
+            if m.verified_at > now || now - m.verified_at > MFA_MAX_AGE_MS {
+                return Err(DomainError::Forbidden(
+                    "the security-key confirmation is too old; confirm with your key again".into(),
+                ));
+            }
+            Some(m)
+        }
+        _ => None,
+    };
     let mut next = req.clone();
     next.reviews.push(Review {
         reviewer: actor.key.clone(),
@@ -460,7 +519,12 @@ pub fn review(
             ReviewDecision::Deny => "review.denied",
         },
         &actor.key,
-        serde_json::json!({"comment": comment}),
+        match mfa {
+            Some(m) => serde_json::json!({"comment": comment, "mfa": {
+                "method": m.method, "credential_id": m.credential_id, "verified_at": m.verified_at,
+            }}),
+            None => serde_json::json!({"comment": comment}),
+        },
     )];
     match decision {
         ReviewDecision::Deny => {

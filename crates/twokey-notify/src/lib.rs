@@ -22,6 +22,8 @@
 //! Sending is one attempt; retrying (with [`NotifyError::is_retryable`]) is
 //! the caller's choice, so an alert is never sent twice behind its back.
 
+pub mod notifications;
+
 use std::sync::Arc;
 use std::time::Duration;
 

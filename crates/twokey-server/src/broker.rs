@@ -5,11 +5,13 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+use twokey_core::notify::Person;
 use twokey_core::request as rq;
 use twokey_core::{
-    proposal, Actor, DomainError, Event, Millis, NewRequest, Policy, Proposal, Request,
-    ReviewDecision, State,
+    proposal, Actor, DomainError, Event, MfaConfirmation, Millis, NewRequest, Policy, Proposal,
+    Request, ReviewDecision, State,
 };
+use twokey_notify::notifications::{Notification, Notifier, Recipient as NotifyRecipient};
 use twokey_notify::{Alert, AlertSink, Severity};
 use twokey_providers::{GrantSpec, Presence, Provider, ProviderContext, Registry};
 use twokey_store::{Change, ProposalWrite, RequestWrite, Store, StoreError};
@@ -79,6 +81,7 @@ pub struct Broker {
     opts: BrokerOptions,
     wake: tokio::sync::Notify,
     sinks: Vec<Arc<dyn AlertSink>>,
+    notifiers: RwLock<Vec<Arc<dyn Notifier>>>,
     /// Prometheus metrics.
     pub metrics: Metrics,
 }
@@ -180,9 +183,26 @@ impl Broker {
             opts,
             wake: tokio::sync::Notify::new(),
             sinks,
+            notifiers: RwLock::new(Vec::new()),
             metrics: Metrics::new(),
         });
         Ok((broker, warning))
+    }
+
+    /// Sets where notifications to people go (Slack, email). Without any, no
+    /// notification is queued.
+    pub fn set_notifiers(&self, notifiers: Vec<Arc<dyn Notifier>>) {
+        match self.notifiers.write() {
+            Ok(mut g) => *g = notifiers,
+            Err(poisoned) => *poisoned.into_inner() = notifiers,
+        }
+    }
+
+    fn notifiers(&self) -> Vec<Arc<dyn Notifier>> {
+        match self.notifiers.read() {
+            Ok(g) => g.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
     }
 
     /// The store.
@@ -295,7 +315,12 @@ impl Broker {
         policy_hash: &str,
         secret: Option<String>,
     ) -> Result<(), StoreError> {
-        let alerts = events.iter().any(|e| e.alert);
+        let notify = !self.notifiers().is_empty();
+        let alerts = events.iter().any(|e| e.alert)
+            || (notify
+                && events
+                    .iter()
+                    .any(|e| twokey_core::notify::is_notification(&e.kind)));
         self.store
             .commit(Change {
                 now: self.now(),
@@ -303,6 +328,7 @@ impl Broker {
                 request: Some(write),
                 events: events.into_iter().map(|e| (req.id.clone(), e)).collect(),
                 secret: secret.map(|s| (req.id.clone(), s)),
+                notify,
                 ..Default::default()
             })
             .await?;
@@ -350,7 +376,8 @@ impl Broker {
         Err(StoreError::Conflict.into())
     }
 
-    /// A reviewer approves or denies.
+    /// A reviewer approves or denies. An approval of an entitlement with
+    /// `approver_mfa` is refused here (it needs [`Broker::review_confirmed`]).
     pub async fn review(
         &self,
         actor: &Actor,
@@ -358,9 +385,23 @@ impl Broker {
         decision: ReviewDecision,
         comment: &str,
     ) -> Result<Request, ApiError> {
+        self.review_confirmed(actor, id, decision, comment, None)
+            .await
+    }
+
+    /// [`Broker::review`] with a security-key confirmation that the web UI
+    /// verified (WebAuthn assertion bound to the session and this request).
+    pub async fn review_confirmed(
+        &self,
+        actor: &Actor,
+        id: &str,
+        decision: ReviewDecision,
+        comment: &str,
+        mfa: Option<MfaConfirmation>,
+    ) -> Result<Request, ApiError> {
         let res = self
             .transition(id, |p, r, now| {
-                rq::review(p, r, actor, decision, comment, now)
+                rq::review_confirmed(p, r, actor, decision, comment, mfa.as_ref(), now)
             })
             .await;
         match &res {
@@ -886,6 +927,7 @@ impl Broker {
     /// Sends due alerts to every sink. Undelivered alerts stay in the outbox
     /// and are retried; they are never dropped.
     pub async fn deliver_alerts(&self) -> Result<(), ApiError> {
+        self.deliver_notifications().await?;
         if self.sinks.is_empty() {
             return Ok(());
         }
@@ -896,6 +938,96 @@ impl Broker {
             for sink in &self.sinks {
                 if let Err(e) = sink.send(&alert).await {
                     err = Some(format!("{}: {e}", sink.name()));
+                }
+            }
+            let retry_at = now + backoff(&self.opts, row.attempts);
+            self.store
+                .alert_result(&row.id, now, err.as_deref(), retry_at)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Everyone who can be notified: the policy's identities (with their
+    /// `email`) and the people seen through single sign-on (email claim),
+    /// with groups and links as the broker sees them.
+    pub async fn people(&self) -> Result<Vec<Person>, ApiError> {
+        let lp = self.policy();
+        let mut out: Vec<Person> = lp
+            .policy
+            .identities
+            .iter()
+            .map(|i| Person {
+                actor: i.actor(),
+                email: i.email.clone(),
+            })
+            .collect();
+        for row in self.store.people().await? {
+            let Some(key) = twokey_core::IdentityKey::parse(&row.identity) else {
+                continue;
+            };
+            if out.iter().any(|p| p.actor.key == key) {
+                continue;
+            }
+            let actor = self.refresh_actor(Actor {
+                key,
+                name: row.name,
+                groups: row.groups.into_iter().collect(),
+                links: Default::default(),
+            });
+            out.push(Person {
+                actor,
+                email: row.email,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Sends due notifications (new request to approvers, decisions to the
+    /// requester, a decision to the other approvers). Undelivered ones stay in
+    /// the outbox and are retried.
+    pub async fn deliver_notifications(&self) -> Result<(), ApiError> {
+        let notifiers = self.notifiers();
+        if notifiers.is_empty() {
+            return Ok(());
+        }
+        let now = self.now();
+        let rows = self.store.due_notifications(now, 50).await?;
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let people = self.people().await?;
+        let lp = self.policy();
+        let base = self.opts.public_url.trim_end_matches('/').to_string();
+        for row in rows {
+            let e = &row.entry;
+            let mut err = None;
+            if let Some(req) = self.store.request(&e.subject).await? {
+                let link = format!("{base}/ui/requests/{}", req.id);
+                let notices =
+                    twokey_core::notify::plan(&lp.policy, &req, &e.kind, &e.actor, &people, &link);
+                for n in notices {
+                    let msg = Notification {
+                        kind: n.kind.as_str().into(),
+                        request_id: req.id.clone(),
+                        title: n.title,
+                        text: n.text,
+                        link: n.link,
+                        to: n
+                            .to
+                            .into_iter()
+                            .map(|r| NotifyRecipient {
+                                name: r.name,
+                                email: r.email,
+                            })
+                            .collect(),
+                    };
+                    for x in &notifiers {
+                        if let Err(er) = x.notify(&msg).await {
+                            tracing::warn!(notifier = %x.name(), error = %er, "notification failed; will retry");
+                            err = Some(er.to_string());
+                        }
+                    }
                 }
             }
             let retry_at = now + backoff(&self.opts, row.attempts);

@@ -47,6 +47,9 @@ pub struct Config {
     /// `[reconciler]`: the periodic check of targets against grants.
     #[serde(default)]
     pub reconciler: ReconcilerConfig,
+    /// `[notifications]`: Slack and email to approvers and requesters.
+    #[serde(default)]
+    pub notifications: twokey_notify::notifications::NotificationsConfig,
 }
 
 /// `[reconciler]`.

@@ -99,7 +99,63 @@ pub struct Change {
     pub secret: Option<(String, String)>,
     /// Overrides the scheduler's next due time for the request row.
     pub next_due: Option<Option<Millis>>,
+    /// A security key added or removed with this change.
+    pub credential: Option<CredentialWrite>,
+    /// Queue notifications (new request, decisions) for the entries of this
+    /// change in the outbox, in the same transaction.
+    pub notify: bool,
 }
+
+/// A registered WebAuthn credential (security key) of one identity.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CredentialRow {
+    /// Credential id, base64url.
+    pub id: String,
+    /// Owner, `issuer|subject`.
+    pub identity: String,
+    /// The owner's name for it.
+    pub name: String,
+    /// The verifier's stored credential (JSON).
+    pub passkey: String,
+    /// When it was registered.
+    pub created_at: Millis,
+    /// When it last confirmed an approval.
+    pub last_used_at: Option<Millis>,
+}
+
+/// How a credential row is written in a [`Change`].
+#[derive(Debug, Clone)]
+pub enum CredentialWrite {
+    /// Register a key.
+    Add(CredentialRow),
+    /// Remove a key of `identity` (fails with [`StoreError::Conflict`] when
+    /// that identity has no such key).
+    Remove {
+        /// Owner.
+        identity: String,
+        /// Credential id.
+        id: String,
+    },
+}
+
+/// A person as their identity provider last described them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PersonRow {
+    /// `issuer|subject`.
+    pub identity: String,
+    /// Display name.
+    pub name: String,
+    /// Email address, if the provider gave one.
+    pub email: Option<String>,
+    /// Groups at the latest sign-in.
+    pub groups: Vec<String>,
+    /// When they last signed in.
+    pub seen_at: Millis,
+}
+
+/// Prefix of the outbox kind of a notification row (the rest is the ledger
+/// entry's kind).
+pub const NOTIFY_PREFIX: &str = "notify:";
 
 /// A due alert waiting for delivery.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -411,7 +467,48 @@ async fn apply(
                 .await?;
         }
 
+        if let Some(w) = &change.credential {
+            match w {
+                CredentialWrite::Add(c) => {
+                    sqlx::query(
+                        "INSERT INTO webauthn_credentials (id, identity, name, passkey, created_at, last_used_at) VALUES ($1, $2, $3, $4, $5, NULL)",
+                    )
+                    .bind(&c.id)
+                    .bind(&c.identity)
+                    .bind(&c.name)
+                    .bind(&c.passkey)
+                    .bind(c.created_at)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                CredentialWrite::Remove { identity, id } => {
+                    let done = sqlx::query(
+                        "DELETE FROM webauthn_credentials WHERE id = $1 AND identity = $2",
+                    )
+                    .bind(id)
+                    .bind(identity)
+                    .execute(&mut *tx)
+                    .await?;
+                    if done.rows_affected() != 1 {
+                        return Err(StoreError::Conflict);
+                    }
+                }
+            }
+        }
+
         for (entry, (_, ev)) in entries.iter().zip(change.events.iter()) {
+            if change.notify && twokey_core::notify::is_notification(&entry.kind) {
+                sqlx::query(
+                    "INSERT INTO alerts (id, created_at, kind, doc, attempts, next_attempt) VALUES ($1, $2, $3, $4, 0, $5)",
+                )
+                .bind(format!("n{}", entry.index))
+                .bind(change.now)
+                .bind(format!("{NOTIFY_PREFIX}{}", entry.kind))
+                .bind(serde_json::to_string(entry).unwrap_or_default())
+                .bind(change.now)
+                .execute(&mut *tx)
+                .await?;
+            }
             if ev.alert {
                 sqlx::query(
                     "INSERT INTO alerts (id, created_at, kind, doc, attempts, next_attempt) VALUES ($1, $2, $3, $4, 0, $5)",
@@ -848,12 +945,34 @@ impl Store {
     /// Alerts due for delivery.
     pub async fn due_alerts(&self, now: Millis, limit: i64) -> Result<Vec<AlertRow>, StoreError> {
         let rows = sqlx::query(
-            "SELECT id, kind, doc, attempts FROM alerts WHERE delivered_at IS NULL AND next_attempt <= $1 ORDER BY created_at LIMIT $2",
+            "SELECT id, kind, doc, attempts FROM alerts WHERE delivered_at IS NULL AND next_attempt <= $1 AND kind NOT LIKE 'notify:%' ORDER BY created_at LIMIT $2",
         )
         .bind(now)
         .bind(limit)
         .fetch_all(&self.pool)
         .await?;
+        decode_alerts(&rows)
+    }
+
+    /// Notifications due for delivery (outbox rows queued with `Change::notify`).
+    pub async fn due_notifications(
+        &self,
+        now: Millis,
+        limit: i64,
+    ) -> Result<Vec<AlertRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, kind, doc, attempts FROM alerts WHERE delivered_at IS NULL AND next_attempt <= $1 AND kind LIKE 'notify:%' ORDER BY created_at, id LIMIT $2",
+        )
+        .bind(now)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        decode_alerts(&rows)
+    }
+}
+
+fn decode_alerts(rows: &[sqlx::any::AnyRow]) -> Result<Vec<AlertRow>, StoreError> {
+    {
         rows.iter()
             .map(|r| {
                 let doc: String = r.try_get(2)?;
@@ -867,7 +986,9 @@ impl Store {
             })
             .collect()
     }
+}
 
+impl Store {
     /// Marks an alert delivered, or schedules its next attempt.
     pub async fn alert_result(
         &self,
@@ -890,6 +1011,98 @@ impl Store {
                 .await?,
         };
         Ok(())
+    }
+
+    /// The security keys of `identity`, oldest first.
+    pub async fn credentials(&self, identity: &str) -> Result<Vec<CredentialRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, identity, name, passkey, created_at, last_used_at FROM webauthn_credentials WHERE identity = $1 ORDER BY created_at, id",
+        )
+        .bind(identity)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(CredentialRow {
+                    id: r.try_get(0)?,
+                    identity: r.try_get(1)?,
+                    name: r.try_get(2)?,
+                    passkey: r.try_get(3)?,
+                    created_at: r.try_get(4)?,
+                    last_used_at: r.try_get(5)?,
+                })
+            })
+            .collect()
+    }
+
+    /// After a verified assertion: the credential's new state (signature
+    /// counter) and when it was used. Only the owner's row is touched.
+    pub async fn credential_used(
+        &self,
+        identity: &str,
+        id: &str,
+        passkey: Option<&str>,
+        now: Millis,
+    ) -> Result<(), StoreError> {
+        match passkey {
+            Some(p) => sqlx::query("UPDATE webauthn_credentials SET passkey = $1, last_used_at = $2 WHERE id = $3 AND identity = $4")
+                .bind(p)
+                .bind(now)
+                .bind(id)
+                .bind(identity)
+                .execute(&self.pool)
+                .await?,
+            None => sqlx::query("UPDATE webauthn_credentials SET last_used_at = $1 WHERE id = $2 AND identity = $3")
+                .bind(now)
+                .bind(id)
+                .bind(identity)
+                .execute(&self.pool)
+                .await?,
+        };
+        Ok(())
+    }
+
+    /// Records how the identity provider described a person at sign-in.
+    pub async fn upsert_person(&self, p: &PersonRow) -> Result<(), StoreError> {
+        let groups = serde_json::to_string(&p.groups)
+            .map_err(|e| StoreError::Corrupt(p.identity.clone(), e.to_string()))?;
+        sqlx::query("DELETE FROM people WHERE identity = $1")
+            .bind(&p.identity)
+            .execute(&self.pool)
+            .await?;
+        sqlx::query(
+            "INSERT INTO people (identity, name, email, groups, seen_at) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(&p.identity)
+        .bind(&p.name)
+        .bind(&p.email)
+        .bind(groups)
+        .bind(p.seen_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Everyone who has signed in through single sign-on.
+    pub async fn people(&self) -> Result<Vec<PersonRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT identity, name, email, groups, seen_at FROM people ORDER BY identity",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let groups: String = r.try_get(3)?;
+                Ok(PersonRow {
+                    identity: r.try_get(0)?,
+                    name: r.try_get(1)?,
+                    email: r.try_get(2)?,
+                    groups: serde_json::from_str(&groups)
+                        .map_err(|e| StoreError::Corrupt("person".into(), e.to_string()))?,
+                    seen_at: r.try_get(4)?,
+                })
+            })
+            .collect()
     }
 
     /// Counts of requests by state, for metrics.

@@ -110,7 +110,7 @@ fn set_cookie(st: &AppState, name: &str, value: &str, max_age_s: i64) -> HeaderV
     HeaderValue::from_str(&s).unwrap_or_else(|_| HeaderValue::from_static("tk_invalid=1"))
 }
 
-fn random_token() -> String {
+pub(crate) fn random_token() -> String {
     use rand::Rng;
     let b: [u8; 32] = rand::thread_rng().gen();
     hex::encode(b)
@@ -156,6 +156,8 @@ pub struct Session {
     pub actor: Actor,
     /// The session's CSRF token.
     pub csrf: String,
+    /// Hash of the session id (binds security-key challenges to the session).
+    pub sid_hash: String,
 }
 
 impl Session {
@@ -195,6 +197,7 @@ impl FromRequestParts<AppState> for Session {
             (Some(sid), Some(actor)) => Ok(Session {
                 actor: st.broker.refresh_actor(actor),
                 csrf: csrf_for(&sid),
+                sid_hash: session_hash(&sid),
             }),
             _ => {
                 if parts.method == axum::http::Method::GET {
@@ -398,7 +401,21 @@ pub async fn callback(
     Query(q): Query<CallbackQuery>,
 ) -> Response {
     match finish_login(&st, &headers, q).await {
-        Ok((actor, return_to)) => start_session(&st, &actor, "oidc", &return_to).await,
+        Ok((actor, email, return_to)) => {
+            // The directory notifications use: name, email and groups as the
+            // provider said at this sign-in.
+            let person = twokey_store::PersonRow {
+                identity: actor.key.to_string(),
+                name: actor.name.clone(),
+                email,
+                groups: actor.groups.iter().cloned().collect(),
+                seen_at: st.broker.now(),
+            };
+            if let Err(err) = st.broker.store().upsert_person(&person).await {
+                tracing::warn!(error = %err, "could not record the person for notifications");
+            }
+            start_session(&st, &actor, "oidc", &return_to).await
+        }
         Err((status, msg)) => {
             tracing::warn!(reason = %msg, "sign-in refused");
             let mut resp = error_page(status, &format!("Sign-in failed: {msg}"));
@@ -415,7 +432,7 @@ async fn finish_login(
     st: &AppState,
     headers: &HeaderMap,
     q: CallbackQuery,
-) -> Result<(Actor, String), Refusal> {
+) -> Result<(Actor, Option<String>, String), Refusal> {
     let bad = |m: &str| (StatusCode::BAD_REQUEST, m.to_string());
     if let Some(err) = q.error {
         return Err(bad(&format!(
@@ -472,7 +489,8 @@ async fn finish_login(
         .or_else(|| claims.email().map(|m| m.to_string()))
         .unwrap_or_else(|| subject.clone());
     let mut groups = groups_from(&claims.additional_claims().claims, &sso.groups_claim);
-    if groups.is_none() {
+    let mut email = claims.email().map(|m| m.to_string());
+    if groups.is_none() || email.is_none() {
         // Not in the ID token: ask userinfo, which must be about the same subject.
         if let Ok(req) =
             client.user_info(token.access_token().clone(), Some(claims.subject().clone()))
@@ -481,7 +499,12 @@ async fn finish_login(
                 req.request_async(&http).await;
             match info {
                 Ok(info) => {
-                    groups = groups_from(&info.additional_claims().claims, &sso.groups_claim)
+                    if groups.is_none() {
+                        groups = groups_from(&info.additional_claims().claims, &sso.groups_claim);
+                    }
+                    if email.is_none() {
+                        email = info.email().map(|m| m.to_string());
+                    }
                 }
                 Err(e) => tracing::warn!(error = %e, "userinfo request failed; no groups"),
             }
@@ -493,7 +516,7 @@ async fn finish_login(
         groups: groups.unwrap_or_default(),
         links: Default::default(),
     };
-    Ok((st.broker.refresh_actor(actor), flow.return_to))
+    Ok((st.broker.refresh_actor(actor), email, flow.return_to))
 }
 
 fn groups_from(

@@ -38,6 +38,7 @@ pub fn page(title: &str, who: Option<Who<'_>>, body: &str) -> String {
 <li><a href="/ui/request">New request</a></li>
 <li><a href="/ui/audit">Audit log</a></li>
 <li><a href="/ui/policy">Policy</a></li>
+<li><a href="/ui/keys">Security keys</a></li>
 </ul></nav>
 <div class="who">Signed in as <strong>{name}</strong> <span class="muted">({key})</span>
 <form method="post" action="/ui/logout" class="inline"><input type="hidden" name="csrf" value="{csrf}"><button type="submit">Sign out</button></form></div>"#,

@@ -13,7 +13,12 @@
 //! - every state-changing form carries a CSRF token bound to the session;
 //! - the return URL after login must be a relative path on this server;
 //! - every page carries CSP, `X-Frame-Options: DENY`, `Referrer-Policy`,
-//!   `X-Content-Type-Options: nosniff`; pages use no JavaScript.
+//!   `X-Content-Type-Options: nosniff`; the only JavaScript is the static
+//!   `webauthn.js` for security keys (`script-src 'self'`, no inline script);
+//! - step-up MFA (`approver_mfa`): an approval is confirmed by a WebAuthn
+//!   assertion whose challenge is bound to the session and the request, used
+//!   once and within two minutes (see [`mfa`]); the core refuses the approval
+//!   without it, whichever way it arrives.
 //!
 //! The broker decides everything: the UI hides buttons a person may not use,
 //! and the broker refuses them anyway.
@@ -23,7 +28,9 @@
 #![allow(clippy::result_large_err)]
 
 mod auth;
+mod cli_login;
 mod html;
+mod mfa;
 mod pages;
 
 use std::collections::HashMap;
@@ -128,6 +135,12 @@ pub(crate) struct Web {
     pub flows: tokio::sync::Mutex<HashMap<String, auth::Flow>>,
     /// The discovered provider (refreshed every few minutes).
     pub oidc: tokio::sync::Mutex<Option<auth::Discovered>>,
+    /// The WebAuthn relying party (`public_url`'s host), or why there is none.
+    pub webauthn: Result<webauthn_rs::Webauthn, String>,
+    /// Security-key ceremonies in flight.
+    pub ceremonies: mfa::Ceremonies,
+    /// `twokey login` codes waiting to be exchanged.
+    pub cli_codes: cli_login::Codes,
 }
 
 pub(crate) type AppState = Arc<Web>;
@@ -135,11 +148,18 @@ pub(crate) type AppState = Arc<Web>;
 /// The UI's routes (under `/ui`, plus `/` redirecting there), to be merged
 /// into the API router. Has no fallback of its own.
 pub fn router(broker: Arc<Broker>, cfg: WebConfig) -> Router<()> {
+    let webauthn = mfa::relying_party(&cfg.public_url);
+    if let Err(m) = &webauthn {
+        tracing::warn!("{m}");
+    }
     let state: AppState = Arc::new(Web {
         broker,
         cfg,
         flows: Default::default(),
         oidc: Default::default(),
+        webauthn,
+        ceremonies: Default::default(),
+        cli_codes: Default::default(),
     });
     Router::new()
         .route("/", get(pages::root))
@@ -151,8 +171,19 @@ pub fn router(broker: Arc<Broker>, cfg: WebConfig) -> Router<()> {
         .route("/ui/logout", post(auth::logout))
         .route("/ui/callback", get(auth::callback))
         .route("/ui/request", get(pages::request_form).post(pages::create))
+        .route("/ui/static/webauthn.js", get(mfa::script))
+        .route("/ui/keys", get(mfa::keys_page))
+        .route("/ui/keys/register/start", post(mfa::register_start))
+        .route("/ui/keys/register/finish", post(mfa::register_finish))
+        .route("/ui/keys/{id}/remove", post(mfa::remove_key))
         .route("/ui/requests/{id}", get(pages::request_page))
+        .route("/ui/requests/{id}/mfa", post(mfa::approve_start))
         .route("/ui/requests/{id}/{action}", post(pages::act))
+        .route(
+            "/ui/cli-login",
+            get(cli_login::start).post(cli_login::confirm),
+        )
+        .route("/v1/cli-login/token", post(cli_login::exchange))
         .route("/ui/audit", get(pages::audit))
         .route("/ui/policy", get(pages::policy))
         .layer(axum::middleware::map_response(security_headers))
@@ -165,7 +196,7 @@ async fn security_headers(mut resp: Response) -> Response {
     h.insert(
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static(
-            "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+            "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
         ),
     );
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));

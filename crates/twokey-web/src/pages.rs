@@ -153,7 +153,7 @@ pub async fn request_form(State(st): State<AppState>, s: Session) -> Response {
             n = e(&ent.name)
         ));
         help.push_str(&format!(
-            r#"<li><strong>{n}</strong>: {d}. Default {def}, at most {max}; {appr} approval(s) from {from}{reason}{ticket}.</li>"#,
+            r#"<li><strong>{n}</strong>: {d}. Default {def}, at most {max}; {appr} approval(s) from {from}{mfa}{reason}{ticket}.</li>"#,
             n = e(&ent.name),
             d = e(&ent.description),
             def = dur(ent.default_duration_ms),
@@ -161,6 +161,7 @@ pub async fn request_form(State(st): State<AppState>, s: Session) -> Response {
             appr = ent.approval.count,
             from = e(&ent.approval.from.join(", ")),
             reason = if ent.reason_required { "; reason required" } else { "" },
+            mfa = if ent.approver_mfa { " (approvers confirm with a security key)" } else { "" },
             ticket = ent
                 .ticket_pattern
                 .as_ref()
@@ -347,7 +348,41 @@ pub async fn request_page(
             x.may_approve(&s.actor, &r.requester, &r.requester_groups)
                 .is_ok()
         });
-    if may_review {
+    let needs_key = ent.is_some_and(|x| x.approver_mfa);
+    if may_review && needs_key {
+        let has_keys = match st
+            .broker
+            .store()
+            .credentials(&s.actor.key.to_string())
+            .await
+        {
+            Ok(k) => !k.is_empty(),
+            Err(err) => return api_error(err.into()),
+        };
+        let approve = if has_keys {
+            r#"<button type="submit" name="decision" value="approve">Approve with security key</button>"#.to_string()
+        } else {
+            String::new()
+        };
+        let note = if has_keys {
+            r#"<p class="muted" id="mfa-note">This entitlement requires step-up MFA: approving asks for your security key.</p>"#
+        } else {
+            r#"<p class="error" id="mfa-note">This entitlement requires step-up MFA. <a href="/ui/keys">Add a security key</a> to approve it (you can still deny).</p>"#
+        };
+        actions.push_str(&format!(
+            r#"{note}<form method="post" action="/ui/requests/{rid}/approve" class="stack review" data-mfa-request="{rid}">
+<input type="hidden" name="csrf" value="{csrf}">
+<input type="hidden" name="ceremony" value="">
+<input type="hidden" name="assertion" value="">
+<label for="comment">Comment (optional)</label>
+<textarea id="comment" name="comment" rows="2"></textarea>
+<div class="buttons">{approve}
+<button type="submit" name="decision" value="deny" formaction="/ui/requests/{rid}/deny" class="danger">Deny</button></div>
+<p id="webauthn-status" role="status" aria-live="polite"></p>
+</form>
+<script src="/ui/static/webauthn.js"></script>"#
+        ));
+    } else if may_review {
         actions.push_str(&format!(
             r#"<form method="post" action="/ui/requests/{rid}/approve" class="stack review">
 <input type="hidden" name="csrf" value="{csrf}">
@@ -406,8 +441,15 @@ pub async fn request_page(
     // Timeline from the ledger.
     body.push_str(r#"<section><h2>Timeline (from the ledger)</h2><ol class="timeline">"#);
     for t in &timeline {
+        let mfa = match t.data["mfa"]["credential_id"].as_str() {
+            Some(c) => format!(
+                r#" <span class="mfa">confirmed with security key <code>{}…</code></span>"#,
+                e(&c.chars().take(16).collect::<String>())
+            ),
+            None => String::new(),
+        };
         body.push_str(&format!(
-            r#"<li><span class="muted">#{} · {}</span> <strong>{}</strong> by {}</li>"#,
+            r#"<li><span class="muted">#{} · {}</span> <strong>{}</strong> by {}{mfa}</li>"#,
             t.index,
             time(t.time_ms),
             e(&t.kind),
@@ -435,6 +477,12 @@ pub struct ActForm {
     duration: String,
     #[serde(default)]
     reason: String,
+    /// Security-key ceremony id (step-up MFA approvals).
+    #[serde(default)]
+    ceremony: String,
+    /// The WebAuthn assertion, as JSON (step-up MFA approvals).
+    #[serde(default)]
+    assertion: String,
 }
 
 /// `POST /ui/requests/{id}/{action}`: approve, deny, cancel, revoke, extend,
@@ -451,7 +499,27 @@ pub async fn act(
     let b = &st.broker;
     let res = match action.as_str() {
         "approve" => {
-            b.review(&s.actor, &id, ReviewDecision::Approve, &f.comment)
+            let needs_key = match b.get(&id).await {
+                Ok(r) => b
+                    .policy()
+                    .policy
+                    .entitlement(&r.entitlement)
+                    .is_some_and(|x| x.approver_mfa),
+                Err(err) => return api_error(err),
+            };
+            // With a key confirmation when the form carries one; the core
+            // refuses an approval of an `approver_mfa` entitlement without it.
+            let mfa = if needs_key && !f.assertion.is_empty() {
+                match crate::mfa::verify_approval(&st, &s, &id, &f.ceremony, &f.assertion).await {
+                    Ok(m) => Some(m),
+                    Err(msg) => {
+                        return error_page(StatusCode::FORBIDDEN, &format!("Not approved: {msg}"))
+                    }
+                }
+            } else {
+                None
+            };
+            b.review_confirmed(&s.actor, &id, ReviewDecision::Approve, &f.comment, mfa)
                 .await
         }
         "deny" => {
@@ -565,7 +633,7 @@ pub async fn policy(State(st): State<AppState>, s: Session) -> Response {
     let mut rows = String::new();
     for ent in p.entitlements.values() {
         rows.push_str(&format!(
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{} from {}{}</td><td>{}</td></tr>",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{} from {}{}{}</td><td>{}</td></tr>",
             e(&ent.name),
             e(&ent.provider),
             e(&ent.requester_groups.join(", ")),
@@ -573,6 +641,11 @@ pub async fn policy(State(st): State<AppState>, s: Session) -> Response {
             e(&ent.approval.from.join(", ")),
             if ent.approval.exclude_requester_groups {
                 ", not the requester's team"
+            } else {
+                ""
+            },
+            if ent.approver_mfa {
+                ", with security key"
             } else {
                 ""
             },

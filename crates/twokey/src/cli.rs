@@ -94,6 +94,16 @@ enum Cmd {
     Secret { id: String },
     /// Who the token belongs to.
     Whoami,
+    /// Get a short-lived API token through the browser (single sign-on) and
+    /// store it for the other commands (used when TWOKEY_TOKEN is unset).
+    Login {
+        /// Only print the URL to open; do not start a browser.
+        #[arg(long)]
+        no_browser: bool,
+        /// How long to wait for the browser, in seconds.
+        #[arg(long, default_value_t = 300)]
+        timeout: u64,
+    },
     /// Policy as code.
     #[command(subcommand)]
     Policy(PolicyCmd),
@@ -149,7 +159,12 @@ enum TokenCmd {
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<i32> {
-    let client = Client::new(&cli.server, cli.token.clone());
+    let token = cli
+        .token
+        .clone()
+        .filter(|t| !t.is_empty())
+        .or_else(|| crate::login::stored_token(&cli.server));
+    let client = Client::new(&cli.server, token);
     let json_out = cli.json;
     let out = |v: &Value, human: &dyn Fn(&Value) -> String| {
         if json_out {
@@ -160,6 +175,17 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
     };
     match cli.cmd {
         Cmd::Serve(args) => return crate::serve::run(args).await,
+        Cmd::Login {
+            no_browser,
+            timeout,
+        } => {
+            return crate::login::run(
+                &cli.server,
+                no_browser,
+                std::time::Duration::from_secs(timeout),
+            )
+            .await
+        }
         Cmd::Audit(cmd) => return crate::audit::run(cmd, &cli.server, cli.token.as_deref()).await,
         Cmd::Guard(GuardCmd::Scan(args)) => {
             return twokey_guard::run_scan(&args, &mut std::io::stdout().lock())

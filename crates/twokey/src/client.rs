@@ -46,7 +46,7 @@ impl Client {
             rb = rb.bearer_auth(t);
         } else {
             return Err(anyhow!(
-                "no token: set TWOKEY_TOKEN (in dev mode, see DATA_DIR/dev-tokens.json)"
+                "no token: run `twokey login`, or set TWOKEY_TOKEN (in dev mode, see DATA_DIR/dev-tokens.json)"
             ));
         }
         if let Some(b) = body {

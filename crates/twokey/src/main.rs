@@ -3,6 +3,7 @@
 mod audit;
 mod cli;
 mod client;
+mod login;
 mod serve;
 
 use clap::Parser;

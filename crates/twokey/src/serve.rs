@@ -88,6 +88,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<i32> {
     let mut ledger_cfg = twokey_server::checkpoints::LedgerConfig::default();
     let mut gate_cfg: Option<twokey_gate::config::GateConfig> = None;
     let key_default: PathBuf;
+    let mut notifiers = Vec::new();
     let (store, policy, listen, sinks, mut opts, dev_dir) = if args.dev {
         let listen = args
             .listen
@@ -133,6 +134,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<i32> {
         let policy = Policy::parse(&text, &cfg.policy).map_err(|e| anyhow::anyhow!("{e}"))?;
         let store = Store::open(&cfg.database).await?;
         let sinks = twokey_notify::build_sinks(&cfg.alerts.sink);
+        notifiers = twokey_notify::notifications::build_notifiers(&cfg.notifications)
+            .map_err(anyhow::Error::msg)?;
         ledger_cfg = cfg.ledger.clone();
         key_default = cfg_path
             .parent()
@@ -204,6 +207,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<i32> {
     if let Some(w) = warning {
         tracing::warn!("{w}");
     }
+    broker.set_notifiers(notifiers);
     if let Some(dir) = &dev_dir {
         write_dev_tokens(&broker, dir).await?;
     }
