@@ -80,6 +80,8 @@ pub struct Broker {
     clock: Arc<dyn Clock>,
     opts: BrokerOptions,
     wake: tokio::sync::Notify,
+    /// Ids of the requests this process activated, as they are committed.
+    activations: tokio::sync::broadcast::Sender<String>,
     sinks: Vec<Arc<dyn AlertSink>>,
     notifiers: RwLock<Vec<Arc<dyn Notifier>>>,
     /// Prometheus metrics.
@@ -182,6 +184,7 @@ impl Broker {
             clock,
             opts,
             wake: tokio::sync::Notify::new(),
+            activations: tokio::sync::broadcast::channel(1024).0,
             sinks,
             notifiers: RwLock::new(Vec::new()),
             metrics: Metrics::new(),
@@ -261,6 +264,14 @@ impl Broker {
             .request(id)
             .await?
             .ok_or_else(|| ApiError::NotFound(format!("no request {id:?}")))
+    }
+
+    /// The ids of requests this process activates from now on, each sent
+    /// once its activation is committed (in-process only: another replica's
+    /// activations are not seen; read the store for those). A slow receiver
+    /// may lag and miss ids.
+    pub fn subscribe_activations(&self) -> tokio::sync::broadcast::Receiver<String> {
+        self.activations.subscribe()
     }
 
     /// Records a refused self-approval in the ledger and alerts on it.
@@ -709,6 +720,7 @@ impl Broker {
                         {
                             Ok(()) => {
                                 self.metrics.activated(&req.id, self.now());
+                                let _ = self.activations.send(req.id.clone());
                             }
                             Err(StoreError::Conflict) => {}
                             Err(e) => {
