@@ -112,18 +112,34 @@ async fn stored_keys(
         .collect())
 }
 
-async fn put_ceremony(st: &AppState, c: Ceremony) -> Result<String, Response> {
+/// Stores a new ceremony for this session and answers the browser with its
+/// id and the WebAuthn `options` to pass to `navigator.credentials`.
+async fn begin_ceremony(
+    st: &AppState,
+    s: &Session,
+    identity: String,
+    purpose: Purpose,
+    options: impl serde::Serialize,
+) -> Response {
     let id = crate::auth::random_token();
     let mut map = st.ceremonies.lock().await;
     map.retain(|_, c| c.started.elapsed() < CEREMONY_TTL);
     if map.len() > 10_000 {
-        return Err(json_error(
+        return json_error(
             StatusCode::SERVICE_UNAVAILABLE,
             "too many security-key ceremonies in progress",
-        ));
+        );
     }
-    map.insert(id.clone(), c);
-    Ok(id)
+    map.insert(
+        id.clone(),
+        Ceremony {
+            session: s.sid_hash.clone(),
+            identity,
+            purpose,
+            started: Instant::now(),
+        },
+    );
+    Json(serde_json::json!({ "ceremony": id, "options": options })).into_response()
 }
 
 /// Takes a ceremony out (single use) if it belongs to this session and is fresh.
@@ -258,21 +274,7 @@ pub async fn register_start(
             )
         }
     };
-    let ceremony = match put_ceremony(
-        &st,
-        Ceremony {
-            session: s.sid_hash.clone(),
-            identity,
-            purpose: Purpose::Register(state, name),
-            started: Instant::now(),
-        },
-    )
-    .await
-    {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
-    Json(serde_json::json!({ "ceremony": ceremony, "options": options })).into_response()
+    begin_ceremony(&st, &s, identity, Purpose::Register(state, name), options).await
 }
 
 /// Body of `POST /ui/keys/register/finish`.
@@ -468,21 +470,7 @@ pub async fn approve_start(
             )
         }
     };
-    let ceremony = match put_ceremony(
-        &st,
-        Ceremony {
-            session: s.sid_hash.clone(),
-            identity,
-            purpose: Purpose::Approve(state, id),
-            started: Instant::now(),
-        },
-    )
-    .await
-    {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
-    Json(serde_json::json!({ "ceremony": ceremony, "options": options })).into_response()
+    begin_ceremony(&st, &s, identity, Purpose::Approve(state, id), options).await
 }
 
 /// Verifies the assertion posted with an approval form and returns the
