@@ -6,108 +6,23 @@
 //! Also the reconciler, the alert webhook and AWS errors on the request.
 
 mod support;
+// The moto harness of the provider tests: one way to start, stop and point
+// the SDK at moto.
+#[path = "../../twokey-aws/tests/common/mod.rs"]
+mod moto;
 
-use std::net::{TcpListener, TcpStream};
-use std::path::PathBuf;
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::{Arc, Mutex, Once};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
+use moto::Moto;
 use serde_json::Value;
 use support::{wait_until, Server, TestEnv, BIN};
-use twokey_aws::client::Connection;
 
 const ACCOUNT: &str = "123456789012";
 const SSO_ACCOUNT: &str = "111122223333";
 const ROLE: &str = "prod-admin";
 const ALICE_IP: &str = "203.0.113.7/32";
-
-static ENV: Once = Once::new();
-
-/// The gateway's credentials, through the SDK's default chain (environment),
-/// for the test's own SDK clients and, inherited, for `twokey serve`.
-fn aws_env() {
-    ENV.call_once(|| {
-        std::env::set_var("AWS_ACCESS_KEY_ID", "AKIDTESTING");
-        std::env::set_var("AWS_SECRET_ACCESS_KEY", "testing");
-        std::env::set_var("AWS_EC2_METADATA_DISABLED", "true");
-        std::env::set_var("AWS_CONFIG_FILE", "/nonexistent/twokey-test");
-        std::env::set_var("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/twokey-test");
-        std::env::remove_var("AWS_PROFILE");
-        std::env::remove_var("AWS_SESSION_TOKEN");
-    });
-}
-
-fn moto_bin() -> PathBuf {
-    if let Ok(p) = std::env::var("MOTO_SERVER") {
-        return PathBuf::from(p);
-    }
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.venv/moto/bin/moto_server")
-}
-
-/// A moto server on a free loopback port; killed on drop.
-struct Moto {
-    child: Child,
-    port: u16,
-}
-
-impl Moto {
-    /// Starts moto, or returns `None` when it is not installed (under `CI`
-    /// that is a failure, not a skip).
-    fn start() -> Option<Moto> {
-        aws_env();
-        let bin = moto_bin();
-        if !bin.exists() {
-            let why = format!(
-                "moto server not found at {} (set MOTO_SERVER or run scripts/setup-moto.sh)",
-                bin.display()
-            );
-            if std::env::var_os("CI").is_some() {
-                panic!("{why}");
-            }
-            eprintln!("SKIPPED: {why}");
-            return None;
-        }
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .expect("free port");
-        let child = Command::new(&bin)
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start moto_server");
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "moto did not start on {port}");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        Some(Moto { child, port })
-    }
-
-    fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-
-    async fn sdk(&self) -> aws_config::SdkConfig {
-        Connection {
-            endpoint_url: Some(self.url()),
-            region: Some("us-east-1".into()),
-            ..Default::default()
-        }
-        .load()
-        .await
-    }
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// A local webhook receiver: the bodies of the alerts it got.
 async fn receiver() -> (String, Arc<Mutex<Vec<Value>>>) {
@@ -196,7 +111,7 @@ impl Fixture {
     /// README documents it); a VPC security group; the Identity Center
     /// instance and a permission set.
     async fn create(moto: Moto) -> Fixture {
-        let sdk = moto.sdk().await;
+        let sdk = moto.connection().load().await;
         let iam = aws_sdk_iam::Client::new(&sdk);
         let ec2 = aws_sdk_ec2::Client::new(&sdk);
         let sso = aws_sdk_ssoadmin::Client::new(&sdk);
@@ -513,7 +428,7 @@ struct Running {
 /// moto + fixture + `twokey serve --config` with the reconciler every second
 /// and a webhook alert sink; `None` when moto is missing outside CI.
 async fn start(reconcile_interval: &str) -> Option<Running> {
-    let moto = Moto::start()?;
+    let moto = Moto::start(&[])?;
     let fx = Fixture::create(moto).await;
     let (hook, alerts) = receiver().await;
     let dir = tempfile::tempdir().expect("tempdir");
