@@ -201,6 +201,14 @@ impl Broker {
         }
     }
 
+    /// Whether any notifier is set (on every commit: no copy of the list).
+    fn has_notifiers(&self) -> bool {
+        match self.notifiers.read() {
+            Ok(g) => !g.is_empty(),
+            Err(poisoned) => !poisoned.into_inner().is_empty(),
+        }
+    }
+
     fn notifiers(&self) -> Vec<Arc<dyn Notifier>> {
         match self.notifiers.read() {
             Ok(g) => g.clone(),
@@ -326,7 +334,7 @@ impl Broker {
         policy_hash: &str,
         secret: Option<String>,
     ) -> Result<(), StoreError> {
-        let notify = !self.notifiers().is_empty();
+        let notify = self.has_notifiers();
         let alerts = events.iter().any(|e| e.alert)
             || (notify
                 && events

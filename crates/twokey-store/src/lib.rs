@@ -333,6 +333,28 @@ fn clone_err(e: &sqlx::Error) -> sqlx::Error {
 }
 
 /// Writes one change and its ledger entries inside the open transaction.
+/// Queues `entry` in the outbox (alerts and notifications) as row `id`,
+/// due at once.
+async fn queue_outbox(
+    tx: &mut sqlx::AnyConnection,
+    id: &str,
+    kind: &str,
+    entry: &LedgerEntry,
+    now: Millis,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO alerts (id, created_at, kind, doc, attempts, next_attempt) VALUES ($1, $2, $3, $4, 0, $5)",
+    )
+    .bind(id)
+    .bind(now)
+    .bind(kind)
+    .bind(serde_json::to_string(entry).unwrap_or_default())
+    .bind(now)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
 async fn apply(
     tx: &mut sqlx::AnyConnection,
     change: &Change,
@@ -498,28 +520,11 @@ async fn apply(
 
         for (entry, (_, ev)) in entries.iter().zip(change.events.iter()) {
             if change.notify && twokey_core::notify::is_notification(&entry.kind) {
-                sqlx::query(
-                    "INSERT INTO alerts (id, created_at, kind, doc, attempts, next_attempt) VALUES ($1, $2, $3, $4, 0, $5)",
-                )
-                .bind(format!("n{}", entry.index))
-                .bind(change.now)
-                .bind(format!("{NOTIFY_PREFIX}{}", entry.kind))
-                .bind(serde_json::to_string(entry).unwrap_or_default())
-                .bind(change.now)
-                .execute(&mut *tx)
-                .await?;
+                let kind = format!("{NOTIFY_PREFIX}{}", entry.kind);
+                queue_outbox(tx, &format!("n{}", entry.index), &kind, entry, change.now).await?;
             }
             if ev.alert {
-                sqlx::query(
-                    "INSERT INTO alerts (id, created_at, kind, doc, attempts, next_attempt) VALUES ($1, $2, $3, $4, 0, $5)",
-                )
-                .bind(entry.index.to_string())
-                .bind(change.now)
-                .bind(&entry.kind)
-                .bind(serde_json::to_string(entry).unwrap_or_default())
-                .bind(change.now)
-                .execute(&mut *tx)
-                .await?;
+                queue_outbox(tx, &entry.index.to_string(), &entry.kind, entry, change.now).await?;
             }
         }
         Ok(entries)
