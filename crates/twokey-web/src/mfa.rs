@@ -70,11 +70,12 @@ pub fn relying_party(public_url: &str) -> Result<Webauthn, String> {
         .map_err(|e| format!("WebAuthn relying party {host}: {e}"))
 }
 
+/// The relying party, or the JSON error the ceremony calls answer without one.
 fn webauthn(st: &AppState) -> Result<&Webauthn, Response> {
-    st.webauthn.as_ref().map_err(|m| {
-        error_page(
+    st.webauthn.as_ref().map_err(|_| {
+        json_error(
             StatusCode::SERVICE_UNAVAILABLE,
-            &format!("Security keys are not available: {m}"),
+            "security keys are not available",
         )
     })
 }
@@ -244,12 +245,7 @@ pub async fn register_start(
     }
     let wa = match webauthn(&st) {
         Ok(w) => w,
-        Err(_) => {
-            return json_error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "security keys are not available",
-            )
-        }
+        Err(r) => return r,
     };
     let identity = s.actor.key.to_string();
     let existing = match stored_keys(&st, &identity).await {
@@ -298,12 +294,7 @@ pub async fn register_finish(
     }
     let wa = match webauthn(&st) {
         Ok(w) => w,
-        Err(_) => {
-            return json_error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "security keys are not available",
-            )
-        }
+        Err(r) => return r,
     };
     let c = match take_ceremony(&st, &b.ceremony, &s).await {
         Ok(c) => c,
@@ -440,12 +431,7 @@ pub async fn approve_start(
     }
     let wa = match webauthn(&st) {
         Ok(w) => w,
-        Err(_) => {
-            return json_error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "security keys are not available",
-            )
-        }
+        Err(r) => return r,
     };
     if st.broker.get(&id).await.is_err() {
         return json_error(StatusCode::NOT_FOUND, "no such request");
