@@ -10,8 +10,22 @@
 //! # cross-account: the gateway assumes this role to edit the target role
 //! assume_role_arn = "arn:aws:iam::222233334444:role/twokey-revoker"
 //! account = "222233334444"
+//! # required when the role is in the same account as a principal:
+//! # trust = "account_root"
 //! # optional: region = "eu-west-1", endpoint_url = "..."
 //! ```
+//!
+//! **Standing trust.** In the *same* account, a trust policy that names the
+//! user's (or role's) own ARN lets AWS allow `sts:AssumeRole` from the trust
+//! alone, with no identity policy: the person could assume the role with no
+//! grant and after every grant's end. A target whose role shares an account
+//! with a principal is therefore refused when the policy loads unless it says
+//! `trust = "account_root"`: the role's trust names the account
+//! (`arn:aws:iam::ACCOUNT:root`), which makes AWS require the identity policy
+//! twokey grants, in the same and the cross-account case alike. Every grant
+//! reads the role's trust (the `GetRole` it already makes) and refuses, with
+//! an alert, a trust that would let the person in without the grant
+//! ([`crate::trust::standing_trust`]) or that does not admit them at all.
 //!
 //! **grant** puts an inline policy `twokey-<request id>` on the requester's
 //! principal (a user or role in the gateway account) allowing `sts:AssumeRole`
@@ -33,14 +47,13 @@
 //!
 //! **check** reports whether the inline policy exists.
 //!
-//! The target role's trust policy must trust the gateway principals and demand
-//! a source identity:
+//! The target role's trust policy must trust the gateway **account** (never a
+//! person directly) and demand a source identity:
 //!
 //! ```json
 //! {"Version": "2012-10-17", "Statement": [{
 //!   "Effect": "Allow",
-//!   "Principal": {"AWS": ["arn:aws:iam::111122223333:user/alice",
-//!                         "arn:aws:iam::111122223333:role/bob-workstation"]},
+//!   "Principal": {"AWS": "arn:aws:iam::111122223333:root"},
 //!   "Action": ["sts:AssumeRole", "sts:SetSourceIdentity"],
 //!   "Condition": {"StringLike": {"sts:SourceIdentity": "*"}}
 //! }]}
@@ -85,8 +98,21 @@ const DENY_WRITE_ATTEMPTS: usize = 5;
 struct Raw {
     role_arn: String,
     principals: BTreeMap<String, String>,
+    #[serde(default)]
+    trust: Option<TrustForm>,
     #[serde(flatten)]
     connection: Connection,
+}
+
+/// How the target role's trust policy keeps out anyone without a grant
+/// (`trust = "..."` in the target).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TrustForm {
+    /// The trust names the gateway account (`arn:aws:iam::ACCOUNT:root`), so
+    /// AWS requires the identity policy that twokey grants; checked at every
+    /// grant.
+    AccountRoot,
 }
 
 /// An IAM principal in the gateway account.
@@ -107,6 +133,8 @@ pub struct AssumeConfig {
     pub role_name: String,
     /// Identity name → (principal ARN, principal).
     pub principals: BTreeMap<String, (String, Principal)>,
+    /// How standing trust is excluded, when the entitlement says so.
+    pub trust: Option<TrustForm>,
     /// Where and as whom to call AWS (`assume_role_arn` applies to the target
     /// role only; principals are edited with the gateway's own credentials).
     pub connection: Connection,
@@ -115,7 +143,7 @@ pub struct AssumeConfig {
 impl AssumeConfig {
     /// Reads and validates a target table.
     pub fn from_target(target: &toml::Table) -> Result<Self, ProviderError> {
-        let raw: Raw = parse_target(KIND, target, &["role_arn", "principals"])?;
+        let raw: Raw = parse_target(KIND, target, &["role_arn", "principals", "trust"])?;
         raw.connection.validate(KIND)?;
         let role = Arn::parse(&raw.role_arn)
             .filter(|a| a.kind == "role")
@@ -151,6 +179,17 @@ impl AssumeConfig {
                 }
             };
             if let Some(p) = p {
+                if p.account == role.account && raw.trust.is_none() {
+                    return Err(ProviderError::permanent(format!(
+                        "{KIND} target: `role_arn` {:?} is in account {}, the same account as \
+                         {who:?}'s principal {arn:?}: there a trust policy that names the principal \
+                         lets AWS allow AssumeRole with no twokey grant, and after every grant's end \
+                         (standing access). Make the role's trust name the account \
+                         (\"arn:aws:iam::{}:root\") and set `trust = \"account_root\"`; twokey \
+                         checks the trust at every grant",
+                        raw.role_arn, role.account, role.account
+                    )));
+                }
                 if p.account != role.account && raw.connection.assume_role_arn.is_none() {
                     return Err(ProviderError::permanent(format!(
                         "{KIND} target: `role_arn` is in account {} but {who:?}'s principal is in {}: \
@@ -165,6 +204,7 @@ impl AssumeConfig {
             role_arn: raw.role_arn,
             role_name: role.name,
             principals,
+            trust: raw.trust,
             connection: raw.connection,
         })
     }
@@ -521,14 +561,55 @@ impl AssumeRoleProvider {
 
     /// Fails with a clear message if the target role does not exist.
     async fn ensure_role(&self) -> Result<(), ProviderError> {
+        self.role_trust().await.map(|_| ())
+    }
+
+    /// The target role's (decoded) trust policy; fails with a clear message if
+    /// the role does not exist.
+    async fn role_trust(&self) -> Result<String, ProviderError> {
         self.target()
             .await
             .get_role()
             .role_name(&self.config.role_name)
             .send()
             .await
-            .map(|_| ())
+            .map(|o| {
+                o.role()
+                    .and_then(|r| r.assume_role_policy_document())
+                    .map(decode_policy)
+                    .unwrap_or_default()
+            })
             .map_err(|e| aws_error("GetRole", &self.role_what(), e))
+    }
+
+    /// Refuses a trust policy that would admit `arn` without the grant, or
+    /// that does not admit it at all (see [`crate::trust`]).
+    fn verify_trust(&self, trust: &str, who: &str, arn: &str) -> Result<(), ProviderError> {
+        let role_account = Arn::parse(&self.config.role_arn)
+            .map(|a| a.account)
+            .unwrap_or_default();
+        let bad = |e: crate::trust::BadTrust| {
+            ProviderError::permanent(format!(
+                "{KIND}: cannot read the trust policy of {}: {e}",
+                self.role_what()
+            ))
+        };
+        if let Some(f) = crate::trust::standing_trust(trust, &role_account, arn).map_err(bad)? {
+            return Err(ProviderError::permanent(format!(
+                "{KIND}: refused: the trust policy of {} lets {who:?} ({arn}) assume it \
+                 without any twokey grant: {f}, and in the same account that alone is enough \
+                 (standing access). Name the account instead (\"arn:aws:iam::{role_account}:root\")",
+                self.role_what()
+            )));
+        }
+        if !crate::trust::admits(trust, arn).map_err(bad)? {
+            return Err(ProviderError::permanent(format!(
+                "{KIND}: the trust policy of {} admits neither {arn} nor its account for \
+                 sts:AssumeRole: {who:?} could not use the grant",
+                self.role_what()
+            )));
+        }
+        Ok(())
     }
 
     /// The current per-person revoke times on the target role.
@@ -606,7 +687,8 @@ impl Provider for AssumeRoleProvider {
     async fn grant(&self, spec: &GrantSpec) -> Result<GrantOutcome, ProviderError> {
         let (arn, p) = self.principal_of(&spec.requester_name)?;
         let ends = iso8601(spec.ends_at_ms)?;
-        self.ensure_role().await?;
+        let trust = self.role_trust().await?;
+        self.verify_trust(&trust, &spec.requester_name, arn)?;
         let name = format!("{POLICY_PREFIX}{}", spec.request_id);
         self.put_policy(
             arn,
@@ -674,6 +756,20 @@ impl Reconcile for AssumeRoleProvider {
             }
         }
         Ok(found)
+    }
+
+    /// Principals the target role's trust admits without any grant.
+    async fn standing_access(&self) -> Result<Vec<String>, ProviderError> {
+        let trust = self.role_trust().await?;
+        let mut out = Vec::new();
+        for (who, (arn, _)) in &self.config.principals {
+            if let Err(e) = self.verify_trust(&trust, who, arn) {
+                if e.message.contains("standing access") {
+                    out.push(e.message);
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// Deletes the inline policy; when that person has no other twokey policy
@@ -773,5 +869,29 @@ principals = { alice = "arn:aws:iam::111122223333:user/alice" }"#,
         .expect("toml");
         let e = AssumeConfig::from_target(&t).expect_err("cross-account");
         assert!(e.message.contains("assume_role_arn"), "{}", e.message);
+    }
+
+    #[test]
+    fn same_account_needs_the_account_root_trust() {
+        let same = r#"role_arn = "arn:aws:iam::111122223333:role/admin"
+principals = { alice = "arn:aws:iam::111122223333:user/alice" }"#;
+        let t: toml::Table = toml::from_str(same).expect("toml");
+        let e = AssumeConfig::from_target(&t).expect_err("same account, no trust form");
+        assert!(e.message.contains("standing access"), "{}", e.message);
+        assert!(
+            e.message.contains("arn:aws:iam::111122223333:root"),
+            "{}",
+            e.message
+        );
+        assert!(e.message.contains("trust = \"account_root\""), "{}", e.message);
+
+        let t: toml::Table =
+            toml::from_str(&format!("{same}\ntrust = \"account_root\"")).expect("toml");
+        let c = AssumeConfig::from_target(&t).expect("declared");
+        assert_eq!(c.trust, Some(TrustForm::AccountRoot));
+
+        let t: toml::Table = toml::from_str(&format!("{same}\ntrust = \"user\"")).expect("toml");
+        let e = AssumeConfig::from_target(&t).expect_err("unknown form");
+        assert!(e.message.contains("account_root"), "{}", e.message);
     }
 }

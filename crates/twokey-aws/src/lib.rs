@@ -27,6 +27,7 @@ pub mod iam_assume;
 pub mod identity_center;
 pub mod reconcile;
 pub mod security_group;
+pub mod trust;
 
 pub use reconcile::{decide, reconcile, Active, Found, Reconcile, Reconciliation};
 

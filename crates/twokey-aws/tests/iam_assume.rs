@@ -15,12 +15,17 @@ fn arn(kind: &str, name: &str) -> String {
     format!("arn:aws:iam::{ACCOUNT}:{kind}/{name}")
 }
 
+/// The README's trust policy: the gateway account, never a person.
 fn trust_policy() -> String {
+    trust_naming(serde_json::json!(format!("arn:aws:iam::{ACCOUNT}:root")))
+}
+
+fn trust_naming(principal: serde_json::Value) -> String {
     serde_json::json!({
         "Version": "2012-10-17",
         "Statement": [{
             "Effect": "Allow",
-            "Principal": {"AWS": [arn("user", "alice"), arn("user", "bob")]},
+            "Principal": {"AWS": principal},
             "Action": ["sts:AssumeRole", "sts:SetSourceIdentity"],
             "Condition": {"StringLike": {"sts:SourceIdentity": "*"}}
         }]
@@ -53,6 +58,7 @@ fn target(m: &Moto, role: &str) -> toml::Table {
     toml::from_str(&format!(
         r#"role_arn = "{}"
 principals = {{ alice = "{}", bob = "{}" }}
+trust = "account_root"
 endpoint_url = "{}""#,
         arn("role", role),
         arn("user", "alice"),
@@ -433,4 +439,38 @@ async fn requester_can_assume_during_the_grant_only() {
         .await
         .expect_err("old session cut");
     assert!(e.contains("AccessDenied"), "{e}");
+}
+
+#[tokio::test]
+async fn a_trust_that_admits_the_person_directly_is_refused_before_any_write() {
+    let Some(m) = Moto::start(&[]) else { return };
+    let c = iam(&m).await;
+    setup(&c).await;
+    let cases = [
+        ("names-alice", trust_naming(serde_json::json!([arn("user", "alice")])), "standing access"),
+        ("names-everyone", trust_naming(serde_json::json!("*")), "standing access"),
+        ("names-bob-only", trust_naming(serde_json::json!(arn("user", "bob"))), "could not use the grant"),
+    ];
+    for (role, trust, why) in cases {
+        c.create_role()
+            .role_name(role)
+            .assume_role_policy_document(trust)
+            .send()
+            .await
+            .expect("create role");
+        let p = AssumeRoleProvider::from_target(&target(&m, role)).expect("target");
+        let e = p
+            .grant(&spec(&format!("r-{role}"), "alice", &[]))
+            .await
+            .expect_err("refused");
+        assert!(!e.retryable, "{}", e.message);
+        assert!(e.message.contains(why) && e.message.contains(role), "{role}: {}", e.message);
+        assert!(
+            user_policy(&c, "alice", &format!("twokey-r-{role}")).await.is_none(),
+            "{role}: a grant policy was written"
+        );
+    }
+    // The README's account-root trust admits alice only through the grant.
+    let p = AssumeRoleProvider::from_target(&target(&m, ROLE)).expect("target");
+    p.grant(&spec("r-ok", "alice", &[])).await.expect("account-root trust grants");
 }

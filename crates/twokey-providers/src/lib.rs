@@ -142,6 +142,13 @@ pub trait Reconcile: Send + Sync {
     /// Removes access the reconciler found uncovered (and ends its live
     /// sessions where the target allows). Idempotent.
     async fn remove(&self, found: &Found) -> Result<(), ProviderError>;
+
+    /// Ways in that need no grant at all (standing access built into the
+    /// target's own configuration, such as a role trust that names a person
+    /// directly), one line each. The default: none this provider can see.
+    async fn standing_access(&self) -> Result<Vec<String>, ProviderError> {
+        Ok(Vec::new())
+    }
 }
 
 /// Builds a provider from an entitlement's `[entitlement.target]` table.

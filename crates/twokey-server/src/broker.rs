@@ -747,9 +747,17 @@ impl Broker {
                         }
                     }
                     Err(e) => {
+                        // A configuration error (the provider says retrying
+                        // cannot help) is alerted at once.
                         return self
-                            .fail(&req, attempts, &e.message, "grant.apply_failed")
-                            .await
+                            .fail_alerting(
+                                &req,
+                                attempts,
+                                &e.message,
+                                "grant.apply_failed",
+                                !e.retryable,
+                            )
+                            .await;
                     }
                 }
             }
@@ -845,6 +853,19 @@ impl Broker {
         msg: &str,
         kind: &str,
     ) -> Result<(), ApiError> {
+        self.fail_alerting(req, attempts, msg, kind, false).await
+    }
+
+    /// Records a failure and schedules the retry; alerts every
+    /// `alert_after_failures` failures, and at the first when `alert_now`.
+    async fn fail_alerting(
+        &self,
+        req: &Request,
+        attempts: i64,
+        msg: &str,
+        kind: &str,
+        alert_now: bool,
+    ) -> Result<(), ApiError> {
         let n = attempts + 1;
         let retry_at = self.now() + backoff(&self.opts, attempts);
         tracing::warn!(request = %req.id, attempts = n, error = msg, "{kind}; will retry");
@@ -852,7 +873,7 @@ impl Broker {
         self.store
             .release_failed(&req.id, &self.opts.node, retry_at, msg)
             .await?;
-        if n % self.opts.alert_after_failures.max(1) == 0 {
+        if (alert_now && n == 1) || n % self.opts.alert_after_failures.max(1) == 0 {
             let ev = Event {
                 kind: kind.into(),
                 actor: Actor::system().key.to_string(),

@@ -12,7 +12,11 @@
 //! - an active grant missing at its target: `reconcile.missing` (alerting),
 //!   once per grant;
 //! - a target that cannot be listed: `reconcile.list_failed` (alerting) on the
-//!   first failure and every `alert_after_failures`-th in a row after it.
+//!   first failure and every `alert_after_failures`-th in a row after it;
+//! - a way in that needs no grant at all ([`Reconcile::standing_access`], e.g.
+//!   a role trust naming a person in the role's own account):
+//!   `reconcile.standing_access` (alerting) when first seen and whenever the
+//!   findings change; `reconcile.standing_cleared` when they are gone.
 //!
 //! Replicas share the work through the store lease [`LEASE`]: only the holder
 //! runs a pass, and it renews the lease before each entitlement and each
@@ -25,7 +29,7 @@ use std::time::Duration;
 
 use twokey_core::reconcile::{covers, decide, Found};
 use twokey_core::{Actor, Event, Request, State};
-use twokey_providers::Provider;
+use twokey_providers::{Provider, Reconcile};
 
 use crate::broker::Broker;
 use crate::error::ApiError;
@@ -54,6 +58,8 @@ pub struct PassReport {
     pub missing: usize,
     /// Targets that could not be listed.
     pub list_failed: usize,
+    /// Standing ways in (no grant needed) seen at the targets.
+    pub standing: usize,
 }
 
 /// The reconciler of one replica.
@@ -61,6 +67,8 @@ pub struct Reconciler {
     broker: Arc<Broker>,
     /// Consecutive listing failures per entitlement (for alert pacing).
     failures: BTreeMap<String, i64>,
+    /// Standing-access findings last recorded per entitlement.
+    standing: BTreeMap<String, Vec<String>>,
 }
 
 fn subject_for(ent: &str) -> String {
@@ -73,6 +81,7 @@ impl Reconciler {
         Self {
             broker,
             failures: BTreeMap::new(),
+            standing: BTreeMap::new(),
         }
     }
 
@@ -107,6 +116,48 @@ impl Reconciler {
         if alert {
             b.wake();
         }
+        Ok(())
+    }
+
+    /// Records standing access at the target when it appears or changes, and
+    /// its clearing. A failure to look is logged; the listing already proved
+    /// the target reachable, and the next pass looks again.
+    async fn check_standing(
+        &mut self,
+        name: &str,
+        rec: &dyn Reconcile,
+        report: &mut PassReport,
+    ) -> Result<(), ApiError> {
+        let found = match rec.standing_access().await {
+            Ok(f) => f,
+            Err(e) => {
+                tracing::warn!(entitlement = name, error = %e.message, "could not check the target for standing access");
+                return Ok(());
+            }
+        };
+        report.standing += found.len();
+        let before = self.standing.get(name).cloned().unwrap_or_default();
+        if found == before {
+            return Ok(());
+        }
+        if found.is_empty() {
+            self.record(
+                &subject_for(name),
+                "reconcile.standing_cleared",
+                false,
+                serde_json::json!({"entitlement": name}),
+            )
+            .await?;
+        } else {
+            self.record(
+                &subject_for(name),
+                "reconcile.standing_access",
+                true,
+                serde_json::json!({"entitlement": name, "findings": found}),
+            )
+            .await?;
+        }
+        self.standing.insert(name.to_string(), found);
         Ok(())
     }
 
@@ -173,6 +224,7 @@ impl Reconciler {
             }
         };
         report.checked += 1;
+        self.check_standing(name, rec, report).await?;
         let mut grants: Vec<Request> = b
             .store()
             .requests_of(name, &[State::Approved, State::Active, State::Revoking])

@@ -88,6 +88,14 @@ impl Reconcile for Files {
             _ => Ok(()),
         }
     }
+    /// One finding per line of the file `standing`.
+    async fn standing_access(&self) -> Result<Vec<String>, ProviderError> {
+        Ok(std::fs::read_to_string(self.dir.join("standing"))
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect())
+    }
 }
 
 fn factory(
@@ -458,5 +466,52 @@ async fn an_unreachable_target_alerts_on_the_first_failure_then_paced() {
             .unwrap_or("")
             .contains("target unreachable"));
         let _ = h.stop.send(true);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn standing_access_is_alerted_when_it_appears_or_changes_and_cleared() {
+    let (_d, urls) = support::urls("tk_recon_standing").await;
+    for url in urls {
+        let h = start(&url).await;
+        let mut rec = Reconciler::new(h.broker.clone());
+        let standing = h.dir.join("standing");
+        let kinds_now = || async {
+            h.broker
+                .store()
+                .ledger_for("reconcile:files")
+                .await
+                .expect("ledger")
+                .into_iter()
+                .map(|e| (e.kind, e.data))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(rec.run_once().await.expect("pass").standing, 0);
+        assert!(kinds_now().await.is_empty(), "{url}");
+
+        std::fs::write(&standing, "trust names alice\n").expect("write");
+        for _ in 0..3 {
+            assert_eq!(rec.run_once().await.expect("pass").standing, 1);
+        }
+        let got = kinds_now().await;
+        assert_eq!(got.len(), 1, "reported once, not every pass: {got:?}");
+        assert_eq!(got[0].0, "reconcile.standing_access");
+        assert_eq!(got[0].1["findings"][0], "trust names alice");
+
+        std::fs::write(&standing, "trust names alice\ntrust names bob\n").expect("write");
+        assert_eq!(rec.run_once().await.expect("pass").standing, 2);
+        std::fs::remove_file(&standing).expect("rm");
+        assert_eq!(rec.run_once().await.expect("pass").standing, 0);
+        let got: Vec<String> = kinds_now().await.into_iter().map(|(k, _)| k).collect();
+        assert_eq!(
+            got,
+            [
+                "reconcile.standing_access",
+                "reconcile.standing_access",
+                "reconcile.standing_cleared"
+            ],
+            "{url}"
+        );
+        h.stop.send(true).expect("stop");
     }
 }

@@ -22,6 +22,7 @@ use support::{wait_until, Server, TestEnv, BIN};
 const ACCOUNT: &str = "123456789012";
 const SSO_ACCOUNT: &str = "111122223333";
 const ROLE: &str = "prod-admin";
+const STANDING_ROLE: &str = "standing-admin";
 const ALICE_IP: &str = "203.0.113.7/32";
 
 /// A local webhook receiver: the bodies of the alerts it got.
@@ -122,18 +123,31 @@ impl Fixture {
                 .await
                 .expect("create user");
         }
-        let trust = serde_json::json!({
-            "Version": "2012-10-17",
-            "Statement": [{
-                "Effect": "Allow",
-                "Principal": {"AWS": [arn("user", "alice"), arn("user", "bob")]},
-                "Action": ["sts:AssumeRole", "sts:SetSourceIdentity"],
-                "Condition": {"StringLike": {"sts:SourceIdentity": "*"}}
-            }]
-        });
+        let trust = |principal: serde_json::Value| {
+            serde_json::json!({
+                "Version": "2012-10-17",
+                "Statement": [{
+                    "Effect": "Allow",
+                    "Principal": {"AWS": principal},
+                    "Action": ["sts:AssumeRole", "sts:SetSourceIdentity"],
+                    "Condition": {"StringLike": {"sts:SourceIdentity": "*"}}
+                }]
+            })
+            .to_string()
+        };
+        // The README's trust: the account, so the identity policy decides.
         iam.create_role()
             .role_name(ROLE)
-            .assume_role_policy_document(trust.to_string())
+            .assume_role_policy_document(trust(format!("arn:aws:iam::{ACCOUNT}:root").into()))
+            .send()
+            .await
+            .expect("create role");
+        // The old form, naming the people: standing access in this account.
+        iam.create_role()
+            .role_name(STANDING_ROLE)
+            .assume_role_policy_document(trust(
+                serde_json::json!([arn("user", "alice"), arn("user", "bob")]),
+            ))
             .send()
             .await
             .expect("create role");
@@ -228,8 +242,23 @@ approval = {{ count = 1, from = ["approvers"] }}
 [entitlement.target]
 role_arn = "{role}"
 principals = {{ alice = "{alice}", bob = "{bob}" }}
+trust = "account_root"
 endpoint_url = "{url}"
 region = "us-east-1"
+
+[[entitlement]]
+name = "standing-admin"
+provider = "aws_iam_assume"
+requester_identities = ["alice"]
+default_duration = "6s"
+max_duration = "1h"
+reason_required = false
+approval = {{ count = 1, from = ["approvers"] }}
+[entitlement.target]
+role_arn = "{standing}"
+principals = {{ alice = "{alice}" }}
+trust = "account_root"
+endpoint_url = "{url}"
 
 [[entitlement]]
 name = "bastion-ssh"
@@ -271,10 +300,12 @@ approval = {{ count = 1, from = ["approvers"] }}
 [entitlement.target]
 role_arn = "{ghost}"
 principals = {{ alice = "{alice}" }}
+trust = "account_root"
 endpoint_url = "{url}"
 "#,
             role = arn("role", ROLE),
             ghost = arn("role", "does-not-exist"),
+            standing = arn("role", STANDING_ROLE),
             alice = arn("user", "alice"),
             bob = arn("user", "bob"),
             group = self.group,
@@ -644,6 +675,32 @@ async fn reconciler_removes_access_added_by_hand_alerts_and_records_it() {
         .expect("put forged policy");
     r.fx.assign_by_hand("u-bob").await;
 
+    // The role whose trust names alice directly is standing access: alerted
+    // by the reconciler (the posture of twokey's own wiring); the
+    // account-root role is not.
+    let standing = wait_until(
+        "a reconcile_standing_access alert",
+        Duration::from_secs(30),
+        || async {
+            let got = r.alerts.lock().expect("lock").clone();
+            let found: Vec<Value> = got
+                .into_iter()
+                .filter(|a| a["kind"] == "reconcile_standing_access")
+                .collect();
+            if found.is_empty() {
+                Err(format!("{:?}", alert_kinds(&r.alerts)))
+            } else {
+                Ok(found)
+            }
+        },
+    )
+    .await;
+    let text = Value::from(standing).to_string();
+    assert!(
+        text.contains(STANDING_ROLE) && text.contains("user/alice") && !text.contains("role/prod-admin"),
+        "{text}"
+    );
+
     wait_until(
         "the reconciler to remove the hand-made access",
         Duration::from_secs(30),
@@ -799,6 +856,45 @@ async fn aws_errors_show_on_the_request_and_in_alerts() {
     .await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trust_that_admits_the_person_without_a_grant_is_refused_and_alerted() {
+    let Some(r) = start("1h").await else { return };
+    let id = request_and_approve(&r, "standing-admin", "6s");
+    let v = wait_until(
+        "the standing-trust error on the request",
+        Duration::from_secs(30),
+        || async {
+            let v = show(&r, &id);
+            match v["last_error"].as_str() {
+                Some(e) if e.contains("standing access") => Ok(v),
+                _ => Err(format!("{v}")),
+            }
+        },
+    )
+    .await;
+    let e = v["last_error"].as_str().unwrap_or("");
+    assert!(
+        e.contains(STANDING_ROLE) && e.contains(&arn("user", "alice")) && e.contains(":root"),
+        "{e}"
+    );
+    // Never active, and no grant policy was written.
+    assert_eq!(v["state"], "approved");
+    assert!(r.fx.user_policies("alice").await.is_empty());
+    // A configuration error is alerted at the first failure, not the third.
+    wait_until(
+        "a grant_apply_failed alert",
+        Duration::from_secs(10),
+        || async {
+            let got = r.alerts.lock().expect("lock").clone();
+            match got.iter().find(|a| a["kind"] == "grant_apply_failed") {
+                Some(a) if a.to_string().contains("standing access") => Ok(a.clone()),
+                _ => Err(format!("{:?}", alert_kinds(&r.alerts))),
+            }
+        },
+    )
+    .await;
+}
+
 #[test]
 fn policy_check_knows_the_aws_providers() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -829,6 +925,7 @@ approval = { count = 1, from = ["ops"] }
 [entitlement.target]
 role_arn = "arn:aws:iam::123456789012:role/prod-admin"
 principals = { alice = "arn:aws:iam::123456789012:user/alice" }
+trust = "account_root"
 
 [[entitlement]]
 name = "sso"
@@ -861,6 +958,28 @@ users = { alice = "u-alice" }
     let (good, err) = check("wide.toml", &base.replace("ADDRESS", "0.0.0.0/0"));
     assert!(
         !good && err.contains("bastion") && err.contains("alice") && err.contains("single host"),
+        "{err}"
+    );
+    // A same-account target without the account-root trust is standing
+    // access: refused with the file, the line and the fix.
+    let (good, err) = check(
+        "standing.toml",
+        &base
+            .replace("ADDRESS", "203.0.113.7/32")
+            .replace("trust = \"account_root\"\n", ""),
+    );
+    // The target table: its header line or its first key's.
+    let header = base
+        .lines()
+        .position(|l| l.starts_with("role_arn = \"arn:aws:iam::123456789012:role/prod-admin"))
+        .expect("line");
+    let at_line = |n: usize| err.contains(&format!("standing.toml:{n}:"));
+    assert!(
+        !good
+            && (at_line(header) || at_line(header + 1))
+            && err.contains("\"admin\"")
+            && err.contains("standing access")
+            && err.contains("trust = \"account_root\""),
         "{err}"
     );
     // A misspelt setting is an error, not ignored.
