@@ -883,7 +883,11 @@ principals = { alice = "arn:aws:iam::111122223333:user/alice" }"#;
             "{}",
             e.message
         );
-        assert!(e.message.contains("trust = \"account_root\""), "{}", e.message);
+        assert!(
+            e.message.contains("trust = \"account_root\""),
+            "{}",
+            e.message
+        );
 
         let t: toml::Table =
             toml::from_str(&format!("{same}\ntrust = \"account_root\"")).expect("toml");

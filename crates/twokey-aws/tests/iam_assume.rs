@@ -4,7 +4,9 @@ mod common;
 
 use aws_credential_types::Credentials;
 use common::{spec, Moto};
-use twokey_aws::iam_assume::{decode_policy, revoked_sessions, AssumeRoleProvider, REVOKED_POLICY};
+use twokey_aws::iam_assume::{
+    decode_policy, grant_policy, revoked_sessions, AssumeRoleProvider, REVOKED_POLICY,
+};
 use twokey_aws::{reconcile, Active, Reconcile};
 use twokey_providers::{Presence, Provider};
 
@@ -354,6 +356,15 @@ async fn session_can_act(m: &Moto, session: Credentials) -> Result<(), String> {
 /// moto checking signatures and IAM policies: alice's own keys can assume the
 /// role during the grant and not after; her session is denied after the
 /// revoke.
+///
+/// moto does not model AWS's delegation to the account: it requires the
+/// trust to name the caller's ARN *and* the identity policy to allow, in every
+/// case. So here the role trusts alice by ARN, a trust that on AWS is standing
+/// access in the same account: the provider refuses to grant on it (asserted
+/// below), and the test writes the provider's own grant document
+/// ([`grant_policy`]) itself to see moto enforce it. What AWS decides for the
+/// account-root trust is shown by the IAM evaluator table
+/// (`crates/twokey-iam/tests`).
 #[tokio::test]
 async fn requester_can_assume_during_the_grant_only() {
     let Some(m) = Moto::start(&[("INITIAL_NO_AUTH_ACTION_COUNT", "1000")]) else {
@@ -361,6 +372,12 @@ async fn requester_can_assume_during_the_grant_only() {
     };
     let c = iam(&m).await;
     setup(&c).await;
+    c.update_assume_role_policy()
+        .role_name(ROLE)
+        .policy_document(trust_naming(serde_json::json!([arn("user", "alice")])))
+        .send()
+        .await
+        .expect("trust naming alice, for moto");
     c.create_user()
         .user_name("gateway")
         .send()
@@ -413,7 +430,12 @@ async fn requester_can_assume_during_the_grant_only() {
     t.remove("endpoint_url");
     let mut cfg = twokey_aws::iam_assume::AssumeConfig::from_target(&t).expect("target");
     cfg.connection = m.connection();
-    cfg.connection.credentials = Some(gateway);
+    cfg.connection.credentials = Some(gateway.clone());
+    let as_gateway = {
+        let mut conn = m.connection();
+        conn.credentials = Some(gateway);
+        aws_sdk_iam::Client::new(&conn.load().await)
+    };
     let p = AssumeRoleProvider::new(cfg);
 
     let e = assume(&m, alice.clone(), "alice")
@@ -422,7 +444,17 @@ async fn requester_can_assume_during_the_grant_only() {
     assert!(e.contains("AccessDenied"), "{e}");
 
     let a = spec("r1", "alice", &[]);
-    p.grant(&a).await.expect("grant");
+    let e = p.grant(&a).await.expect_err("standing trust refused");
+    assert!(e.message.contains("standing access"), "{}", e.message);
+    let ends = twokey_aws::client::iso8601(a.ends_at_ms).expect("time");
+    as_gateway
+        .put_user_policy()
+        .user_name("alice")
+        .policy_name("twokey-r1")
+        .policy_document(grant_policy(&arn("role", ROLE), &ends, "alice"))
+        .send()
+        .await
+        .expect("the provider's grant document");
     let session = assume(&m, alice.clone(), "alice")
         .await
         .expect("assume during the grant");
@@ -447,9 +479,21 @@ async fn a_trust_that_admits_the_person_directly_is_refused_before_any_write() {
     let c = iam(&m).await;
     setup(&c).await;
     let cases = [
-        ("names-alice", trust_naming(serde_json::json!([arn("user", "alice")])), "standing access"),
-        ("names-everyone", trust_naming(serde_json::json!("*")), "standing access"),
-        ("names-bob-only", trust_naming(serde_json::json!(arn("user", "bob"))), "could not use the grant"),
+        (
+            "names-alice",
+            trust_naming(serde_json::json!([arn("user", "alice")])),
+            "standing access",
+        ),
+        (
+            "names-everyone",
+            trust_naming(serde_json::json!("*")),
+            "standing access",
+        ),
+        (
+            "names-bob-only",
+            trust_naming(serde_json::json!(arn("user", "bob"))),
+            "could not use the grant",
+        ),
     ];
     for (role, trust, why) in cases {
         c.create_role()
@@ -464,13 +508,21 @@ async fn a_trust_that_admits_the_person_directly_is_refused_before_any_write() {
             .await
             .expect_err("refused");
         assert!(!e.retryable, "{}", e.message);
-        assert!(e.message.contains(why) && e.message.contains(role), "{role}: {}", e.message);
         assert!(
-            user_policy(&c, "alice", &format!("twokey-r-{role}")).await.is_none(),
+            e.message.contains(why) && e.message.contains(role),
+            "{role}: {}",
+            e.message
+        );
+        assert!(
+            user_policy(&c, "alice", &format!("twokey-r-{role}"))
+                .await
+                .is_none(),
             "{role}: a grant policy was written"
         );
     }
     // The README's account-root trust admits alice only through the grant.
     let p = AssumeRoleProvider::from_target(&target(&m, ROLE)).expect("target");
-    p.grant(&spec("r-ok", "alice", &[])).await.expect("account-root trust grants");
+    p.grant(&spec("r-ok", "alice", &[]))
+        .await
+        .expect("account-root trust grants");
 }
