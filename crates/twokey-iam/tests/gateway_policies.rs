@@ -149,6 +149,15 @@ fn rows() -> Vec<Row> {
             true,
         ),
         row(
+            "iam_assume: another role of the gateway account reaches the revoker",
+            OTHER_GATEWAY,
+            g,
+            "sts:AssumeRole",
+            REVOKER_ROLE,
+            TARGET,
+            false,
+        ),
+        row(
             "iam_assume: assume the target role itself",
             GATEWAY_ROLE,
             g,
