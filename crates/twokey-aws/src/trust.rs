@@ -19,12 +19,13 @@
 //! one principal; [`admits`] says whether the trust lets the principal (or its
 //! account) in at all, so a grant that could never work is named too.
 //!
-//! Conditions are not evaluated: a condition the person can satisfy alone
+//! Both answers come from the IAM policy evaluator (`twokey-iam`), with every
+//! request context key unknown: a condition the person can satisfy alone
 //! (`sts:SourceIdentity` they choose, a tag on their own principal) is no
-//! barrier, so a statement counts whatever its conditions. An explicit `Deny`
-//! in the trust is not credited either (the answer errs towards "standing").
+//! barrier, so "allowed if ..." counts as standing; a `Deny` that always
+//! applies is credited.
 
-use serde_json::Value;
+use twokey_iam::{Context, Decision, NamedPolicy, Policies, Policy, Request};
 
 use crate::client::Arn;
 
@@ -35,8 +36,9 @@ pub struct StandingTrust {
     pub statement: usize,
     /// Its `Sid`, when it has one.
     pub sid: Option<String>,
-    /// How it names the principal (`the principal's ARN`, `Principal "*"`, ...).
-    pub how: &'static str,
+    /// Whether the answer depends on request context the person supplies
+    /// (a source identity, a tag): they can meet it alone.
+    pub conditional: bool,
 }
 
 impl std::fmt::Display for StandingTrust {
@@ -45,7 +47,11 @@ impl std::fmt::Display for StandingTrust {
             Some(sid) => write!(f, "statement {} ({sid:?}) ", self.statement),
             None => write!(f, "statement {} ", self.statement),
         }?;
-        write!(f, "allows sts:AssumeRole to {}", self.how)
+        f.write_str("allows sts:AssumeRole to the principal by itself")?;
+        if self.conditional {
+            f.write_str(" (under conditions the caller can meet)")?;
+        }
+        Ok(())
     }
 }
 
@@ -59,87 +65,41 @@ impl std::fmt::Display for BadTrust {
     }
 }
 
-fn statements(doc: &str) -> Result<Vec<Value>, BadTrust> {
-    let v: Value = serde_json::from_str(doc)
-        .map_err(|e| BadTrust(format!("the trust policy is not JSON: {e}")))?;
-    match &v["Statement"] {
-        Value::Array(a) => Ok(a.clone()),
-        s @ Value::Object(_) => Ok(vec![s.clone()]),
-        _ => Err(BadTrust("the trust policy has no `Statement`".into())),
-    }
-}
+const TRUST: &str = "trust policy";
 
-fn strings(v: &Value) -> Vec<&str> {
-    match v {
-        Value::String(s) => vec![s.as_str()],
-        Value::Array(a) => a.iter().filter_map(Value::as_str).collect(),
-        _ => vec![],
+/// `sts:AssumeRole` by `principal_arn` on a role in `role_account`, every
+/// context key unknown (the caller chooses them), through the IAM evaluator.
+fn assume(
+    trust_doc: &str,
+    role_account: &str,
+    principal_arn: &str,
+    identity: Vec<NamedPolicy>,
+) -> Result<Decision, BadTrust> {
+    if Arn::parse(principal_arn).is_none() {
+        return Err(BadTrust(format!(
+            "{principal_arn:?} is not an IAM principal ARN"
+        )));
     }
-}
-
-/// IAM's action wildcards (`*`, `?`), case-insensitive.
-fn wildcard(pattern: &str, text: &str) -> bool {
-    let p: Vec<char> = pattern.to_ascii_lowercase().chars().collect();
-    let t: Vec<char> = text.to_ascii_lowercase().chars().collect();
-    let (mut pi, mut ti, mut star, mut mark) = (0, 0, None, 0);
-    while ti < t.len() {
-        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
-            pi += 1;
-            ti += 1;
-        } else if pi < p.len() && p[pi] == '*' {
-            star = Some(pi);
-            mark = ti;
-            pi += 1;
-        } else if let Some(s) = star {
-            pi = s + 1;
-            mark += 1;
-            ti = mark;
-        } else {
-            return false;
-        }
-    }
-    p[pi..].iter().all(|c| *c == '*')
-}
-
-fn covers_assume_role(s: &Value) -> bool {
-    if let Some(a) = s.get("Action") {
-        strings(a).iter().any(|p| wildcard(p, "sts:AssumeRole"))
-    } else if let Some(a) = s.get("NotAction") {
-        !strings(a).iter().any(|p| wildcard(p, "sts:AssumeRole"))
-    } else {
-        false
-    }
-}
-
-/// What a `Principal`-block entry of `AWS` names, for one principal.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Names {
-    /// The principal itself (its ARN) or everyone (`*`).
-    Directly(&'static str),
-    /// The principal's account (root ARN or bare id): IAM decides.
-    Account,
-    Other,
-}
-
-fn names(entry: &str, principal_arn: &str, account: &str) -> Names {
-    if entry == "*" {
-        return Names::Directly("everyone (Principal \"*\")");
-    }
-    if entry.eq_ignore_ascii_case(principal_arn) {
-        return Names::Directly("the principal's own ARN");
-    }
-    if entry == account || entry == format!("arn:aws:iam::{account}:root") {
-        return Names::Account;
-    }
-    Names::Other
-}
-
-fn aws_entries(block: &Value) -> Vec<&str> {
-    match block {
-        Value::String(s) if s == "*" => vec!["*"],
-        Value::Object(o) => o.get("AWS").map(strings).unwrap_or_default(),
-        _ => vec![],
-    }
+    let trust = Policy::parse(TRUST, trust_doc).map_err(|e| BadTrust(e.to_string()))?;
+    let role = format!("arn:aws:iam::{role_account}:role/twokey-target");
+    let mut context = Context::new();
+    context.mark_unknown("*");
+    let request = Request::new(
+        principal_arn,
+        "sts:AssumeRole",
+        &role,
+        chrono::DateTime::UNIX_EPOCH,
+        context,
+    );
+    let policies = Policies {
+        identity,
+        resource: Some(NamedPolicy {
+            id: TRUST.into(),
+            policy: trust,
+        }),
+        ..Policies::default()
+    };
+    Ok(twokey_iam::evaluate(&request, &policies))
 }
 
 /// The first trust statement that lets `principal_arn` assume a role in
@@ -149,73 +109,51 @@ pub fn standing_trust(
     role_account: &str,
     principal_arn: &str,
 ) -> Result<Option<StandingTrust>, BadTrust> {
-    let Some(principal_account) = Arn::parse(principal_arn).map(|a| a.account) else {
-        return Err(BadTrust(format!(
-            "{principal_arn:?} is not an IAM principal ARN"
-        )));
+    let (by, conditional) = match assume(trust_doc, role_account, principal_arn, Vec::new())? {
+        Decision::Allowed { by } => (by, false),
+        Decision::AllowedIf { by, .. } => (by, true),
+        Decision::ExplicitDeny { .. } | Decision::ImplicitDeny { .. } => return Ok(None),
     };
-    let statements = statements(trust_doc)?;
-    if principal_account != role_account {
-        // Cross account: the identity policy must allow as well.
-        return Ok(None);
-    }
-    for (i, s) in statements.iter().enumerate() {
-        if s["Effect"].as_str() != Some("Allow") || !covers_assume_role(s) {
-            continue;
-        }
-        let how = if let Some(p) = s.get("Principal") {
-            aws_entries(p).into_iter().find_map(|e| {
-                match names(e, principal_arn, &principal_account) {
-                    Names::Directly(how) => Some(how),
-                    _ => None,
-                }
-            })
-        } else if let Some(np) = s.get("NotPrincipal") {
-            let excluded = aws_entries(np)
-                .into_iter()
-                .any(|e| names(e, principal_arn, &principal_account) != Names::Other);
-            (!excluded).then_some("every principal not in its NotPrincipal")
-        } else {
-            None
-        };
-        if let Some(how) = how {
-            return Ok(Some(StandingTrust {
-                statement: i,
-                sid: s["Sid"].as_str().map(str::to_string),
-                how,
-            }));
-        }
-    }
-    Ok(None)
+    let first = by.into_iter().min_by_key(|s| s.index);
+    Ok(Some(StandingTrust {
+        statement: first.as_ref().map_or(0, |s| s.index),
+        sid: first.and_then(|s| s.sid),
+        conditional,
+    }))
 }
 
-/// Whether any `Allow` statement of the trust names the principal, its account
-/// or everyone for `sts:AssumeRole` (without it the grant could never work).
+/// Whether the trust lets the principal in once an identity policy allows
+/// (without it the grant could never work): the principal, its account or
+/// everyone named for `sts:AssumeRole`, and no deny that always applies.
 pub fn admits(trust_doc: &str, principal_arn: &str) -> Result<bool, BadTrust> {
-    let Some(account) = Arn::parse(principal_arn).map(|a| a.account) else {
-        return Err(BadTrust(format!(
-            "{principal_arn:?} is not an IAM principal ARN"
-        )));
+    let account = Arn::parse(principal_arn)
+        .map(|a| a.account)
+        .unwrap_or_default();
+    // Cross account from the principal's view, so both policies must allow.
+    let role_account = if account == "000000000000" {
+        "000000000001"
+    } else {
+        "000000000000"
     };
-    Ok(statements(trust_doc)?.iter().any(|s| {
-        s["Effect"].as_str() == Some("Allow")
-            && covers_assume_role(s)
-            && match (s.get("Principal"), s.get("NotPrincipal")) {
-                (Some(p), _) => aws_entries(p)
-                    .into_iter()
-                    .any(|e| names(e, principal_arn, &account) != Names::Other),
-                (None, Some(np)) => !aws_entries(np)
-                    .into_iter()
-                    .any(|e| names(e, principal_arn, &account) != Names::Other),
-                (None, None) => false,
-            }
-    }))
+    let grant = Policy::parse(
+        "grant",
+        r#"{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole", "Resource": "*"}]}"#,
+    )
+    .map_err(|e| BadTrust(e.to_string()))?;
+    let identity = vec![NamedPolicy {
+        id: "grant".into(),
+        policy: grant,
+    }];
+    Ok(matches!(
+        assume(trust_doc, role_account, principal_arn, identity)?,
+        Decision::Allowed { .. } | Decision::AllowedIf { .. }
+    ))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{json, Value};
 
     const ALICE: &str = "arn:aws:iam::111122223333:user/alice";
 
@@ -239,7 +177,11 @@ mod tests {
             .expect("parses")
             .expect("standing");
         assert_eq!(f.statement, 0);
-        assert!(f.to_string().contains("own ARN"), "{f}");
+        assert!(f.to_string().contains("by itself"), "{f}");
+        assert!(
+            f.conditional,
+            "the source-identity condition is the caller's"
+        );
         // The same trust on a role in another account is not: the identity
         // policy must allow too.
         assert_eq!(standing_trust(&t, "222233334444", ALICE), Ok(None));
@@ -316,17 +258,26 @@ mod tests {
     }
 
     #[test]
+    fn a_deny_that_always_applies_is_credited_a_conditional_one_is_not() {
+        let allow_alice =
+            json!({"Effect": "Allow", "Principal": {"AWS": ALICE}, "Action": "sts:AssumeRole"});
+        let t = doc(json!([allow_alice, {"Effect": "Deny", "Principal": "*", "Action": "sts:*"}]));
+        assert_eq!(standing_trust(&t, "111122223333", ALICE), Ok(None));
+        // A deny the caller can dodge (they choose the source identity).
+        let t = doc(json!([allow_alice, {
+            "Effect": "Deny", "Principal": "*", "Action": "sts:AssumeRole",
+            "Condition": {"StringEquals": {"sts:SourceIdentity": "nobody"}}
+        }]));
+        let f = standing_trust(&t, "111122223333", ALICE)
+            .expect("parses")
+            .expect("standing");
+        assert!(f.conditional, "{f}");
+    }
+
+    #[test]
     fn bad_documents_are_errors() {
         assert!(standing_trust("nope", "111122223333", ALICE).is_err());
         assert!(standing_trust("{}", "111122223333", ALICE).is_err());
         assert!(standing_trust(&allow(json!("*")), "111122223333", "alice").is_err());
-    }
-
-    #[test]
-    fn wildcards() {
-        assert!(wildcard("sts:Assume?ole", "sts:AssumeRole"));
-        assert!(wildcard("*Role", "sts:AssumeRole"));
-        assert!(!wildcard("sts:AssumeRoleWith*", "sts:AssumeRole"));
-        assert!(wildcard("*", ""));
     }
 }
