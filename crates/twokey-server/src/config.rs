@@ -130,10 +130,36 @@ fn default_public_url() -> String {
     "http://127.0.0.1:8080".into()
 }
 
+/// Reads a credential given by reference: an environment variable, or a
+/// file whose content (without its trailing newline) is the value.
+pub fn read_reference(r: &twokey_core::secret::Reference) -> Result<String, String> {
+    use twokey_core::secret::Reference;
+    let value = match r {
+        Reference::Env(name) => std::env::var(name)
+            .map_err(|_| format!("the environment variable {name} is not set"))?,
+        Reference::File(path) => std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read {path:?}: {e}"))?
+            .trim_end_matches(['\r', '\n'])
+            .to_string(),
+    };
+    if value.is_empty() {
+        return Err(match r {
+            Reference::Env(name) => format!("the environment variable {name} is empty"),
+            Reference::File(path) => format!("{path:?} is empty"),
+        });
+    }
+    Ok(value)
+}
+
 impl Config {
-    /// Parses a config file's text.
+    /// Parses a config file's text. Credentials may be given by reference
+    /// (`database_env`, `password_file`, `client_secret_env`, ...; see
+    /// `twokey_core::secret`): they are read here.
     pub fn parse(text: &str, file: &str) -> Result<Config, String> {
-        let cfg: Config = toml::from_str(text).map_err(|e| format!("{file}: {}", e.message()))?;
+        let mut table: toml::Table =
+            toml::from_str(text).map_err(|e| format!("{file}: {}", e.message()))?;
+        twokey_core::secret::resolve_references(&mut table, file, &mut read_reference)?;
+        let cfg = Config::deserialize(table).map_err(|e| format!("{file}: {}", e.message()))?;
         cfg.reconciler
             .millis()
             .map_err(|e| format!("{file}: {e}"))?;
