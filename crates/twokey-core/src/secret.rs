@@ -101,6 +101,7 @@ pub fn is_secret_key(key: &str) -> bool {
         "secret_access_key",
         "session_token",
         "slack_webhook_url",
+        "webhook_url",
     ];
     const SUFFIXES: &[&str] = &["_password", "_secret", "_token", "_api_key", "_access_key"];
     let k = key.to_ascii_lowercase();
@@ -142,7 +143,21 @@ pub fn redact_url_passwords(text: &str) -> Option<String> {
         rest = &tail[end..];
     }
     out.push_str(rest);
-    changed.then_some(out)
+    // A password in a URL's query (`?password=...`, libpq style).
+    let mut text = out;
+    let mut from = 0;
+    while let Some(i) = text[from..].to_ascii_lowercase().find("password=") {
+        let start = from + i + "password=".len();
+        let end = text[start..]
+            .find(|c: char| matches!(c, '&' | '#' | '"' | '\'' | '`') || c.is_whitespace())
+            .map_or(text.len(), |e| start + e);
+        if end > start && &text[start..end] != REDACTED {
+            text.replace_range(start..end, REDACTED);
+            changed = true;
+        }
+        from = start + REDACTED.len().min(text.len() - start);
+    }
+    changed.then_some(text)
 }
 
 /// A credential found in a TOML document.

@@ -72,6 +72,7 @@ fn every_view_of_the_policy_hides_credentials() {
     let text = policy_text(PASSWORD, r#"env = { DB_PASSWORD = "hunter2-s3cr3t" }"#);
     let p = Policy::parse(&text, "policy.toml").unwrap();
     let shown = p.redacted_text();
+    assert_eq!(shown, redact_text(&text));
     assert!(!shown.contains(PASSWORD), "{shown}");
     assert!(shown.contains(r#"url = "postgres://admin:***@db.internal:5432/app""#));
     assert!(shown.contains(r#"api_token = "***""#));
@@ -80,6 +81,16 @@ fn every_view_of_the_policy_hides_credentials() {
     let json = serde_json::to_string(&p.redacted_entitlements()).unwrap();
     assert!(!json.contains(PASSWORD), "{json}");
     assert!(json.contains("postgres://admin:***@db.internal:5432/app"));
+    assert_eq!(
+        twokey_core::secret::redact_url_passwords(
+            "postgres:///app?host=/run&password=pw2&sslmode=off"
+        ),
+        Some("postgres:///app?host=/run&password=***&sslmode=off".to_string())
+    );
+    assert_eq!(
+        twokey_core::secret::redact_url_passwords("https://h/x?a=b"),
+        None
+    );
     let t = redact_table(&p.entitlements["prod-db"].target);
     assert_eq!(t["env"]["DB_PASSWORD"].as_str(), Some("***"));
 }

@@ -251,14 +251,32 @@ async fn pages_show_no_password_and_read_by_role() {
             sign_in(&app, "frank").await,
             sign_in(&app, "erin").await,
         );
-        for (who, cookie) in [("alice", &alice), ("bob", &bob), ("erin", &erin), ("frank", &frank)] {
-            for page in ["/ui/", "/ui/policy", "/ui/audit", "/ui/request", req.as_str()] {
+        for (who, cookie) in [
+            ("alice", &alice),
+            ("bob", &bob),
+            ("erin", &erin),
+            ("frank", &frank),
+        ] {
+            for page in [
+                "/ui/",
+                "/ui/policy",
+                "/ui/audit",
+                "/ui/request",
+                req.as_str(),
+            ] {
                 let r = call(&app, "GET", page, cookie, "").await;
-                assert!(!r.body.contains(PASSWORD), "{url}: {who} sees the password on {page}");
+                assert!(
+                    !r.body.contains(PASSWORD),
+                    "{url}: {who} sees the password on {page}"
+                );
             }
         }
         let policy = call(&app, "GET", "/ui/policy", &alice, "").await;
-        assert!(policy.body.contains("postgres://admin:***@127.0.0.1:1/app"), "{}", policy.body);
+        assert!(
+            policy.body.contains("postgres://admin:***@127.0.0.1:1/app"),
+            "{}",
+            policy.body
+        );
         for (who, cookie, audit, request) in [
             ("alice", &alice, StatusCode::FORBIDDEN, StatusCode::OK),
             ("erin", &erin, StatusCode::FORBIDDEN, StatusCode::FORBIDDEN),
@@ -269,7 +287,11 @@ async fn pages_show_no_password_and_read_by_role() {
             assert_eq!(a.status, audit, "{url}: {who} /ui/audit");
             let r = call(&app, "GET", &req, cookie, "").await;
             assert_eq!(r.status, request, "{url}: {who} {req}");
-            assert_eq!(r.body.contains("customer X"), request == StatusCode::OK, "{who}");
+            assert_eq!(
+                r.body.contains("customer X"),
+                request == StatusCode::OK,
+                "{who}"
+            );
         }
         let frank_audit = call(&app, "GET", "/ui/audit", &frank, "").await;
         assert!(frank_audit.body.contains("request.created"));
