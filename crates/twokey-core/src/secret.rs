@@ -392,6 +392,15 @@ pub fn resolve_references(
     context: &str,
     read: &mut dyn FnMut(&Reference) -> Result<String, String>,
 ) -> Result<(), String> {
+    resolve_in(table, context, "", read)
+}
+
+fn resolve_in(
+    table: &mut toml::Table,
+    context: &str,
+    path: &str,
+    read: &mut dyn FnMut(&Reference) -> Result<String, String>,
+) -> Result<(), String> {
     let refs: Vec<(String, String, bool)> = table
         .keys()
         .filter_map(|k| {
@@ -406,13 +415,15 @@ pub fn resolve_references(
     for (k, base, env) in refs {
         if table.contains_key(&base) {
             return Err(format!(
-                "{context}: {base} is given twice ({base} and {k}); keep one"
+                "{context}: {} is given twice ({base} and {k}); keep one",
+                join(path, &base)
             ));
         }
         let Some(v) = table.remove(&k) else { continue };
         let toml::Value::String(name) = v else {
             return Err(format!(
-                "{context}: {k} must be a string (an environment variable's name or a file's path)"
+                "{context}: {} must be a string (an environment variable's name or a file's path)",
+                join(path, &k)
             ));
         };
         let r = if env {
@@ -420,16 +431,16 @@ pub fn resolve_references(
         } else {
             Reference::File(name)
         };
-        let value = read(&r).map_err(|e| format!("{context}: {k}: {e}"))?;
+        let value = read(&r).map_err(|e| format!("{context}: {}: {e}", join(path, &k)))?;
         table.insert(base, toml::Value::String(value));
     }
     for (k, v) in table.iter_mut() {
         match v {
-            toml::Value::Table(t) => resolve_references(t, &format!("{context}.{k}"), read)?,
+            toml::Value::Table(t) => resolve_in(t, context, &join(path, k), read)?,
             toml::Value::Array(a) => {
                 for (i, x) in a.iter_mut().enumerate() {
                     if let toml::Value::Table(t) = x {
-                        resolve_references(t, &format!("{context}.{k}[{i}]"), read)?;
+                        resolve_in(t, context, &format!("{}[{i}]", join(path, k)), read)?;
                     }
                 }
             }

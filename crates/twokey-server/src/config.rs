@@ -166,3 +166,36 @@ impl Config {
         Ok(cfg)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_in_the_config_may_be_given_by_reference() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let pw = dir.path().join("smtp-password");
+        std::fs::write(&pw, "smtp-pw\n").expect("write");
+        let text = format!(
+            "database = \"sqlite://x.db\"\npolicy = \"p.toml\"\n[notifications.email]\nhost = \"127.0.0.1\"\nfrom = \"t@example.com\"\nusername = \"tk\"\npassword_file = \"{}\"\n[[alerts.sink]]\nkind = \"webhook\"\nurl = \"https://siem.example.com/x\"\nsecret_file = \"{}\"\n",
+            pw.display(),
+            pw.display()
+        );
+        let cfg = Config::parse(&text, "twokey.toml").expect("parses");
+        let email = cfg.notifications.email.expect("email");
+        assert_eq!(
+            email.password.map(|p| p.expose().to_string()).as_deref(),
+            Some("smtp-pw")
+        );
+        assert!(!format!("{:?}", cfg.alerts.sink).contains("smtp-pw"));
+        let err = Config::parse(
+            "database_env = \"TK_CONFIG_TEST_UNSET_DB\"\npolicy = \"p.toml\"\n",
+            "twokey.toml",
+        )
+        .expect_err("unset");
+        assert!(
+            err.contains("twokey.toml: database_env: the environment variable TK_CONFIG_TEST_UNSET_DB is not set"),
+            "{err}"
+        );
+    }
+}
