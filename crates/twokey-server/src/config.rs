@@ -158,7 +158,13 @@ impl Config {
     pub fn parse(text: &str, file: &str) -> Result<Config, String> {
         let mut table: toml::Table =
             toml::from_str(text).map_err(|e| format!("{file}: {}", e.message()))?;
+        // `[gate]` reads its own credentials (`token_file`, `webhook_secret_env`)
+        // from the file's text when the gate starts.
+        let gate = table.remove("gate");
         twokey_core::secret::resolve_references(&mut table, file, &mut read_reference)?;
+        if let Some(g) = gate {
+            table.insert("gate".into(), g);
+        }
         let cfg = Config::deserialize(table).map_err(|e| format!("{file}: {}", e.message()))?;
         cfg.reconciler
             .millis()
