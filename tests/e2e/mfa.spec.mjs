@@ -82,6 +82,9 @@ grant = ["sh", "-c", "mkdir -p \\"$TWOKEY_E2E_DIR/grants\\" && touch \\"$TWOKEY_
 revoke = ["sh", "-c", "rm -f \\"$TWOKEY_E2E_DIR/grants/$TWOKEY_REQUEST_ID\\""]
 check = ["sh", "-c", "test -e \\"$TWOKEY_E2E_DIR/grants/$TWOKEY_REQUEST_ID\\""]
 timeout = "10s"
+
+[auditors]            # the approvers read the audit log here (the admins always do)
+groups = ["approvers"]
 `;
 
 before(async () => {

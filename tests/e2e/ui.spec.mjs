@@ -146,9 +146,12 @@ test('alice requests, bob approves, alice sees the grant, carol revokes', async 
   // alice's view afterwards, the audit log and the policy.
   await alice.page.goto(`${tk.url}/ui/`);
   await shot(alice.page, 'alice-07-dashboard-after-revoke');
-  await alice.page.goto(`${tk.url}/ui/audit`);
-  assert.match(await alice.page.textContent('[role=status]'), /^(Verified|Consistent):/);
-  await shot(alice.page, 'alice-08-audit-log');
+  // The audit log is for the admins and auditors: alice gets a 403, carol reads it.
+  const denied = await alice.page.goto(`${tk.url}/ui/audit`);
+  assert.equal(denied.status(), 403);
+  await carol.page.goto(`${tk.url}/ui/audit`);
+  assert.match(await carol.page.textContent('[role=status]'), /^(Verified|Consistent):/);
+  await shot(carol.page, 'carol-08-audit-log');
   await alice.page.goto(`${tk.url}/ui/policy`);
   await shot(alice.page, 'alice-09-policy');
 

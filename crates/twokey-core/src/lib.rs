@@ -13,13 +13,15 @@ pub mod policy;
 pub mod proposal;
 pub mod reconcile;
 pub mod request;
+pub mod secret;
 pub mod time;
 
 pub use identity::{Actor, IdentityKey};
 pub use policy::{ApprovalRule, Entitlement, Policy, PolicyError, PolicyIssue};
-pub use proposal::{Proposal, ProposalState};
+pub use proposal::{Proposal, ProposalState, ProposalView};
 pub use request::{
     DomainError, EndReason, Event, MfaConfirmation, NewRequest, Request, Review, ReviewDecision,
     State,
 };
+pub use secret::Secret;
 pub use time::Millis;

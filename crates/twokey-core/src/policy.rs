@@ -23,6 +23,14 @@
 //! approver_mfa = true         # approvers confirm with a security key (WebAuthn)
 //! approval = { count = 2, from = ["dba"], exclude_requester_groups = true }
 //! [entitlement.target]        # provider settings
+//!
+//! [auditors]                  # who reads every request and the ledger (admins do too)
+//! groups = ["security"]
+//! identities = ["erin"]
+//!
+//! [limits]                    # longest reason and review comment, in characters
+//! reason = 2000
+//! comment = 2000
 //! ```
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -180,6 +188,38 @@ pub struct AdminRule {
     pub approvals: u32,
 }
 
+/// Who reads every request and the whole ledger besides the admins
+/// (`[auditors]`). Everyone else sees only their own requests and those they
+/// may review.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct AuditorRule {
+    /// Groups whose members are auditors.
+    pub groups: Vec<String>,
+    /// Identities (by key) that are auditors.
+    pub identities: Vec<IdentityKey>,
+}
+
+/// Default longest reason and review comment, in characters.
+pub const DEFAULT_TEXT_LIMIT: usize = 2_000;
+
+/// Bounds on free text people type (`[limits]`), in characters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Limits {
+    /// Longest reason of a request (and its ticket id).
+    pub reason: usize,
+    /// Longest review comment.
+    pub comment: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            reason: DEFAULT_TEXT_LIMIT,
+            comment: DEFAULT_TEXT_LIMIT,
+        }
+    }
+}
+
 /// An identity declared in the policy (static and dev setups).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct StaticIdentity {
@@ -216,6 +256,10 @@ pub struct Policy {
     pub text: String,
     /// Policy-change rule.
     pub admins: AdminRule,
+    /// Who reads everything (besides the admins).
+    pub auditors: AuditorRule,
+    /// Bounds on reasons and comments.
+    pub limits: Limits,
     /// Static identities.
     pub identities: Vec<StaticIdentity>,
     /// Every group name the policy knows (declared and used by identities).
@@ -235,6 +279,24 @@ struct RawPolicy {
     #[serde(default)]
     entitlement: Vec<Spanned<RawEntitlement>>,
     max_grant: Option<Spanned<String>>,
+    auditors: Option<Spanned<RawAuditors>>,
+    limits: Option<Spanned<RawLimits>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAuditors {
+    #[serde(default)]
+    groups: Vec<Spanned<String>>,
+    #[serde(default)]
+    identities: Vec<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLimits {
+    reason: Option<Spanned<i64>>,
+    comment: Option<Spanned<i64>>,
 }
 
 #[derive(Deserialize)]
@@ -471,6 +533,14 @@ impl Policy {
 
         let by_name: BTreeMap<&str, &StaticIdentity> =
             identities.iter().map(|i| (i.name.as_str(), i)).collect();
+        let auditors = parse_auditors(
+            raw.auditors.as_ref(),
+            &groups,
+            &by_name,
+            &lines,
+            &mut issues,
+        );
+        let limits = parse_limits(raw.limits.as_ref(), &lines, &mut issues);
         let mut entitlements = BTreeMap::new();
         for se in &raw.entitlement {
             let e = se.get_ref();
@@ -667,6 +737,8 @@ impl Policy {
                 hash: policy_hash(text),
                 text: text.into(),
                 admins,
+                auditors,
+                limits,
                 identities,
                 groups,
                 entitlements,
@@ -691,6 +763,99 @@ impl Policy {
     pub fn is_admin(&self, actor: &Actor) -> bool {
         actor.in_any(&self.admins.groups)
     }
+
+    /// Whether `actor` reads every request and the whole ledger: the admins
+    /// and the `[auditors]`.
+    pub fn may_read_all(&self, actor: &Actor) -> bool {
+        self.is_admin(actor)
+            || actor.in_any(&self.auditors.groups)
+            || self.auditors.identities.iter().any(|k| actor.is(k))
+    }
+
+    /// The entitlements as every view shows them: credentials in their
+    /// targets redacted (see [`crate::secret`]).
+    pub fn redacted_entitlements(&self) -> BTreeMap<String, Entitlement> {
+        self.entitlements
+            .iter()
+            .map(|(k, e)| {
+                let mut e = e.clone();
+                e.target = crate::secret::redact_table(&e.target);
+                (k.clone(), e)
+            })
+            .collect()
+    }
+
+    /// The policy text as every view shows it: credentials redacted.
+    pub fn redacted_text(&self) -> String {
+        crate::secret::redact_text(&self.text)
+    }
+}
+
+fn parse_auditors(
+    raw: Option<&Spanned<RawAuditors>>,
+    groups: &BTreeSet<String>,
+    by_name: &BTreeMap<&str, &StaticIdentity>,
+    lines: &Lines<'_>,
+    issues: &mut Vec<PolicyIssue>,
+) -> AuditorRule {
+    let Some(a) = raw else {
+        return AuditorRule::default();
+    };
+    let a = a.get_ref();
+    for g in a.groups.iter().filter(|g| !groups.contains(g.get_ref())) {
+        issues.push(lines.issue(
+            g,
+            format!("auditors: unknown group {:?}{}", g.get_ref(), known(groups)),
+        ));
+    }
+    let mut identities = Vec::new();
+    for i in &a.identities {
+        match by_name.get(i.get_ref().as_str()) {
+            Some(sid) => identities.push(sid.key.clone()),
+            None => match IdentityKey::parse(i.get_ref()) {
+                Some(k) => identities.push(k),
+                None => issues.push(lines.issue(
+                    i,
+                    format!(
+                        "auditors: unknown identity {:?} (a policy identity's name or an \"issuer|subject\")",
+                        i.get_ref()
+                    ),
+                )),
+            },
+        }
+    }
+    AuditorRule {
+        groups: a.groups.iter().map(|g| g.get_ref().clone()).collect(),
+        identities,
+    }
+}
+
+fn parse_limits(
+    raw: Option<&Spanned<RawLimits>>,
+    lines: &Lines<'_>,
+    issues: &mut Vec<PolicyIssue>,
+) -> Limits {
+    let mut limits = Limits::default();
+    let Some(l) = raw else { return limits };
+    let l = l.get_ref();
+    for (key, v, slot) in [
+        ("reason", &l.reason, &mut limits.reason),
+        ("comment", &l.comment, &mut limits.comment),
+    ] {
+        if let Some(n) = v {
+            match usize::try_from(*n.get_ref()) {
+                Ok(n) if (1..=100_000).contains(&n) => *slot = n,
+                _ => issues.push(lines.issue(
+                    n,
+                    format!(
+                        "limits.{key} = {} must be between 1 and 100000 characters",
+                        n.get_ref()
+                    ),
+                )),
+            }
+        }
+    }
+    limits
 }
 
 fn known(groups: &BTreeSet<String>) -> String {

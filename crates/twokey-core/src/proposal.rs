@@ -1,13 +1,14 @@
 //! Policy changes are two-person operations: an admin proposes a new policy,
 //! and it takes effect only when enough *other* admins approve it.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
 use crate::identity::{Actor, IdentityKey};
 use crate::policy::Policy;
 use crate::request::{DomainError, Event};
+use crate::secret::{credential_changes, redact_text, CredentialChange};
 use crate::time::Millis;
 
 /// Where a proposal is.
@@ -45,6 +46,53 @@ pub struct Proposal {
     pub state: ProposalState,
     /// Optimistic-concurrency version.
     pub version: i64,
+}
+
+/// A proposal as every view (API, UI, CLI) shows it: the proposed text with
+/// its credentials redacted, and which credentials it changes, by path, as
+/// `added`, `removed` or `changed`, never with their values.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProposalView {
+    /// Id.
+    pub id: String,
+    /// Hash of the proposed text (of the real text, so it still identifies it).
+    pub hash: String,
+    /// Hash of the policy in force when proposed.
+    pub base_hash: String,
+    /// The proposed text, credentials redacted.
+    pub text: String,
+    /// Credentials it changes compared with its base policy.
+    pub credential_changes: BTreeMap<String, CredentialChange>,
+    /// Who proposed it.
+    pub proposed_by: IdentityKey,
+    /// When.
+    pub created_at: Millis,
+    /// Admins who approved it.
+    pub approvals: Vec<IdentityKey>,
+    /// State.
+    pub state: ProposalState,
+    /// Optimistic-concurrency version.
+    pub version: i64,
+}
+
+impl Proposal {
+    /// The view of this proposal; `base_text` is the text of the policy it
+    /// was proposed against (when known, else every credential counts as
+    /// added).
+    pub fn view(&self, base_text: Option<&str>) -> ProposalView {
+        ProposalView {
+            id: self.id.clone(),
+            hash: self.hash.clone(),
+            base_hash: self.base_hash.clone(),
+            text: redact_text(&self.text),
+            credential_changes: credential_changes(base_text.unwrap_or(""), &self.text),
+            proposed_by: self.proposed_by.clone(),
+            created_at: self.created_at,
+            approvals: self.approvals.clone(),
+            state: self.state,
+            version: self.version,
+        }
+    }
 }
 
 /// An admin proposes `text` (already validated into `proposed`) to replace `current`.

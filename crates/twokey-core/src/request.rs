@@ -246,6 +246,41 @@ fn entitlement<'p>(policy: &'p Policy, name: &str) -> Result<&'p Entitlement, Do
         .ok_or_else(|| DomainError::UnknownEntitlement(name.into()))
 }
 
+/// Checks free text a person typed (`field` names it in the error): at most
+/// `max` characters, and no control characters (NUL and the like, which
+/// PostgreSQL cannot store and terminals interpret), except newline and tab
+/// where `multiline` allows them.
+pub fn check_text(
+    field: &str,
+    value: &str,
+    max: usize,
+    multiline: bool,
+) -> Result<(), DomainError> {
+    let n = value.chars().count();
+    if n > max {
+        return Err(DomainError::Invalid(format!(
+            "{field} is {n} characters long; the policy allows at most {max}"
+        )));
+    }
+    if let Some((i, c)) = value
+        .chars()
+        .enumerate()
+        .find(|(_, c)| c.is_control() && !(multiline && matches!(c, '\n' | '\t')))
+    {
+        return Err(DomainError::Invalid(format!(
+            "{field} contains a control character (U+{:04X}) at character {}; {}",
+            c as u32,
+            i + 1,
+            if multiline {
+                "only newlines and tabs are allowed"
+            } else {
+                "use plain text on one line"
+            }
+        )));
+    }
+    Ok(())
+}
+
 /// Creates a request. Break-glass requests come back already `Approved`, with
 /// an alerting event.
 pub fn create(
@@ -284,6 +319,10 @@ pub fn create(
         )));
     }
     let reason = input.reason.trim().to_string();
+    check_text("reason", &reason, policy.limits.reason, false)?;
+    if let Some(t) = &input.ticket {
+        check_text("ticket", t.trim(), policy.limits.reason, false)?;
+    }
     if (ent.reason_required || input.break_glass) && reason.is_empty() {
         return Err(DomainError::Invalid(format!(
             "{:?} requires a reason (--reason)",
@@ -451,6 +490,7 @@ pub fn review_confirmed(
     mfa: Option<&MfaConfirmation>,
     now: Millis,
 ) -> Result<(Request, Vec<Event>), DomainError> {
+    check_text("comment", comment, policy.limits.comment, true)?;
     if req.state != State::Pending {
         return Err(DomainError::WrongState(format!(
             "request {} is {}; only pending requests can be reviewed",
@@ -753,6 +793,7 @@ pub fn review_break_glass(
     actor: &Actor,
     comment: &str,
 ) -> Result<(Request, Vec<Event>), DomainError> {
+    check_text("comment", comment, policy.limits.comment, true)?;
     if !req.needs_review {
         return Err(DomainError::WrongState(format!(
             "request {} does not need a break-glass review",
@@ -778,6 +819,19 @@ pub fn review_break_glass(
             serde_json::json!({"comment": comment}),
         )],
     ))
+}
+
+/// Whether `actor` may read `req` (its reason, reviews and timeline): the
+/// requester (any of their linked identities), whoever may review it under
+/// the entitlement's approval rule, and the admins and auditors. The API and
+/// the UI ask this; they hold no read rule of their own.
+pub fn may_read(policy: &Policy, actor: &Actor, req: &Request) -> bool {
+    actor.is(&req.requester)
+        || policy.may_read_all(actor)
+        || policy.entitlement(&req.entitlement).is_some_and(|e| {
+            e.may_approve(actor, &req.requester, &req.requester_groups)
+                .is_ok()
+        })
 }
 
 /// When the scheduler next has something to do for this request, if ever

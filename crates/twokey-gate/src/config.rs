@@ -96,12 +96,18 @@ pub struct GateConfig {
     /// File holding the webhook secret.
     #[serde(default)]
     pub webhook_secret_file: Option<String>,
+    /// Environment variable holding the webhook secret.
+    #[serde(default)]
+    pub webhook_secret_env: Option<String>,
     /// GitHub token (prefer `token_file`).
     #[serde(default)]
     pub token: Option<String>,
     /// File holding the GitHub token.
     #[serde(default)]
     pub token_file: Option<String>,
+    /// Environment variable holding the GitHub token.
+    #[serde(default)]
+    pub token_env: Option<String>,
     /// GitHub App id (with `app_private_key_file`): the gate signs an RS256
     /// JWT and exchanges it for installation tokens.
     #[serde(default)]
@@ -259,12 +265,25 @@ impl GateConfig {
         }
         twokey_core::time::parse_duration(&self.drift_lease)
             .map_err(|e| format!("gate.drift_lease = {:?}: {e}", self.drift_lease))?;
-        let token = self.token.is_some() || self.token_file.is_some();
-        if self.token.is_some() && self.token_file.is_some() {
-            return Err("give gate.token or gate.token_file, not both".into());
+        let given = |v: [bool; 3]| v.iter().filter(|x| **x).count();
+        let tokens = given([
+            self.token.is_some(),
+            self.token_file.is_some(),
+            self.token_env.is_some(),
+        ]);
+        let token = tokens > 0;
+        if tokens > 1 {
+            return Err(
+                "give one of gate.token, gate.token_file or gate.token_env, not both".into(),
+            );
         }
-        if self.webhook_secret.is_some() && self.webhook_secret_file.is_some() {
-            return Err("give gate.webhook_secret or gate.webhook_secret_file, not both".into());
+        if given([
+            self.webhook_secret.is_some(),
+            self.webhook_secret_file.is_some(),
+            self.webhook_secret_env.is_some(),
+        ]) > 1
+        {
+            return Err("give one of gate.webhook_secret, gate.webhook_secret_file or gate.webhook_secret_env, not both".into());
         }
         match (self.app_id, &self.app_private_key_file) {
             (Some(_), Some(_)) if token => {
@@ -404,14 +423,24 @@ fn read_secret(key: &str, path: &str) -> Result<String, String> {
     Ok(t.to_string())
 }
 
+/// A secret from the environment variable `name` (`gate.<key>`).
+fn read_env(key: &str, name: &str) -> Result<String, String> {
+    match std::env::var(name) {
+        Ok(v) if !v.trim().is_empty() => Ok(v.trim().to_string()),
+        Ok(_) => Err(format!("gate.{key} = {name:?}: the variable is empty")),
+        Err(_) => Err(format!("gate.{key} = {name:?}: the variable is not set")),
+    }
+}
+
 impl GateConfig {
     /// The webhook secret, from `webhook_secret` or `webhook_secret_file`
     /// (one is required: unsigned webhooks are never accepted).
     pub fn load_webhook_secret(&self) -> Result<Vec<u8>, String> {
-        let s = match (&self.webhook_secret, &self.webhook_secret_file) {
-            (Some(s), _) => s.clone(),
-            (None, Some(f)) => read_secret("webhook_secret_file", f)?,
-            (None, None) => {
+        let s = match (&self.webhook_secret, &self.webhook_secret_file, &self.webhook_secret_env) {
+            (Some(s), _, _) => s.clone(),
+            (None, Some(f), _) => read_secret("webhook_secret_file", f)?,
+            (None, None, Some(v)) => read_env("webhook_secret_env", v)?,
+            (None, None, None) => {
                 return Err(
                     "gate.webhook_secret_file (or gate.webhook_secret) is required: the secret configured on the GitHub webhook"
                         .into(),
@@ -432,10 +461,11 @@ impl GateConfig {
             return crate::github::Auth::app(app_id, &pem, self.app_installation_id)
                 .map_err(|e| format!("gate.app_private_key_file = {key:?}: {e}"));
         }
-        let token = match (&self.token, &self.token_file) {
-            (Some(t), _) => t.clone(),
-            (None, Some(f)) => read_secret("token_file", f)?,
-            (None, None) => {
+        let token = match (&self.token, &self.token_file, &self.token_env) {
+            (Some(t), _, _) => t.clone(),
+            (None, Some(f), _) => read_secret("token_file", f)?,
+            (None, None, Some(v)) => read_env("token_env", v)?,
+            (None, None, None) => {
                 return Err(
                     "the gate needs GitHub credentials: gate.token_file (or gate.token), or gate.app_id + gate.app_private_key_file"
                         .into(),

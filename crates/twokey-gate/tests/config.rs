@@ -183,3 +183,24 @@ fn secrets_come_from_files_and_must_exist() {
         "{err}"
     );
 }
+
+#[test]
+fn secrets_come_from_the_environment_too() {
+    let c = GateConfig::parse(
+        "[gate]\nwebhook_secret_env = \"TK_GATE_TEST_HOOK\"\ntoken_env = \"TK_GATE_TEST_TOKEN_UNSET\"\n",
+    )
+    .expect("parses");
+    // The variable names are unique to this test, so setting one is safe.
+    std::env::set_var("TK_GATE_TEST_HOOK", "a-webhook-secret-from-the-env");
+    assert_eq!(
+        c.load_webhook_secret().expect("secret"),
+        b"a-webhook-secret-from-the-env"
+    );
+    let err = c.load_auth().expect_err("unset variable");
+    assert!(
+        err.contains("gate.token_env") && err.contains("not set"),
+        "{err}"
+    );
+    let err = GateConfig::parse("[gate]\ntoken = \"t\"\ntoken_env = \"T\"\n").expect_err("both");
+    assert!(err.contains("not both"), "{err}");
+}

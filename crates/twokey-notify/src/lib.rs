@@ -31,6 +31,7 @@ use async_trait::async_trait;
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
+pub use twokey_core::Secret;
 
 /// Header carrying `sha256=<hex HMAC-SHA256(secret, body)>`.
 pub const SIGNATURE_HEADER: &str = "X-Twokey-Signature-256";
@@ -252,7 +253,7 @@ fn host_of(url: &str) -> String {
 #[derive(Clone)]
 pub struct WebhookSink {
     url: String,
-    secret: String,
+    secret: Secret,
     client: reqwest::Client,
 }
 
@@ -278,7 +279,7 @@ impl WebhookSink {
     ) -> Self {
         Self {
             url: url.into(),
-            secret: secret.into(),
+            secret: Secret::new(secret.into()),
             client,
         }
     }
@@ -296,7 +297,10 @@ impl AlertSink for WebhookSink {
             message: e.to_string(),
         })?;
         let headers = [
-            (SIGNATURE_HEADER, sign(self.secret.as_bytes(), &body)),
+            (
+                SIGNATURE_HEADER,
+                sign(self.secret.expose().as_bytes(), &body),
+            ),
             (EVENT_HEADER, alert.kind.clone()),
         ];
         post_json(&self.client, &self.name(), &self.url, &headers, body).await
@@ -412,8 +416,9 @@ pub enum SinkConfig {
     Webhook {
         /// Where to POST.
         url: String,
-        /// HMAC-SHA256 key shared with the receiver.
-        secret: String,
+        /// HMAC-SHA256 key shared with the receiver (or `secret_env`,
+        /// `secret_file`: resolved when the config is read).
+        secret: Secret,
     },
     /// A Slack incoming webhook.
     Slack {
@@ -464,9 +469,11 @@ pub fn build_sinks(configs: &[SinkConfig]) -> Vec<Arc<dyn AlertSink>> {
         .iter()
         .map(|c| -> Arc<dyn AlertSink> {
             match c {
-                SinkConfig::Webhook { url, secret } => {
-                    Arc::new(WebhookSink::with_client(client.clone(), url, secret))
-                }
+                SinkConfig::Webhook { url, secret } => Arc::new(WebhookSink::with_client(
+                    client.clone(),
+                    url,
+                    secret.expose(),
+                )),
                 SinkConfig::Slack { webhook_url } => {
                     Arc::new(SlackSink::with_client(client.clone(), webhook_url))
                 }

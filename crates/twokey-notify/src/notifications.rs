@@ -106,9 +106,10 @@ pub struct EmailConfig {
     /// SMTP user.
     #[serde(default)]
     pub username: Option<String>,
-    /// SMTP password.
+    /// SMTP password (or `password_env`, `password_file`: resolved when the
+    /// config is read).
     #[serde(default)]
-    pub password: Option<String>,
+    pub password: Option<crate::Secret>,
 }
 
 impl std::fmt::Debug for EmailConfig {
@@ -233,7 +234,9 @@ impl EmailNotifier {
         });
         b = b.port(port).timeout(Some(crate::SEND_TIMEOUT));
         match (&cfg.username, &cfg.password) {
-            (Some(u), Some(p)) => b = b.credentials(Credentials::new(u.clone(), p.clone())),
+            (Some(u), Some(p)) => {
+                b = b.credentials(Credentials::new(u.clone(), p.expose().to_string()))
+            }
             (None, None) => {}
             _ => {
                 return Err(

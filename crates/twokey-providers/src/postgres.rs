@@ -102,8 +102,10 @@ struct RawConfig {
 /// A validated `postgres` target.
 #[derive(Clone)]
 pub struct PostgresConfig {
-    /// Admin connection URL (may hold a password; never printed).
-    pub url: String,
+    /// Admin connection URL (may hold a password; never printed). Give it by
+    /// reference in the policy (`url_env`, `url_file`) to keep the password
+    /// out of the policy text.
+    pub url: twokey_core::Secret,
     /// Login role or membership.
     pub mode: Mode,
     /// Roles granted (login mode: the new role joins them).
@@ -119,7 +121,7 @@ pub struct PostgresConfig {
 impl std::fmt::Debug for PostgresConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PostgresConfig")
-            .field("url", &redact_url(&self.url))
+            .field("url", &redact_url(self.url.expose()))
             .field("mode", &self.mode)
             .field("roles", &self.roles)
             .field("users", &self.users)
@@ -184,7 +186,7 @@ impl PostgresConfig {
             })?,
         };
         Ok(Self {
-            url: raw.url,
+            url: twokey_core::Secret::new(raw.url),
             mode: raw.mode,
             roles: raw.roles,
             users: raw.users,
@@ -241,7 +243,7 @@ impl PostgresProvider {
     async fn pool(&self) -> Result<&PgPool, ProviderError> {
         self.pool
             .get_or_try_init(|| async {
-                let options = PgConnectOptions::from_str(&self.config.url)
+                let options = PgConnectOptions::from_str(self.config.url.expose())
                     .map_err(|e| ProviderError::permanent(format!("postgres: bad `url`: {e}")))?
                     .application_name("twokey")
                     // Role DDL locks shared catalogs: fail and retry rather than hang.
@@ -314,7 +316,7 @@ impl PostgresProvider {
             Err(e) => return Err(db_error(&format!("creating role {role}"), e)),
         }
         Ok(GrantOutcome {
-            secret: Some(connection_url(&self.config.url, &role, &password)?),
+            secret: Some(connection_url(self.config.url.expose(), &role, &password)?),
             detail: format!("login role {role} valid until {until}"),
         })
     }

@@ -11,10 +11,13 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use twokey_core::request::approvals_counted;
-use twokey_core::{Actor, NewRequest, Request, ReviewDecision, State as RState};
+use twokey_core::{Actor, NewRequest, ProposalView, Request, ReviewDecision, State as RState};
 
 use crate::broker::Broker;
 use crate::error::ApiError;
+
+/// Largest request body accepted, in bytes; a larger one is answered 413.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 
 /// The OpenAPI document served at `/v1/openapi.json`.
 pub const OPENAPI: &str = include_str!("../openapi.json");
@@ -45,9 +48,36 @@ pub fn router(broker: Arc<Broker>) -> Router {
         .route("/v1/policy/proposals/{id}/reject", post(reject_proposal))
         .route("/v1/ledger", get(ledger))
         .fallback(fallback)
-        .layer(tower_http::limit::RequestBodyLimitLayer::new(1024 * 1024))
+        .layer(tower_http::limit::RequestBodyLimitLayer::new(
+            MAX_BODY_BYTES,
+        ))
+        .layer(axum::middleware::map_response(too_large_as_problem))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(broker)
+}
+
+/// The body limit layer answers a plain-text 413; say it as problem details.
+async fn too_large_as_problem(resp: Response) -> Response {
+    if resp.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        return too_large().into_response();
+    }
+    resp
+}
+
+fn too_large() -> ApiError {
+    ApiError::TooLarge(format!(
+        "the request body is over the limit of {MAX_BODY_BYTES} bytes"
+    ))
+}
+
+/// A body extractor's rejection as problem details: 413 for a body over the
+/// limit, 400 otherwise.
+fn body_rejection(status: StatusCode, text: String) -> ApiError {
+    if status == StatusCode::PAYLOAD_TOO_LARGE {
+        too_large()
+    } else {
+        ApiError::BadRequest(format!("invalid request body: {text}"))
+    }
 }
 
 /// A JSON body whose rejection is a problem-details error saying what is
@@ -64,10 +94,7 @@ where
     async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, Self::Rejection> {
         match Json::<T>::from_request(req, state).await {
             Ok(Json(v)) => Ok(ApiJson(v)),
-            Err(rej) => Err(ApiError::BadRequest(format!(
-                "invalid request body: {}",
-                rej.body_text()
-            ))),
+            Err(rej) => Err(body_rejection(rej.status(), rej.body_text())),
         }
     }
 }
@@ -85,9 +112,7 @@ where
     async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, Self::Rejection> {
         let bytes = axum::body::Bytes::from_request(req, state)
             .await
-            .map_err(|e| {
-                ApiError::BadRequest(format!("invalid request body: {}", e.body_text()))
-            })?;
+            .map_err(|e| body_rejection(e.status(), e.body_text()))?;
         if bytes.iter().all(|b| b.is_ascii_whitespace()) {
             return Ok(OptJson(T::default()));
         }
@@ -105,7 +130,8 @@ async fn fallback(uri: axum::http::Uri) -> ApiError {
     ))
 }
 
-/// The authenticated caller, from `Authorization: Bearer <token>`.
+/// The authenticated caller, from `Authorization: Bearer <token>` (the
+/// scheme is case-insensitive, RFC 9110 section 11.1).
 pub struct Auth(pub Actor);
 
 impl FromRequestParts<Arc<Broker>> for Auth {
@@ -124,7 +150,7 @@ impl FromRequestParts<Arc<Broker>> for Auth {
                     "missing Authorization: Bearer <token> header (set TWOKEY_TOKEN)".into(),
                 )
             })?;
-        let token = header.strip_prefix("Bearer ").ok_or_else(|| {
+        let token = bearer_token(header).ok_or_else(|| {
             ApiError::Unauthorized("the Authorization header must be \"Bearer <token>\"".into())
         })?;
         let actor = broker
@@ -133,6 +159,43 @@ impl FromRequestParts<Arc<Broker>> for Auth {
             .await?
             .ok_or_else(|| ApiError::Unauthorized("unknown or expired token".into()))?;
         Ok(Auth(broker.refresh_actor(actor)))
+    }
+}
+
+/// The token of an `Authorization` header value whose scheme is `Bearer` in
+/// any case.
+pub fn bearer_token(header: &str) -> Option<&str> {
+    let (scheme, token) = header.trim_start().split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then_some(token.trim())
+        .filter(|t| !t.is_empty())
+}
+
+/// Refuses, as 403 problem details, a caller who may not read every request
+/// and the ledger (the policy's admins and `[auditors]` may).
+pub fn require_read_all(b: &Broker, actor: &Actor, what: &str) -> Result<(), ApiError> {
+    if b.policy().policy.may_read_all(actor) {
+        Ok(())
+    } else {
+        Err(twokey_core::DomainError::Forbidden(format!(
+            "{what} is open to the policy's admins and auditors only; you see your own requests and those you may review"
+        ))
+        .into())
+    }
+}
+
+/// Refuses, as 403 problem details, a caller who may not read `r`
+/// (`core::request::may_read`).
+pub fn require_read(b: &Broker, actor: &Actor, r: &Request) -> Result<(), ApiError> {
+    if twokey_core::request::may_read(&b.policy().policy, actor, r) {
+        Ok(())
+    } else {
+        Err(twokey_core::DomainError::Forbidden(format!(
+            "you may not read request {}: it is neither yours nor one you may review",
+            r.id
+        ))
+        .into())
     }
 }
 
@@ -242,8 +305,14 @@ async fn list_requests(
                 .await?
         }
         "waiting" => b.waiting_for(&actor).await?,
-        "all" => b.store().requests(None, &[], 200).await?,
-        "active" => b.store().requests(None, &[RState::Active], 500).await?,
+        "all" => {
+            require_read_all(&b, &actor, "scope=all")?;
+            b.store().requests(None, &[], 200).await?
+        }
+        "active" => {
+            require_read_all(&b, &actor, "scope=active")?;
+            b.store().requests(None, &[RState::Active], 500).await?
+        }
         other => {
             return Err(ApiError::BadRequest(format!(
                 "unknown scope {other:?}: use mine, waiting, active or all"
@@ -297,10 +366,11 @@ async fn create_request(
 
 async fn show_request(
     State(b): State<Arc<Broker>>,
-    Auth(_actor): Auth,
+    Auth(actor): Auth,
     Path(id): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let r = b.get(&id).await?;
+    require_read(&b, &actor, &r)?;
     let timeline = b.store().ledger_for(&id).await?;
     let mut v = serde_json::to_value(view(&b, r).await?)
         .map_err(|e| ApiError::BadRequest(e.to_string()))?;
@@ -405,20 +475,24 @@ async fn take_secret(
     }
 }
 
+/// The policy in force, credentials redacted (for everyone: the text and
+/// every entitlement's target).
 async fn show_policy(State(b): State<Arc<Broker>>, Auth(_a): Auth) -> Json<serde_json::Value> {
     let lp = b.policy();
     Json(
-        serde_json::json!({"hash": lp.policy.hash, "text": lp.policy.text, "entitlements": lp.policy.entitlements}),
+        serde_json::json!({"hash": lp.policy.hash, "text": lp.policy.redacted_text(), "entitlements": lp.policy.redacted_entitlements()}),
     )
 }
 
 async fn list_proposals(
     State(b): State<Arc<Broker>>,
     Auth(_a): Auth,
-) -> Result<Json<serde_json::Value>, ApiError> {
-    Ok(Json(
-        serde_json::to_value(b.store().proposals().await?).unwrap_or_default(),
-    ))
+) -> Result<Json<Vec<ProposalView>>, ApiError> {
+    let mut out = Vec::new();
+    for p in b.store().proposals().await? {
+        out.push(b.proposal_view(p).await?);
+    }
+    Ok(Json(out))
 }
 
 /// Body of `POST /v1/policy/proposals`.
@@ -434,7 +508,7 @@ async fn propose(
     ApiJson(body): ApiJson<ProposeBody>,
 ) -> Result<Response, ApiError> {
     let p = b.propose_policy(&actor, &body.text).await?;
-    Ok((StatusCode::CREATED, Json(p)).into_response())
+    Ok((StatusCode::CREATED, Json(b.proposal_view(p).await?)).into_response())
 }
 
 async fn approve_proposal(
@@ -442,7 +516,8 @@ async fn approve_proposal(
     Auth(actor): Auth,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    Ok(Json(b.approve_policy(&actor, &id).await?).into_response())
+    let p = b.approve_policy(&actor, &id).await?;
+    Ok(Json(b.proposal_view(p).await?).into_response())
 }
 
 async fn reject_proposal(
@@ -450,7 +525,8 @@ async fn reject_proposal(
     Auth(actor): Auth,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    Ok(Json(b.reject_policy(&actor, &id).await?).into_response())
+    let p = b.reject_policy(&actor, &id).await?;
+    Ok(Json(b.proposal_view(p).await?).into_response())
 }
 
 #[derive(Deserialize)]
@@ -461,9 +537,10 @@ struct LedgerQuery {
 
 async fn ledger(
     State(b): State<Arc<Broker>>,
-    Auth(_a): Auth,
+    Auth(actor): Auth,
     Query(q): Query<LedgerQuery>,
 ) -> Result<Response, ApiError> {
+    require_read_all(&b, &actor, "the ledger")?;
     let entries = b
         .store()
         .ledger(q.from.unwrap_or(0), q.limit.unwrap_or(100).clamp(1, 1000))

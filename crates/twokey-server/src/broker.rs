@@ -9,7 +9,7 @@ use twokey_core::notify::Person;
 use twokey_core::request as rq;
 use twokey_core::{
     proposal, Actor, DomainError, Event, MfaConfirmation, Millis, NewRequest, Policy, Proposal,
-    Request, ReviewDecision, State,
+    ProposalView, Request, ReviewDecision, State,
 };
 use twokey_notify::notifications::{Notification, Notifier, Recipient as NotifyRecipient};
 use twokey_notify::{Alert, AlertSink, Severity};
@@ -99,7 +99,18 @@ pub fn load_policy(
     let mut providers = BTreeMap::new();
     let mut errors = Vec::new();
     for (name, ent) in &policy.entitlements {
-        match registry.build(&ent.provider, &ent.target, ctx) {
+        // Credentials given by reference (`url_env`, `password_file`) are
+        // read here, so they never travel with the policy text.
+        let mut target = ent.target.clone();
+        if let Err(e) = twokey_core::secret::resolve_references(
+            &mut target,
+            &format!("entitlement {name:?} target"),
+            &mut crate::config::read_reference,
+        ) {
+            errors.push(format!("{file}:{}: {e}", ent.target_line));
+            continue;
+        }
+        match registry.build(&ent.provider, &target, ctx) {
             Ok(p) => {
                 providers.insert(name.clone(), p);
             }
@@ -634,6 +645,18 @@ impl Broker {
             })
             .await?;
         Ok(next)
+    }
+
+    /// A proposal as every view shows it (credentials redacted, what it
+    /// changes in them compared with its base policy).
+    pub async fn proposal_view(&self, p: Proposal) -> Result<ProposalView, ApiError> {
+        let lp = self.policy();
+        let base = if p.base_hash == lp.policy.hash {
+            Some(lp.policy.text.clone())
+        } else {
+            self.store.policy_text(&p.base_hash).await?
+        };
+        Ok(p.view(base.as_deref()))
     }
 
     /// Picks up a policy applied by another replica.

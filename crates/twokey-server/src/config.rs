@@ -130,13 +130,78 @@ fn default_public_url() -> String {
     "http://127.0.0.1:8080".into()
 }
 
+/// Reads a credential given by reference: an environment variable, or a
+/// file whose content (without its trailing newline) is the value.
+pub fn read_reference(r: &twokey_core::secret::Reference) -> Result<String, String> {
+    use twokey_core::secret::Reference;
+    let value = match r {
+        Reference::Env(name) => std::env::var(name)
+            .map_err(|_| format!("the environment variable {name} is not set"))?,
+        Reference::File(path) => std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read {path:?}: {e}"))?
+            .trim_end_matches(['\r', '\n'])
+            .to_string(),
+    };
+    if value.is_empty() {
+        return Err(match r {
+            Reference::Env(name) => format!("the environment variable {name} is empty"),
+            Reference::File(path) => format!("{path:?} is empty"),
+        });
+    }
+    Ok(value)
+}
+
 impl Config {
-    /// Parses a config file's text.
+    /// Parses a config file's text. Credentials may be given by reference
+    /// (`database_env`, `password_file`, `client_secret_env`, ...; see
+    /// `twokey_core::secret`): they are read here.
     pub fn parse(text: &str, file: &str) -> Result<Config, String> {
-        let cfg: Config = toml::from_str(text).map_err(|e| format!("{file}: {}", e.message()))?;
+        let mut table: toml::Table =
+            toml::from_str(text).map_err(|e| format!("{file}: {}", e.message()))?;
+        // `[gate]` reads its own credentials (`token_file`, `webhook_secret_env`)
+        // from the file's text when the gate starts.
+        let gate = table.remove("gate");
+        twokey_core::secret::resolve_references(&mut table, file, &mut read_reference)?;
+        if let Some(g) = gate {
+            table.insert("gate".into(), g);
+        }
+        let cfg = Config::deserialize(table).map_err(|e| format!("{file}: {}", e.message()))?;
         cfg.reconciler
             .millis()
             .map_err(|e| format!("{file}: {e}"))?;
         Ok(cfg)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_in_the_config_may_be_given_by_reference() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let pw = dir.path().join("smtp-password");
+        std::fs::write(&pw, "smtp-pw\n").expect("write");
+        let text = format!(
+            "database = \"sqlite://x.db\"\npolicy = \"p.toml\"\n[notifications.email]\nhost = \"127.0.0.1\"\nfrom = \"t@example.com\"\nusername = \"tk\"\npassword_file = \"{}\"\n[[alerts.sink]]\nkind = \"webhook\"\nurl = \"https://siem.example.com/x\"\nsecret_file = \"{}\"\n",
+            pw.display(),
+            pw.display()
+        );
+        let cfg = Config::parse(&text, "twokey.toml").expect("parses");
+        let email = cfg.notifications.email.expect("email");
+        assert_eq!(
+            email.password.map(|p| p.expose().to_string()).as_deref(),
+            Some("smtp-pw")
+        );
+        assert!(!format!("{:?}", cfg.alerts.sink).contains("smtp-pw"));
+        let err = Config::parse(
+            "database_env = \"TK_CONFIG_TEST_UNSET_DB\"\npolicy = \"p.toml\"\n",
+            "twokey.toml",
+        )
+        .expect_err("unset");
+        assert!(
+            err.contains("twokey.toml: database_env: the environment variable TK_CONFIG_TEST_UNSET_DB is not set"),
+            "{err}"
+        );
     }
 }

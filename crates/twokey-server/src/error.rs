@@ -23,6 +23,9 @@ pub enum ApiError {
     /// The request body or parameters are wrong.
     #[error("{0}")]
     BadRequest(String),
+    /// The request body is over the server's limit.
+    #[error("{0}")]
+    TooLarge(String),
 }
 
 impl ApiError {
@@ -41,6 +44,7 @@ impl ApiError {
             ApiError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
         }
     }
 
@@ -56,6 +60,7 @@ impl ApiError {
             ApiError::Store(_) => "store-unavailable",
             ApiError::Unauthorized(_) => "unauthorized",
             ApiError::BadRequest(_) => "bad-request",
+            ApiError::TooLarge(_) => "too-large",
         }
     }
 }

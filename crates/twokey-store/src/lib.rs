@@ -853,6 +853,19 @@ impl Store {
         })
     }
 
+    /// The text of the policy with this hash, if it was ever in force.
+    pub async fn policy_text(&self, hash: &str) -> Result<Option<String>, StoreError> {
+        let row =
+            sqlx::query("SELECT text FROM policies WHERE hash = $1 ORDER BY seq DESC LIMIT 1")
+                .bind(hash)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(match row {
+            Some(r) => Some(r.try_get(0)?),
+            None => None,
+        })
+    }
+
     /// One proposal.
     pub async fn proposal(&self, id: &str) -> Result<Option<Proposal>, StoreError> {
         let row = sqlx::query("SELECT doc FROM proposals WHERE id = $1")

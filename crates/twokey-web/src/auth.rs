@@ -315,7 +315,9 @@ async fn discovered(st: &AppState) -> Result<(OidcClient, String), String> {
     let client = OidcClient::from_provider_metadata(
         meta,
         ClientId::new(sso.client_id.clone()),
-        sso.client_secret.clone().map(ClientSecret::new),
+        sso.client_secret
+            .as_ref()
+            .map(|s| ClientSecret::new(s.expose().to_string())),
     )
     .set_redirect_uri(RedirectUrl::new(redirect).map_err(|e| format!("redirect URL: {e}"))?);
     *guard = Some(Discovered {

@@ -51,7 +51,7 @@ pub use auth::{safe_return_path, SESSION_COOKIE};
 /// [sso]
 /// issuer_url = "https://login.example.com/realms/company"
 /// client_id = "twokey"
-/// client_secret = "..."
+/// client_secret_env = "TWOKEY_SSO_SECRET"   # or client_secret_file, or (inline) client_secret
 /// groups_claim = "groups"        # default
 /// redirect_path = "/ui/callback" # default; register public_url + this at the provider
 /// ```
@@ -64,7 +64,7 @@ pub struct SsoConfig {
     pub client_id: String,
     /// Client secret (confidential client); absent for a public client (PKCE only).
     #[serde(default)]
-    pub client_secret: Option<String>,
+    pub client_secret: Option<twokey_core::Secret>,
     /// Claim holding the person's groups (ID token first, then userinfo).
     #[serde(default = "default_groups_claim")]
     pub groups_claim: String,

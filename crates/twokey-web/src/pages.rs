@@ -261,6 +261,9 @@ pub async fn request_page(
         Ok(r) => r,
         Err(err) => return api_error(err),
     };
+    if let Err(err) = twokey_server::api::require_read(&st.broker, &s.actor, &r) {
+        return api_error(err);
+    }
     let timeline = match st.broker.store().ledger_for(&id).await {
         Ok(t) => t,
         Err(err) => return api_error(err.into()),
@@ -547,6 +550,9 @@ pub async fn act(
 /// `GET /ui/audit`: the latest ledger entries and whether the stored Merkle
 /// head matches the entries.
 pub async fn audit(State(st): State<AppState>, s: Session) -> Response {
+    if let Err(err) = twokey_server::api::require_read_all(&st.broker, &s.actor, "The audit log") {
+        return api_error(err);
+    }
     let store = st.broker.store();
     let head = match store.ledger_head().await {
         Ok(h) => h,
@@ -626,7 +632,7 @@ pub async fn audit(State(st): State<AppState>, s: Session) -> Response {
     ok(&s, "Audit log", &body)
 }
 
-/// `GET /ui/policy`: the policy in force.
+/// `GET /ui/policy`: the policy in force, credentials redacted.
 pub async fn policy(State(st): State<AppState>, s: Session) -> Response {
     let lp = st.broker.policy();
     let p = &lp.policy;
@@ -657,7 +663,7 @@ pub async fn policy(State(st): State<AppState>, s: Session) -> Response {
 <table><caption>Entitlements</caption><thead><tr><th scope="col">Name</th><th scope="col">Provider</th><th scope="col">Requester groups</th><th scope="col">Approval</th><th scope="col">Max duration</th></tr></thead><tbody>{rows}</tbody></table>
 <h2>Policy text</h2><pre class="policy">{text}</pre>"#,
         hash = e(&p.hash),
-        text = e(&p.text),
+        text = e(&p.redacted_text()),
     );
     ok(&s, "Policy", &body)
 }

@@ -70,15 +70,18 @@ fn cookie_named(r: &Resp, name: &str) -> String {
 }
 
 async fn app(dir: &std::path::Path) -> Router {
-    let store = Store::open(&format!("sqlite://{}", dir.join("t.db").display()))
-        .await
-        .expect("store");
+    let url = format!("sqlite://{}", dir.join("t.db").display());
+    app_with(dir, &url, dev::demo(None)).await
+}
+
+async fn app_with(dir: &std::path::Path, url: &str, policy: twokey_core::Policy) -> Router {
+    let store = Store::open(url).await.expect("store");
     let mut ctx = ProviderContext::default();
     ctx.env
         .insert("TWOKEY_DATA_DIR".into(), dir.display().to_string());
     let (broker, _) = Broker::start(
         store,
-        dev::demo(None),
+        policy,
         Registry::with_builtin(),
         ctx,
         Arc::new(SystemClock),
@@ -210,4 +213,87 @@ async fn requester_cannot_approve_and_every_form_needs_csrf() {
     assert!(after.body.contains("bob</strong> approved"));
     let audit = call(&app, "GET", "/ui/audit", &bob, "").await;
     assert!(audit.body.contains("session.login"));
+}
+
+const PASSWORD: &str = "Pg-Adm1n-Passw0rd";
+
+/// The demo policy with a PostgreSQL entitlement whose admin URL holds a
+/// password, an auditor (frank) and a person who may neither request nor
+/// review (erin).
+fn policy_with_a_password() -> twokey_core::Policy {
+    let text = format!(
+        "{}\n[auditors]\ngroups = [\"audit\"]\n\n[[identity]]\nname = \"frank\"\ngroups = [\"audit\"]\n\n[[identity]]\nname = \"erin\"\ngroups = [\"eng\"]\n",
+        dev::demo_policy(Some(&format!("postgres://admin:{PASSWORD}@127.0.0.1:1/app")))
+    );
+    twokey_core::Policy::parse(&text, "test policy").expect("valid policy")
+}
+
+#[tokio::test]
+async fn pages_show_no_password_and_read_by_role() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for url in twokey_store::testing::both(dir.path(), "tk_web_read").await {
+        let app = app_with(dir.path(), &url, policy_with_a_password()).await;
+        let alice = sign_in(&app, "alice").await;
+        let form = call(&app, "GET", "/ui/request", &alice, "").await;
+        let csrf = csrf_of(&form.body);
+        let created = call(
+            &app,
+            "POST",
+            "/ui/request",
+            &alice,
+            &format!("entitlement=demo&duration=10m&reason=INC-7+customer+X&csrf={csrf}"),
+        )
+        .await;
+        assert_eq!(created.status, StatusCode::SEE_OTHER, "{}", created.body);
+        let req = created.location.clone();
+        let (bob, frank, erin) = (
+            sign_in(&app, "bob").await,
+            sign_in(&app, "frank").await,
+            sign_in(&app, "erin").await,
+        );
+        for (who, cookie) in [
+            ("alice", &alice),
+            ("bob", &bob),
+            ("erin", &erin),
+            ("frank", &frank),
+        ] {
+            for page in [
+                "/ui/",
+                "/ui/policy",
+                "/ui/audit",
+                "/ui/request",
+                req.as_str(),
+            ] {
+                let r = call(&app, "GET", page, cookie, "").await;
+                assert!(
+                    !r.body.contains(PASSWORD),
+                    "{url}: {who} sees the password on {page}"
+                );
+            }
+        }
+        let policy = call(&app, "GET", "/ui/policy", &alice, "").await;
+        assert!(
+            policy.body.contains("postgres://admin:***@127.0.0.1:1/app"),
+            "{}",
+            policy.body
+        );
+        for (who, cookie, audit, request) in [
+            ("alice", &alice, StatusCode::FORBIDDEN, StatusCode::OK),
+            ("erin", &erin, StatusCode::FORBIDDEN, StatusCode::FORBIDDEN),
+            ("bob", &bob, StatusCode::OK, StatusCode::OK),
+            ("frank", &frank, StatusCode::OK, StatusCode::OK),
+        ] {
+            let a = call(&app, "GET", "/ui/audit", cookie, "").await;
+            assert_eq!(a.status, audit, "{url}: {who} /ui/audit");
+            let r = call(&app, "GET", &req, cookie, "").await;
+            assert_eq!(r.status, request, "{url}: {who} {req}");
+            assert_eq!(
+                r.body.contains("customer X"),
+                request == StatusCode::OK,
+                "{who}"
+            );
+        }
+        let frank_audit = call(&app, "GET", "/ui/audit", &frank, "").await;
+        assert!(frank_audit.body.contains("request.created"));
+    }
 }

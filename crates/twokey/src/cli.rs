@@ -329,6 +329,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
         Cmd::Policy(PolicyCmd::Propose { file }) => {
             let text = std::fs::read_to_string(&file)
                 .with_context(|| format!("cannot read {}", file.display()))?;
+            for w in twokey_core::secret::inline_credentials(&text, &file.display().to_string()) {
+                eprintln!("{w}");
+            }
             let v = client
                 .call(
                     Method::POST,
@@ -424,12 +427,20 @@ fn policy_check(file: &PathBuf, json_out: bool) -> anyhow::Result<i32> {
                         .collect()
                 })
         });
+    // Inline credentials are valid but travel with the policy: warn, with
+    // file and line, whatever else is wrong.
+    let warnings = twokey_core::secret::inline_credentials(&text, &name);
+    if !json_out {
+        for w in &warnings {
+            eprintln!("{w}");
+        }
+    }
     match result {
         Ok(p) => {
             if json_out {
                 println!(
                     "{}",
-                    json!({"ok": true, "hash": p.hash, "entitlements": p.entitlements.keys().collect::<Vec<_>>()})
+                    json!({"ok": true, "hash": p.hash, "entitlements": p.entitlements.keys().collect::<Vec<_>>(), "warnings": warnings})
                 );
             } else {
                 println!(
@@ -442,7 +453,10 @@ fn policy_check(file: &PathBuf, json_out: bool) -> anyhow::Result<i32> {
         }
         Err(issues) => {
             if json_out {
-                println!("{}", json!({"ok": false, "issues": issues}));
+                println!(
+                    "{}",
+                    json!({"ok": false, "issues": issues, "warnings": warnings})
+                );
             } else {
                 for i in &issues {
                     eprintln!("{i}");

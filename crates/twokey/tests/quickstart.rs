@@ -208,3 +208,81 @@ fn policy_check_reports_file_and_line() {
         "{err}"
     );
 }
+
+/// A postgres entitlement whose admin URL is `target_url_line`.
+fn pg_policy(target_url_line: &str) -> String {
+    format!(
+        r#"[admins]
+groups = ["admins"]
+
+[[identity]]
+name = "alice"
+groups = ["eng"]
+
+[[identity]]
+name = "bob"
+groups = ["dba", "admins"]
+
+[[identity]]
+name = "carol"
+groups = ["dba", "admins"]
+
+[[entitlement]]
+name = "prod-db"
+provider = "postgres"
+requester_groups = ["eng"]
+max_duration = "1h"
+approval = {{ count = 1, from = ["dba"] }}
+[entitlement.target]
+mode = "login"
+{target_url_line}
+"#
+    )
+}
+
+#[test]
+fn policy_check_warns_about_inline_credentials_and_reads_references() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let run = |name: &str, text: &str, env: Option<&str>| {
+        let f = dir.path().join(name);
+        std::fs::write(&f, text).expect("write");
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_twokey"));
+        cmd.args(["policy", "check"]).arg(&f);
+        cmd.env_remove("TK_TEST_ADMIN_URL");
+        if let Some(v) = env {
+            cmd.env("TK_TEST_ADMIN_URL", v);
+        }
+        let out = cmd.output().expect("run");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    // Inline: valid, but warned about with file and line, never echoed.
+    let (ok, err) = run(
+        "inline.toml",
+        &pg_policy(r#"url = "postgres://admin:Sup3r-secret@db.internal/app""#),
+        None,
+    );
+    assert!(ok, "{err}");
+    assert!(
+        err.contains("inline.toml:24: warning: entitlement[prod-db].target.url holds a password in a URL (postgres://admin:***@db.internal/app)")
+            && err.contains("url_env"),
+        "{err}"
+    );
+    assert!(!err.contains("Sup3r-secret"), "{err}");
+    // By reference: no warning; the value is read where the policy is loaded.
+    let by_ref = pg_policy(r#"url_env = "TK_TEST_ADMIN_URL""#);
+    let (ok, err) = run(
+        "ref.toml",
+        &by_ref,
+        Some("postgres://admin:Sup3r-secret@db.internal/app"),
+    );
+    assert!(ok && !err.contains("warning"), "{err}");
+    let (ok, err) = run("ref.toml", &by_ref, None);
+    assert!(
+        !ok && err.contains("ref.toml:22:")
+            && err.contains("url_env: the environment variable TK_TEST_ADMIN_URL is not set"),
+        "{err}"
+    );
+}
