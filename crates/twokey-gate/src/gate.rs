@@ -566,20 +566,15 @@ impl Gate {
                 self.evidence(&w, "github:webhook", "gate.delivery_resumed", "unknown", false, json!({ "delivery": delivery, "event": name, "repo": repo, "attempts": attempts }))
                     .await;
             }
-            Ok(DeliveryStart::Done) => {
+            Ok(start @ (DeliveryStart::Done | DeliveryStart::InProgress)) => {
+                // Finished, or being worked on by a live worker: a replay.
                 self.evidence_outside(
                     "gate.refused",
                     true,
-                    json!({ "reason": "replayed_delivery", "delivery": delivery, "repo": repo }),
+                    json!({ "reason": "replayed_delivery", "delivery": delivery, "repo": repo, "in_progress": start == DeliveryStart::InProgress }),
                 )
                 .await;
                 return (StatusCode::OK, "duplicate delivery ignored".into());
-            }
-            Ok(DeliveryStart::InProgress) => {
-                return (
-                    StatusCode::ACCEPTED,
-                    "this delivery is being worked on; not starting it twice".into(),
-                )
             }
             Err(e) => return (StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
         }
