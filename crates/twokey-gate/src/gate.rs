@@ -1,7 +1,8 @@
 //! The engine: webhook in, plan/apply out, every step in the ledger.
 
+use std::future::Future;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,12 +12,15 @@ use serde_json::json;
 use twokey_core::{Event as LedgerEvent, Millis};
 
 use crate::config::{select, GateConfig, Project, Tool, SELECTION_FILE};
-use crate::db::{GateDb, Lock, PlanRow};
+use crate::db::{DeliveryStart, GateDb, Lock, PlanRow, StuckPlan};
 use crate::github::{GitHub, StatusState};
 use crate::redact::{redact, split_comment, GITHUB_COMMENT_LIMIT};
 use crate::requirements::{decide, PullFacts};
 use crate::runner::Runner;
 use crate::webhook::{self, Event, IssueCommentEvent, PullRequestEvent, WebhookError};
+
+mod recovery;
+pub use recovery::BackgroundPass;
 
 /// Where source trees come from.
 #[async_trait]
@@ -172,6 +176,92 @@ pub struct Gate {
     pub answer_within: Duration,
     /// Pause before asking GitHub again for a mergeability it is computing.
     pub mergeable_retry: Duration,
+    /// How long a worker holds a delivery (and the plans it applies) without
+    /// renewing; renewed every third of it while the work runs. A worker
+    /// that dies is taken over this long after its last renewal.
+    pub lease: Duration,
+    /// Time between background passes (recovery of interrupted applies,
+    /// alerts on unfinished deliveries, due drift checks).
+    pub background_every: Duration,
+    /// First pause between attempts at a ledger write or state move that
+    /// failed; doubles each time ([`RETRIES`] attempts in all).
+    pub retry_backoff: Duration,
+    /// Distinguishes this gate's workers from earlier processes of the same
+    /// node name.
+    instance: String,
+    /// Numbers this gate's workers.
+    workers: AtomicU64,
+}
+
+/// Attempts at one ledger write or state move before the gate gives up on
+/// it for now (the delivery then stays unfinished, and the recovery pass or
+/// a redelivery completes it).
+pub const RETRIES: u32 = 4;
+
+/// One worker's hold on one delivery while it does the delivery's work.
+struct Work {
+    /// Delivery id.
+    delivery: String,
+    /// This worker (the lease and plan claims it holds).
+    owner: String,
+    /// Set when a ledger write or state move of this delivery could not be
+    /// done: the delivery is then not marked done.
+    unrecorded: AtomicBool,
+}
+
+impl Work {
+    fn missed(&self) {
+        self.unrecorded.store(true, Ordering::SeqCst);
+    }
+}
+
+/// Renews a worker's lease while it lives (aborted on drop).
+struct Heartbeat(tokio::task::JoinHandle<()>);
+
+impl Drop for Heartbeat {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// A named step where the test hook may stop the process for a kill -9
+/// (feature `crash-points`, off in every build but the gate's own tests;
+/// inert unless `TWOKEY_GATE_CRASH_AT` names the step).
+#[cfg(feature = "crash-points")]
+async fn crash_point(step: &str) {
+    if std::env::var("TWOKEY_GATE_CRASH_AT").ok().as_deref() != Some(step) {
+        return;
+    }
+    if let Some(mark) = std::env::var_os("TWOKEY_GATE_CRASH_MARK") {
+        if let Err(e) = std::fs::write(mark, step) {
+            tracing::error!(error = %e, "crash point: cannot write the mark");
+        }
+    }
+    tracing::warn!(step, "crash point reached: waiting to be killed");
+    std::future::pending::<()>().await;
+}
+
+#[cfg(not(feature = "crash-points"))]
+async fn crash_point(_step: &str) {}
+
+/// How an interrupted apply was resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recovered {
+    /// Repository.
+    pub repo: String,
+    /// Pull request.
+    pub pull: u64,
+    /// Project.
+    pub project: String,
+    /// Head commit of the plan.
+    pub head_sha: String,
+    /// The plan's new status (`applied`, `apply_failed`, `planned`), or
+    /// `None` when it could not be resolved yet (retried next pass).
+    pub status: Option<String>,
+    /// What decided it: `ledger` (the result was recorded), `not_started`
+    /// (no evidence, so Terraform never ran), `terraform_in_sync` /
+    /// `terraform_differs` (a fresh plan of the head commit), or the error.
+    pub how: String,
 }
 
 fn system_now() -> Millis {
@@ -261,6 +351,11 @@ impl Gate {
             inflight: Arc::new(AtomicUsize::new(0)),
             answer_within: ANSWER_WITHIN,
             mergeable_retry: Duration::from_secs(1),
+            lease: Duration::from_secs(60),
+            background_every: Duration::from_secs(30),
+            retry_backoff: Duration::from_millis(250),
+            instance: format!("{}-{}", std::process::id(), system_now()),
+            workers: AtomicU64::new(0),
         }
     }
 
@@ -296,7 +391,47 @@ impl Gate {
         }
     }
 
-    /// Writes one ledger event; errors are returned so callers fail closed.
+    fn lease_ms(&self) -> Millis {
+        self.lease.as_millis() as Millis
+    }
+
+    /// A new worker name: unique across replicas and restarts.
+    fn new_owner(&self, what: &str) -> String {
+        let n = self.workers.fetch_add(1, Ordering::SeqCst);
+        format!("{}/{}/{what}/{n}", self.node, self.instance)
+    }
+
+    /// Runs `f` until it succeeds, at most [`RETRIES`] times with doubling
+    /// pauses, like the broker's retries; the last error is returned (and
+    /// logged) so the caller leaves its work unfinished rather than
+    /// dropping it.
+    async fn retried<T, F, Fut, E>(&self, what: &str, mut f: F) -> Result<T, String>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+        E: std::fmt::Display,
+    {
+        let mut pause = self.retry_backoff;
+        let mut attempt = 1;
+        loop {
+            match f().await {
+                Ok(v) => return Ok(v),
+                Err(e) if attempt >= RETRIES => {
+                    tracing::error!(what, attempts = attempt, error = %e, "gate: giving up for now; the work stays unfinished");
+                    return Err(e.to_string());
+                }
+                Err(e) => {
+                    tracing::warn!(what, attempt, error = %e, "gate: failed; retrying");
+                }
+            }
+            tokio::time::sleep(pause).await;
+            pause = pause.saturating_mul(2);
+            attempt += 1;
+        }
+    }
+
+    /// Writes one ledger event, retried; an error is returned (after the
+    /// retries) so callers fail closed and leave their delivery unfinished.
     async fn record(
         &self,
         subj: &str,
@@ -311,13 +446,59 @@ impl Gate {
             alert,
             data,
         };
-        let ph = self.policy_hash().await;
-        self.db
-            .store()
-            .record(self.now(), &ph, vec![(subj.to_string(), ev)])
+        self.retried(kind, || {
+            let ev = ev.clone();
+            async move {
+                let ph = self.policy_hash().await;
+                self.db
+                    .store()
+                    .record(self.now(), &ph, vec![(subj.to_string(), ev)])
+                    .await
+                    .map(|_| ())
+            }
+        })
+        .await
+    }
+
+    /// Records evidence of a delivery's work; a write that fails after its
+    /// retries marks the delivery unfinished.
+    async fn evidence(
+        &self,
+        w: &Work,
+        subj: &str,
+        kind: &str,
+        actor: &str,
+        alert: bool,
+        data: serde_json::Value,
+    ) -> bool {
+        let ok = self.record(subj, kind, actor, alert, data).await.is_ok();
+        if !ok {
+            w.missed();
+        }
+        ok
+    }
+
+    /// Records evidence that belongs to no delivery (a request refused before
+    /// it is known to come from GitHub); a failure is logged as an error.
+    async fn evidence_outside(&self, kind: &str, alert: bool, data: serde_json::Value) {
+        if let Err(e) = self
+            .record("github:webhook", kind, "unknown", alert, data)
             .await
-            .map(|_| ())
-            .map_err(|e| e.to_string())
+        {
+            tracing::error!(kind, error = %e, "gate: cannot record a refused webhook request");
+        }
+    }
+
+    /// Sets a commit status; a failure is logged (a status is a courtesy to
+    /// the pull request, not evidence: the ledger entry is).
+    async fn status(&self, repo: &str, sha: &str, state: StatusState, text: &str) {
+        if let Err(e) = self
+            .github
+            .status(repo, sha, state, STATUS_CONTEXT, text)
+            .await
+        {
+            tracing::warn!(%repo, %sha, error = %e, "gate: cannot set the commit status");
+        }
     }
 
     async fn say(&self, repo: &str, pull: u64, body: &str) {
@@ -327,6 +508,13 @@ impl Gate {
     }
 
     /// Handles one webhook delivery. Returns the HTTP status and a short text.
+    ///
+    /// The delivery is recorded as `working` under this worker's lease
+    /// before its work starts and marked done only after all of its evidence
+    /// and state moves are written; a redelivery of an unfinished one (its
+    /// worker died, or a write failed) resumes it, and its work is
+    /// idempotent on the delivery id and the stored state, so it is done
+    /// once.
     pub async fn handle(&self, headers: &HeaderMap, body: &[u8]) -> (StatusCode, String) {
         let h = |n: &str| headers.get(n).and_then(|v| v.to_str().ok());
         if body.len() > self.config.max_body_bytes {
@@ -338,15 +526,12 @@ impl Gate {
             } else {
                 StatusCode::UNAUTHORIZED
             };
-            let _ = self
-                .record(
-                    "github:webhook",
-                    "gate.refused",
-                    "unknown",
-                    status == StatusCode::UNAUTHORIZED,
-                    json!({ "reason": "signature", "error": e.to_string(), "delivery": h("x-github-delivery") }),
-                )
-                .await;
+            self.evidence_outside(
+                "gate.refused",
+                status == StatusCode::UNAUTHORIZED,
+                json!({ "reason": "signature", "error": e.to_string(), "delivery": h("x-github-delivery") }),
+            )
+            .await;
             return (status, e.to_string());
         }
         let delivery = match webhook::delivery_id(h("x-github-delivery")) {
@@ -359,52 +544,114 @@ impl Gate {
             Err(e) => return (StatusCode::BAD_REQUEST, e.to_string()),
         };
         let repo = event.repo().unwrap_or("").to_string();
-        match self
+        let w = Work {
+            delivery: delivery.clone(),
+            owner: self.new_owner(&delivery),
+            unrecorded: AtomicBool::new(false),
+        };
+        let started = self
             .db
-            .first_delivery(&delivery, name, &repo, self.now())
-            .await
-        {
-            Ok(true) => {}
-            Ok(false) => {
-                let _ = self
-                    .record(
-                        "github:webhook",
-                        "gate.refused",
-                        "unknown",
-                        true,
-                        json!({ "reason": "replayed_delivery", "delivery": delivery, "repo": repo }),
-                    )
+            .begin_delivery(
+                &delivery,
+                name,
+                &repo,
+                &w.owner,
+                self.now(),
+                self.lease_ms(),
+            )
+            .await;
+        match started {
+            Ok(DeliveryStart::New) => {}
+            Ok(DeliveryStart::Resumed { attempts }) => {
+                self.evidence(&w, "github:webhook", "gate.delivery_resumed", "unknown", false, json!({ "delivery": delivery, "event": name, "repo": repo, "attempts": attempts }))
                     .await;
+            }
+            Ok(start @ (DeliveryStart::Done | DeliveryStart::InProgress)) => {
+                // Finished, or being worked on by a live worker: a replay.
+                self.evidence_outside(
+                    "gate.refused",
+                    true,
+                    json!({ "reason": "replayed_delivery", "delivery": delivery, "repo": repo, "in_progress": start == DeliveryStart::InProgress }),
+                )
+                .await;
                 return (StatusCode::OK, "duplicate delivery ignored".into());
             }
             Err(e) => return (StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
         }
+        let beat = self.heartbeat(&w);
+        crash_point("delivery:begun").await;
+        let (status, text) = self.work(&w, event, &repo).await;
+        crash_point("delivery:worked").await;
+        drop(beat);
+        let complete = !status.is_server_error() && !w.unrecorded.load(Ordering::SeqCst);
+        let now = self.now();
+        if self
+            .retried("finish delivery", || {
+                self.db.finish_delivery(&delivery, &w.owner, now, complete)
+            })
+            .await
+            .is_err()
+        {
+            // Its lease lapses; the background pass alerts, a redelivery resumes it.
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("{text}; the delivery could not be marked finished"),
+            );
+        }
+        if complete || status.is_server_error() {
+            (status, text)
+        } else {
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!(
+                    "{text}; some of its evidence could not be written: redeliver to finish it"
+                ),
+            )
+        }
+    }
+
+    /// Keeps `w`'s lease (and its plan claims) alive while the work runs.
+    fn heartbeat(&self, w: &Work) -> Heartbeat {
+        let db = self.db.clone();
+        let clock = self.clock.clone();
+        let lease = self.lease_ms();
+        let every = self.lease / 3;
+        let (id, owner) = (w.delivery.clone(), w.owner.clone());
+        Heartbeat(tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(every).await;
+                if let Err(e) = db.renew_delivery(&id, &owner, clock() + lease).await {
+                    tracing::warn!(delivery = %id, error = %e, "gate: cannot renew the delivery lease");
+                }
+            }
+        }))
+    }
+
+    /// The work of one delivery.
+    async fn work(&self, w: &Work, event: Event, repo: &str) -> (StatusCode, String) {
         if matches!(event, Event::Ping) {
             return (StatusCode::OK, "pong".into());
         }
-        if repo.is_empty() || !self.config.allows(&repo) {
+        if repo.is_empty() || !self.config.allows(repo) {
             return (
                 StatusCode::ACCEPTED,
                 "repository not in gate.allow; ignored".into(),
             );
         }
         match event {
-            Event::PullRequest(e) => self.on_pull_request(&e).await,
-            Event::IssueComment(e) => self.on_comment(&e).await,
+            Event::PullRequest(e) => self.on_pull_request(w, &e).await,
+            Event::IssueComment(e) => self.on_comment(w, &e).await,
             _ => (StatusCode::ACCEPTED, "event ignored".into()),
         }
     }
 
     async fn too_large(&self, delivery: Option<&str>) -> (StatusCode, String) {
-        let _ = self
-            .record(
-                "github:webhook",
-                "gate.refused",
-                "unknown",
-                false,
-                json!({ "reason": "body_too_large", "limit": self.config.max_body_bytes, "delivery": delivery }),
-            )
-            .await;
+        self.evidence_outside(
+            "gate.refused",
+            false,
+            json!({ "reason": "body_too_large", "limit": self.config.max_body_bytes, "delivery": delivery }),
+        )
+        .await;
         (
             StatusCode::PAYLOAD_TOO_LARGE,
             format!(
@@ -414,7 +661,7 @@ impl Gate {
         )
     }
 
-    async fn on_pull_request(&self, e: &PullRequestEvent) -> (StatusCode, String) {
+    async fn on_pull_request(&self, w: &Work, e: &PullRequestEvent) -> (StatusCode, String) {
         let repo = &e.repository.full_name;
         let n = e.pull_request.number;
         let head = &e.pull_request.head.sha;
@@ -423,30 +670,52 @@ impl Gate {
                 // Who pushed the head: the sender of the push (for `opened`,
                 // the author who pushed the branch).
                 if let Err(err) = self
-                    .db
-                    .put_pusher(repo, n, head, &e.sender.login, self.now())
+                    .retried("record pusher", || {
+                        self.db
+                            .put_pusher(repo, n, head, &e.sender.login, self.now())
+                    })
                     .await
                 {
-                    return (StatusCode::SERVICE_UNAVAILABLE, err.to_string());
+                    return (StatusCode::SERVICE_UNAVAILABLE, err);
                 }
-                // A new push invalidates every earlier plan.
-                if let Err(err) = self.db.drop_plans(repo, n).await {
-                    return (StatusCode::SERVICE_UNAVAILABLE, err.to_string());
+                // A new push invalidates every earlier plan (a redelivery of
+                // this event keeps the plans it made itself).
+                if !self.planned_by(w, repo, n, head).await {
+                    if let Err(err) = self
+                        .retried("drop plans", || self.db.drop_plans(repo, n))
+                        .await
+                    {
+                        return (StatusCode::SERVICE_UNAVAILABLE, err);
+                    }
                 }
                 let files = match self.github.files(repo, n).await {
                     Ok(f) => f,
                     Err(err) => return (StatusCode::BAD_GATEWAY, err.to_string()),
                 };
-                self.plan_all(repo, n, head, Targets::Changed(&files), &e.sender.login)
+                self.plan_all(w, repo, n, head, Targets::Changed(&files), &e.sender.login)
                     .await
             }
             "closed" => {
                 if e.pull_request.merged == Some(true) && self.config.apply_on_merge {
-                    let (_, text) = self.apply(repo, n, &e.sender.login, None, true).await;
+                    let (status, text) = self.apply(w, repo, n, &e.sender.login, None, true).await;
                     tracing::info!(%repo, pull = n, result = %text, "gate: apply on merge");
+                    if status.is_server_error() {
+                        // Keep the plans: a redelivery finishes the apply.
+                        return (status, text);
+                    }
                 }
-                let _ = self.db.unlock_pull(repo, n).await;
-                let _ = self.db.drop_plans(repo, n).await;
+                if let Err(err) = self
+                    .retried("unlock", || self.db.unlock_pull(repo, n))
+                    .await
+                {
+                    return (StatusCode::SERVICE_UNAVAILABLE, err);
+                }
+                if let Err(err) = self
+                    .retried("drop plans", || self.db.drop_plans(repo, n))
+                    .await
+                {
+                    return (StatusCode::SERVICE_UNAVAILABLE, err);
+                }
                 (StatusCode::OK, "unlocked".into())
             }
             _ => (StatusCode::ACCEPTED, "action ignored".into()),
@@ -462,7 +731,18 @@ impl Gate {
             .collect()
     }
 
-    async fn on_comment(&self, e: &IssueCommentEvent) -> (StatusCode, String) {
+    /// Whether this delivery already planned `head` of the pull request
+    /// (it is being resumed after its worker died).
+    async fn planned_by(&self, w: &Work, repo: &str, n: u64, head: &str) -> bool {
+        match self.db.plans(repo, n).await {
+            Ok(plans) => plans
+                .iter()
+                .any(|p| p.head_sha == head && p.delivery.as_deref() == Some(w.delivery.as_str())),
+            Err(_) => false,
+        }
+    }
+
+    async fn on_comment(&self, w: &Work, e: &IssueCommentEvent) -> (StatusCode, String) {
         if e.action != "created" || e.issue.pull_request.is_none() {
             return (
                 StatusCode::ACCEPTED,
@@ -481,8 +761,7 @@ impl Gate {
             Err(err) => return (StatusCode::BAD_GATEWAY, err.to_string()),
         };
         if !perm.can_write() {
-            let _ = self
-                .record(&subj, "gate.refused", who, true, json!({ "reason": "command_without_write", "command": format!("{cmd:?}"), "permission": perm }))
+            self.evidence(w, &subj, "gate.refused", who, true, json!({ "reason": "command_without_write", "command": format!("{cmd:?}"), "permission": perm }))
                 .await;
             self.say(
                 repo,
@@ -494,9 +773,13 @@ impl Gate {
         }
         match cmd {
             Command::Unlock => {
-                let _ = self.db.unlock_pull(repo, n).await;
-                let _ = self
-                    .record(&subj, "gate.unlock", who, false, json!({}))
+                if let Err(err) = self
+                    .retried("unlock", || self.db.unlock_pull(repo, n))
+                    .await
+                {
+                    return (StatusCode::SERVICE_UNAVAILABLE, err);
+                }
+                self.evidence(w, &subj, "gate.unlock", who, false, json!({}))
                     .await;
                 self.say(repo, n, "twokey: locks released.").await;
                 (StatusCode::OK, "unlocked".into())
@@ -506,10 +789,17 @@ impl Gate {
                     Ok(p) => p,
                     Err(err) => return (StatusCode::BAD_GATEWAY, err.to_string()),
                 };
-                self.plan_all(repo, n, &pull.head_sha, Targets::Named(p.as_deref()), who)
-                    .await
+                self.plan_all(
+                    w,
+                    repo,
+                    n,
+                    &pull.head_sha,
+                    Targets::Named(p.as_deref()),
+                    who,
+                )
+                .await
             }
-            Command::Apply(p) => self.apply(repo, n, who, p.as_deref(), false).await,
+            Command::Apply(p) => self.apply(w, repo, n, who, p.as_deref(), false).await,
         }
     }
 
@@ -550,6 +840,7 @@ impl Gate {
     /// (steps, workflows, commands) refuses the whole plan.
     async fn plan_all(
         &self,
+        w: &Work,
         repo: &str,
         n: u64,
         head: &str,
@@ -561,15 +852,7 @@ impl Gate {
             Ok(t) => t,
             Err(e) => {
                 tracing::warn!(%repo, pull = n, error = %e, "gate: checkout failed");
-                let _ = self
-                    .github
-                    .status(
-                        repo,
-                        head,
-                        StatusState::Failure,
-                        STATUS_CONTEXT,
-                        "checkout failed",
-                    )
+                self.status(repo, head, StatusState::Failure, "checkout failed")
                     .await;
                 self.say(
                     repo,
@@ -588,18 +871,9 @@ impl Gate {
                 Ok(sel) => Some(sel.into_iter().cloned().collect::<Vec<Project>>()),
                 Err(err) => {
                     let msg = err.to_string();
-                    let _ = self
-                        .record(&subj, "gate.refused", actor, true, json!({ "reason": "selection_file", "head_sha": head, "file": SELECTION_FILE, "error": msg }))
+                    self.evidence(w, &subj, "gate.refused", actor, true, json!({ "reason": "selection_file", "head_sha": head, "file": SELECTION_FILE, "error": msg }))
                         .await;
-                    let _ = self
-                        .github
-                        .status(
-                            repo,
-                            head,
-                            StatusState::Failure,
-                            STATUS_CONTEXT,
-                            "selection file refused",
-                        )
+                    self.status(repo, head, StatusState::Failure, "selection file refused")
                         .await;
                     self.say(
                         repo,
@@ -631,13 +905,34 @@ Workflows, steps and commands are defined only in the server's config; nothing w
                 .collect(),
             (None, Targets::Named(name)) => self.projects_for(repo, name),
         };
+        // Resumed after a crash: projects this delivery already planned at
+        // `head` are not planned again.
+        let done: Vec<String> = match self.db.plans(repo, n).await {
+            Ok(plans) => plans
+                .into_iter()
+                .filter(|p| {
+                    p.head_sha == head && p.delivery.as_deref() == Some(w.delivery.as_str())
+                })
+                .map(|p| p.project)
+                .collect(),
+            Err(e) => return (StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+        };
+        let mut planned = 0;
         for p in &projects {
-            self.plan(repo, n, head, p, actor).await;
+            if done.contains(&p.name) {
+                continue;
+            }
+            self.plan(w, repo, n, head, p, actor).await;
+            planned += 1;
         }
-        (
-            StatusCode::OK,
-            format!("planned {} project(s)", projects.len()),
-        )
+        let earlier = projects.len() - planned;
+        if earlier > 0 {
+            return (
+                StatusCode::OK,
+                format!("planned {planned} project(s); {earlier} planned earlier by this delivery"),
+            );
+        }
+        (StatusCode::OK, format!("planned {planned} project(s)"))
     }
 
     /// The saved plan as a file on this replica: where it was planned if
@@ -687,7 +982,7 @@ Workflows, steps and commands are defined only in the server's config; nothing w
     }
 
     /// Plans one project of a pull request at `head`.
-    pub async fn plan(&self, repo: &str, n: u64, head: &str, p: &Project, actor: &str) {
+    async fn plan(&self, w: &Work, repo: &str, n: u64, head: &str, p: &Project, actor: &str) {
         let subj = subject(repo, n);
         let lock = Lock {
             repo: repo.into(),
@@ -701,26 +996,22 @@ Workflows, steps and commands are defined only in the server's config; nothing w
             Ok(None) => {}
             Ok(Some(holder)) => {
                 self.say(repo, n, &format!("twokey: project `{}` workspace `{}` is locked by #{}; plan there first or `twokey unlock` it.", p.name, p.workspace, holder.pull)).await;
-                let _ = self
-                    .github
-                    .status(
-                        repo,
-                        head,
-                        StatusState::Failure,
-                        STATUS_CONTEXT,
-                        "locked by another pull request",
-                    )
-                    .await;
+                self.status(
+                    repo,
+                    head,
+                    StatusState::Failure,
+                    "locked by another pull request",
+                )
+                .await;
                 return;
             }
             Err(e) => {
                 tracing::warn!(error = %e, "gate: lock failed");
+                w.missed();
                 return;
             }
         }
-        let _ = self
-            .github
-            .status(repo, head, StatusState::Pending, STATUS_CONTEXT, "planning")
+        self.status(repo, head, StatusState::Pending, "planning")
             .await;
         let result = async {
             let tree = self.tree(repo, n, head).await?;
@@ -755,12 +1046,12 @@ Workflows, steps and commands are defined only in the server's config; nothing w
             } else {
                 "failed".into()
             },
+            delivery: Some(w.delivery.clone()),
         };
         // Ledger first: a plan nobody recorded must not be appliable.
-        if self
-            .record(&subj, "gate.plan", actor, false, json!({ "project": p.name, "workspace": p.workspace, "head_sha": head, "ok": ok, "plan_sha256": sha, "redacted": redacted }))
+        if !self
+            .evidence(w, &subj, "gate.plan", actor, false, json!({ "project": p.name, "workspace": p.workspace, "head_sha": head, "ok": ok, "plan_sha256": sha, "redacted": redacted }))
             .await
-            .is_err()
         {
             return;
         }
@@ -771,19 +1062,28 @@ Workflows, steps and commands are defined only in the server's config; nothing w
                 Ok(bytes) => {
                     use base64::Engine;
                     let b64 = base64::engine::general_purpose::STANDARD.encode(bytes);
-                    self.db
-                        .put_plan_file(repo, n, &p.name, head, &row.plan_sha256, &b64)
-                        .await
-                        .map_err(|e| e.to_string())
+                    self.retried("store the plan file", || {
+                        self.db
+                            .put_plan_file(repo, n, &p.name, head, &row.plan_sha256, &b64)
+                    })
+                    .await
                 }
                 Err(e) => Err(e.to_string()),
             };
             if let Err(e) = stored {
                 tracing::warn!(%repo, pull = n, error = %e, "gate: cannot store the plan file");
+                w.missed();
                 return;
             }
         }
-        if self.db.put_plan(repo, n, &row, self.now()).await.is_err() {
+        if self
+            .retried("save the plan", || {
+                self.db.put_plan(repo, n, &row, self.now())
+            })
+            .await
+            .is_err()
+        {
+            w.missed();
             return;
         }
         let header = format!(
@@ -801,20 +1101,18 @@ Workflows, steps and commands are defined only in the server's config; nothing w
         } else {
             StatusState::Failure
         };
-        let _ = self
-            .github
-            .status(
-                repo,
-                head,
-                st,
-                STATUS_CONTEXT,
-                if ok { "plan succeeded" } else { "plan failed" },
-            )
-            .await;
+        self.status(
+            repo,
+            head,
+            st,
+            if ok { "plan succeeded" } else { "plan failed" },
+        )
+        .await;
     }
 
     async fn apply(
         &self,
+        w: &Work,
         repo: &str,
         n: u64,
         who: &str,
@@ -822,6 +1120,9 @@ Workflows, steps and commands are defined only in the server's config; nothing w
         merged: bool,
     ) -> (StatusCode, String) {
         let subj = subject(repo, n);
+        // An apply of this pull request left by a dead worker is resolved
+        // first (so a redelivery never applies it a second time).
+        self.recover_plans(Some((repo, n))).await;
         let mut req = self.config.requirements();
         if merged {
             // Once merged, GitHub no longer computes mergeability; branch
@@ -870,8 +1171,7 @@ Workflows, steps and commands are defined only in the server's config; nothing w
         };
         let decision = decide(&facts, &req);
         if !decision.allowed() {
-            let _ = self
-                .record(&subj, "gate.refused", who, true, json!({ "reason": "apply_requirements", "head_sha": pull.head_sha, "decision": decision }))
+            self.evidence(w, &subj, "gate.refused", who, true, json!({ "reason": "apply_requirements", "head_sha": pull.head_sha, "decision": decision }))
                 .await;
             self.say(
                 repo,
@@ -888,18 +1188,35 @@ Workflows, steps and commands are defined only in the server's config; nothing w
         let plans: Vec<PlanRow> = plans
             .into_iter()
             .filter(|p| only.is_none() || only == Some(p.project.as_str()))
-            .filter(|p| p.head_sha == pull.head_sha && p.status == "planned")
+            .filter(|p| p.head_sha == pull.head_sha)
             .collect();
+        // Resumed after a crash: what this delivery applied is not applied again.
+        let earlier = plans
+            .iter()
+            .filter(|p| p.delivery.as_deref() == Some(w.delivery.as_str()) && p.status != "planned")
+            .count();
+        let plans: Vec<PlanRow> = plans
+            .into_iter()
+            .filter(|p| p.status == "planned")
+            .collect();
+        if plans.is_empty() && earlier > 0 {
+            return (
+                StatusCode::OK,
+                format!(
+                    "{earlier} project(s) applied earlier by this delivery; nothing applied twice"
+                ),
+            );
+        }
         if plans.is_empty() {
-            let _ = self
-                .record(
-                    &subj,
-                    "gate.refused",
-                    who,
-                    false,
-                    json!({ "reason": "no_plan_for_head", "head_sha": pull.head_sha }),
-                )
-                .await;
+            self.evidence(
+                w,
+                &subj,
+                "gate.refused",
+                who,
+                false,
+                json!({ "reason": "no_plan_for_head", "head_sha": pull.head_sha }),
+            )
+            .await;
             self.say(
                 repo,
                 n,
@@ -920,13 +1237,14 @@ Workflows, steps and commands are defined only in the server's config; nothing w
             // Claim the plan once (a second `apply` or replica gets nothing).
             match self
                 .db
-                .move_plan(
+                .claim_plan(
                     repo,
                     n,
                     &plan.project,
                     &pull.head_sha,
-                    "planned",
-                    "applying",
+                    &w.delivery,
+                    &w.owner,
+                    self.now() + self.lease_ms(),
                 )
                 .await
             {
@@ -947,15 +1265,26 @@ Workflows, steps and commands are defined only in the server's config; nothing w
                 }
                 Err(e) => return (StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
             }
+            crash_point("apply:claimed").await;
             // Evidence first: no apply without its ledger entry.
-            if self
-                .record(&subj, "gate.apply_evidence", who, false, json!({ "project": plan.project, "head_sha": pull.head_sha, "plan_sha256": plan.plan_sha256, "author": pull.author, "last_pusher": facts.last_pusher, "head_authors": facts.head_authors, "approvals": decision.approvals, "ignored": decision.ignored, "on_merge": merged }))
+            if !self
+                .evidence(w, &subj, "gate.apply_evidence", who, false, json!({ "project": plan.project, "head_sha": pull.head_sha, "plan_sha256": plan.plan_sha256, "author": pull.author, "last_pusher": facts.last_pusher, "head_authors": facts.head_authors, "approvals": decision.approvals, "ignored": decision.ignored, "on_merge": merged, "delivery": w.delivery }))
                 .await
-                .is_err()
             {
-                let _ = self.db.move_plan(repo, n, &plan.project, &pull.head_sha, "applying", "planned").await;
+                // Not applied: give the plan back. If even that fails, its
+                // claim is released with the delivery and the recovery pass
+                // finds no evidence and gives it back.
+                if let Err(e) = self
+                    .retried("unclaim plan", || {
+                        self.db.settle_plan(repo, n, &plan.project, &pull.head_sha, &w.owner, "planned")
+                    })
+                    .await
+                {
+                    tracing::error!(%repo, pull = n, project = %plan.project, error = %e, "gate: plan left applying; the recovery pass resolves it");
+                }
                 return (StatusCode::SERVICE_UNAVAILABLE, "ledger unavailable; not applied".into());
             }
+            crash_point("apply:evidence").await;
             let res = match (
                 self.tree(repo, n, &pull.head_sha).await,
                 self.local_plan(repo, n, &plan).await,
@@ -976,21 +1305,27 @@ Workflows, steps and commands are defined only in the server's config; nothing w
                 Ok(o) => (o.ok, o.output),
                 Err(e) => (false, e),
             };
-            let _ = self
-                .db
-                .move_plan(
-                    repo,
-                    n,
-                    &plan.project,
-                    &pull.head_sha,
-                    "applying",
-                    if ok { "applied" } else { "apply_failed" },
-                )
-                .await;
+            crash_point("apply:ran").await;
             let shown = redact(&text, &self.config.redact_values);
-            let _ = self
-                .record(&subj, "gate.apply_result", who, !ok, json!({ "project": plan.project, "head_sha": pull.head_sha, "ok": ok, "redacted": shown != text }))
-                .await;
+            // The result is evidence before the plan moves: a plan is never
+            // `applied` without it. If it cannot be written, the plan stays
+            // `applying` and the recovery pass re-checks it with Terraform.
+            if self
+                .evidence(w, &subj, "gate.apply_result", who, !ok, json!({ "project": plan.project, "head_sha": pull.head_sha, "plan_sha256": plan.plan_sha256, "ok": ok, "redacted": shown != text }))
+                .await
+            {
+                let to = if ok { "applied" } else { "apply_failed" };
+                if let Err(e) = self
+                    .retried("settle plan", || {
+                        self.db.settle_plan(repo, n, &plan.project, &pull.head_sha, &w.owner, to)
+                    })
+                    .await
+                {
+                    // Its result is in the ledger: the recovery pass moves it.
+                    tracing::error!(%repo, pull = n, project = %plan.project, error = %e, "gate: plan left applying");
+                    w.missed();
+                }
+            }
             let header = format!(
                 "### twokey apply `{}` at {}: {}",
                 plan.project,
@@ -1198,29 +1533,11 @@ impl Gate {
         (sha, outcome, ok)
     }
 
-    /// The drift scheduler: a pass every tenth of `gate.drift_interval`
-    /// (between 0.5 s and 60 s) until `shutdown`. Returns at once when drift
-    /// checks are off.
-    pub async fn run_drift(self: Arc<Self>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
-        let Some(interval) = self.config.drift_interval_ms() else {
-            return;
-        };
-        let tick = Duration::from_millis((interval / 10).clamp(500, 60_000) as u64);
-        loop {
-            if *shutdown.borrow() {
-                return;
-            }
-            {
-                // Counted like a delivery, so shutdown waits for the pass.
-                self.inflight.fetch_add(1, Ordering::SeqCst);
-                let _guard = Inflight(self.inflight.clone());
-                self.drift_once().await;
-            }
-            tokio::select! {
-                _ = tokio::time::sleep(tick) => {}
-                _ = shutdown.changed() => {}
-            }
-        }
+    /// The binary's name for [`Gate::run_background`] (drift checks were the
+    /// first background work): recovery, unfinished-delivery alerts and
+    /// drift checks.
+    pub async fn run_drift(self: Arc<Self>, shutdown: tokio::sync::watch::Receiver<bool>) {
+        self.run_background(shutdown).await
     }
 }
 

@@ -1,6 +1,6 @@
 //! Gate rows on both databases, and the migration numbering.
 
-use twokey_gate::db::{GateDb, Lock, PlanRow};
+use twokey_gate::db::{DeliveryStart, GateDb, Lock, PlanRow};
 use twokey_store::Store;
 
 fn lock(pull: u64) -> Lock {
@@ -20,19 +20,57 @@ async fn deliveries_locks_plans_and_pushers_on_both_databases() {
     for url in twokey_store::testing::both(dir.path(), "gate").await {
         let db = GateDb::new(Store::open(&url).await.expect("open"));
 
-        // Replayed delivery.
-        assert!(db
-            .first_delivery("d-1", "pull_request", "acme/infra", 1)
+        // A delivery: new, in progress while its lease lives, resumed once
+        // the lease lapsed (its worker died), a replay once done.
+        let start = |id: &'static str, owner: &'static str, now: i64| {
+            let db = db.clone();
+            async move {
+                db.begin_delivery(id, "pull_request", "acme/infra", owner, now, 100)
+                    .await
+                    .expect("begin")
+            }
+        };
+        assert_eq!(start("d-1", "w1", 1).await, DeliveryStart::New);
+        assert_eq!(start("d-1", "w2", 50).await, DeliveryStart::InProgress);
+        assert!(db.renew_delivery("d-1", "w1", 150).await.expect("renew"));
+        assert_eq!(start("d-1", "w2", 120).await, DeliveryStart::InProgress);
+        assert!(db.stale_deliveries(120).await.expect("stale").is_empty());
+        // w1 died: after its lease, the delivery is stale and can be resumed.
+        let stale = db.stale_deliveries(151).await.expect("stale");
+        assert_eq!(stale.len(), 1, "{url}");
+        assert_eq!(
+            (stale[0].id.as_str(), stale[0].status.as_str()),
+            ("d-1", "working")
+        );
+        db.delivery_alerted("d-1", 151).await.expect("alerted");
+        assert!(db.stale_deliveries(152).await.expect("stale").is_empty());
+        assert_eq!(
+            start("d-1", "w2", 151).await,
+            DeliveryStart::Resumed { attempts: 2 }
+        );
+        // The dead worker can no longer renew or finish it.
+        assert!(!db.renew_delivery("d-1", "w1", 999).await.expect("renew"));
+        db.finish_delivery("d-1", "w1", 160, true)
             .await
-            .expect("d"));
-        assert!(!db
-            .first_delivery("d-1", "pull_request", "acme/infra", 2)
+            .expect("finish");
+        assert_eq!(
+            start("d-1", "w3", 300).await,
+            DeliveryStart::Resumed { attempts: 3 }
+        );
+        // Finished without all its evidence: resumable at once, and stale.
+        db.finish_delivery("d-1", "w3", 301, false)
             .await
-            .expect("d"));
-        assert!(db
-            .first_delivery("d-2", "pull_request", "acme/infra", 3)
+            .expect("finish");
+        assert_eq!(db.stale_deliveries(302).await.expect("stale").len(), 1);
+        assert_eq!(
+            start("d-1", "w4", 302).await,
+            DeliveryStart::Resumed { attempts: 4 }
+        );
+        db.finish_delivery("d-1", "w4", 303, true)
             .await
-            .expect("d"));
+            .expect("finish");
+        assert_eq!(start("d-1", "w5", 10_000).await, DeliveryStart::Done);
+        assert_eq!(start("d-2", "w5", 10_000).await, DeliveryStart::New);
 
         // Locks: first pull request wins until it unlocks.
         assert_eq!(db.lock(&lock(1), 1).await.expect("lock"), None);
@@ -55,24 +93,68 @@ async fn deliveries_locks_plans_and_pushers_on_both_databases() {
             plan_path: "/tmp/p".into(),
             plan_sha256: "00".into(),
             status: "planned".into(),
+            delivery: None,
         };
         db.put_plan("acme/infra", 2, &plan, 5).await.expect("plan");
+        let claim = |sha: &'static str, owner: &'static str| {
+            let db = db.clone();
+            async move {
+                db.claim_plan("acme/infra", 2, "prod", sha, "d-9", owner, 100)
+                    .await
+                    .expect("claim")
+            }
+        };
+        assert!(!claim("other-sha", "w1").await);
+        assert!(claim("abc", "w1").await);
+        assert!(!claim("abc", "w2").await, "claimed twice");
+        let row = &db.plans("acme/infra", 2).await.expect("plans")[0];
+        assert_eq!(
+            (row.status.as_str(), row.delivery.as_deref()),
+            ("applying", Some("d-9"))
+        );
+        // A live claim is not stuck; a lapsed one is, and one replica takes it over.
+        assert!(db.stuck_plans(50, None).await.expect("stuck").is_empty());
+        let stuck = db.stuck_plans(101, None).await.expect("stuck");
+        assert_eq!(stuck.len(), 1, "{url}");
+        assert_eq!(stuck[0].claim_owner.as_deref(), Some("w1"));
+        assert_eq!(
+            db.stuck_plans(101, Some(("acme/infra", 3)))
+                .await
+                .expect("stuck")
+                .len(),
+            0
+        );
+        let take = |owner: &'static str| {
+            let (db, p) = (db.clone(), stuck[0].plan.clone());
+            async move {
+                db.take_over_plan("acme/infra", 2, &p, Some("w1"), owner, 101, 200)
+                    .await
+                    .expect("take")
+            }
+        };
+        assert!(take("r1").await);
+        assert!(!take("r2").await, "taken over twice");
+        // The dead worker cannot settle it any more; the new holder can, once.
         assert!(!db
-            .move_plan("acme/infra", 2, "prod", "other-sha", "planned", "applying")
+            .settle_plan("acme/infra", 2, "prod", "abc", "w1", "applied")
             .await
-            .expect("m"));
+            .expect("settle"));
         assert!(db
-            .move_plan("acme/infra", 2, "prod", "abc", "planned", "applying")
+            .settle_plan("acme/infra", 2, "prod", "abc", "r1", "applied")
             .await
-            .expect("m"));
+            .expect("settle"));
         assert!(!db
-            .move_plan("acme/infra", 2, "prod", "abc", "planned", "applying")
+            .settle_plan("acme/infra", 2, "prod", "abc", "r1", "apply_failed")
             .await
-            .expect("m"));
+            .expect("settle"));
         assert_eq!(
             db.plans("acme/infra", 2).await.expect("plans")[0].status,
-            "applying"
+            "applied"
         );
+        assert!(!db
+            .move_plan("acme/infra", 2, "prod", "abc", "planned", "applying")
+            .await
+            .expect("m"));
         db.drop_plans("acme/infra", 2).await.expect("drop");
         assert!(db.plans("acme/infra", 2).await.expect("plans").is_empty());
 

@@ -127,6 +127,23 @@ pub fn load_policy(
     }
 }
 
+/// The outbox delivery key of each channel: its name, with `#2`, `#3`, ...
+/// on a repeated name, so two channels never share a key.
+fn channel_keys(names: impl Iterator<Item = String>) -> Vec<String> {
+    let mut seen = std::collections::BTreeMap::<String, usize>::new();
+    names
+        .map(|name| {
+            let n = seen.entry(name.clone()).or_insert(0);
+            *n += 1;
+            if *n == 1 {
+                name
+            } else {
+                format!("{name}#{n}")
+            }
+        })
+        .collect()
+}
+
 fn backoff(opts: &BrokerOptions, attempts: i64) -> i64 {
     let shift = attempts.clamp(0, 20) as u32;
     opts.base_backoff_ms
@@ -989,26 +1006,54 @@ impl Broker {
     }
 
     /// Sends due alerts to every sink. Undelivered alerts stay in the outbox
-    /// and are retried; they are never dropped.
+    /// and are retried; they are never dropped. Each sink's delivery is
+    /// recorded on its own (`outbox_deliveries`), so a retry after one sink
+    /// failed goes only to the sinks that have not taken the alert.
     pub async fn deliver_alerts(&self) -> Result<(), ApiError> {
         self.deliver_notifications().await?;
         if self.sinks.is_empty() {
             return Ok(());
         }
         let now = self.now();
+        let channels = channel_keys(self.sinks.iter().map(|s| s.name()));
         for row in self.store.due_alerts(now, 50).await? {
+            if !self.claim_outbox(&row.id, now).await? {
+                continue;
+            }
             let alert = self.to_alert(&row.entry);
             let mut err = None;
-            for sink in &self.sinks {
-                if let Err(e) = sink.send(&alert).await {
-                    err = Some(format!("{}: {e}", sink.name()));
+            for (sink, channel) in self.sinks.iter().zip(&channels) {
+                if row.delivered.contains(channel) {
+                    continue;
+                }
+                match sink.send(&alert).await {
+                    Ok(()) => self.store.outbox_delivered(&row.id, channel, now).await?,
+                    Err(e) => err = Some(format!("{}: {e}", sink.name())),
                 }
             }
-            let retry_at = now + backoff(&self.opts, row.attempts);
-            self.store
-                .alert_result(&row.id, now, err.as_deref(), retry_at)
-                .await?;
+            self.outbox_result(&row, now, err.as_deref()).await?;
         }
+        Ok(())
+    }
+
+    /// Takes one outbox row for this attempt (see [`Store::claim_outbox`]).
+    async fn claim_outbox(&self, id: &str, now: Millis) -> Result<bool, ApiError> {
+        Ok(self
+            .store
+            .claim_outbox(id, now, now + self.opts.lease_ms)
+            .await?)
+    }
+
+    /// Marks an outbox row delivered (every channel took it) or schedules
+    /// its retry with backoff.
+    async fn outbox_result(
+        &self,
+        row: &twokey_store::AlertRow,
+        now: Millis,
+        err: Option<&str>,
+    ) -> Result<(), ApiError> {
+        let retry_at = now + backoff(&self.opts, row.attempts);
+        self.store.alert_result(&row.id, now, err, retry_at).await?;
         Ok(())
     }
 
@@ -1049,7 +1094,9 @@ impl Broker {
 
     /// Sends due notifications (new request to approvers, decisions to the
     /// requester, a decision to the other approvers). Undelivered ones stay in
-    /// the outbox and are retried.
+    /// the outbox and are retried. Each (notice, channel) delivery is recorded
+    /// as soon as the channel took it, so a retry after one channel failed
+    /// goes only to the channels that failed.
     pub async fn deliver_notifications(&self) -> Result<(), ApiError> {
         let notifiers = self.notifiers();
         if notifiers.is_empty() {
@@ -1062,8 +1109,12 @@ impl Broker {
         }
         let people = self.people().await?;
         let lp = self.policy();
+        let channels = channel_keys(notifiers.iter().map(|n| n.name()));
         let base = self.opts.public_url.trim_end_matches('/').to_string();
         for row in rows {
+            if !self.claim_outbox(&row.id, now).await? {
+                continue;
+            }
             let e = &row.entry;
             let mut err = None;
             if let Some(req) = self.store.request(&e.subject).await? {
@@ -1071,8 +1122,9 @@ impl Broker {
                 let notices =
                     twokey_core::notify::plan(&lp.policy, &req, &e.kind, &e.actor, &people, &link);
                 for n in notices {
+                    let kind = n.kind.as_str();
                     let msg = Notification {
-                        kind: n.kind.as_str().into(),
+                        kind: kind.into(),
                         request_id: req.id.clone(),
                         title: n.title,
                         text: n.text,
@@ -1086,18 +1138,22 @@ impl Broker {
                             })
                             .collect(),
                     };
-                    for x in &notifiers {
-                        if let Err(er) = x.notify(&msg).await {
-                            tracing::warn!(notifier = %x.name(), error = %er, "notification failed; will retry");
-                            err = Some(er.to_string());
+                    for (x, channel) in notifiers.iter().zip(&channels) {
+                        let key = format!("{kind}>{channel}");
+                        if row.delivered.contains(&key) {
+                            continue;
+                        }
+                        match x.notify(&msg).await {
+                            Ok(()) => self.store.outbox_delivered(&row.id, &key, now).await?,
+                            Err(er) => {
+                                tracing::warn!(notifier = %x.name(), error = %er, "notification failed; will retry");
+                                err = Some(er.to_string());
+                            }
                         }
                     }
                 }
             }
-            let retry_at = now + backoff(&self.opts, row.attempts);
-            self.store
-                .alert_result(&row.id, now, err.as_deref(), retry_at)
-                .await?;
+            self.outbox_result(&row, now, err.as_deref()).await?;
         }
         Ok(())
     }

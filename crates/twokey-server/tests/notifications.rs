@@ -11,6 +11,7 @@ mod support;
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -77,26 +78,24 @@ impl Smtp {
             .port();
         let tmp = tempfile::tempdir().expect("tempdir");
         let maildir = tmp.path().join("maildir");
-        let child = Command::new(&py)
-            .args(["-m", "aiosmtpd", "-n", "-l"])
-            .arg(format!("127.0.0.1:{port}"))
-            .args(["-c", "aiosmtpd.handlers.Mailbox"])
-            .arg(&maildir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start aiosmtpd");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "aiosmtpd did not start");
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        let child = spawn_smtp(port, &maildir);
         Some(Smtp {
             child,
             port,
             maildir,
             _tmp: tmp,
         })
+    }
+
+    /// Stops the server: deliveries to it fail until [`Smtp::restart`].
+    fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts the server again on the same port and maildir.
+    fn restart(&mut self) {
+        self.child = spawn_smtp(self.port, &self.maildir);
     }
 
     /// Forgets the mail received so far.
@@ -125,6 +124,25 @@ impl Smtp {
     }
 }
 
+/// aiosmtpd on `port`, delivering into `maildir`; returns once it listens.
+fn spawn_smtp(port: u16, maildir: &std::path::Path) -> Child {
+    let child = Command::new(python())
+        .args(["-m", "aiosmtpd", "-n", "-l"])
+        .arg(format!("127.0.0.1:{port}"))
+        .args(["-c", "aiosmtpd.handlers.Mailbox"])
+        .arg(maildir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start aiosmtpd");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "aiosmtpd did not start");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    child
+}
+
 /// Headers (unfolded) and body of an RFC 5322 message.
 fn parse_mail(text: &str) -> Mail {
     let text = text.replace("\r\n", "\n");
@@ -150,21 +168,35 @@ fn parse_mail(text: &str) -> Mail {
 
 type Posts = Arc<Mutex<Vec<Value>>>;
 
-/// A Slack incoming-webhook stand-in on loopback that keeps what it gets.
-async fn slack_receiver() -> (String, Posts) {
+/// A Slack incoming-webhook stand-in on loopback that keeps what it gets;
+/// while `down` is set it answers 500 and counts the refusals.
+struct SlackReceiver {
+    url: String,
+    posts: Posts,
+    down: Arc<AtomicBool>,
+    refused: Arc<AtomicUsize>,
+}
+
+async fn slack_receiver() -> SlackReceiver {
     let posts: Posts = Arc::default();
-    let p = posts.clone();
+    let down = Arc::new(AtomicBool::new(false));
+    let refused = Arc::new(AtomicUsize::new(0));
+    let (p, d, r) = (posts.clone(), down.clone(), refused.clone());
     let app = axum::Router::new().route(
         "/services/T0/B0/secret",
         axum::routing::post(move |body: String| {
-            let p = p.clone();
+            let (p, d, r) = (p.clone(), d.clone(), r.clone());
             async move {
+                if d.load(Ordering::SeqCst) {
+                    r.fetch_add(1, Ordering::SeqCst);
+                    return (axum::http::StatusCode::INTERNAL_SERVER_ERROR, "down");
+                }
                 if let Ok(v) = serde_json::from_str::<Value>(&body) {
                     if let Ok(mut g) = p.lock() {
                         g.push(v);
                     }
                 }
-                "ok"
+                (axum::http::StatusCode::OK, "ok")
             }
         }),
     );
@@ -178,7 +210,12 @@ async fn slack_receiver() -> (String, Posts) {
     tokio::spawn(async move {
         let _ = axum::serve(l, app).await;
     });
-    (url, posts)
+    SlackReceiver {
+        url,
+        posts,
+        down,
+        refused,
+    }
 }
 
 const SSO: &str = "https://idp.example.com";
@@ -248,7 +285,8 @@ async fn wait_for<F: Fn() -> bool>(what: &str, f: F) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_right_people_get_the_right_messages_by_email_and_slack() {
     let Some(smtp) = Smtp::start() else { return };
-    let (slack_url, posts) = slack_receiver().await;
+    let slack = slack_receiver().await;
+    let (slack_url, posts) = (slack.url.clone(), slack.posts.clone());
     let (_d, urls) = urls("tk_notify").await;
     for url in urls {
         let h = start(url, &notify_policy(), vec![]).await;
@@ -486,6 +524,147 @@ async fn an_mfa_entitlement_cannot_be_approved_through_the_api() {
             )
             .await;
         assert_eq!(s, 200, "{v}");
+        h.stop().await;
+    }
+}
+
+fn email_and_slack(
+    slack_url: &str,
+    smtp_port: u16,
+) -> Vec<Arc<dyn twokey_notify::notifications::Notifier>> {
+    build_notifiers(&NotificationsConfig {
+        slack_webhook_url: Some(slack_url.to_string()),
+        email: Some(EmailConfig {
+            host: "127.0.0.1".into(),
+            port: Some(smtp_port),
+            from: "twokey <twokey@example.com>".into(),
+            security: SmtpSecurity::None,
+            username: None,
+            password: None,
+        }),
+    })
+    .expect("notifiers")
+}
+
+/// Slack posts that mention `id`.
+fn posts_about(posts: &Posts, id: &str) -> usize {
+    posts
+        .lock()
+        .expect("lock")
+        .iter()
+        .filter(|p| p["text"].as_str().unwrap_or("").contains(id))
+        .count()
+}
+
+async fn wait_outbox_empty(h: &support::Harness) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let left = h
+            .broker
+            .store()
+            .due_notifications(i64::MAX, 10)
+            .await
+            .expect("outbox");
+        if left.is_empty() {
+            return;
+        }
+        assert!(Instant::now() < deadline, "undelivered notifications");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_after_one_channel_failed_goes_only_to_the_failed_channel() {
+    let Some(mut smtp) = Smtp::start() else {
+        return;
+    };
+    let slack = slack_receiver().await;
+    let (_d, urls) = urls("tk_notify_retry").await;
+    for url in urls {
+        let h = start(url, &notify_policy(), vec![]).await;
+        h.broker
+            .set_notifiers(email_and_slack(&slack.url, smtp.port));
+        smtp.clear();
+
+        // 1. Slack is down: the approval mails go out, Slack refuses and is
+        // retried (at least twice), then recovers and gets its one post.
+        slack.down.store(true, Ordering::SeqCst);
+        let refused_before = slack.refused.load(Ordering::SeqCst);
+        let id = h.request("alice", "demo", "30m").await;
+        wait_for("approval mails and two refused Slack attempts", || {
+            let m = smtp.mails();
+            ["bob@", "carol@"]
+                .iter()
+                .all(|a| to_of(&m, a).iter().any(|x| x.subject.contains(&id)))
+                && slack.refused.load(Ordering::SeqCst) >= refused_before + 2
+        })
+        .await;
+        slack.down.store(false, Ordering::SeqCst);
+        wait_for("the Slack post after recovery", || {
+            posts_about(&slack.posts, &id) >= 1
+        })
+        .await;
+        wait_outbox_empty(&h).await;
+        let m = smtp.mails();
+        for a in ["bob@example.com", "carol@example.com"] {
+            let got: Vec<_> = to_of(&m, a)
+                .into_iter()
+                .filter(|x| x.subject.contains(&id))
+                .collect();
+            assert_eq!(got.len(), 1, "{a} got the mail more than once: {got:?}");
+        }
+        assert_eq!(posts_about(&slack.posts, &id), 1);
+
+        // 2. The other way round: the SMTP server is down, Slack gets its
+        // post once while email is retried; the server comes back and each
+        // approver gets one mail.
+        smtp.stop();
+        smtp.clear();
+        let id2 = h.request("alice", "demo", "30m").await;
+        wait_for("the Slack post while email is down", || {
+            posts_about(&slack.posts, &id2) >= 1
+        })
+        .await;
+        // Wait until email has failed at least twice (a retry happened).
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let rows = h
+                .broker
+                .store()
+                .due_notifications(i64::MAX, 10)
+                .await
+                .expect("outbox");
+            if rows
+                .iter()
+                .any(|r| r.entry.subject == id2 && r.attempts >= 2)
+            {
+                break;
+            }
+            assert!(Instant::now() < deadline, "email was not retried");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        smtp.restart();
+        wait_for("approval mails after the SMTP server is back", || {
+            let m = smtp.mails();
+            ["bob@", "carol@"]
+                .iter()
+                .all(|a| to_of(&m, a).iter().any(|x| x.subject.contains(&id2)))
+        })
+        .await;
+        wait_outbox_empty(&h).await;
+        assert_eq!(
+            posts_about(&slack.posts, &id2),
+            1,
+            "Slack got the notification again on the email retry"
+        );
+        let m = smtp.mails();
+        for a in ["bob@example.com", "carol@example.com"] {
+            let got = to_of(&m, a)
+                .into_iter()
+                .filter(|x| x.subject.contains(&id2))
+                .count();
+            assert_eq!(got, 1, "{a}");
+        }
         h.stop().await;
     }
 }

@@ -168,6 +168,9 @@ pub struct AlertRow {
     pub entry: LedgerEntry,
     /// Attempts so far.
     pub attempts: i64,
+    /// The delivery keys (channels) that already took this row
+    /// (`outbox_deliveries`): a retry skips them.
+    pub delivered: std::collections::BTreeSet<String>,
 }
 
 /// A handle on the database.
@@ -969,7 +972,7 @@ impl Store {
         .bind(limit)
         .fetch_all(&self.pool)
         .await?;
-        decode_alerts(&rows)
+        self.with_deliveries(decode_alerts(&rows)?).await
     }
 
     /// Notifications due for delivery (outbox rows queued with `Change::notify`).
@@ -985,7 +988,70 @@ impl Store {
         .bind(limit)
         .fetch_all(&self.pool)
         .await?;
-        decode_alerts(&rows)
+        self.with_deliveries(decode_alerts(&rows)?).await
+    }
+
+    /// Fills in which channels already took each row.
+    async fn with_deliveries(&self, mut rows: Vec<AlertRow>) -> Result<Vec<AlertRow>, StoreError> {
+        for row in &mut rows {
+            row.delivered = self.outbox_deliveries(&row.id).await?;
+        }
+        Ok(rows)
+    }
+
+    /// The delivery keys (channels) that took outbox row `id`.
+    pub async fn outbox_deliveries(
+        &self,
+        id: &str,
+    ) -> Result<std::collections::BTreeSet<String>, StoreError> {
+        let rows = sqlx::query("SELECT channel FROM outbox_deliveries WHERE outbox_id = $1")
+            .bind(id)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| r.try_get::<String, _>(0).map_err(StoreError::from))
+            .collect()
+    }
+
+    /// Records that `channel` took outbox row `id` (right after it accepted
+    /// it, before any other channel is tried), so no retry sends it there
+    /// again. Recording it twice is harmless.
+    pub async fn outbox_delivered(
+        &self,
+        id: &str,
+        channel: &str,
+        now: Millis,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO outbox_deliveries (outbox_id, channel, delivered_at) VALUES ($1, $2, $3) ON CONFLICT (outbox_id, channel) DO NOTHING",
+        )
+        .bind(id)
+        .bind(channel)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Claims outbox row `id` for one delivery attempt: moves its next
+    /// attempt to `until` if it is still due at `now`. Only one replica's
+    /// claim succeeds, so two replicas never send the same row at once; a
+    /// replica that dies mid-attempt leaves the row due again at `until`.
+    pub async fn claim_outbox(
+        &self,
+        id: &str,
+        now: Millis,
+        until: Millis,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE alerts SET next_attempt = $1 WHERE id = $2 AND delivered_at IS NULL AND next_attempt <= $3",
+        )
+        .bind(until)
+        .bind(id)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
     }
 }
 
@@ -1000,6 +1066,7 @@ fn decode_alerts(rows: &[sqlx::any::AnyRow]) -> Result<Vec<AlertRow>, StoreError
                     entry: serde_json::from_str(&doc)
                         .map_err(|e| StoreError::Corrupt("alert".into(), e.to_string()))?,
                     attempts: r.try_get(3)?,
+                    delivered: Default::default(),
                 })
             })
             .collect()
