@@ -12,6 +12,7 @@ use crate::time::Millis;
 
 /// Where a proposal is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ProposalState {
     /// Waiting for approval.
@@ -26,6 +27,7 @@ pub enum ProposalState {
 
 /// A proposed policy.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Proposal {
     /// Id.
     pub id: String,

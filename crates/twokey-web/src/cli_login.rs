@@ -174,33 +174,50 @@ pub async fn confirm(State(st): State<AppState>, s: Session, Form(q): Form<CliLo
 }
 
 /// Body of `POST /v1/cli-login/token`.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct Exchange {
+    /// The one-time code the browser handed to the CLI.
     #[serde(default)]
     code: String,
+    /// The verifier whose SHA-256 (base64url) was the login's challenge.
     #[serde(default)]
     verifier: String,
 }
 
-fn problem(status: StatusCode, detail: &str) -> Response {
-    (
-        status,
-        Json(serde_json::json!({
-            "type": "https://twokey.dev/problems/cli-login",
-            "title": status.canonical_reason().unwrap_or("error"),
-            "status": status.as_u16(),
-            "detail": detail,
-        })),
-    )
-        .into_response()
+/// The token `twokey login` receives.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct IssuedToken {
+    /// The API token (bearer).
+    token: String,
+    /// When it expires, Unix milliseconds.
+    expires_at: i64,
+    /// The identity key (`issuer|subject`).
+    identity: String,
+    /// Display name.
+    name: String,
 }
 
-/// `POST /v1/cli-login/token`: a code and its verifier for a short-lived token.
-pub async fn exchange(State(st): State<AppState>, Json(x): Json<Exchange>) -> Response {
+fn problem(status: StatusCode, detail: &str) -> Response {
+    twokey_server::error::Problem::new(status, "cli-login", detail).response()
+}
+
+/// Exchanges a `twokey login` code and its verifier for a short-lived API
+/// token (single use, within 60 s of the browser's confirmation).
+#[utoipa::path(post, path = "/v1/cli-login/token", tag = "identity", security(()),
+    request_body = Exchange,
+    responses(
+        (status = 200, description = "The token", body = IssuedToken),
+        (status = 401, description = "Unknown, used or expired code, or a verifier that does not match", body = twokey_server::error::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The issue could not be recorded; no token was issued", body = twokey_server::error::Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn exchange(
+    State(st): State<AppState>,
+    twokey_server::api::ApiJson(x): twokey_server::api::ApiJson<Exchange>,
+) -> Response {
     let pending = st.cli_codes.lock().await.remove(&x.code);
     let Some(p) = pending.filter(|p| p.started.elapsed() < CODE_TTL) else {
         return problem(
-            StatusCode::BAD_REQUEST,
+            StatusCode::UNAUTHORIZED,
             "unknown, used or expired login code; run twokey login again",
         );
     };
@@ -208,7 +225,7 @@ pub async fn exchange(State(st): State<AppState>, Json(x): Json<Exchange>) -> Re
         .encode(Sha256::digest(x.verifier.as_bytes()));
     if x.verifier.len() < 43 || !bool::from(digest.as_bytes().ct_eq(p.challenge.as_bytes())) {
         return problem(
-            StatusCode::BAD_REQUEST,
+            StatusCode::UNAUTHORIZED,
             "the verifier does not match the login's challenge",
         );
     }
@@ -251,12 +268,12 @@ pub async fn exchange(State(st): State<AppState>, Json(x): Json<Exchange>) -> Re
             &format!("the token could not be stored: {err}"),
         );
     }
-    Json(serde_json::json!({
-        "token": token,
-        "expires_at": expires,
-        "identity": key,
-        "name": p.actor.name,
-    }))
+    Json(IssuedToken {
+        token,
+        expires_at: expires,
+        identity: key,
+        name: p.actor.name,
+    })
     .into_response()
 }
 

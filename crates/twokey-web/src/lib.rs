@@ -183,12 +183,28 @@ pub fn router(broker: Arc<Broker>, cfg: WebConfig) -> Router<()> {
             "/ui/cli-login",
             get(cli_login::start).post(cli_login::confirm),
         )
-        .route("/v1/cli-login/token", post(cli_login::exchange))
+        .route(
+            "/v1/cli-login/token",
+            post(cli_login::exchange).layer(axum::middleware::from_fn(
+                twokey_server::error::problems_only,
+            )),
+        )
         .route("/ui/audit", get(pages::audit))
         .route("/ui/policy", get(pages::policy))
         .layer(axum::middleware::map_response(security_headers))
         .with_state(state)
 }
+
+/// The OpenAPI operations of the UI's JSON API routes (`/v1/cli-login/token`),
+/// for `twokey_server::serve_documented` to merge into `/v1/openapi.json`.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    use utoipa::OpenApi as _;
+    WebApi::openapi()
+}
+
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(cli_login::exchange))]
+struct WebApi;
 
 /// Security headers on every UI response.
 async fn security_headers(mut resp: Response) -> Response {
