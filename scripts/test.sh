@@ -78,6 +78,13 @@ e2e_status=${PIPESTATUS[0]}
 set -e
 [ "$e2e_status" = 0 ] || status=1
 
+step "browser end-to-end tests again, through a round-robin proxy in front of two replicas on PostgreSQL"
+set +e
+(cd tests/e2e && TWOKEY_E2E_REPLICAS=2 npm test 2>&1) | tee "$CARGO_TARGET_DIR/e2e-replicas.log"
+e2e_status=${PIPESTATUS[0]}
+set -e
+[ "$e2e_status" = 0 ] || status=1
+
 step "API contract: schemathesis against twokey serve --dev (every check, each dev identity)"
 set +e
 bash scripts/api-contract.sh 2>&1 | tee "$CARGO_TARGET_DIR/contract.log"
@@ -91,8 +98,8 @@ psql -h 127.0.0.1 -U postgres -d postgres -Atqc "SELECT datname FROM pg_database
 
 passed=$(grep -Eo 'test result: [a-z]+\. [0-9]+ passed; [0-9]+ failed' "$CARGO_TARGET_DIR/test.log" | awk '{p+=$4; f+=$6} END {print p+0, f+0}')
 set -- $passed
-e2e_pass=$(grep -Eo '^# pass [0-9]+' "$CARGO_TARGET_DIR/e2e.log" | awk '{s+=$3} END {print s+0}')
-e2e_fail=$(grep -Eo '^# fail [0-9]+' "$CARGO_TARGET_DIR/e2e.log" | awk '{s+=$3} END {print s+0}')
+e2e_pass=$(cat "$CARGO_TARGET_DIR/e2e.log" "$CARGO_TARGET_DIR/e2e-replicas.log" | grep -Eo '^# pass [0-9]+' | awk '{s+=$3} END {print s+0}')
+e2e_fail=$(cat "$CARGO_TARGET_DIR/e2e.log" "$CARGO_TARGET_DIR/e2e-replicas.log" | grep -Eo '^# fail [0-9]+' | awk '{s+=$3} END {print s+0}')
 contract_pass=$(grep -Eo '^contract: [0-9]+ passed' "$CARGO_TARGET_DIR/contract.log" | awk '{s+=$2} END {print s+0}')
 contract_fail=$(grep -Eo '^contract: [0-9]+ passed, [0-9]+ failed' "$CARGO_TARGET_DIR/contract.log" | awk '{s+=$4} END {print s+0}')
 # A contract run that never got to schemathesis (the server did not start) is a failure too.

@@ -11,8 +11,7 @@
 //!    whose hash the login started with (PKCE-like binding). The token lasts
 //!    [`TOKEN_TTL_MS`] and its issue is a ledger entry.
 
-use std::collections::HashMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
@@ -33,15 +32,16 @@ pub const CODE_TTL: Duration = Duration::from_secs(60);
 /// Lifetime of a token issued through `twokey login`.
 pub const TOKEN_TTL_MS: i64 = 8 * 3_600_000;
 
-/// A code waiting to be exchanged.
+/// A code waiting to be exchanged, as kept in the store (kind
+/// [`CODE_KIND`], keyed by the code), so the CLI may redeem it on any replica.
+#[derive(serde::Serialize, Deserialize)]
 pub struct PendingCode {
     actor: Actor,
     challenge: String,
-    started: Instant,
 }
 
-/// Codes by value.
-pub type Codes = tokio::sync::Mutex<HashMap<String, PendingCode>>;
+/// Store kind of a `twokey login` code.
+const CODE_KIND: &str = "cli-login";
 
 /// Query (and confirm form) of `/ui/cli-login`.
 #[derive(Deserialize)]
@@ -129,23 +129,12 @@ pub async fn confirm(State(st): State<AppState>, s: Session, Form(q): Form<CliLo
         Err(m) => return error_page(StatusCode::BAD_REQUEST, &format!("Bad CLI login: {m}")),
     };
     let code = crate::auth::random_token();
-    {
-        let mut codes = st.cli_codes.lock().await;
-        codes.retain(|_, c| c.started.elapsed() < CODE_TTL);
-        if codes.len() > 10_000 {
-            return error_page(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "too many CLI logins in progress",
-            );
-        }
-        codes.insert(
-            code.clone(),
-            PendingCode {
-                actor: s.actor.clone(),
-                challenge: q.challenge.clone(),
-                started: Instant::now(),
-            },
-        );
+    let pending = PendingCode {
+        actor: s.actor.clone(),
+        challenge: q.challenge.clone(),
+    };
+    if let Err(m) = crate::state::put(&st, CODE_KIND, &code, "", &pending, CODE_TTL).await {
+        return error_page(StatusCode::SERVICE_UNAVAILABLE, &m);
     }
     // The target is built here from the port alone: always loopback.
     let target = format!(
@@ -214,8 +203,12 @@ pub async fn exchange(
     State(st): State<AppState>,
     twokey_server::api::ApiJson(x): twokey_server::api::ApiJson<Exchange>,
 ) -> Response {
-    let pending = st.cli_codes.lock().await.remove(&x.code);
-    let Some(p) = pending.filter(|p| p.started.elapsed() < CODE_TTL) else {
+    let pending: Option<(String, PendingCode)> =
+        match crate::state::take(&st, CODE_KIND, &x.code).await {
+            Ok(p) => p,
+            Err(m) => return problem(StatusCode::SERVICE_UNAVAILABLE, &m),
+        };
+    let Some((_, p)) = pending else {
         return problem(
             StatusCode::UNAUTHORIZED,
             "unknown, used or expired login code; run twokey login again",

@@ -32,8 +32,8 @@ mod cli_login;
 mod html;
 mod mfa;
 mod pages;
+mod state;
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::http::{header, HeaderValue};
@@ -131,16 +131,10 @@ impl WebConfig {
 pub(crate) struct Web {
     pub broker: Arc<Broker>,
     pub cfg: WebConfig,
-    /// Logins in flight, by `state`: single use, ten minutes at most.
-    pub flows: tokio::sync::Mutex<HashMap<String, auth::Flow>>,
     /// The discovered provider (refreshed every few minutes).
     pub oidc: tokio::sync::Mutex<Option<auth::Discovered>>,
     /// The WebAuthn relying party (`public_url`'s host), or why there is none.
     pub webauthn: Result<webauthn_rs::Webauthn, String>,
-    /// Security-key ceremonies in flight.
-    pub ceremonies: mfa::Ceremonies,
-    /// `twokey login` codes waiting to be exchanged.
-    pub cli_codes: cli_login::Codes,
 }
 
 pub(crate) type AppState = Arc<Web>;
@@ -155,11 +149,8 @@ pub fn router(broker: Arc<Broker>, cfg: WebConfig) -> Router<()> {
     let state: AppState = Arc::new(Web {
         broker,
         cfg,
-        flows: Default::default(),
         oidc: Default::default(),
         webauthn,
-        ceremonies: Default::default(),
-        cli_codes: Default::default(),
     });
     Router::new()
         .route("/", get(pages::root))
