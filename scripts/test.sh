@@ -61,6 +61,11 @@ fi
 step "Chromium (Debian) and the e2e npm packages (oidc-provider, playwright-core)"
 bash scripts/setup-e2e.sh
 
+step "schemathesis (PyPI) for the API contract check"
+export TWOKEY_SCHEMATHESIS_VENV="${TWOKEY_SCHEMATHESIS_VENV:-$HOME/.cache/twokey/venv-schemathesis}"
+ST="$(bash scripts/setup-schemathesis.sh)"
+export ST
+
 step "format and lints"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --quiet -- -D warnings
@@ -81,16 +86,34 @@ e2e_status=${PIPESTATUS[0]}
 set -e
 [ "$e2e_status" = 0 ] || status=1
 
+step "browser end-to-end tests again, through a round-robin proxy in front of two replicas on PostgreSQL"
+set +e
+(cd tests/e2e && TWOKEY_E2E_REPLICAS=2 npm test 2>&1) | tee "$CARGO_TARGET_DIR/e2e-replicas.log"
+e2e_status=${PIPESTATUS[0]}
+set -e
+[ "$e2e_status" = 0 ] || status=1
+
+step "API contract: schemathesis against twokey serve --dev (every check, each dev identity)"
+set +e
+bash scripts/api-contract.sh 2>&1 | tee "$CARGO_TARGET_DIR/contract.log"
+contract_status=${PIPESTATUS[0]}
+set -e
+[ "$contract_status" = 0 ] || status=1
+
 # Test databases are created per test; drop the ones this run left behind.
 psql -h 127.0.0.1 -U postgres -d postgres -Atqc "SELECT datname FROM pg_database WHERE datname LIKE 'tk\_%'" 2>/dev/null |
   while read -r db; do psql -h 127.0.0.1 -U postgres -d postgres -qc "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)" >/dev/null 2>&1 || true; done
 
 passed=$(grep -Eo 'test result: [a-z]+\. [0-9]+ passed; [0-9]+ failed' "$CARGO_TARGET_DIR/test.log" | awk '{p+=$4; f+=$6} END {print p+0, f+0}')
 set -- $passed
-e2e_pass=$(grep -Eo '^# pass [0-9]+' "$CARGO_TARGET_DIR/e2e.log" | awk '{s+=$3} END {print s+0}')
-e2e_fail=$(grep -Eo '^# fail [0-9]+' "$CARGO_TARGET_DIR/e2e.log" | awk '{s+=$3} END {print s+0}')
-echo "cargo test: $1 passed, $2 failed; browser e2e: $e2e_pass passed, $e2e_fail failed"
-set -- $(( $1 + e2e_pass )) $(( $2 + e2e_fail ))
+e2e_pass=$(cat "$CARGO_TARGET_DIR/e2e.log" "$CARGO_TARGET_DIR/e2e-replicas.log" | grep -Eo '^# pass [0-9]+' | awk '{s+=$3} END {print s+0}')
+e2e_fail=$(cat "$CARGO_TARGET_DIR/e2e.log" "$CARGO_TARGET_DIR/e2e-replicas.log" | grep -Eo '^# fail [0-9]+' | awk '{s+=$3} END {print s+0}')
+contract_pass=$(grep -Eo '^contract: [0-9]+ passed' "$CARGO_TARGET_DIR/contract.log" | awk '{s+=$2} END {print s+0}')
+contract_fail=$(grep -Eo '^contract: [0-9]+ passed, [0-9]+ failed' "$CARGO_TARGET_DIR/contract.log" | awk '{s+=$4} END {print s+0}')
+# A contract run that never got to schemathesis (the server did not start) is a failure too.
+if [ "$contract_status" != 0 ] && [ "$contract_fail" = 0 ]; then contract_fail=1; fi
+echo "cargo test: $1 passed, $2 failed; browser e2e: $e2e_pass passed, $e2e_fail failed; API contract: $contract_pass passed, $contract_fail failed"
+set -- $(( $1 + e2e_pass + contract_pass )) $(( $2 + e2e_fail + contract_fail ))
 echo
 echo "$1 passed, $2 failed"
 exit "$status"

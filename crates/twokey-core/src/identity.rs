@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 /// The stable key of an identity: the issuer that vouches for it and the
 /// subject it assigned.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct IdentityKey {
     /// Who vouches for the identity: an OIDC issuer URL, or `twokey` for
     /// identities defined in the policy file.
@@ -50,6 +51,7 @@ impl fmt::Display for IdentityKey {
 /// An authenticated caller: the identity plus what the authenticator said
 /// about it (display name, groups).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Actor {
     /// The stable key.
     pub key: IdentityKey,

@@ -13,6 +13,7 @@ use crate::time::Millis;
 
 /// Where a proposal is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ProposalState {
     /// Waiting for approval.
@@ -27,6 +28,7 @@ pub enum ProposalState {
 
 /// A proposed policy.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Proposal {
     /// Id.
     pub id: String,
@@ -52,6 +54,7 @@ pub struct Proposal {
 /// its credentials redacted, and which credentials it changes, by path, as
 /// `added`, `removed` or `changed`, never with their values.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ProposalView {
     /// Id.
     pub id: String,

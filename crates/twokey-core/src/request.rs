@@ -25,6 +25,7 @@ use crate::time::{format_duration, Millis};
 
 /// Where a request is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum State {
     /// Waiting for approvals.
@@ -90,6 +91,7 @@ impl State {
 
 /// Why a grant ended or is ending.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum EndReason {
     /// Its end time came.
@@ -100,6 +102,7 @@ pub enum EndReason {
 
 /// A reviewer's decision.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ReviewDecision {
     /// Counts towards the approval rule.
@@ -110,6 +113,7 @@ pub enum ReviewDecision {
 
 /// One review of a request.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Review {
     /// Who reviewed.
     pub reviewer: IdentityKey,
@@ -125,6 +129,7 @@ pub struct Review {
 
 /// A request for an entitlement, and the grant it may become.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Request {
     /// Unique id (assigned by the caller).
     pub id: String,

@@ -334,6 +334,7 @@ pub fn inline_credentials(text: &str, file: &str) -> Vec<PolicyIssue> {
 
 /// How a proposal changes one credential.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum CredentialChange {
     /// A credential that was not there before.

@@ -26,6 +26,7 @@ use serde::{Deserialize, Serialize};
 /// One event in the ledger: a request, review, grant, revocation, policy change,
 /// login or alert. `index` is its position in the log (0-based, contiguous).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LedgerEntry {
     /// Position in the log, 0-based and contiguous.
     pub index: u64,

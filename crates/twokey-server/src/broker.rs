@@ -568,14 +568,14 @@ impl Broker {
     pub async fn propose_policy(&self, actor: &Actor, text: &str) -> Result<Proposal, ApiError> {
         let lp = self.policy();
         let proposed = Policy::parse(text, "proposed policy")
-            .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+            .map_err(|e| ApiError::Unprocessable(e.to_string()))?;
         load_policy(
             proposed.clone(),
             &self.registry,
             &self.ctx,
             "proposed policy",
         )
-        .map_err(ApiError::BadRequest)?;
+        .map_err(ApiError::Unprocessable)?;
         let id = crate::new_id("pol");
         let (p, events) = proposal::propose(&lp.policy, &proposed, actor, &id, self.now())?;
         self.store
@@ -610,10 +610,10 @@ impl Broker {
         };
         let new_loaded = if applied {
             let pol = Policy::parse(&next.text, "proposed policy")
-                .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+                .map_err(|e| ApiError::Unprocessable(e.to_string()))?;
             Some(
                 load_policy(pol, &self.registry, &self.ctx, "proposed policy")
-                    .map_err(ApiError::BadRequest)?,
+                    .map_err(ApiError::Unprocessable)?,
             )
         } else {
             None

@@ -11,6 +11,7 @@ pub mod broker;
 pub mod checkpoints;
 pub mod clock;
 pub mod config;
+pub mod contract;
 pub mod dev;
 pub mod error;
 pub mod metrics;
@@ -82,11 +83,24 @@ pub async fn serve_all(
     shutdown: tokio::sync::watch::Receiver<bool>,
     checkpointer: Option<checkpoints::Checkpointer>,
 ) -> anyhow::Result<()> {
+    serve_documented(broker, extra, None, listener, shutdown, checkpointer).await
+}
+
+/// [`serve_all`], with `extra_doc` (the OpenAPI operations of the `extra`
+/// routes) merged into `/v1/openapi.json`.
+pub async fn serve_documented(
+    broker: std::sync::Arc<Broker>,
+    extra: axum::Router,
+    extra_doc: Option<utoipa::openapi::OpenApi>,
+    listener: tokio::net::TcpListener,
+    shutdown: tokio::sync::watch::Receiver<bool>,
+    checkpointer: Option<checkpoints::Checkpointer>,
+) -> anyhow::Result<()> {
     let cps = checkpointer.map(|c| tokio::spawn(c.run(shutdown.clone())));
     let sched = tokio::spawn(broker.clone().run_scheduler(shutdown.clone()));
     let recon = tokio::spawn(reconciler::Reconciler::new(broker.clone()).run(shutdown.clone()));
     let mut stop = shutdown.clone();
-    axum::serve(listener, api::router(broker).merge(extra))
+    axum::serve(listener, api::router_with(broker, extra, extra_doc))
         .with_graceful_shutdown(async move {
             let _ = stop.wait_for(|v| *v).await;
         })

@@ -197,24 +197,7 @@ async fn nothing_happens_when_the_ledger_cannot_be_written() {
     for url in urls {
         let h = start(url, &policy(""), vec![]).await;
         let pending = h.request("alice", "demo", "10m").await;
-        let pool = h.broker.store().pool().clone();
-        let sqlite = h.backend() == "sqlite";
-        // Make every ledger insert fail, as a full disk or a lost database would.
-        if sqlite {
-            sqlx::query("CREATE TRIGGER ledger_down BEFORE INSERT ON ledger BEGIN SELECT RAISE(ABORT, 'ledger unavailable'); END;")
-                .execute(&pool)
-                .await
-                .expect("trigger");
-        } else {
-            sqlx::query("CREATE FUNCTION ledger_down() RETURNS trigger AS $$ BEGIN RAISE EXCEPTION 'ledger unavailable'; END $$ LANGUAGE plpgsql")
-                .execute(&pool)
-                .await
-                .expect("fn");
-            sqlx::query("CREATE TRIGGER ledger_down BEFORE INSERT ON ledger FOR EACH ROW EXECUTE FUNCTION ledger_down()")
-                .execute(&pool)
-                .await
-                .expect("trigger");
-        }
+        support::break_ledger(&h).await;
         let before = h
             .broker
             .store()
@@ -260,17 +243,7 @@ async fn nothing_happens_when_the_ledger_cannot_be_written() {
         assert!(!h.grant_file(&pending), "nothing applied at the provider");
 
         // Ledger back: the same approval goes through.
-        if sqlite {
-            sqlx::query("DROP TRIGGER ledger_down")
-                .execute(&pool)
-                .await
-                .expect("drop");
-        } else {
-            sqlx::query("DROP TRIGGER ledger_down ON ledger")
-                .execute(&pool)
-                .await
-                .expect("drop");
-        }
+        support::mend_ledger(&h).await;
         let (s, _) = h.approve("bob", &pending).await;
         assert_eq!(s, 200);
         h.wait_state(&pending, "active", 10).await;
@@ -615,7 +588,7 @@ revoke = ["true"]
                 Some(json!({"text": "[[entitlement]]\nname = 1\n"})),
             )
             .await;
-        assert_eq!(s, 400);
+        assert_eq!(s, 422);
         assert!(
             v["detail"]
                 .as_str()
@@ -772,8 +745,7 @@ async fn api_basics_problem_details_health_metrics_openapi() {
             metrics.contains("twokey_requests_created_total"),
             "{metrics}"
         );
-        let doc: serde_json::Value =
-            serde_json::from_str(twokey_server::api::OPENAPI).expect("openapi json");
+        let doc = serde_json::to_value(twokey_server::api::openapi_doc()).expect("openapi json");
         for p in [
             "/v1/requests",
             "/v1/requests/{id}/approve",
@@ -869,7 +841,7 @@ roles = []
             )
             .await
             .0,
-            404,
+            409,
             "only once"
         );
         let role = twokey_providers::postgres::PostgresProvider::login_role_name(&id);

@@ -14,6 +14,7 @@
 
 mod ledger;
 pub mod testing;
+pub mod web_state;
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -25,6 +26,7 @@ use twokey_core::{Actor, Event, Millis, Proposal, Request, State};
 use twokey_ledger::LedgerEntry;
 
 pub use ledger::{CheckpointRow, LedgerHead, LedgerRoot, RawLedgerRow};
+pub use web_state::{PutError, WebState};
 
 /// Storage errors.
 #[derive(Debug, thiserror::Error)]

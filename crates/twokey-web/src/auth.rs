@@ -78,13 +78,17 @@ pub struct Discovered {
     at: Instant,
 }
 
-/// A login in flight.
+/// A login in flight, as kept in the store (kind [`FLOW_KIND`], keyed by
+/// the `state` parameter, which the browser also holds in a cookie).
+#[derive(Serialize, Deserialize)]
 pub struct Flow {
-    nonce: Nonce,
-    pkce: PkceCodeVerifier,
+    nonce: String,
+    pkce: String,
     return_to: String,
-    started: Instant,
 }
+
+/// Store kind of a login in flight.
+const FLOW_KIND: &str = "oidc-login";
 
 // ----- cookies ---------------------------------------------------------------
 
@@ -360,24 +364,13 @@ pub async fn login(State(st): State<AppState>, Query(q): Query<LoginQuery>) -> R
         }
     }
     let (url, state, nonce) = req.url();
-    {
-        let mut flows = st.flows.lock().await;
-        flows.retain(|_, f| f.started.elapsed() < FLOW_TTL);
-        if flows.len() > 10_000 {
-            return error_page(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "too many logins in progress",
-            );
-        }
-        flows.insert(
-            state.secret().clone(),
-            Flow {
-                nonce,
-                pkce: verifier,
-                return_to,
-                started: Instant::now(),
-            },
-        );
+    let flow = Flow {
+        nonce: nonce.secret().clone(),
+        pkce: verifier.secret().clone(),
+        return_to,
+    };
+    if let Err(m) = crate::state::put(&st, FLOW_KIND, state.secret(), "", &flow, FLOW_TTL).await {
+        return error_page(StatusCode::SERVICE_UNAVAILABLE, &m);
     }
     let mut resp = Redirect::to(url.as_str()).into_response();
     resp.headers_mut().append(
@@ -449,13 +442,12 @@ async fn finish_login(
     if !same(&bound, &state) {
         return Err(bad("the login was not started in this browser"));
     }
-    // ... and is used once.
-    let flow = {
-        let mut flows = st.flows.lock().await;
-        flows.remove(&state)
-    }
-    .filter(|f| f.started.elapsed() < FLOW_TTL)
-    .ok_or_else(|| bad("unknown, used or expired login state"))?;
+    // ... and is used once, on whichever replica the provider sends it to.
+    let flow: Flow = crate::state::take(st, FLOW_KIND, &state)
+        .await
+        .map_err(|m| (StatusCode::SERVICE_UNAVAILABLE, m))?
+        .map(|(_, f)| f)
+        .ok_or_else(|| bad("unknown, used or expired login state"))?;
     let (client, issuer) = discovered(st)
         .await
         .map_err(|e| (StatusCode::BAD_GATEWAY, e))?;
@@ -463,7 +455,7 @@ async fn finish_login(
     let token = client
         .exchange_code(AuthorizationCode::new(code))
         .map_err(|e| (StatusCode::BAD_GATEWAY, format!("token endpoint: {e}")))?
-        .set_pkce_verifier(flow.pkce)
+        .set_pkce_verifier(PkceCodeVerifier::new(flow.pkce))
         .request_async(&http)
         .await
         .map_err(|e| {
@@ -477,7 +469,7 @@ async fn finish_login(
         .ok_or_else(|| (StatusCode::UNAUTHORIZED, "no ID token".to_string()))?;
     let verifier = client.id_token_verifier();
     let claims = id_token
-        .claims(&verifier, &flow.nonce)
+        .claims(&verifier, &Nonce::new(flow.nonce))
         .map_err(|e| (StatusCode::UNAUTHORIZED, format!("ID token rejected: {e}")))?;
     let sso = st
         .cfg

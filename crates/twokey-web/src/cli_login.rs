@@ -11,8 +11,7 @@
 //!    whose hash the login started with (PKCE-like binding). The token lasts
 //!    [`TOKEN_TTL_MS`] and its issue is a ledger entry.
 
-use std::collections::HashMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
@@ -33,15 +32,16 @@ pub const CODE_TTL: Duration = Duration::from_secs(60);
 /// Lifetime of a token issued through `twokey login`.
 pub const TOKEN_TTL_MS: i64 = 8 * 3_600_000;
 
-/// A code waiting to be exchanged.
+/// A code waiting to be exchanged, as kept in the store (kind
+/// [`CODE_KIND`], keyed by the code), so the CLI may redeem it on any replica.
+#[derive(serde::Serialize, Deserialize)]
 pub struct PendingCode {
     actor: Actor,
     challenge: String,
-    started: Instant,
 }
 
-/// Codes by value.
-pub type Codes = tokio::sync::Mutex<HashMap<String, PendingCode>>;
+/// Store kind of a `twokey login` code.
+const CODE_KIND: &str = "cli-login";
 
 /// Query (and confirm form) of `/ui/cli-login`.
 #[derive(Deserialize)]
@@ -129,23 +129,12 @@ pub async fn confirm(State(st): State<AppState>, s: Session, Form(q): Form<CliLo
         Err(m) => return error_page(StatusCode::BAD_REQUEST, &format!("Bad CLI login: {m}")),
     };
     let code = crate::auth::random_token();
-    {
-        let mut codes = st.cli_codes.lock().await;
-        codes.retain(|_, c| c.started.elapsed() < CODE_TTL);
-        if codes.len() > 10_000 {
-            return error_page(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "too many CLI logins in progress",
-            );
-        }
-        codes.insert(
-            code.clone(),
-            PendingCode {
-                actor: s.actor.clone(),
-                challenge: q.challenge.clone(),
-                started: Instant::now(),
-            },
-        );
+    let pending = PendingCode {
+        actor: s.actor.clone(),
+        challenge: q.challenge.clone(),
+    };
+    if let Err(m) = crate::state::put(&st, CODE_KIND, &code, "", &pending, CODE_TTL).await {
+        return error_page(StatusCode::SERVICE_UNAVAILABLE, &m);
     }
     // The target is built here from the port alone: always loopback.
     let target = format!(
@@ -174,33 +163,54 @@ pub async fn confirm(State(st): State<AppState>, s: Session, Form(q): Form<CliLo
 }
 
 /// Body of `POST /v1/cli-login/token`.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct Exchange {
+    /// The one-time code the browser handed to the CLI.
     #[serde(default)]
     code: String,
+    /// The verifier whose SHA-256 (base64url) was the login's challenge.
     #[serde(default)]
     verifier: String,
 }
 
-fn problem(status: StatusCode, detail: &str) -> Response {
-    (
-        status,
-        Json(serde_json::json!({
-            "type": "https://twokey.dev/problems/cli-login",
-            "title": status.canonical_reason().unwrap_or("error"),
-            "status": status.as_u16(),
-            "detail": detail,
-        })),
-    )
-        .into_response()
+/// The token `twokey login` receives.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct IssuedToken {
+    /// The API token (bearer).
+    token: String,
+    /// When it expires, Unix milliseconds.
+    expires_at: i64,
+    /// The identity key (`issuer|subject`).
+    identity: String,
+    /// Display name.
+    name: String,
 }
 
-/// `POST /v1/cli-login/token`: a code and its verifier for a short-lived token.
-pub async fn exchange(State(st): State<AppState>, Json(x): Json<Exchange>) -> Response {
-    let pending = st.cli_codes.lock().await.remove(&x.code);
-    let Some(p) = pending.filter(|p| p.started.elapsed() < CODE_TTL) else {
+fn problem(status: StatusCode, detail: &str) -> Response {
+    twokey_server::error::Problem::new(status, "cli-login", detail).response()
+}
+
+/// Exchanges a `twokey login` code and its verifier for a short-lived API
+/// token (single use, within 60 s of the browser's confirmation).
+#[utoipa::path(post, path = "/v1/cli-login/token", tag = "identity", security(()),
+    request_body = Exchange,
+    responses(
+        (status = 200, description = "The token", body = IssuedToken),
+        (status = 401, description = "Unknown, used or expired code, or a verifier that does not match", body = twokey_server::error::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The issue could not be recorded; no token was issued", body = twokey_server::error::Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn exchange(
+    State(st): State<AppState>,
+    twokey_server::api::ApiJson(x): twokey_server::api::ApiJson<Exchange>,
+) -> Response {
+    let pending: Option<(String, PendingCode)> =
+        match crate::state::take(&st, CODE_KIND, &x.code).await {
+            Ok(p) => p,
+            Err(m) => return problem(StatusCode::SERVICE_UNAVAILABLE, &m),
+        };
+    let Some((_, p)) = pending else {
         return problem(
-            StatusCode::BAD_REQUEST,
+            StatusCode::UNAUTHORIZED,
             "unknown, used or expired login code; run twokey login again",
         );
     };
@@ -208,7 +218,7 @@ pub async fn exchange(State(st): State<AppState>, Json(x): Json<Exchange>) -> Re
         .encode(Sha256::digest(x.verifier.as_bytes()));
     if x.verifier.len() < 43 || !bool::from(digest.as_bytes().ct_eq(p.challenge.as_bytes())) {
         return problem(
-            StatusCode::BAD_REQUEST,
+            StatusCode::UNAUTHORIZED,
             "the verifier does not match the login's challenge",
         );
     }
@@ -251,12 +261,12 @@ pub async fn exchange(State(st): State<AppState>, Json(x): Json<Exchange>) -> Re
             &format!("the token could not be stored: {err}"),
         );
     }
-    Json(serde_json::json!({
-        "token": token,
-        "expires_at": expires,
-        "identity": key,
-        "name": p.actor.name,
-    }))
+    Json(IssuedToken {
+        token,
+        expires_at: expires,
+        identity: key,
+        name: p.actor.name,
+    })
     .into_response()
 }
 

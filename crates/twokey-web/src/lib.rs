@@ -32,8 +32,8 @@ mod cli_login;
 mod html;
 mod mfa;
 mod pages;
+mod state;
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::http::{header, HeaderValue};
@@ -131,16 +131,10 @@ impl WebConfig {
 pub(crate) struct Web {
     pub broker: Arc<Broker>,
     pub cfg: WebConfig,
-    /// Logins in flight, by `state`: single use, ten minutes at most.
-    pub flows: tokio::sync::Mutex<HashMap<String, auth::Flow>>,
     /// The discovered provider (refreshed every few minutes).
     pub oidc: tokio::sync::Mutex<Option<auth::Discovered>>,
     /// The WebAuthn relying party (`public_url`'s host), or why there is none.
     pub webauthn: Result<webauthn_rs::Webauthn, String>,
-    /// Security-key ceremonies in flight.
-    pub ceremonies: mfa::Ceremonies,
-    /// `twokey login` codes waiting to be exchanged.
-    pub cli_codes: cli_login::Codes,
 }
 
 pub(crate) type AppState = Arc<Web>;
@@ -155,11 +149,8 @@ pub fn router(broker: Arc<Broker>, cfg: WebConfig) -> Router<()> {
     let state: AppState = Arc::new(Web {
         broker,
         cfg,
-        flows: Default::default(),
         oidc: Default::default(),
         webauthn,
-        ceremonies: Default::default(),
-        cli_codes: Default::default(),
     });
     Router::new()
         .route("/", get(pages::root))
@@ -183,12 +174,28 @@ pub fn router(broker: Arc<Broker>, cfg: WebConfig) -> Router<()> {
             "/ui/cli-login",
             get(cli_login::start).post(cli_login::confirm),
         )
-        .route("/v1/cli-login/token", post(cli_login::exchange))
+        .route(
+            "/v1/cli-login/token",
+            post(cli_login::exchange).layer(axum::middleware::from_fn(
+                twokey_server::error::problems_only,
+            )),
+        )
         .route("/ui/audit", get(pages::audit))
         .route("/ui/policy", get(pages::policy))
         .layer(axum::middleware::map_response(security_headers))
         .with_state(state)
 }
+
+/// The OpenAPI operations of the UI's JSON API routes (`/v1/cli-login/token`),
+/// for `twokey_server::serve_documented` to merge into `/v1/openapi.json`.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    use utoipa::OpenApi as _;
+    WebApi::openapi()
+}
+
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(cli_login::exchange))]
+struct WebApi;
 
 /// Security headers on every UI response.
 async fn security_headers(mut resp: Response) -> Response {

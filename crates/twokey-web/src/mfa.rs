@@ -1,24 +1,24 @@
 //! Step-up MFA with WebAuthn (`webauthn-rs`): registering and removing
 //! security keys, and the assertion that confirms one approval.
 //!
-//! - Ceremony state lives in memory, keyed by a random ceremony id, bound to
-//!   the session (hash of the session id) and, for approvals, to the request
-//!   id; it is taken out of the map when used (single use) and is good for
+//! - Ceremony state lives in the store (so any replica can finish a ceremony
+//!   another started), keyed by a random ceremony id, bound to the session
+//!   (hash of the session id) and, for approvals, to the request id; it is
+//!   taken out when used (single use, across replicas) and is good for
 //!   [`CEREMONY_TTL`] only.
 //! - The relying party is the host of `public_url`; WebAuthn needs a host
 //!   name there (`localhost` or a real domain, not an IP address).
 //! - Adding and removing a key are ledger entries written in the same
 //!   transaction as the key row (`Store::commit`).
 
-use std::collections::HashMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::extract::{Path, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::{Form, Json};
 use base64::Engine as _;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use twokey_core::{Event, MfaConfirmation};
 use twokey_store::{Change, CredentialRow, CredentialWrite, StoreError};
@@ -36,6 +36,7 @@ pub const CEREMONY_TTL: Duration = Duration::from_secs(120);
 const JS: &str = include_str!("../static/webauthn.js");
 
 /// What a ceremony is for.
+#[derive(Serialize, Deserialize)]
 pub enum Purpose {
     /// Adding a key named `name`.
     Register(PasskeyRegistration, String),
@@ -43,16 +44,16 @@ pub enum Purpose {
     Approve(PasskeyAuthentication, String),
 }
 
-/// A ceremony in flight.
+/// A ceremony in flight, as kept in the store (kind [`CEREMONY_KIND`]; the
+/// session hash it is bound to is the row's).
+#[derive(Serialize, Deserialize)]
 pub struct Ceremony {
-    session: String,
     identity: String,
     purpose: Purpose,
-    started: Instant,
 }
 
-/// The ceremonies in flight.
-pub type Ceremonies = tokio::sync::Mutex<HashMap<String, Ceremony>>;
+/// Store kind of a security-key ceremony.
+const CEREMONY_KIND: &str = "webauthn";
 
 /// The relying party for `public_url`, or why there is none.
 pub fn relying_party(public_url: &str) -> Result<Webauthn, String> {
@@ -123,39 +124,21 @@ async fn begin_ceremony(
     options: impl serde::Serialize,
 ) -> Response {
     let id = crate::auth::random_token();
-    let mut map = st.ceremonies.lock().await;
-    map.retain(|_, c| c.started.elapsed() < CEREMONY_TTL);
-    if map.len() > 10_000 {
-        return json_error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "too many security-key ceremonies in progress",
-        );
+    let c = Ceremony { identity, purpose };
+    if let Err(m) = crate::state::put(st, CEREMONY_KIND, &id, &s.sid_hash, &c, CEREMONY_TTL).await {
+        return json_error(StatusCode::SERVICE_UNAVAILABLE, &m);
     }
-    map.insert(
-        id.clone(),
-        Ceremony {
-            session: s.sid_hash.clone(),
-            identity,
-            purpose,
-            started: Instant::now(),
-        },
-    );
     Json(serde_json::json!({ "ceremony": id, "options": options })).into_response()
 }
 
 /// Takes a ceremony out (single use) if it belongs to this session and is fresh.
 async fn take_ceremony(st: &AppState, id: &str, s: &Session) -> Result<Ceremony, String> {
-    let c = st
-        .ceremonies
-        .lock()
-        .await
-        .remove(id)
-        .ok_or("unknown or already used security-key challenge; try again")?;
-    if c.session != s.sid_hash || c.identity != s.actor.key.to_string() {
+    // Expired ones are not returned: the store keeps them CEREMONY_TTL only.
+    let (session, c): (String, Ceremony) = crate::state::take(st, CEREMONY_KIND, id)
+        .await?
+        .ok_or("unknown or already used security-key challenge (or it expired); try again")?;
+    if session != s.sid_hash || c.identity != s.actor.key.to_string() {
         return Err("this security-key challenge was issued to another session".into());
-    }
-    if c.started.elapsed() >= CEREMONY_TTL {
-        return Err("the security-key challenge expired; try again".into());
     }
     Ok(c)
 }

@@ -219,7 +219,7 @@ async fn cli_login_is_loopback_only_single_use_and_bound_to_the_verifier() {
         &format!(r#"{{"code":"{code}","verifier":"{}"}}"#, "w".repeat(43)),
     )
     .await;
-    assert_eq!(wrong.status, StatusCode::BAD_REQUEST, "{}", wrong.body);
+    assert_eq!(wrong.status, StatusCode::UNAUTHORIZED, "{}", wrong.body);
     let late = call(
         &app,
         "POST",
@@ -231,7 +231,7 @@ async fn cli_login_is_loopback_only_single_use_and_bound_to_the_verifier() {
     .await;
     assert_eq!(
         late.status,
-        StatusCode::BAD_REQUEST,
+        StatusCode::UNAUTHORIZED,
         "single use: {}",
         late.body
     );
@@ -263,7 +263,7 @@ async fn cli_login_is_loopback_only_single_use_and_bound_to_the_verifier() {
         .expect("store")
         .is_none());
     let again = call(&app, "POST", "/v1/cli-login/token", "", JSON, &body).await;
-    assert_eq!(again.status, StatusCode::BAD_REQUEST);
+    assert_eq!(again.status, StatusCode::UNAUTHORIZED);
     let ledger = broker.store().ledger(0, 100).await.expect("ledger");
     assert!(ledger.iter().any(|e| e.kind == "token.issued"));
 

@@ -235,7 +235,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<i32> {
             "deploy gate on /v1/gate/github"
         );
     }
-    twokey_server::serve_all(broker, ui, listener, rx, Some(checkpointer)).await?;
+    let doc = Some(twokey_web::openapi());
+    twokey_server::serve_documented(broker, ui, doc, listener, rx, Some(checkpointer)).await?;
     if let Some(g) = &gate {
         // Never cut a running plan or apply short at shutdown.
         g.drain(Duration::from_secs(3600)).await;
