@@ -44,6 +44,7 @@ pub fn router(broker: Arc<Broker>) -> Router {
         .route("/v1/policy/proposals/{id}/approve", post(approve_proposal))
         .route("/v1/policy/proposals/{id}/reject", post(reject_proposal))
         .route("/v1/ledger", get(ledger))
+        .merge(crate::custody::routes())
         .fallback(fallback)
         .layer(tower_http::limit::RequestBodyLimitLayer::new(1024 * 1024))
         .layer(tower_http::trace::TraceLayer::new_for_http())

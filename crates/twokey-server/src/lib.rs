@@ -11,6 +11,7 @@ pub mod broker;
 pub mod checkpoints;
 pub mod clock;
 pub mod config;
+pub mod custody;
 pub mod dev;
 pub mod error;
 pub mod metrics;
