@@ -159,8 +159,8 @@ fn a_share_for_the_wrong_recipient_is_refused() {
     assert!(matches!(e, CustodyError::NotForThisIdentity { .. }), "{e}");
     // A release made to another key than the requester's one-time key.
     let stranger = CustodianIdentity::generate();
-    let r = vec![("release 1".to_string(), release(&s, 0, "req-1", &stranger))];
-    let e = open_release("release 1", &r[0].1, &s.one_time, &expect(&s, "req-1")).unwrap_err();
+    let r = release(&s, 0, "req-1", &stranger);
+    let e = open_release("release 1", &r, &s.one_time, &expect(&s, "req-1")).unwrap_err();
     assert!(matches!(e, CustodyError::NotForThisIdentity { .. }), "{e}");
 }
 
