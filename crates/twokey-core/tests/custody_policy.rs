@@ -125,7 +125,7 @@ fn each_mistake_is_refused_with_its_line() {
             what: "one person as two custodians",
             custody: custody(2, &[("frank", 'q'), ("frank-admin", 'p')], &[]),
             target: TARGET,
-            at: "frank-admin",
+            at: "identity = \"frank-admin\"",
             says: "is the same person as custodian \"frank\"",
         },
         Case {
@@ -146,14 +146,14 @@ fn each_mistake_is_refused_with_its_line() {
             what: "a shared recipient",
             custody: custody(2, &[("carol", 'q'), ("dave", 'q')], &[]),
             target: TARGET,
-            at: "\"dave\"",
+            at: "identity = \"dave\"",
             says: "the same recipient as another custodian",
         },
         Case {
             what: "an unknown custodian",
             custody: custody(2, &[("carol", 'q'), ("mallory", 'p')], &[]),
             target: TARGET,
-            at: "mallory",
+            at: "identity = \"mallory\"",
             says: "custodian \"mallory\" is not an identity",
         },
         Case {
@@ -174,7 +174,7 @@ fn each_mistake_is_refused_with_its_line() {
             what: "break-glass on a custody entitlement",
             custody: custody(2, &[("carol", 'q'), ("dave", 'p')], &[]),
             target: "break_glass = true\ntarget = { secret = \"root-prod\" }",
-            at: "name = \"root-open\"",
+            at: "[[entitlement]]",
             says: "never self-released",
         },
     ];
