@@ -318,7 +318,40 @@ pub struct ShareForRelease {
     pub reason: String,
 }
 
+/// Records a refused custody step by someone who may not take it (not a
+/// custodian, not the requester): an alerting ledger entry on the request.
+/// The refusal stands whether or not the entry could be written.
+async fn refused<T>(
+    b: &Broker,
+    id: &str,
+    actor: &Actor,
+    attempt: &str,
+    res: Result<T, ApiError>,
+) -> Result<T, ApiError> {
+    if let Err(ApiError::Domain(twokey_core::DomainError::Forbidden(reason))) = &res {
+        let ev = Event {
+            kind: "custody.refused".into(),
+            actor: actor.key.to_string(),
+            alert: true,
+            data: serde_json::json!({"attempt": attempt, "reason": reason}),
+        };
+        if let Err(e) = commit(b, id, ev, vec![]).await {
+            tracing::error!(error = %e, request = id, "could not record a refused custody step");
+        }
+    }
+    res
+}
+
 async fn check_release(
+    b: &Broker,
+    id: &str,
+    actor: &Actor,
+) -> Result<(Request, CustodySecret, RequestRow, u8, Vec<ReleaseRow>), ApiError> {
+    let res = check_release_inner(b, id, actor).await;
+    refused(b, id, actor, "release", res).await
+}
+
+async fn check_release_inner(
     b: &Broker,
     id: &str,
     actor: &Actor,
@@ -443,7 +476,14 @@ async fn releases(
     Path(id): Path<String>,
 ) -> Result<Json<Releases>, ApiError> {
     let (req, s, row) = custody_request(&b, &id).await?;
-    cu::may_open(&req, &actor)?;
+    refused(
+        &b,
+        &id,
+        &actor,
+        "open",
+        cu::may_open(&req, &actor).map_err(ApiError::from),
+    )
+    .await?;
     let row = row.ok_or_else(|| ApiError::NotFound(format!("request {id} has no one-time key")))?;
     let rel = b.store().custody_releases(&id).await?;
     if rel.len() >= s.threshold as usize {

@@ -466,6 +466,18 @@ async fn custody_cycle(database: Option<String>) {
         .try_get(0)
         .expect("count");
     assert!(alerts >= 5, "every custody step alerts (found {alerts})");
+    let refused: i64 = sqlx::query(&format!(
+        "SELECT COUNT(*) FROM ledger WHERE kind = 'custody.refused' AND subject = '{req}'"
+    ))
+    .fetch_one(store.pool())
+    .await
+    .expect("refusals")
+    .try_get(0)
+    .expect("count");
+    assert!(
+        refused >= 2,
+        "bob's release and dave's open were refused on the record (found {refused})"
+    );
 
     // Rotation: a new password sealed again clears "needs rotation".
     let secret2 = format!("N3w-root-{}-pw", now_ms());
