@@ -266,6 +266,8 @@ pub struct Policy {
     pub groups: BTreeSet<String>,
     /// Entitlements by name.
     pub entitlements: BTreeMap<String, Entitlement>,
+    /// Secrets under split custody (`[[custody]]`), by id.
+    pub custody: BTreeMap<String, crate::custody::CustodySecret>,
 }
 
 #[derive(Deserialize)]
@@ -278,6 +280,8 @@ struct RawPolicy {
     identity: Vec<Spanned<RawIdentity>>,
     #[serde(default)]
     entitlement: Vec<Spanned<RawEntitlement>>,
+    #[serde(default)]
+    custody: Vec<Spanned<crate::custody::RawCustody>>,
     max_grant: Option<Spanned<String>>,
     auditors: Option<Spanned<RawAuditors>>,
     limits: Option<Spanned<RawLimits>>,
@@ -732,6 +736,49 @@ impl Policy {
             entitlements.insert(name, ent);
         }
 
+        let custody = crate::custody::validate(
+            &raw.custody,
+            &identities,
+            &|offset| lines.line(offset),
+            &mut |offset, message| {
+                issues.push(PolicyIssue {
+                    file: file.into(),
+                    line: lines.line(offset),
+                    message,
+                })
+            },
+        );
+        for ent in entitlements
+            .values()
+            .filter(|e| e.provider == crate::custody::PROVIDER)
+        {
+            let named = ent.target.get("secret").and_then(|v| v.as_str());
+            if !named.is_some_and(|id| custody.contains_key(id)) {
+                issues.push(PolicyIssue {
+                    file: file.into(),
+                    line: ent.target_line,
+                    message: format!(
+                        "entitlement {:?}: provider \"custody\" needs target.secret naming a [[custody]] secret{}",
+                        ent.name,
+                        match named {
+                            Some(id) => format!(" (there is no custody secret {id:?})"),
+                            None => String::new(),
+                        }
+                    ),
+                });
+            }
+            if ent.break_glass {
+                issues.push(PolicyIssue {
+                    file: file.into(),
+                    line: ent.line,
+                    message: format!(
+                        "entitlement {:?}: a custody secret is never self-released; break_glass must be false",
+                        ent.name
+                    ),
+                });
+            }
+        }
+
         if issues.is_empty() {
             Ok(Policy {
                 hash: policy_hash(text),
@@ -742,6 +789,7 @@ impl Policy {
                 identities,
                 groups,
                 entitlements,
+                custody,
             })
         } else {
             issues.sort_by_key(|i| i.line);

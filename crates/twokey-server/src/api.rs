@@ -44,6 +44,7 @@ fn api_routes() -> OpenApiRouter<Arc<Broker>> {
         .routes(routes!(approve_proposal))
         .routes(routes!(reject_proposal))
         .routes(routes!(ledger))
+        .merge(crate::custody::routes())
 }
 
 /// The OpenAPI document of the API alone (what `/v1/openapi.json` serves

@@ -1242,6 +1242,15 @@ impl Broker {
                     e.data["error"].as_str().unwrap_or("?")
                 ),
             ),
+            k if k.starts_with("custody.") => (
+                Severity::Critical,
+                format!(
+                    "Root custody: {k} of {} by {} ({})",
+                    e.data["secret"].as_str().unwrap_or("?"),
+                    e.actor,
+                    e.subject
+                ),
+            ),
             other => (Severity::Warning, format!("{other}: {}", e.subject)),
         };
         let is_request = e.subject.starts_with("req-");

@@ -12,6 +12,7 @@ pub mod checkpoints;
 pub mod clock;
 pub mod config;
 pub mod contract;
+pub mod custody;
 pub mod dev;
 pub mod error;
 pub mod metrics;

@@ -12,6 +12,7 @@
 //! - Ledger appends are serialised by the `ledger_head` row, which every
 //!   transaction updates first: entry indexes are contiguous and in commit order.
 
+pub mod custody;
 mod ledger;
 pub mod testing;
 pub mod web_state;
@@ -106,6 +107,8 @@ pub struct Change {
     /// Queue notifications (new request, decisions) for the entries of this
     /// change in the outbox, in the same transaction.
     pub notify: bool,
+    /// Custody rows (sealed shares, one-time recipients, releases).
+    pub custody: Vec<custody::CustodyWrite>,
 }
 
 /// A registered WebAuthn credential (security key) of one identity.
@@ -522,6 +525,8 @@ async fn apply(
                 }
             }
         }
+
+        custody::apply(tx, change.now, &change.custody).await?;
 
         for (entry, (_, ev)) in entries.iter().zip(change.events.iter()) {
             if change.notify && twokey_core::notify::is_notification(&entry.kind) {

@@ -116,6 +116,9 @@ enum Cmd {
     /// Sigma rules over CloudTrail: high-risk activity and calls outside two-person control.
     #[command(subcommand)]
     Guard(GuardCmd),
+    /// Root secrets under split custody: seal, request, release, open.
+    #[command(subcommand)]
+    Custody(crate::custody::CustodyCmd),
 }
 
 #[derive(Subcommand, Debug)]
@@ -194,6 +197,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             return twokey_guard::run_watch(&args, &mut std::io::stdout().lock())
         }
         Cmd::Policy(PolicyCmd::Check { file }) => return policy_check(&file, json_out),
+        Cmd::Custody(cmd) => return crate::custody::run(cmd, &client, json_out).await,
         Cmd::Token(TokenCmd::Issue {
             config,
             identity,
@@ -209,7 +213,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             let v = client
                 .call(Method::POST, "/v1/requests", Some(json!({"entitlement": entitlement, "duration": duration, "reason": reason, "ticket": ticket, "break_glass": break_glass})))
                 .await?;
-            out(&v, &|v| format!("{}\n{}", summary(v), next_step(v)));
+            let key = crate::custody::after_request(&client, &v).await?;
+            out(&v, &|v| {
+                let mut s = format!("{}\n{}", summary(v), next_step(v));
+                if let Some(p) = &key {
+                    s.push_str(&format!("\ncustody one-time key kept at {}", p.display()));
+                }
+                s
+            });
         }
         Cmd::Approve { id, comment } => {
             let v = client

@@ -3,6 +3,7 @@
 mod audit;
 mod cli;
 mod client;
+mod custody;
 mod login;
 mod serve;
 

@@ -296,6 +296,7 @@ fn build_gate(
 pub fn registry() -> Registry {
     let mut r = Registry::with_builtin();
     twokey_aws::register(&mut r);
+    r.register("custody", twokey_custody::provider::factory);
     r
 }
 
