@@ -5,10 +5,13 @@
 //! - [`webhook`]: GitHub webhook signature verification and parsing.
 //! - [`redact`]: redaction of secrets in plan output, comment splitting.
 //! - [`config`]: server-side projects; the pull request may only select.
-//! - [`db`]: delivery de-duplication, locks and plans in the store.
+//! - [`db`]: deliveries and their leases, locks, plans and their claims in
+//!   the store.
 //! - [`github`]: the GitHub client trait and its REST implementation.
 //! - [`runner`]: Terraform / OpenTofu plan and apply of a saved plan.
-//! - [`gate`]: the engine tying these together, and [`router`].
+//! - [`gate`]: the engine tying these together, and [`router`]; its
+//!   background pass (`Gate::run_background`) resolves applies left
+//!   `applying` by a dead worker and alerts on unfinished deliveries.
 //! - [`testing`]: a local, stateful GitHub stand-in for tests.
 
 pub mod config;
