@@ -11,13 +11,13 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
-use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
 use twokey_core::custody::{self as cu, CustodyEvent, CustodySecret};
 use twokey_core::{Actor, Event, Request};
 use twokey_store::custody::{CustodyWrite, ReleaseRow, RequestRow, ShareRow};
 use twokey_store::Change;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::api::{ApiJson, Auth};
 use crate::broker::Broker;
