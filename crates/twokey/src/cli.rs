@@ -116,6 +116,9 @@ enum Cmd {
     /// Sigma rules over CloudTrail: high-risk activity and calls outside two-person control.
     #[command(subcommand)]
     Guard(GuardCmd),
+    /// Whether the guard rails around two-person control stand (AWS).
+    #[command(subcommand)]
+    Posture(crate::posture::PostureCmd),
 }
 
 #[derive(Subcommand, Debug)]
@@ -193,6 +196,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
         Cmd::Guard(GuardCmd::Watch(args)) => {
             return twokey_guard::run_watch(&args, &mut std::io::stdout().lock())
         }
+        Cmd::Posture(cmd) => return crate::posture::run(cmd).await,
         Cmd::Policy(PolicyCmd::Check { file }) => return policy_check(&file, json_out),
         Cmd::Token(TokenCmd::Issue {
             config,

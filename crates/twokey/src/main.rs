@@ -4,6 +4,7 @@ mod audit;
 mod cli;
 mod client;
 mod login;
+mod posture;
 mod serve;
 
 use clap::Parser;
