@@ -145,10 +145,9 @@ impl Fixture {
         // The old form, naming the people: standing access in this account.
         iam.create_role()
             .role_name(STANDING_ROLE)
-            .assume_role_policy_document(trust(serde_json::json!([
-                arn("user", "alice"),
-                arn("user", "bob")
-            ])))
+            .assume_role_policy_document(trust(
+                serde_json::json!([arn("user", "alice"), arn("user", "bob")]),
+            ))
             .send()
             .await
             .expect("create role");
@@ -698,9 +697,7 @@ async fn reconciler_removes_access_added_by_hand_alerts_and_records_it() {
     .await;
     let text = Value::from(standing).to_string();
     assert!(
-        text.contains(STANDING_ROLE)
-            && text.contains("user/alice")
-            && !text.contains("role/prod-admin"),
+        text.contains(STANDING_ROLE) && text.contains("user/alice") && !text.contains("role/prod-admin"),
         "{text}"
     );
 
