@@ -636,6 +636,8 @@ async fn scans_a_seeded_organisation_through_the_binary() {
     let again: Value = serde_json::from_str(&again).expect("json");
     assert_eq!(again["findings"], v["findings"]);
     let (_, table, _) = posture(&["--facts", saved]);
+    // Shown with --nocapture (the README's example comes from here).
+    eprintln!("{table}");
     assert!(
         table
             .lines()

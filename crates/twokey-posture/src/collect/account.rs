@@ -2,7 +2,8 @@
 //! at once.
 
 use aws_config::{Region, SdkConfig};
-use aws_sdk_iam::types::{EntityType, SummaryKeyType};
+use aws_sdk_iam::operation::get_account_summary::GetAccountSummaryOutput;
+use aws_sdk_iam::types::{EntityType, SummaryKeyType, VirtualMfaDevice};
 use tokio::task::JoinSet;
 
 use super::{code, failed, ms};
@@ -60,18 +61,7 @@ async fn read_iam(iam: &aws_sdk_iam::Client, account: &str) -> Result<Iam, Strin
         .send()
         .await
         .map_err(|e| failed("iam:GetAccountSummary", &at, e))?;
-    let flag = |k: SummaryKeyType| {
-        summary
-            .summary_map()
-            .and_then(|m| m.get(&k))
-            .copied()
-            .unwrap_or(0)
-            > 0
-    };
-    let summary = AccountSummary {
-        account_mfa_enabled: flag(SummaryKeyType::AccountMfaEnabled),
-        account_access_keys_present: flag(SummaryKeyType::AccountAccessKeysPresent),
-    };
+    let summary = account_summary(&summary);
     let devices = iam
         .list_virtual_mfa_devices()
         .into_paginator()
@@ -79,18 +69,41 @@ async fn read_iam(iam: &aws_sdk_iam::Client, account: &str) -> Result<Iam, Strin
         .try_collect()
         .await
         .map_err(|e| failed("iam:ListVirtualMFADevices", &at, e))?;
-    let root_virtual_mfa = devices
-        .iter()
-        .flat_map(|p| p.virtual_mfa_devices())
-        .any(|d| {
-            d.user().is_some_and(|u| u.arn().ends_with(":root"))
-                || d.serial_number().ends_with(":mfa/root-account-mfa-device")
-        });
+    let devices: Vec<VirtualMfaDevice> = devices
+        .into_iter()
+        .flat_map(|p| p.virtual_mfa_devices)
+        .collect();
+    let root_virtual_mfa = root_has_virtual_mfa(&devices);
     Ok(Iam {
         summary,
         root_virtual_mfa,
         users: users(iam, &at).await?,
         policies: policies(iam, &at).await?,
+    })
+}
+
+/// The root flags of `GetAccountSummary` (`AccountMFAEnabled`,
+/// `AccountAccessKeysPresent`: 1 or 0).
+fn account_summary(out: &GetAccountSummaryOutput) -> AccountSummary {
+    let flag = |k: SummaryKeyType| {
+        out.summary_map()
+            .and_then(|m| m.get(&k))
+            .copied()
+            .unwrap_or(0)
+            > 0
+    };
+    AccountSummary {
+        account_mfa_enabled: flag(SummaryKeyType::AccountMfaEnabled),
+        account_access_keys_present: flag(SummaryKeyType::AccountAccessKeysPresent),
+    }
+}
+
+/// Whether a virtual MFA device is assigned to the root user: its user is
+/// the account's root ARN, or it has root's serial number.
+fn root_has_virtual_mfa(devices: &[VirtualMfaDevice]) -> bool {
+    devices.iter().any(|d| {
+        d.user().is_some_and(|u| u.arn().ends_with(":root"))
+            || d.serial_number().ends_with(":mfa/root-account-mfa-device")
     })
 }
 
@@ -221,4 +234,68 @@ async fn policies(iam: &aws_sdk_iam::Client, at: &str) -> Result<Vec<PolicyDocum
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    //! The root facts from answers built with the SDK's own models, in the
+    //! shapes AWS sends (moto always answers 0 for both flags and cannot
+    //! assign a virtual MFA device to root).
+
+    use super::*;
+    use aws_sdk_iam::types::User as SdkUser;
+
+    fn summary(mfa: i32, keys: i32) -> GetAccountSummaryOutput {
+        GetAccountSummaryOutput::builder()
+            .summary_map(SummaryKeyType::AccountMfaEnabled, mfa)
+            .summary_map(SummaryKeyType::AccountAccessKeysPresent, keys)
+            .summary_map(SummaryKeyType::Users, 3)
+            .build()
+    }
+
+    #[test]
+    fn summary_flags() {
+        assert_eq!(
+            account_summary(&summary(1, 0)),
+            AccountSummary {
+                account_mfa_enabled: true,
+                account_access_keys_present: false
+            }
+        );
+        let s = account_summary(&summary(0, 1));
+        assert!(!s.account_mfa_enabled && s.account_access_keys_present);
+        let empty = GetAccountSummaryOutput::builder().build();
+        assert_eq!(account_summary(&empty), AccountSummary::default());
+    }
+
+    fn device(serial: &str, user_arn: Option<&str>) -> VirtualMfaDevice {
+        let mut d = VirtualMfaDevice::builder().serial_number(serial);
+        if let Some(arn) = user_arn {
+            let u = SdkUser::builder()
+                .path("/")
+                .user_name("root")
+                .user_id("111122223333")
+                .arn(arn)
+                .create_date(aws_smithy_types::DateTime::from_secs(0))
+                .build()
+                .expect("user");
+            d = d.user(u);
+        }
+        d.build().expect("device")
+    }
+
+    #[test]
+    fn a_virtual_device_on_root_is_found() {
+        let root = device(
+            "arn:aws:iam::111122223333:mfa/root-account-mfa-device",
+            Some("arn:aws:iam::111122223333:root"),
+        );
+        let alice = device(
+            "arn:aws:iam::111122223333:mfa/alice",
+            Some("arn:aws:iam::111122223333:user/alice"),
+        );
+        let unassigned = device("arn:aws:iam::111122223333:mfa/spare", None);
+        assert!(root_has_virtual_mfa(&[alice.clone(), root]));
+        assert!(!root_has_virtual_mfa(&[alice, unassigned]));
+    }
 }

@@ -211,3 +211,86 @@ async fn hub(config: &SdkConfig, at: &str) -> Result<Option<String>, String> {
         Err(e) => Err(failed("securityhub:DescribeHub", at, e)),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! Event selectors in the shapes AWS sends, built with the SDK's models
+    //! (moto stores advanced selectors but the scan test uses basic ones).
+
+    use super::*;
+    use aws_sdk_cloudtrail::operation::get_event_selectors::GetEventSelectorsOutput;
+    use aws_sdk_cloudtrail::types::{
+        AdvancedEventSelector, AdvancedFieldSelector, EventSelector, ReadWriteType,
+    };
+
+    fn basic(rw: ReadWriteType, management: bool) -> GetEventSelectorsOutput {
+        GetEventSelectorsOutput::builder()
+            .event_selectors(
+                EventSelector::builder()
+                    .read_write_type(rw)
+                    .include_management_events(management)
+                    .build(),
+            )
+            .build()
+    }
+
+    fn field(name: &str, value: &str) -> AdvancedFieldSelector {
+        AdvancedFieldSelector::builder()
+            .field(name)
+            .equals(value)
+            .build()
+            .expect("field")
+    }
+
+    fn advanced(fields: Vec<AdvancedFieldSelector>) -> GetEventSelectorsOutput {
+        let mut s = AdvancedEventSelector::builder().name("management");
+        for f in fields {
+            s = s.field_selectors(f);
+        }
+        GetEventSelectorsOutput::builder()
+            .advanced_event_selectors(s.build().expect("selector"))
+            .build()
+    }
+
+    #[test]
+    fn basic_selectors() {
+        assert_eq!(
+            management_events(&basic(ReadWriteType::All, true)),
+            (true, true)
+        );
+        assert_eq!(
+            management_events(&basic(ReadWriteType::WriteOnly, true)),
+            (false, true)
+        );
+        assert_eq!(
+            management_events(&basic(ReadWriteType::ReadOnly, true)),
+            (true, false)
+        );
+        assert_eq!(
+            management_events(&basic(ReadWriteType::All, false)),
+            (false, false)
+        );
+        assert_eq!(
+            management_events(&GetEventSelectorsOutput::builder().build()),
+            (false, false)
+        );
+    }
+
+    #[test]
+    fn advanced_selectors() {
+        let m = || field("eventCategory", "Management");
+        assert_eq!(management_events(&advanced(vec![m()])), (true, true));
+        assert_eq!(
+            management_events(&advanced(vec![m(), field("readOnly", "false")])),
+            (false, true)
+        );
+        assert_eq!(
+            management_events(&advanced(vec![m(), field("readOnly", "true")])),
+            (true, false)
+        );
+        assert_eq!(
+            management_events(&advanced(vec![field("eventCategory", "Data")])),
+            (false, false)
+        );
+    }
+}
