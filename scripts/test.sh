@@ -50,6 +50,14 @@ if [ -f scripts/setup-gate-fixtures.sh ]; then
   export TWOKEY_TERRAFORM
 fi
 
+step "iam-simulate (npm) as the IAM evaluation oracle for twokey-iam"
+TWOKEY_IAM_ORACLE="$(bash scripts/setup-iam-oracle.sh)"
+export TWOKEY_IAM_ORACLE
+if [ "$CI" = true ] && [ ! -f "$TWOKEY_IAM_ORACLE/node_modules/@cloud-copilot/iam-simulate/package.json" ]; then
+  echo "iam-simulate is missing from $TWOKEY_IAM_ORACLE" >&2
+  exit 1
+fi
+
 step "Chromium (Debian) and the e2e npm packages (oidc-provider, playwright-core)"
 bash scripts/setup-e2e.sh
 
