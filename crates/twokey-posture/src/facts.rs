@@ -105,6 +105,11 @@ pub struct Account {
     /// The path of OU names from the root (`Root/Workloads/Prod`).
     #[serde(default)]
     pub ou_path: Option<String>,
+    /// The SCPs in force for the account, one level per target from the
+    /// root through its OUs to the account itself (read in the management
+    /// account); empty outside an organisation.
+    #[serde(default)]
+    pub scps: Collected<Vec<ScpLevel>>,
     /// What was collected; an error when the account could not be reached
     /// (the role could not be assumed, the account is suspended, ...).
     pub scan: Collected<AccountScan>,
@@ -353,4 +358,24 @@ pub struct AssumeTarget {
     pub principals: Vec<(String, String)>,
     /// The role's trust policy document (`GetRole`), URL-decoded.
     pub trust: Collected<String>,
+}
+
+/// The SCPs attached to one target (the root, an OU or the account).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScpLevel {
+    /// `r-...`, `ou-...` or the account id.
+    pub target: String,
+    /// The policies attached there.
+    pub policies: Vec<Scp>,
+}
+
+/// One service control policy.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Scp {
+    /// `p-...` (or `p-FullAWSAccess`).
+    pub id: String,
+    /// Its name.
+    pub name: String,
+    /// The JSON document.
+    pub document: String,
 }

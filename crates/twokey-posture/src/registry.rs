@@ -26,6 +26,7 @@ impl Registry {
         r.add(checks::iam_unused_credentials::CHECK);
         r.add(checks::iam_privilege_escalation::CHECK);
         r.add(checks::twokey_assume_trust::CHECK);
+        r.add(checks::scp_monitoring::CHECK);
         r.add(checks::config_recorder::CHECK);
         r.add(checks::guardduty_enabled::CHECK);
         r.add(checks::securityhub_enabled::CHECK);

@@ -55,6 +55,7 @@ async fn seed_org(mgmt: &SdkConfig) -> Org {
         .expect("root id")
         .to_string();
     let mut ids = Vec::new();
+    let mut ous = Vec::new();
     for (ou, name) in [
         ("Security", "log-archive"),
         ("Workloads", "workload-a"),
@@ -102,7 +103,35 @@ async fn seed_org(mgmt: &SdkConfig) -> Org {
             .await
             .expect("move");
         ids.push(id);
+        ous.push(ou_id);
     }
+    // SCPs: the Workloads OU denies every monitoring-disabling action (its
+    // accounts pass scp.monitoring_protected); the Security OU has only
+    // FullAWSAccess (the log archive fails).
+    let mut actions: Vec<&str> = twokey_posture::checks::scp_monitoring::ACTIONS.to_vec();
+    actions.extend(twokey_posture::checks::scp_monitoring::BUCKET_ACTIONS);
+    let doc = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Deny", "Action": actions, "Resource": "*"}]});
+    let policy = org
+        .create_policy()
+        .name("protect-monitoring")
+        .description("monitoring stays on")
+        .r#type(aws_sdk_organizations::types::PolicyType::ServiceControlPolicy)
+        .content(doc.to_string())
+        .send()
+        .await
+        .expect("create SCP");
+    let policy_id = policy
+        .policy()
+        .and_then(|p| p.policy_summary())
+        .and_then(|s| s.id())
+        .expect("policy id")
+        .to_string();
+    org.attach_policy()
+        .policy_id(&policy_id)
+        .target_id(&ous[1])
+        .send()
+        .await
+        .expect("attach SCP");
     Org {
         archive: ids[0].clone(),
         workload_a: ids[1].clone(),
@@ -600,6 +629,9 @@ async fn scans_a_seeded_organisation_through_the_binary() {
             "pass",
         ),
         ("securityhub.enabled", a, Some("eu-west-1"), "hub", "fail"),
+        ("scp.monitoring_protected", a, None, "account", "pass"),
+        ("scp.monitoring_protected", b, None, "account", "pass"),
+        ("scp.monitoring_protected", arch, None, "account", "fail"),
     ];
     for (check, account, region, resource, want) in cases {
         assert_eq!(

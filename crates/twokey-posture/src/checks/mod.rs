@@ -19,6 +19,7 @@ pub mod iam_unused_credentials;
 pub mod iam_workload_users;
 pub mod root_hardware_mfa;
 pub mod root_no_access_keys;
+pub mod scp_monitoring;
 pub mod securityhub_enabled;
 pub mod twokey_assume_trust;
 
@@ -115,6 +116,7 @@ pub(crate) mod fixture {
             name: Some(format!("acct-{id}")),
             management,
             ou_path: None,
+            scps: Collected::Ok(vec![]),
             scan: Collected::Ok(AccountScan {
                 iam: Collected::Ok(Iam::default()),
                 bucket_names: vec![],

@@ -25,7 +25,9 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use twokey_aws::client::{Arn, Connection};
 
-use crate::facts::{Account, AssumeTarget, Bucket, Collected, Facts, ObjectLock, Organization};
+use crate::facts::{
+    Account, AssumeTarget, Bucket, Collected, Facts, ObjectLock, Organization, Scp, ScpLevel,
+};
 
 /// The role assumed in member accounts unless another is named: the one AWS
 /// Organizations creates in every account it creates.
@@ -70,6 +72,10 @@ struct Scope {
     ou_path: Option<String>,
     /// Why it is not scanned (suspended), if so.
     skip: Option<String>,
+    /// Targets from the root to the account (`r-...`, `ou-...`, the id).
+    chain: Vec<String>,
+    /// The SCPs in force, level by level.
+    scps: Collected<Vec<ScpLevel>>,
 }
 
 /// A failed AWS call as one line: the call, the resource, AWS's code and message.
@@ -164,6 +170,7 @@ pub async fn collect(opts: &Options, now_ms: i64, progress: Progress) -> anyhow:
                 name: scope.name,
                 management: scope.management,
                 ou_path: scope.ou_path,
+                scps: scope.scps,
                 scan,
             },
         ));
@@ -222,6 +229,8 @@ async fn organization(
                 management: true,
                 ou_path: None,
                 skip: None,
+                chain: vec![],
+                scps: Collected::Ok(vec![]),
             };
             return Ok((None, vec![only]));
         }
@@ -247,17 +256,15 @@ async fn organization(
         .map_err(|e| anyhow::anyhow!(failed("organizations:ListRoots", "the organisation", e)))?;
     let mut scopes = Vec::new();
     // Walk the tree from each root, so each account knows its OU path.
-    let mut parents: Vec<(String, String)> = roots
+    let mut parents: Vec<(String, String, Vec<String>)> = roots
         .iter()
         .flat_map(|p| p.roots())
         .map(|r| {
-            (
-                r.id().unwrap_or_default().to_string(),
-                r.name().unwrap_or("Root").to_string(),
-            )
+            let id = r.id().unwrap_or_default().to_string();
+            (id.clone(), r.name().unwrap_or("Root").to_string(), vec![id])
         })
         .collect();
-    while let Some((parent, path)) = parents.pop() {
+    while let Some((parent, path, chain)) = parents.pop() {
         let accounts = org
             .list_accounts_for_parent()
             .parent_id(&parent)
@@ -280,6 +287,8 @@ async fn organization(
                 skip: (state != "ACTIVE").then(|| format!("account {id} is {state}: not scanned")),
                 name: a.name().map(str::to_string),
                 ou_path: Some(path.clone()),
+                chain: chain.iter().cloned().chain([id.clone()]).collect(),
+                scps: Collected::Ok(vec![]),
                 id,
             });
         }
@@ -298,14 +307,77 @@ async fn organization(
                 ))
             })?;
         for ou in ous.iter().flat_map(|p| p.organizational_units()) {
+            let id = ou.id().unwrap_or_default().to_string();
             parents.push((
-                ou.id().unwrap_or_default().to_string(),
+                id.clone(),
                 format!("{path}/{}", ou.name().unwrap_or_default()),
+                chain.iter().cloned().chain([id]).collect(),
             ));
         }
     }
+    let mut cache = std::collections::BTreeMap::new();
+    for s in &mut scopes {
+        s.scps = scps(&org, &s.chain, &mut cache).await;
+    }
     scopes.sort_by(|a, b| (!a.management, &a.id).cmp(&(!b.management, &b.id)));
     Ok((Some(organization), scopes))
+}
+
+/// The SCPs attached at each target of `chain` (`ListPoliciesForTarget`,
+/// `DescribePolicy`; each target and policy read once per scan).
+async fn scps(
+    org: &aws_sdk_organizations::Client,
+    chain: &[String],
+    cache: &mut std::collections::BTreeMap<String, Result<ScpLevel, String>>,
+) -> Collected<Vec<ScpLevel>> {
+    use aws_sdk_organizations::types::PolicyType;
+    let mut levels = Vec::new();
+    for target in chain {
+        if !cache.contains_key(target) {
+            let read = async {
+                let pages = org
+                    .list_policies_for_target()
+                    .target_id(target)
+                    .filter(PolicyType::ServiceControlPolicy)
+                    .into_paginator()
+                    .send()
+                    .try_collect()
+                    .await
+                    .map_err(|e| failed("organizations:ListPoliciesForTarget", target, e))?;
+                let mut policies = Vec::new();
+                for p in pages.iter().flat_map(|p| p.policies()) {
+                    let id = p.id().unwrap_or_default();
+                    let d = org
+                        .describe_policy()
+                        .policy_id(id)
+                        .send()
+                        .await
+                        .map_err(|e| failed("organizations:DescribePolicy", id, e))?;
+                    policies.push(Scp {
+                        id: id.to_string(),
+                        name: p.name().unwrap_or_default().to_string(),
+                        document: d
+                            .policy()
+                            .and_then(|p| p.content())
+                            .unwrap_or_default()
+                            .to_string(),
+                    });
+                }
+                Ok(ScpLevel {
+                    target: target.clone(),
+                    policies,
+                })
+            };
+            let level = read.await;
+            cache.insert(target.clone(), level);
+        }
+        match cache.get(target) {
+            Some(Ok(l)) => levels.push(l.clone()),
+            Some(Err(e)) => return Collected::Error(e.clone()),
+            None => return Collected::Error(format!("SCPs of {target} not read")),
+        }
+    }
+    Collected::Ok(levels)
 }
 
 /// Regions enabled in the management account (`ec2:DescribeRegions`).
