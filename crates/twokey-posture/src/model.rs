@@ -204,3 +204,13 @@ impl<'a> For<'a> {
         )
     }
 }
+
+/// Up to `n` items joined with "; ", then how many more (a finding's
+/// message stays readable; its evidence keeps the full list).
+pub fn first(items: &[String], n: usize) -> String {
+    let mut s = items.iter().take(n).cloned().collect::<Vec<_>>().join("; ");
+    if items.len() > n {
+        s.push_str(&format!("; and {} more", items.len() - n));
+    }
+    s
+}

@@ -503,7 +503,9 @@ async fn scans_a_seeded_organisation_through_the_binary() {
         "--save-facts",
         saved.to_str().expect("path"),
     ]);
+    let started = std::time::Instant::now();
     let (code, out, err) = posture(&args);
+    eprintln!("scan of 4 accounts x 2 regions: {:?}", started.elapsed());
     assert_eq!(code, 3, "failing checks exit 3: {err}");
     let v: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
     let f = v["findings"].as_array().expect("findings").clone();

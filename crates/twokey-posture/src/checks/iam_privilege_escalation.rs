@@ -144,7 +144,7 @@ fn evaluate(facts: &Facts, _: &Settings) -> Vec<Finding> {
                     format!(
                         "policy {} allows privilege escalation: {}",
                         p.name,
-                        shown.join("; ")
+                        crate::model::first(&shown, 5)
                     )
                 };
                 at.decide(

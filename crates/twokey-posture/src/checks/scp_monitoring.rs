@@ -172,7 +172,7 @@ fn evaluate_check(facts: &Facts, _: &Settings) -> Vec<Finding> {
                     at.decide(
                         resource,
                         false,
-                        format!("in account {} the SCPs leave {} of the monitoring-disabling actions to an administrator: {}", a.id, free.len(), shown.join("; ")),
+                        format!("in account {} the SCPs leave {} of the monitoring-disabling actions to an administrator: {}", a.id, free.len(), crate::model::first(&shown, 5)),
                         json!({"allowed": shown, "levels": scps.iter().map(|l| &l.target).collect::<Vec<_>>()}),
                     )
                 }
