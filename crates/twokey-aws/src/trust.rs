@@ -78,7 +78,7 @@ fn strings(v: &Value) -> Vec<&str> {
 }
 
 /// IAM's action wildcards (`*`, `?`), case-insensitive.
-pub fn wildcard(pattern: &str, text: &str) -> bool {
+fn wildcard(pattern: &str, text: &str) -> bool {
     let p: Vec<char> = pattern.to_ascii_lowercase().chars().collect();
     let t: Vec<char> = text.to_ascii_lowercase().chars().collect();
     let (mut pi, mut ti, mut star, mut mark) = (0, 0, None, 0);
@@ -164,16 +164,16 @@ pub fn standing_trust(
             continue;
         }
         let how = if let Some(p) = s.get("Principal") {
-            aws_entries(p).into_iter().find_map(|e| {
-                match names(e, principal_arn, &principal_account) {
+            aws_entries(p)
+                .into_iter()
+                .find_map(|e| match names(e, principal_arn, &principal_account) {
                     Names::Directly(how) => Some(how),
                     _ => None,
-                }
-            })
+                })
         } else if let Some(np) = s.get("NotPrincipal") {
-            let excluded = aws_entries(np)
-                .into_iter()
-                .any(|e| names(e, principal_arn, &principal_account) != Names::Other);
+            let excluded = aws_entries(np).into_iter().any(|e| {
+                names(e, principal_arn, &principal_account) != Names::Other
+            });
             (!excluded).then_some("every principal not in its NotPrincipal")
         } else {
             None
@@ -291,15 +291,11 @@ mod tests {
                 "{t}"
             );
         }
-        let t = doc(
-            json!({"Effect": "Allow", "Principal": {"AWS": ALICE}, "NotAction": "sts:TagSession"}),
-        );
+        let t = doc(json!({"Effect": "Allow", "Principal": {"AWS": ALICE}, "NotAction": "sts:TagSession"}));
         assert!(standing_trust(&t, "111122223333", ALICE)
             .expect("parses")
             .is_some());
-        let other = doc(
-            json!({"Effect": "Allow", "Principal": {"AWS": ALICE}, "Action": "sts:TagSession"}),
-        );
+        let other = doc(json!({"Effect": "Allow", "Principal": {"AWS": ALICE}, "Action": "sts:TagSession"}));
         assert_eq!(standing_trust(&other, "111122223333", ALICE), Ok(None));
         assert_eq!(admits(&other, ALICE), Ok(false));
     }

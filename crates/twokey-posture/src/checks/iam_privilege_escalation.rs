@@ -8,7 +8,7 @@
 //! (the check errs towards reporting).
 
 use serde_json::{json, Value};
-use twokey_aws::trust::wildcard;
+use twokey_iam::pattern::glob;
 
 use super::per_iam;
 use crate::facts::Facts;
@@ -95,9 +95,9 @@ fn statements(doc: &Value) -> Vec<&Value> {
 /// Whether statement `s` names `action` (through `Action` or `NotAction`).
 fn names(s: &Value, action: &str) -> bool {
     if let Some(a) = s.get("Action") {
-        strings(a).iter().any(|p| wildcard(p, action))
+        strings(a).iter().any(|p| glob(p, action, true))
     } else if let Some(a) = s.get("NotAction") {
-        !strings(a).iter().any(|p| wildcard(p, action))
+        !strings(a).iter().any(|p| glob(p, action, true))
     } else {
         false
     }

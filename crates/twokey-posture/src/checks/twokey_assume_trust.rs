@@ -6,7 +6,8 @@
 
 use serde_json::{json, Value};
 use twokey_aws::client::Arn;
-use twokey_aws::trust::{standing_trust, wildcard};
+use twokey_aws::trust::standing_trust;
+use twokey_iam::pattern::glob;
 
 use crate::facts::{AssumeTarget, Collected, Facts};
 use crate::model::{Check, Finding, For, Remediation, Severity};
@@ -42,7 +43,7 @@ fn without_source_identity(trust: &Value) -> Vec<usize> {
                 Value::Array(a) => a.iter().filter_map(Value::as_str).collect(),
                 _ => vec![],
             };
-            s["Effect"] == "Allow" && actions.iter().any(|a| wildcard(a, "sts:AssumeRole"))
+            s["Effect"] == "Allow" && actions.iter().any(|a| glob(a, "sts:AssumeRole", true))
         })
         .filter(|(_, s)| {
             let keyed = s["Condition"].as_object().is_some_and(|ops| {
