@@ -9,7 +9,7 @@ use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 use ipnet::IpNet;
 
 use crate::context::{Context, Lookup};
-use crate::pattern::{arn_like, glob, substitute, Substituted};
+use crate::pattern::{arn_like, glob, literal, substitute, Substituted};
 
 /// The base operators.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -204,6 +204,15 @@ impl From<bool> for Truth {
     }
 }
 
+/// Operators that expand `*` and `?` in their values.
+fn wildcards(base: Base) -> bool {
+    use Base::*;
+    matches!(
+        base,
+        StringLike | StringNotLike | ArnEquals | ArnNotEquals | ArnLike | ArnNotLike
+    )
+}
+
 /// Evaluates `op key values` against `ctx`.
 pub fn evaluate(op: Operator, key: &str, values: &[String], ctx: &Context) -> Truth {
     let found = match ctx.lookup(key) {
@@ -232,7 +241,8 @@ pub fn evaluate(op: Operator, key: &str, values: &[String], ctx: &Context) -> Tr
             continue;
         }
         match substitute(v, ctx) {
-            Substituted::Text(t) => pats.push(t),
+            Substituted::Text(t) if wildcards(op.base) => pats.push(t),
+            Substituted::Text(t) => pats.push(literal(&t)),
             Substituted::Missing => {}
             Substituted::Unknown(_) => return Truth::Unknown,
         }

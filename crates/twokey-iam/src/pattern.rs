@@ -3,12 +3,28 @@
 
 use crate::context::{Context, Lookup};
 
+/// `${*}` after substitution: a literal `*` that [`glob`] does not expand.
+pub const LITERAL_STAR: char = '\u{E000}';
+/// `${?}` after substitution: a literal `?`.
+pub const LITERAL_QUESTION: char = '\u{E001}';
+
+/// A substituted pattern with its escaped wildcards back as plain
+/// characters (for the operators that do not expand wildcards).
+pub fn literal(s: &str) -> String {
+    s.replace(LITERAL_STAR, "*").replace(LITERAL_QUESTION, "?")
+}
+
 /// Whether `text` matches `pattern`, where `*` is any run of characters and
 /// `?` any one character. `fold` compares ASCII case-insensitively (actions).
 pub fn glob(pattern: &str, text: &str, fold: bool) -> bool {
     let p: Vec<char> = pattern.chars().collect();
     let t: Vec<char> = text.chars().collect();
     let eq = |a: char, b: char| {
+        let a = match a {
+            LITERAL_STAR => '*',
+            LITERAL_QUESTION => '?',
+            a => a,
+        };
         if fold {
             a.eq_ignore_ascii_case(&b)
         } else {
@@ -82,8 +98,8 @@ pub fn substitute(pattern: &str, ctx: &Context) -> Substituted {
         let inner = &after[..end];
         rest = &after[end + 1..];
         match inner {
-            "*" => out.push('*'),
-            "?" => out.push('?'),
+            "*" => out.push(LITERAL_STAR),
+            "?" => out.push(LITERAL_QUESTION),
             "$" => out.push('$'),
             _ => {
                 let (key, default) = split_default(inner);
@@ -142,5 +158,23 @@ mod tests {
         ));
         assert!(arn_like("arn:aws:iam::*:role/x", "arn:aws:iam::1:role/x"));
         assert!(arn_like("*", "anything"));
+    }
+}
+#[cfg(test)]
+mod escape_tests {
+    use super::*;
+    #[test]
+    fn escapes_are_literal() {
+        let ctx = Context::new();
+        let s = substitute("a/${*}l${?}${$}", &ctx);
+        let Substituted::Text(t) = s else {
+            panic!("{s:?}")
+        };
+        assert!(glob(&t, "a/*l?$", false), "{t:?}");
+        assert!(!glob(&t, "a/xlx$", false), "{t:?}");
+        assert!(arn_like(
+            &format!("arn:aws:s3:::{t}"),
+            "arn:aws:s3:::a/*l?$"
+        ));
     }
 }

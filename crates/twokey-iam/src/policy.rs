@@ -59,7 +59,7 @@ struct RawPolicy {
     #[serde(rename = "Id")]
     id: Option<String>,
     #[serde(rename = "Statement")]
-    statement: OneOrMany<RawStatement>,
+    statement: Value,
 }
 
 #[derive(Debug, Deserialize)]
@@ -192,12 +192,33 @@ impl Policy {
     }
 
     fn from_raw(policy: &str, raw: RawPolicy) -> Result<Policy, PolicyError> {
-        let statements = raw
-            .statement
-            .into_vec()
-            .into_iter()
+        // Each statement on its own, so an error's path names its index.
+        let list = match raw.statement {
+            Value::Array(a) => a,
+            Value::Object(o) => vec![Value::Object(o)],
+            _ => {
+                return Err(PolicyError {
+                    policy: policy.into(),
+                    at: "Statement".into(),
+                    message: "must be an object or a list of objects".into(),
+                })
+            }
+        };
+        let statements = list
+            .iter()
             .enumerate()
-            .map(|(i, s)| Statement::from_raw(policy, i, s))
+            .map(|(i, v)| {
+                let raw: RawStatement =
+                    serde_path_to_error::deserialize(v).map_err(|e| PolicyError {
+                        policy: policy.to_string(),
+                        at: match e.path().to_string().as_str() {
+                            "." => format!("Statement[{i}]"),
+                            path => format!("Statement[{i}].{path}"),
+                        },
+                        message: e.inner().to_string(),
+                    })?;
+                Statement::from_raw(policy, i, raw)
+            })
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Policy {
             version: raw.version,

@@ -119,6 +119,9 @@ enum Cmd {
     /// Root secrets under split custody: seal, request, release, open.
     #[command(subcommand)]
     Custody(crate::custody::CustodyCmd),
+    /// Whether the guard rails around two-person control stand (AWS).
+    #[command(subcommand)]
+    Posture(crate::posture::PostureCmd),
 }
 
 #[derive(Subcommand, Debug)]
@@ -196,6 +199,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
         Cmd::Guard(GuardCmd::Watch(args)) => {
             return twokey_guard::run_watch(&args, &mut std::io::stdout().lock())
         }
+        Cmd::Posture(cmd) => return crate::posture::run(cmd).await,
         Cmd::Policy(PolicyCmd::Check { file }) => return policy_check(&file, json_out),
         Cmd::Custody(cmd) => return crate::custody::run(cmd, &client, json_out).await,
         Cmd::Token(TokenCmd::Issue {

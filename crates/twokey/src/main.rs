@@ -5,6 +5,7 @@ mod cli;
 mod client;
 mod custody;
 mod login;
+mod posture;
 mod serve;
 
 use clap::Parser;

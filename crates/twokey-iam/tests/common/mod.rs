@@ -4,6 +4,8 @@
 //! package `scripts/setup-iam-oracle.sh` installs in TWOKEY_IAM_ORACLE).
 #![allow(dead_code)]
 
+pub mod corpus;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};

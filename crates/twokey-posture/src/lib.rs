@@ -1,0 +1,56 @@
+//! twokey posture: whether the guard rails around two-person control stand in
+//! an AWS organisation.
+//!
+//! - [`model`]: a [`Check`] (id, title, severity, Prowler ids, why it
+//!   matters, remediation) and the [`Finding`] it gives per resource;
+//! - [`facts`]: what a scan collected, as serde structs: the only input of
+//!   the checks, so they are pure and tested without AWS;
+//! - [`checks`]: one module per check; [`Registry::builtin`] lists them;
+//! - [`output`]: terminal table, JSON, SARIF 2.1.0, OCSF 1.5 Compliance Finding;
+//! - [`collect`]: the facts from AWS, on the official SDK (organisation,
+//!   member accounts through an assumed role, regions, bounded concurrency);
+//! - [`cli`]: `twokey posture aws`.
+//!
+//! ```
+//! use twokey_posture::{facts::Facts, Registry, Settings};
+//! let findings = Registry::builtin().evaluate(&Facts::default(), &Settings::default());
+//! assert!(findings.is_empty()); // no accounts, nothing to judge
+//! ```
+
+pub mod checks;
+pub mod cli;
+pub mod collect;
+pub mod facts;
+pub mod model;
+pub mod output;
+pub mod registry;
+
+pub use model::{Check, Finding, Remediation, Severity, Status};
+pub use registry::Registry;
+
+/// Thresholds and names the checks read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    /// Least Object Lock default retention of a trail bucket, in days.
+    pub object_lock_min_days: u32,
+    /// Least Vault Lock minimum retention, in days.
+    pub backup_min_retention_days: u32,
+    /// Also judge Backup vaults that hold no recovery points.
+    pub backup_include_empty_vaults: bool,
+    /// A credential not used for more days than this fails.
+    pub unused_days: u32,
+    /// The log-archive account: trail buckets must be there; not a workload.
+    pub log_archive_account: Option<String>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            object_lock_min_days: 365,
+            backup_min_retention_days: 35,
+            backup_include_empty_vaults: false,
+            unused_days: 90,
+            log_archive_account: None,
+        }
+    }
+}
