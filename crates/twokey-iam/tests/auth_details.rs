@@ -4,38 +4,7 @@
 
 use twokey_iam::{evaluate, AuthDetails, AuthDetailsError, Decision, Request};
 
-const DETAILS: &str = r#"{
-  "UserDetailList": [
-    {"UserName": "alice", "Arn": "arn:aws:iam::111122223333:user/alice",
-     "UserPolicyList": [{"PolicyName": "assume-admin", "PolicyDocument":
-        "%7B%22Version%22%3A%222012-10-17%22%2C%22Statement%22%3A%7B%22Effect%22%3A%22Allow%22%2C%22Action%22%3A%22sts%3AAssumeRole%22%2C%22Resource%22%3A%22arn%3Aaws%3Aiam%3A%3A111122223333%3Arole%2Fadmin%22%7D%7D"}],
-     "GroupList": ["eng"], "AttachedManagedPolicies": [],
-     "Tags": [{"Key": "team", "Value": "red"}]},
-    {"UserName": "bob", "Arn": "arn:aws:iam::111122223333:user/bob",
-     "GroupList": ["eng"], "AttachedManagedPolicies": [],
-     "PermissionsBoundary": {"PermissionsBoundaryType": "Policy", "PermissionsBoundaryArn": "arn:aws:iam::111122223333:policy/ec2-only"}}
-  ],
-  "GroupDetailList": [
-    {"GroupName": "eng", "GroupPolicyList": [],
-     "AttachedManagedPolicies": [{"PolicyName": "ReadLogs", "PolicyArn": "arn:aws:iam::111122223333:policy/read-logs"}]}
-  ],
-  "RoleDetailList": [
-    {"RoleName": "admin", "Arn": "arn:aws:iam::111122223333:role/admin",
-     "AssumeRolePolicyDocument": {"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
-        "Principal": {"AWS": "arn:aws:iam::111122223333:root"}, "Action": "sts:AssumeRole"}]},
-     "RolePolicyList": [], "AttachedManagedPolicies": [{"PolicyName": "AdministratorAccess", "PolicyArn": "arn:aws:iam::aws:policy/AdministratorAccess"}]}
-  ],
-  "Policies": [
-    {"PolicyName": "read-logs", "Arn": "arn:aws:iam::111122223333:policy/read-logs", "DefaultVersionId": "v2",
-     "PolicyVersionList": [
-       {"VersionId": "v1", "IsDefaultVersion": false, "Document": {"Version": "2012-10-17", "Statement": {"Effect": "Allow", "Action": "*", "Resource": "*"}}},
-       {"VersionId": "v2", "IsDefaultVersion": true, "Document": {"Version": "2012-10-17", "Statement": {"Effect": "Allow", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::logs/*", "Condition": {"StringEquals": {"aws:PrincipalTag/team": "red"}}}}}]},
-    {"PolicyName": "ec2-only", "Arn": "arn:aws:iam::111122223333:policy/ec2-only", "DefaultVersionId": "v1",
-     "PolicyVersionList": [{"VersionId": "v1", "IsDefaultVersion": true, "Document": {"Version": "2012-10-17", "Statement": {"Effect": "Allow", "Action": "ec2:*", "Resource": "*"}}}]},
-    {"PolicyName": "AdministratorAccess", "Arn": "arn:aws:iam::aws:policy/AdministratorAccess", "DefaultVersionId": "v1",
-     "PolicyVersionList": [{"VersionId": "v1", "IsDefaultVersion": true, "Document": {"Version": "2012-10-17", "Statement": {"Effect": "Allow", "Action": "*", "Resource": "*"}}}]}
-  ]
-}"#;
+const DETAILS: &str = include_str!("data/auth-details.json");
 
 fn can(who: &str, action: &str, resource: &str) -> Decision {
     let details = AuthDetails::parse(DETAILS).expect("details parse");
