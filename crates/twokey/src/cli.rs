@@ -116,6 +116,8 @@ enum Cmd {
     /// Sigma rules over CloudTrail: high-risk activity and calls outside two-person control.
     #[command(subcommand)]
     Guard(GuardCmd),
+    /// Can PRINCIPAL do ACTION on RESOURCE? (IAM evaluation over authorization details)
+    Can(crate::can::CanArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -193,6 +195,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
         Cmd::Guard(GuardCmd::Watch(args)) => {
             return twokey_guard::run_watch(&args, &mut std::io::stdout().lock())
         }
+        Cmd::Can(args) => return crate::can::run(&args, json_out),
         Cmd::Policy(PolicyCmd::Check { file }) => return policy_check(&file, json_out),
         Cmd::Token(TokenCmd::Issue {
             config,
