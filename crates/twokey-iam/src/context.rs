@@ -80,13 +80,20 @@ impl Context {
     }
 
     /// Marks a key as not known (`aws:SourceIp`), or every key under a
-    /// prefix when it ends in `/*` (`aws:RequestTag/*`).
+    /// prefix when it ends in `/*` (`aws:RequestTag/*`); a value set for it
+    /// is dropped.
     pub fn mark_unknown(&mut self, key: &str) -> &mut Self {
         let k = key.to_ascii_lowercase();
         match k.strip_suffix('*') {
-            Some(prefix) => self.unknown_prefixes.insert(prefix.to_string()),
-            None => self.unknown.insert(k),
-        };
+            Some(prefix) => {
+                self.values.retain(|v, _| !v.starts_with(prefix));
+                self.unknown_prefixes.insert(prefix.to_string());
+            }
+            None => {
+                self.values.remove(&k);
+                self.unknown.insert(k);
+            }
+        }
         self
     }
 

@@ -30,6 +30,7 @@
 //! ```
 #![warn(missing_docs)]
 
+pub mod auth_details;
 pub mod condition;
 pub mod context;
 pub mod decision;
@@ -38,6 +39,7 @@ pub mod pattern;
 pub mod policy;
 pub mod principal;
 
+pub use auth_details::{AuthDetails, AuthDetailsError};
 pub use context::{Context, ContextValue, Request};
 pub use decision::{Decision, Formula, Gap, PolicyKind, Requirement, StatementRef};
 pub use eval::{evaluate_request as evaluate, NamedPolicy, OrgLevel, Policies};

@@ -122,6 +122,8 @@ enum Cmd {
     /// Whether the guard rails around two-person control stand (AWS).
     #[command(subcommand)]
     Posture(crate::posture::PostureCmd),
+    /// Can PRINCIPAL do ACTION on RESOURCE? (IAM evaluation over authorization details)
+    Can(crate::can::CanArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -200,6 +202,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             return twokey_guard::run_watch(&args, &mut std::io::stdout().lock())
         }
         Cmd::Posture(cmd) => return crate::posture::run(cmd).await,
+        Cmd::Can(args) => return crate::can::run(&args, json_out),
         Cmd::Policy(PolicyCmd::Check { file }) => return policy_check(&file, json_out),
         Cmd::Custody(cmd) => return crate::custody::run(cmd, &client, json_out).await,
         Cmd::Token(TokenCmd::Issue {

@@ -1,6 +1,7 @@
 //! The `twokey` binary: argument parsing and wiring, nothing else.
 
 mod audit;
+mod can;
 mod cli;
 mod client;
 mod custody;
