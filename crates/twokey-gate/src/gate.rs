@@ -9,6 +9,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use axum::http::{HeaderMap, StatusCode};
 use serde_json::json;
+use sha2::{Digest, Sha256};
 use twokey_core::{Event as LedgerEvent, Millis};
 
 use crate::config::{select, GateConfig, Project, Tool, SELECTION_FILE};
@@ -1545,6 +1546,47 @@ impl Gate {
 /// `202 Accepted` (GitHub gives up after 10 s; the work goes on regardless).
 const ANSWER_WITHIN: Duration = Duration::from_secs(8);
 
+/// The webhook's answer: a success as plain text, every error as RFC 9457
+/// problem details (`application/problem+json`) like the rest of the API. A
+/// server-side failure says only "internal error" with a correlation id that
+/// the log line carrying its cause also has (no database text reaches the
+/// client).
+fn answer((status, text): (StatusCode, String)) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    if !(status.is_client_error() || status.is_server_error()) {
+        return (status, text).into_response();
+    }
+    let (kind, detail) = if status.is_server_error() {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        let id = hex::encode(&Sha256::digest(format!("{nanos}{text}").as_bytes())[..8]);
+        tracing::error!(correlation_id = %id, status = status.as_u16(), error = %text, "gate webhook failed");
+        (
+            "internal",
+            format!(
+                "internal error: the delivery could not be finished (its evidence could not be written, or its work failed); \
+                 it stays unfinished, redeliver it (correlation id {id})"
+            ),
+        )
+    } else {
+        ("gate-refused", text)
+    };
+    let body = json!({
+        "type": format!("https://twokey.dev/problems/{kind}"),
+        "title": status.canonical_reason().unwrap_or("error"),
+        "status": status.as_u16(),
+        "detail": detail,
+    });
+    let mut resp = (status, axum::Json(body)).into_response();
+    resp.headers_mut().insert(
+        axum::http::header::CONTENT_TYPE,
+        axum::http::HeaderValue::from_static("application/problem+json"),
+    );
+    resp
+}
+
 /// The webhook route: `POST /v1/gate/github`.
 ///
 /// Each delivery is worked on in its own task, so a slow plan or apply is
@@ -1584,8 +1626,15 @@ pub fn router(gate: Arc<Gate>) -> axum::Router {
         }
     }
     let limit = gate.config.max_body_bytes;
+    async fn hook_answer(
+        state: State<Arc<Gate>>,
+        headers: HeaderMap,
+        body: Result<axum::body::Bytes, BytesRejection>,
+    ) -> axum::response::Response {
+        answer(hook(state, headers, body).await)
+    }
     axum::Router::new()
-        .route("/v1/gate/github", post(hook))
+        .route("/v1/gate/github", post(hook_answer))
         .layer(DefaultBodyLimit::max(limit))
         .with_state(gate)
 }

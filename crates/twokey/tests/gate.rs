@@ -129,7 +129,25 @@ impl Hook {
             .await
             .expect("deliver webhook");
         let status = res.status().as_u16();
-        (status, res.text().await.unwrap_or_default(), id.to_string())
+        let problem = res
+            .headers()
+            .get("content-type")
+            .is_some_and(|v| v.as_bytes().starts_with(b"application/problem+json"));
+        let text = res.text().await.unwrap_or_default();
+        assert_eq!(
+            problem,
+            status >= 400,
+            "errors, and only errors, are problem details: {status} {text}"
+        );
+        let text = if problem {
+            serde_json::from_str::<serde_json::Value>(&text)
+                .ok()
+                .and_then(|v| v["detail"].as_str().map(str::to_string))
+                .unwrap_or(text)
+        } else {
+            text
+        };
+        (status, text, id.to_string())
     }
 }
 
