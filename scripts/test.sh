@@ -104,7 +104,7 @@ set -e
 psql -h 127.0.0.1 -U postgres -d postgres -Atqc "SELECT datname FROM pg_database WHERE datname LIKE 'tk\_%'" 2>/dev/null |
   while read -r db; do psql -h 127.0.0.1 -U postgres -d postgres -qc "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)" >/dev/null 2>&1 || true; done
 
-passed=$(grep -Eo 'test result: [a-z]+\. [0-9]+ passed; [0-9]+ failed' "$CARGO_TARGET_DIR/test.log" | awk '{p+=$4; f+=$6} END {print p+0, f+0}')
+passed=$(grep -Eo 'test result: [A-Za-z]+\. [0-9]+ passed; [0-9]+ failed' "$CARGO_TARGET_DIR/test.log" | awk '{p+=$4; f+=$6} END {print p+0, f+0}')
 set -- $passed
 e2e_pass=$(cat "$CARGO_TARGET_DIR/e2e.log" "$CARGO_TARGET_DIR/e2e-replicas.log" | grep -Eo '^# pass [0-9]+' | awk '{s+=$3} END {print s+0}')
 e2e_fail=$(cat "$CARGO_TARGET_DIR/e2e.log" "$CARGO_TARGET_DIR/e2e-replicas.log" | grep -Eo '^# fail [0-9]+' | awk '{s+=$3} END {print s+0}')

@@ -778,7 +778,6 @@ async fn ledger(
     Auth(actor): Auth,
     Query(q): Query<LedgerQuery>,
 ) -> Result<Json<Vec<LedgerEntry>>, ApiError> {
-    require_read_all(&b, &actor, "the ledger")?;
     let from = q.from.unwrap_or(0);
     let limit = q.limit.unwrap_or(100);
     if from > MAX_INDEX || !(1..=1000).contains(&limit) {
@@ -786,5 +785,6 @@ async fn ledger(
             "from must be 0 to {MAX_INDEX} and limit 1 to 1000 (got from={from}, limit={limit})"
         )));
     }
+    require_read_all(&b, &actor, "the ledger")?;
     Ok(Json(b.store().ledger(from, i64::from(limit)).await?))
 }

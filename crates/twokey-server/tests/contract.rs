@@ -223,17 +223,13 @@ async fn every_error_is_problem_details_including_the_frameworks_own() {
             .await
             .expect("up");
         problem(r, 415, "no content type").await;
-        let big = format!(
-            "{{\"entitlement\":\"demo\",\"reason\":\"{}\"}}",
-            "x".repeat(2 * 1024 * 1024)
+        let (status, ctype, body) =
+            support::post_declaring(base, "/v1/requests", alice, 2 * 1024 * 1024).await;
+        assert_eq!(
+            (status, ctype.as_str()),
+            (413, "application/problem+json"),
+            "2 MiB body: {body}"
         );
-        let r = post("/v1/requests")
-            .header("content-type", "application/json")
-            .body(big)
-            .send()
-            .await
-            .expect("up");
-        problem(r, 413, "2 MiB body").await;
         // Optional bodies too.
         let r = post("/v1/requests/x/approve")
             .header("content-type", "application/json")

@@ -254,18 +254,12 @@ async fn reasons_comments_bodies_and_the_bearer_scheme_are_bounded() {
         assert_eq!(v["reviews"], json!([]), "{v}");
 
         // A body over the limit: 413 as problem details.
-        let big = json!({"entitlement": "demo", "reason": "z".repeat(2 * 1024 * 1024)});
-        let r = h
-            .http
-            .post(format!("{}/v1/requests", h.base))
-            .bearer_auth(&h.tokens["alice"])
-            .json(&big)
-            .send()
-            .await
-            .expect("up");
-        assert_eq!(r.status().as_u16(), 413);
-        assert_eq!(r.headers()["content-type"], "application/problem+json");
-        let v: serde_json::Value = r.json().await.expect("problem json");
+        let (status, ctype, body) =
+            support::post_declaring(&h.base, "/v1/requests", &h.tokens["alice"], 2 * 1024 * 1024)
+                .await;
+        assert_eq!(status, 413, "{body}");
+        assert_eq!(ctype, "application/problem+json");
+        let v: serde_json::Value = serde_json::from_str(&body).expect("problem json");
         assert_eq!(v["status"], 413, "{v}");
 
         for scheme in ["Bearer", "bearer", "BEARER", "bEaReR"] {

@@ -293,3 +293,48 @@ pub async fn urls(prefix: &str) -> (tempfile::TempDir, Vec<String>) {
     let urls = twokey_store::testing::both(dir.path(), prefix).await;
     (dir, urls)
 }
+
+/// `POST path` declaring a `Content-Length` of `declared` bytes but sending
+/// none of them, over a raw connection: the server must refuse the body from
+/// its length alone. (Sending a real oversized body races the server's
+/// early answer: it closes with unread data, the client sees a reset.)
+/// Returns the status, the content type and the response body.
+#[allow(dead_code)]
+pub async fn post_declaring(
+    base: &str,
+    path: &str,
+    token: &str,
+    declared: usize,
+) -> (u16, String, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = base.trim_start_matches("http://");
+    let mut s = tokio::net::TcpStream::connect(addr)
+        .await
+        .expect("connect to the server");
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\n\
+         Content-Type: application/json\r\nContent-Length: {declared}\r\nConnection: close\r\n\r\n"
+    );
+    s.write_all(head.as_bytes()).await.expect("send the head");
+    let mut buf = Vec::new();
+    tokio::time::timeout(std::time::Duration::from_secs(10), s.read_to_end(&mut buf))
+        .await
+        .expect("the server answers without waiting for the body")
+        .expect("read the answer");
+    let text = String::from_utf8_lossy(&buf).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((text.as_str(), ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let ctype = head
+        .lines()
+        .find_map(|l| {
+            l.split_once(':')
+                .filter(|(k, _)| k.eq_ignore_ascii_case("content-type"))
+                .map(|(_, v)| v.trim().to_string())
+        })
+        .unwrap_or_default();
+    (status, ctype, body.to_string())
+}
