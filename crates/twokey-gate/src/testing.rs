@@ -747,3 +747,46 @@ impl Checkout for StandIn {
         Ok(())
     }
 }
+
+/// Posts one webhook delivery to the gate the way GitHub does (event,
+/// delivery id and `X-Hub-Signature-256` headers) and reads the answer: the
+/// status and its text, which for an error is the problem's `detail`.
+/// Panics if an error answer is not problem details, or a success is: the
+/// gate's contract.
+pub async fn deliver(
+    http: &reqwest::Client,
+    url: &str,
+    event: &str,
+    id: &str,
+    signature: &str,
+    body: &[u8],
+) -> Result<(u16, String), reqwest::Error> {
+    let res = http
+        .post(url)
+        .header("X-GitHub-Event", event)
+        .header("X-GitHub-Delivery", id)
+        .header("X-Hub-Signature-256", signature)
+        .header("Content-Type", "application/json")
+        .body(body.to_vec())
+        .send()
+        .await?;
+    let status = res.status().as_u16();
+    let problem = res
+        .headers()
+        .get("content-type")
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/problem+json"));
+    let text = res.text().await?;
+    assert_eq!(
+        problem,
+        status >= 400,
+        "errors, and only errors, are problem details: {status} {text}"
+    );
+    if !problem {
+        return Ok((status, text));
+    }
+    let detail = serde_json::from_str::<Value>(&text)
+        .ok()
+        .and_then(|v| v["detail"].as_str().map(str::to_string))
+        .unwrap_or(text);
+    Ok((status, detail))
+}

@@ -71,36 +71,16 @@ async fn ledger_up(store: &Store) {
 }
 
 async fn send(url: &str, id: &str, event: &str, body: &[u8]) -> (u16, String) {
-    let res = reqwest::Client::new()
-        .post(url)
-        .header("X-GitHub-Event", event)
-        .header("X-GitHub-Delivery", id)
-        .header("X-Hub-Signature-256", sign(SECRET, body))
-        .header("Content-Type", "application/json")
-        .body(body.to_vec())
-        .send()
-        .await
-        .expect("send");
-    let status = res.status().as_u16();
-    let problem = res
-        .headers()
-        .get("content-type")
-        .is_some_and(|v| v.as_bytes().starts_with(b"application/problem+json"));
-    let text = res.text().await.unwrap_or_default();
-    assert_eq!(
-        problem,
-        status >= 400,
-        "errors, and only errors, are problem details: {status} {text}"
-    );
-    let text = if problem {
-        serde_json::from_str::<serde_json::Value>(&text)
-            .ok()
-            .and_then(|v| v["detail"].as_str().map(str::to_string))
-            .unwrap_or(text)
-    } else {
-        text
-    };
-    (status, text)
+    twokey_gate::testing::deliver(
+        &reqwest::Client::new(),
+        url,
+        event,
+        id,
+        &sign(SECRET, body),
+        body,
+    )
+    .await
+    .expect("send")
 }
 
 fn tf(state: &Path) -> String {

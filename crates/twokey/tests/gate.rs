@@ -117,36 +117,10 @@ impl Hook {
         body: &[u8],
         sig: &str,
     ) -> (u16, String, String) {
-        let res = self
-            .http
-            .post(&self.url)
-            .header("X-GitHub-Event", event)
-            .header("X-GitHub-Delivery", id)
-            .header("X-Hub-Signature-256", sig)
-            .header("Content-Type", "application/json")
-            .body(body.to_vec())
-            .send()
-            .await
-            .expect("deliver webhook");
-        let status = res.status().as_u16();
-        let problem = res
-            .headers()
-            .get("content-type")
-            .is_some_and(|v| v.as_bytes().starts_with(b"application/problem+json"));
-        let text = res.text().await.unwrap_or_default();
-        assert_eq!(
-            problem,
-            status >= 400,
-            "errors, and only errors, are problem details: {status} {text}"
-        );
-        let text = if problem {
-            serde_json::from_str::<serde_json::Value>(&text)
-                .ok()
-                .and_then(|v| v["detail"].as_str().map(str::to_string))
-                .unwrap_or(text)
-        } else {
-            text
-        };
+        let (status, text) =
+            twokey_gate::testing::deliver(&self.http, &self.url, event, id, sig, body)
+                .await
+                .expect("deliver webhook");
         (status, text, id.to_string())
     }
 }
