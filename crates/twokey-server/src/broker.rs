@@ -773,15 +773,21 @@ impl Broker {
                             Err(StoreError::Conflict) => {}
                             Err(e) => {
                                 // The grant is applied but could not be recorded:
-                                // take it back (fail closed) and retry later.
-                                let _ = provider.revoke(&spec).await;
+                                // take it back (fail closed) and retry later. If
+                                // the take-back fails too, the access stays under
+                                // this still-approved request (the reconciler
+                                // counts it as covered) until the retry records
+                                // it; the failure says so and alerts.
+                                let mut msg = format!("could not record activation: {e}");
+                                if let Err(re) = provider.revoke(&spec).await {
+                                    tracing::error!(request = %req.id, error = %re.message, "taking back an unrecorded grant failed");
+                                    msg.push_str(&format!(
+                                        "; taking the grant back failed too ({}): it stays applied until a retry records it",
+                                        re.message
+                                    ));
+                                }
                                 return self
-                                    .fail(
-                                        &req,
-                                        attempts,
-                                        &format!("could not record activation: {e}"),
-                                        "grant.apply_failed",
-                                    )
+                                    .fail_alerting(&req, attempts, &msg, "grant.apply_failed", true)
                                     .await;
                             }
                         }
@@ -949,7 +955,10 @@ impl Broker {
                     let id = req.id.clone();
                     if let Err(e) = me.process(req, attempts).await {
                         tracing::warn!(request = %id, error = %e, "scheduled work failed");
-                        let _ = me
+                        // Handing the lease back early is an optimisation: if
+                        // it fails, the lease lapses and the work is claimed
+                        // again then. Never silent.
+                        if let Err(re) = me
                             .store
                             .release_failed(
                                 &id,
@@ -957,7 +966,10 @@ impl Broker {
                                 me.now() + me.opts.base_backoff_ms,
                                 &e.to_string(),
                             )
-                            .await;
+                            .await
+                        {
+                            tracing::error!(request = %id, error = %re, "could not hand back the lease after a failure; it will lapse");
+                        }
                     }
                 });
                 if set.len() >= 16 {
