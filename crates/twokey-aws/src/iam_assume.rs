@@ -131,6 +131,8 @@ pub struct AssumeConfig {
     pub role_arn: String,
     /// The target role's name.
     pub role_name: String,
+    /// The target role's account.
+    pub role_account: String,
     /// Identity name → (principal ARN, principal).
     pub principals: BTreeMap<String, (String, Principal)>,
     /// How standing trust is excluded, when the entitlement says so.
@@ -203,6 +205,7 @@ impl AssumeConfig {
         Ok(Self {
             role_arn: raw.role_arn,
             role_name: role.name,
+            role_account: role.account,
             principals,
             trust: raw.trust,
             connection: raw.connection,
@@ -585,24 +588,11 @@ impl AssumeRoleProvider {
     /// Refuses a trust policy that would admit `arn` without the grant, or
     /// that does not admit it at all (see [`crate::trust`]).
     fn verify_trust(&self, trust: &str, who: &str, arn: &str) -> Result<(), ProviderError> {
-        let role_account = Arn::parse(&self.config.role_arn)
-            .map(|a| a.account)
-            .unwrap_or_default();
-        let bad = |e: crate::trust::BadTrust| {
-            ProviderError::permanent(format!(
-                "{KIND}: cannot read the trust policy of {}: {e}",
-                self.role_what()
-            ))
-        };
-        if let Some(f) = crate::trust::standing_trust(trust, &role_account, arn).map_err(bad)? {
-            return Err(ProviderError::permanent(format!(
-                "{KIND}: refused: the trust policy of {} lets {who:?} ({arn}) assume it \
-                 without any twokey grant: {f}, and in the same account that alone is enough \
-                 (standing access). Name the account instead (\"arn:aws:iam::{role_account}:root\")",
-                self.role_what()
-            )));
+        if let Some(why) = self.standing(trust, who, arn)? {
+            return Err(ProviderError::permanent(why));
         }
-        if !crate::trust::admits(trust, arn).map_err(bad)? {
+        let role_account = &self.config.role_account;
+        if !crate::trust::admits(trust, role_account, arn).map_err(|e| self.bad_trust(e))? {
             return Err(ProviderError::permanent(format!(
                 "{KIND}: the trust policy of {} admits neither {arn} nor its account for \
                  sts:AssumeRole: {who:?} could not use the grant",
@@ -610,6 +600,28 @@ impl AssumeRoleProvider {
             )));
         }
         Ok(())
+    }
+
+    fn bad_trust(&self, e: crate::trust::BadTrust) -> ProviderError {
+        ProviderError::permanent(format!(
+            "{KIND}: cannot read the trust policy of {}: {e}",
+            self.role_what()
+        ))
+    }
+
+    /// Why the trust lets `who` in without any grant, if it does.
+    fn standing(&self, trust: &str, who: &str, arn: &str) -> Result<Option<String>, ProviderError> {
+        let role_account = &self.config.role_account;
+        let found = crate::trust::standing_trust(trust, role_account, arn)
+            .map_err(|e| self.bad_trust(e))?;
+        Ok(found.map(|f| {
+            format!(
+                "{KIND}: refused: the trust policy of {} lets {who:?} ({arn}) assume it \
+                 without any twokey grant: {f}, and in the same account that alone is enough \
+                 (standing access). Name the account instead (\"arn:aws:iam::{role_account}:root\")",
+                self.role_what()
+            )
+        }))
     }
 
     /// The current per-person revoke times on the target role.
@@ -763,11 +775,7 @@ impl Reconcile for AssumeRoleProvider {
         let trust = self.role_trust().await?;
         let mut out = Vec::new();
         for (who, (arn, _)) in &self.config.principals {
-            if let Err(e) = self.verify_trust(&trust, who, arn) {
-                if e.message.contains("standing access") {
-                    out.push(e.message);
-                }
-            }
+            out.extend(self.standing(&trust, who, arn)?);
         }
         Ok(out)
     }

@@ -122,19 +122,12 @@ pub fn standing_trust(
     }))
 }
 
-/// Whether the trust lets the principal in once an identity policy allows
-/// (without it the grant could never work): the principal, its account or
-/// everyone named for `sts:AssumeRole`, and no deny that always applies.
-pub fn admits(trust_doc: &str, principal_arn: &str) -> Result<bool, BadTrust> {
-    let account = Arn::parse(principal_arn)
-        .map(|a| a.account)
-        .unwrap_or_default();
-    // Cross account from the principal's view, so both policies must allow.
-    let role_account = if account == "000000000000" {
-        "000000000001"
-    } else {
-        "000000000000"
-    };
+/// Whether the trust lets the principal assume a role in `role_account` once
+/// an identity policy allows (without it the grant could never work): the
+/// principal, its account or everyone named for `sts:AssumeRole`, and no
+/// deny that always applies. A role's trust must allow in the same account
+/// too, so the answer does not depend on where the role is.
+pub fn admits(trust_doc: &str, role_account: &str, principal_arn: &str) -> Result<bool, BadTrust> {
     let grant = Policy::parse(
         "grant",
         r#"{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole", "Resource": "*"}]}"#,
@@ -195,7 +188,7 @@ mod tests {
         ] {
             let t = allow(p);
             assert_eq!(standing_trust(&t, "111122223333", ALICE), Ok(None));
-            assert_eq!(admits(&t, ALICE), Ok(true));
+            assert_eq!(admits(&t, "111122223333", ALICE), Ok(true));
         }
     }
 
@@ -243,7 +236,7 @@ mod tests {
             json!({"Effect": "Allow", "Principal": {"AWS": ALICE}, "Action": "sts:TagSession"}),
         );
         assert_eq!(standing_trust(&other, "111122223333", ALICE), Ok(None));
-        assert_eq!(admits(&other, ALICE), Ok(false));
+        assert_eq!(admits(&other, "111122223333", ALICE), Ok(false));
     }
 
     #[test]
@@ -254,7 +247,7 @@ mod tests {
             {"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}
         ]));
         assert_eq!(standing_trust(&t, "111122223333", ALICE), Ok(None));
-        assert_eq!(admits(&t, ALICE), Ok(false));
+        assert_eq!(admits(&t, "111122223333", ALICE), Ok(false));
     }
 
     #[test]

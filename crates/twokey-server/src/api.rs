@@ -628,11 +628,20 @@ async fn extend(
     Ok((StatusCode::CREATED, Json(view(&b, r).await?)).into_response())
 }
 
-/// A grant's one-time secret (such as a database password).
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
+/// A grant's one-time secret (such as a database password). Its `Debug`
+/// never prints the value.
+#[derive(Serialize, Deserialize, ToSchema)]
 pub struct SecretView {
     /// The secret; shown once.
     pub secret: String,
+}
+
+impl std::fmt::Debug for SecretView {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SecretView")
+            .field("secret", &"***")
+            .finish()
+    }
 }
 
 /// Shows the secret of the caller's own grant, once.
@@ -787,4 +796,19 @@ async fn ledger(
     }
     require_read_all(&b, &actor, "the ledger")?;
     Ok(Json(b.store().ledger(from, i64::from(limit)).await?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::SecretView;
+
+    #[test]
+    fn a_one_time_secret_never_prints_in_debug() {
+        let v = SecretView {
+            secret: "postgres://u:hunter2@db/x".into(),
+        };
+        let shown = format!("{v:?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("***"), "{shown}");
+    }
 }
