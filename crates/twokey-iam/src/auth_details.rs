@@ -61,6 +61,14 @@ struct Principal {
     permissions_boundary: Option<Boundary>,
     assume_role_policy_document: Option<Value>,
     tags: Vec<Tag>,
+    role_last_used: Option<LastUsed>,
+    create_date: Option<String>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(rename_all = "PascalCase", default)]
+struct LastUsed {
+    last_used_date: Option<String>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -111,6 +119,43 @@ struct Version {
     document: Value,
     version_id: String,
     is_default_version: bool,
+}
+
+/// Whether a principal is a user or a role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum EntityKind {
+    /// An IAM user.
+    User,
+    /// An IAM role.
+    Role,
+}
+
+/// One user or role of the file, as the graph needs it.
+#[derive(Debug, Clone)]
+pub struct Entity {
+    /// Its ARN.
+    pub arn: String,
+    /// User or role.
+    pub kind: EntityKind,
+    /// Its name.
+    pub name: String,
+    /// The managed policies attached to it or to its groups.
+    pub managed: Vec<String>,
+    /// The role's trust policy (roles only).
+    pub trust: Option<NamedPolicy>,
+    /// `RoleLastUsed.LastUsedDate` (roles; RFC 3339 as AWS writes it).
+    pub last_used: Option<String>,
+    /// `CreateDate`, as written.
+    pub created: Option<String>,
+    /// Its tags (`aws:PrincipalTag/...`).
+    pub tags: Vec<(String, String)>,
+}
+
+/// Inline policies twokey itself writes while a grant is active
+/// (`aws_iam_assume`'s `twokey-<request id>`): left out of a standing
+/// evaluation. Its deny (`twokey-revoked-sessions`) always stays.
+pub fn is_grant_policy(name: &str) -> bool {
+    name.starts_with("twokey-") && name != "twokey-revoked-sessions"
 }
 
 /// An account's authorization details, indexed.
@@ -175,6 +220,80 @@ impl AuthDetails {
             id: arn.into(),
             policy: Policy::from_value(arn, doc)?,
         })
+    }
+
+    /// Every user and role in the file, users first.
+    pub fn entities(&self) -> Result<Vec<Entity>, AuthDetailsError> {
+        let mut out = Vec::new();
+        for (kind, list) in [
+            (EntityKind::User, &self.raw.user_detail_list),
+            (EntityKind::Role, &self.raw.role_detail_list),
+        ] {
+            for p in list {
+                let name = p
+                    .user_name
+                    .clone()
+                    .or(p.role_name.clone())
+                    .unwrap_or_default();
+                let mut managed: Vec<String> = p
+                    .attached_managed_policies
+                    .iter()
+                    .map(|a| a.policy_arn.clone())
+                    .collect();
+                for g in self
+                    .raw
+                    .group_detail_list
+                    .iter()
+                    .filter(|g| p.group_list.contains(&g.group_name))
+                {
+                    managed.extend(g.attached_managed_policies.iter().map(|a| a.policy_arn.clone()));
+                }
+                let trust = match (&kind, &p.assume_role_policy_document) {
+                    (EntityKind::Role, Some(d)) => {
+                        let id = format!("{} trust policy", p.arn);
+                        Some(NamedPolicy {
+                            policy: Policy::from_value(&id, d)?,
+                            id,
+                        })
+                    }
+                    _ => None,
+                };
+                out.push(Entity {
+                    arn: p.arn.clone(),
+                    kind,
+                    name,
+                    managed,
+                    trust,
+                    last_used: p.role_last_used.as_ref().and_then(|l| l.last_used_date.clone()),
+                    created: p.create_date.clone(),
+                    tags: p.tags.iter().map(|t| (t.key.clone(), t.value.clone())).collect(),
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// The ARNs of the managed policies the file holds.
+    pub fn managed_policies(&self) -> impl Iterator<Item = &str> {
+        self.managed.keys().map(String::as_str)
+    }
+
+    /// The identity policies and permissions boundary of `principal`, and
+    /// the context its tags give; with `standing`, without the grant
+    /// policies twokey writes ([`is_grant_policy`]).
+    pub fn identity_of(
+        &self,
+        principal: &str,
+        standing: bool,
+    ) -> Result<(Policies, Context), AuthDetailsError> {
+        let (mut policies, ctx) = self.policies_for(principal, "iam:GetUser", "*")?;
+        if standing {
+            policies.identity.retain(|p| {
+                let inline = p.id.rsplit_once('/').map(|(_, n)| n);
+                !(inline.is_some_and(is_grant_policy) && !p.id.starts_with("arn:"))
+            });
+        }
+        Ok((policies, ctx))
     }
 
     /// The policies that apply to `principal` calling `action` on

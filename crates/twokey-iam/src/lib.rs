@@ -35,11 +35,12 @@ pub mod condition;
 pub mod context;
 pub mod decision;
 pub mod eval;
+pub mod graph;
 pub mod pattern;
 pub mod policy;
 pub mod principal;
 
-pub use auth_details::{AuthDetails, AuthDetailsError};
+pub use auth_details::{AuthDetails, AuthDetailsError, Entity, EntityKind};
 pub use context::{Context, ContextValue, Request};
 pub use decision::{Decision, Formula, Gap, PolicyKind, Requirement, StatementRef};
 pub use eval::{evaluate_request as evaluate, NamedPolicy, OrgLevel, Policies};
