@@ -139,9 +139,14 @@ pub struct Node {
     /// Managed policies attached to it (or its groups).
     pub managed: Vec<String>,
     trust: Option<NamedPolicy>,
-    tags: Vec<(String, String)>,
     /// Identity, boundary and SCPs (no resource policy).
     policies: Policies,
+    /// The request context it calls with (what the graph knows about it;
+    /// everything else unknown).
+    context: Context,
+    /// An administrator without limits: an unconditional `Allow * on *`,
+    /// no deny statement, no boundary, SCPs that deny nothing.
+    admin: bool,
 }
 
 /// One step of the graph: `from` can act as `to` (or, `empowered`, as `to`
@@ -354,14 +359,17 @@ impl Graph {
             for e in a.details.entities()? {
                 let (mut policies, _) = a.details.identity_of(&e.arn, true)?;
                 policies.scps = a.scps.clone();
+                let account = account_of(&e.arn).unwrap_or(&a.account).to_string();
+                let context = context(&e.arn, &account, e.kind, &e.tags, now);
                 nodes.push(Node {
-                    account: account_of(&e.arn).unwrap_or(&a.account).to_string(),
+                    admin: unlimited(&policies),
+                    account,
                     arn: e.arn,
                     kind: e.kind,
                     managed: e.managed,
                     trust: e.trust,
-                    tags: e.tags,
                     policies,
+                    context,
                 });
             }
         }
@@ -387,32 +395,6 @@ impl Graph {
         self.index.get(arn).copied()
     }
 
-    fn context(&self, who: &Node) -> Context {
-        let mut ctx = Context::new();
-        // Whatever the graph cannot know is unknown; what it knows is set.
-        ctx.mark_unknown("*");
-        ctx.set("aws:CurrentTime", aws_time(self.now));
-        ctx.set("aws:EpochTime", self.now.timestamp().to_string());
-        ctx.set("aws:PrincipalArn", who.arn.clone());
-        ctx.set("aws:PrincipalAccount", who.account.clone());
-        ctx.set("aws:PrincipalIsAWSService", "false");
-        match who.kind {
-            EntityKind::User => {
-                ctx.set("aws:PrincipalType", "User");
-                if let Some(name) = who.arn.rsplit('/').next() {
-                    ctx.set("aws:username", name);
-                }
-            }
-            EntityKind::Role => {
-                ctx.set("aws:PrincipalType", "AssumedRole");
-            }
-        }
-        for (k, v) in &who.tags {
-            ctx.set(&format!("aws:PrincipalTag/{k}"), v.clone());
-        }
-        ctx
-    }
-
     /// Decides `who` (empowered or not) calling `action` on `resource`,
     /// with the resource's policy if the graph has one (`trust` for roles).
     fn decide(
@@ -424,24 +406,27 @@ impl Graph {
         extra: &[(&str, &str)],
     ) -> Decision {
         let n = &self.nodes[who];
-        let mut ctx = self.context(n);
+        let mut ctx = n.context.clone();
         for (k, v) in extra {
             ctx.set(k, *v);
         }
         if let Some(acct) = account_of(resource) {
             ctx.set("aws:ResourceAccount", acct);
         }
+        let resource_policy = if action.to_ascii_lowercase().starts_with("sts:") {
+            self.node(resource).and_then(|t| self.nodes[t].trust.as_ref())
+        } else {
+            self.resource_policies.get(resource)
+        };
+        let req = Request::new(&n.arn, action, resource, self.now, ctx);
+        if !empowered && resource_policy.is_none() {
+            return evaluate_request(&req, &n.policies);
+        }
         let mut policies = n.policies.clone();
         if empowered {
             policies.identity.push(anything(&n.arn));
         }
-        policies.resource = if action.to_ascii_lowercase().starts_with("sts:") {
-            self.node(resource)
-                .and_then(|t| self.nodes[t].trust.clone())
-        } else {
-            self.resource_policies.get(resource).cloned()
-        };
-        let req = Request::new(&n.arn, action, resource, self.now, ctx);
+        policies.resource = resource_policy.cloned();
         evaluate_request(&req, &policies)
     }
 
@@ -539,23 +524,40 @@ impl Graph {
             let identity = &src.policies.identity;
             // sts:AssumeRole: candidates by what the trust policies name.
             let assume = filter(identity, "sts:AssumeRole");
+            // A trust naming the caller itself (or anyone) may grant without
+            // the identity policy; one naming its account only with it.
             let mut cands: Vec<usize> = trust.anyone.clone();
             if let Some(v) = trust.exact.get(&src.arn) {
                 cands.extend(v);
             }
-            if !matches!(assume, Filter::None) {
-                if let Some(v) = trust.account.get(&src.account) {
-                    cands.extend(v);
+            if let Some(v) = trust.account.get(&src.account) {
+                cands.extend(v.iter().filter(|t| assume.admits(&self.nodes[**t].arn)));
+            }
+            for (acct, v) in &trust.account {
+                if *acct != src.account {
+                    cands.extend(v.iter().filter(|t| assume.admits(&self.nodes[**t].arn)));
                 }
             }
             cands.sort_unstable();
             cands.dedup();
+            let mut scratch = src.policies.clone();
             for t in cands {
                 if t == s {
                     continue;
                 }
-                let d = self.decide(s, false, "sts:AssumeRole", &self.nodes[t].arn, &[]);
+                let dst = &self.nodes[t];
+                let mut ctx = src.context.clone();
+                if let Some(acct) = account_of(&dst.arn) {
+                    ctx.set("aws:ResourceAccount", acct);
+                }
+                scratch.resource = dst.trust.clone();
+                let req = Request::new(&src.arn, "sts:AssumeRole", &dst.arn, self.now, ctx);
+                let d = evaluate_request(&req, &scratch);
                 edges.extend(self.edge(s, t, false, EdgeKind::AssumeRole, &d));
+            }
+            if src.admin {
+                // It can already do what the others can (see `unlimited`).
+                continue;
             }
             // iam:PassRole to a compute service.
             let pass = filter(identity, "iam:PassRole");
@@ -642,6 +644,9 @@ impl Graph {
         let plain = edges.clone();
         let adjacency = adjacency(self.nodes.len(), &plain);
         for (s, src) in self.nodes.iter().enumerate() {
+            if src.admin {
+                continue;
+            }
             let identity = &src.policies.identity;
             let writes: Vec<(&str, Filter)> = [
                 "iam:PutRolePolicy",
@@ -899,6 +904,70 @@ impl Graph {
         ));
         out
     }
+}
+
+/// The context a principal calls with: what the graph knows (time, who it
+/// is, its tags); every other key unknown.
+fn context(
+    arn: &str,
+    account: &str,
+    kind: EntityKind,
+    tags: &[(String, String)],
+    now: DateTime<Utc>,
+) -> Context {
+    let mut ctx = Context::new();
+    ctx.mark_unknown("*");
+    ctx.set("aws:CurrentTime", aws_time(now));
+    ctx.set("aws:EpochTime", now.timestamp().to_string());
+    ctx.set("aws:PrincipalArn", arn);
+    ctx.set("aws:PrincipalAccount", account);
+    ctx.set("aws:PrincipalIsAWSService", "false");
+    match kind {
+        EntityKind::User => {
+            ctx.set("aws:PrincipalType", "User");
+            if let Some(name) = arn.rsplit('/').next() {
+                ctx.set("aws:username", name);
+            }
+        }
+        EntityKind::Role => {
+            ctx.set("aws:PrincipalType", "AssumedRole");
+        }
+    }
+    for (k, v) in tags {
+        ctx.set(&format!("aws:PrincipalTag/{k}"), v.clone());
+    }
+    ctx
+}
+
+/// Whether the policies make an administrator without limits: an
+/// unconditional `Allow` of `*` on `*`, no deny statement in any of them,
+/// no boundary, and SCP levels that each allow `*` and deny nothing. Such a
+/// principal can already do whatever a principal it could rewrite or take
+/// the credentials of can (short of a resource policy naming that other
+/// principal), so those edges are not computed from it.
+fn unlimited(p: &Policies) -> bool {
+    let star = |s: &crate::policy::Statement| {
+        s.effect == Effect::Allow
+            && s.conditions.is_empty()
+            && matches!(&s.action, Matcher::Is(a) if a.iter().any(|a| a == "*"))
+            && matches!(&s.resource, Some(Matcher::Is(r)) if r.iter().any(|r| r == "*"))
+    };
+    let no_deny = |list: &[NamedPolicy]| {
+        list.iter()
+            .all(|p| p.policy.statements.iter().all(|s| s.effect == Effect::Allow))
+    };
+    p.boundary.is_none()
+        && p.session.is_none()
+        && no_deny(&p.identity)
+        && p.identity
+            .iter()
+            .any(|n| n.policy.statements.iter().any(star))
+        && p.scps.iter().all(|l| {
+            no_deny(&l.policies)
+                && l.policies
+                    .iter()
+                    .any(|n| n.policy.statements.iter().any(star))
+        })
 }
 
 /// The allow statements and the formula of an allowing decision.
