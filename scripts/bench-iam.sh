@@ -30,7 +30,7 @@ cargo bench --workspace --bench graph --no-run -q 2>/dev/null || cargo bench --w
 bench_bin=$(ls -t "$CARGO_TARGET_DIR"/release/deps/graph-* | grep -v '\.d$' | head -1)
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-printf '%-7s %-9s %10s %10s %10s %9s %10s %10s\n' roles engine load_s graph_s answer_s edges holders peak_MB
+printf '%-7s %-9s %10s %10s %10s %9s %10s %10s %10s\n' roles engine load_s graph_s answer_s edges holders uncond peak_MB
 for n in $sizes; do
   policies=$(( n * 2 / 5 )); users=$(( n / 25 )); [ "$users" -lt 10 ] && users=10
   if [ "$n" = 5000 ]; then policies=2000; users=200; fi
@@ -41,7 +41,8 @@ for n in $sizes; do
 import json, sys
 n, ours, theirs, t = sys.argv[1], json.loads(sys.argv[2]), json.loads(sys.argv[3]), sys.argv[4]
 def row(name, r):
-    print(f"{n:<7} {name:<9} {r['load_s']:10.2f} {r['graph_s']:10.2f} {r['answer_s']:10.2f} {r['edges']:9d} {r['holders']:10d} {r['peak_rss_kb']/1024:10.0f}")
+    unc = r.get("unconditional", r["holders"])
+    print(f"{n:<7} {name:<9} {r['load_s']:10.2f} {r['graph_s']:10.2f} {r['answer_s']:10.2f} {r['edges']:9d} {r['holders']:10d} {unc:10d} {r['peak_rss_kb']/1024:10.0f}")
 row("twokey", ours)
 if theirs.get("timeout"):
     print(f"{n:<7} {'pmapper':<9} did not finish within {t} s")

@@ -74,6 +74,11 @@ pub fn main() {
     let holders: usize = answers.iter().map(|a| a.holders.len()).sum();
     let standing: usize = answers.iter().map(|a| a.standing().count()).sum();
     let clean = answers.iter().filter(|a| a.tpi_clean()).count();
+    // What an engine that drops conditional answers would count.
+    let unconditional: usize = answers
+        .iter()
+        .map(|a| a.holders.iter().filter(|h| !h.conditional()).count())
+        .sum();
     println!(
         "{}",
         serde_json::json!({
@@ -83,6 +88,7 @@ pub fn main() {
             "nodes": g.nodes.len(),
             "edges": g.edges.len(),
             "holders": holders,
+            "unconditional": unconditional,
             "standing": standing,
             "tpi_clean": clean,
             "risks": answers.len(),

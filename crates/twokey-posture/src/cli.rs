@@ -68,7 +68,32 @@ pub struct AwsArgs {
     /// Write the collected facts to this file (JSON).
     #[arg(long)]
     pub save_facts: Option<PathBuf>,
+    /// A high-risk action for `iam.standing_high_risk`, `service:Action` or
+    /// `service:Action=RESOURCE_ARN` (repeatable); replaces the defaults.
+    #[arg(long = "high-risk", value_name = "ACTION[=RESOURCE]", value_parser = parse_risk)]
+    pub high_risk: Vec<twokey_iam::graph::HighRisk>,
+    /// A principal twokey runs as (its gateway role), reported as such by
+    /// the IAM graph (repeatable; the policy's `assume_role_arn`s are added).
+    #[arg(long = "twokey-gateway", value_name = "ARN")]
+    pub twokey_gateway: Vec<String>,
+    /// Also ask GenerateServiceLastAccessedDetails for every role (slow).
+    #[arg(long)]
+    pub service_last_accessed: bool,
 }
+
+fn parse_risk(s: &str) -> Result<twokey_iam::graph::HighRisk, String> {
+    crate::checks::iam_standing_access::parse_risk(s)
+}
+
+/// The checks `twokey posture iam` runs.
+pub const IAM_CHECKS: &[&str] = &[
+    "iam.standing_high_risk",
+    "iam.unused_roles",
+    "iam.unused_credentials",
+    "iam.privilege_escalation",
+    "iam.workload_users",
+    "twokey.assume_trust",
+];
 
 fn parse_severity(s: &str) -> Result<Severity, String> {
     s.parse()
@@ -87,6 +112,7 @@ impl AwsArgs {
             backup_include_empty_vaults: self.include_empty_vaults,
             unused_days: self.unused_days,
             log_archive_account: self.log_archive_account.clone(),
+            high_risk: self.high_risk.clone(),
         })
     }
 
@@ -160,15 +186,26 @@ pub async fn run(args: &AwsArgs, out: &mut dyn Write) -> anyhow::Result<i32> {
                 .with_context(|| format!("{}: not posture facts", f.display()))?
         }
         None => {
+            let targets = match &args.policy {
+                Some(p) => policy_targets(p)?,
+                None => vec![],
+            };
+            let mut gateway = args.twokey_gateway.clone();
+            gateway.extend(
+                targets
+                    .iter()
+                    .filter_map(|t| t.connection.assume_role_arn.clone()),
+            );
+            gateway.sort();
+            gateway.dedup();
             let opts = Options {
                 connection: args.connection()?,
                 regions: args.regions.clone(),
                 member_role: args.member_role.clone(),
                 concurrency: args.concurrency,
-                targets: match &args.policy {
-                    Some(p) => policy_targets(p)?,
-                    None => vec![],
-                },
+                targets,
+                gateway,
+                service_last_accessed: args.service_last_accessed,
             };
             let tty = std::io::stderr().is_terminal();
             let progress: collect::Progress = Arc::new(move |account, done, total| {

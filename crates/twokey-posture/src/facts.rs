@@ -48,6 +48,10 @@ pub struct Facts {
     /// The `aws_iam_assume` targets of the twokey policy in force.
     #[serde(default)]
     pub twokey_targets: Vec<AssumeTarget>,
+    /// The principals twokey itself runs as (its gateway role, the roles
+    /// it assumes in target accounts).
+    #[serde(default)]
+    pub twokey_gateway: Vec<String>,
 }
 
 impl Facts {
@@ -145,6 +149,25 @@ pub struct Iam {
     /// Customer-managed policies (default version) and inline policies.
     #[serde(default)]
     pub policies: Vec<PolicyDocument>,
+    /// `GetAccountAuthorizationDetails` in the API's JSON shape (what
+    /// `twokey_iam::AuthDetails` reads): the graph of who can become whom.
+    /// `None` in facts recorded before it was collected.
+    #[serde(default)]
+    pub authorization: Collected<Option<serde_json::Value>>,
+    /// `GenerateServiceLastAccessedDetails` per role, when asked for
+    /// (`--service-last-accessed`); `None` when not collected.
+    #[serde(default)]
+    pub service_last_accessed: Option<Collected<Vec<ServiceAccess>>>,
+}
+
+/// The services a principal's policies grant and when it last used each
+/// (`GetServiceLastAccessedDetails`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceAccess {
+    /// The user or role.
+    pub arn: String,
+    /// Service namespace → last authenticated (Unix ms), `None` when never.
+    pub services: Vec<(String, Option<i64>)>,
 }
 
 /// The flags of `GetAccountSummary` the checks use.
@@ -229,6 +252,9 @@ pub struct Bucket {
     pub name: String,
     /// `GetObjectLockConfiguration`; `None` when Object Lock is not enabled.
     pub object_lock: Collected<Option<ObjectLock>>,
+    /// `GetBucketPolicy`; `None` when the bucket has none.
+    #[serde(default)]
+    pub policy: Collected<Option<String>>,
 }
 
 /// A bucket's Object Lock configuration.

@@ -41,6 +41,9 @@ pub struct Settings {
     pub unused_days: u32,
     /// The log-archive account: trail buckets must be there; not a workload.
     pub log_archive_account: Option<String>,
+    /// The high-risk actions `iam.standing_high_risk` answers; empty: its
+    /// defaults for the facts.
+    pub high_risk: Vec<twokey_iam::graph::HighRisk>,
 }
 
 impl Default for Settings {
@@ -51,6 +54,7 @@ impl Default for Settings {
             backup_include_empty_vaults: false,
             unused_days: 90,
             log_archive_account: None,
+            high_risk: vec![],
         }
     }
 }

@@ -25,6 +25,8 @@ impl Registry {
         r.add(checks::iam_workload_users::CHECK);
         r.add(checks::iam_unused_credentials::CHECK);
         r.add(checks::iam_privilege_escalation::CHECK);
+        r.add(checks::iam_standing_access::CHECK);
+        r.add(checks::iam_unused_roles::CHECK);
         r.add(checks::twokey_assume_trust::CHECK);
         r.add(checks::scp_monitoring::CHECK);
         r.add(checks::config_recorder::CHECK);

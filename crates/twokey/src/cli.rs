@@ -124,6 +124,8 @@ enum Cmd {
     Posture(crate::posture::PostureCmd),
     /// Can PRINCIPAL do ACTION on RESOURCE? (IAM evaluation over authorization details)
     Can(crate::can::CanArgs),
+    /// Who can do ACTION [on RESOURCE] without a twokey grant? (the paths)
+    WhoCan(crate::who_can::WhoCanArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -203,6 +205,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
         }
         Cmd::Posture(cmd) => return crate::posture::run(cmd).await,
         Cmd::Can(args) => return crate::can::run(&args, json_out),
+        Cmd::WhoCan(args) => return crate::who_can::run(&args, json_out).await,
         Cmd::Policy(PolicyCmd::Check { file }) => return policy_check(&file, json_out),
         Cmd::Custody(cmd) => return crate::custody::run(cmd, &client, json_out).await,
         Cmd::Token(TokenCmd::Issue {

@@ -8,6 +8,7 @@ mod custody;
 mod login;
 mod posture;
 mod serve;
+mod who_can;
 
 use clap::Parser;
 

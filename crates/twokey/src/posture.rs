@@ -10,12 +10,25 @@ pub enum PostureCmd {
     /// Backup Vault Lock, root, IAM users and escalation, twokey's target
     /// roles, Config, GuardDuty, Security Hub.
     Aws(twokey_posture::cli::AwsArgs),
+    /// The IAM part alone: who can do a high-risk action without a twokey
+    /// grant (the graph of who can become whom), unused roles, credentials
+    /// and services, escalation policies, twokey's target roles.
+    Iam(twokey_posture::cli::AwsArgs),
 }
 
 /// Runs the subcommand; its exit status.
 pub async fn run(cmd: PostureCmd) -> anyhow::Result<i32> {
     match cmd {
         PostureCmd::Aws(args) => {
+            twokey_posture::cli::run(&args, &mut std::io::stdout().lock()).await
+        }
+        PostureCmd::Iam(mut args) => {
+            if args.checks.is_empty() {
+                args.checks = twokey_posture::cli::IAM_CHECKS
+                    .iter()
+                    .map(|c| c.to_string())
+                    .collect();
+            }
             twokey_posture::cli::run(&args, &mut std::io::stdout().lock()).await
         }
     }

@@ -79,6 +79,7 @@ mod tests {
         scan(&mut f, i).buckets.push(Bucket {
             name: "logs".into(),
             object_lock: Collected::Ok(None),
+            policy: Collected::Ok(None),
         });
         f
     }

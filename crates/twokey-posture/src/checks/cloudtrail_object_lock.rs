@@ -85,6 +85,7 @@ mod tests {
         scan(&mut f, 0).buckets.push(Bucket {
             name: "logs".into(),
             object_lock: Collected::Ok(lock),
+            policy: Collected::Ok(None),
         });
         f
     }

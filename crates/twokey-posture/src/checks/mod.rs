@@ -15,7 +15,9 @@ pub mod cloudtrail_trail;
 pub mod config_recorder;
 pub mod guardduty_enabled;
 pub mod iam_privilege_escalation;
+pub mod iam_standing_access;
 pub mod iam_unused_credentials;
+pub mod iam_unused_roles;
 pub mod iam_workload_users;
 pub mod root_hardware_mfa;
 pub mod root_no_access_keys;
@@ -132,6 +134,7 @@ pub(crate) mod fixture {
             organization: None,
             accounts: vec![account(ACCOUNT, false)],
             twokey_targets: vec![],
+            twokey_gateway: vec![],
         }
     }
 

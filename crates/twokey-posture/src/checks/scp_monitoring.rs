@@ -66,7 +66,7 @@ pub const BUCKET_ACTIONS: &[&str] = &[
 ];
 
 /// The SCP levels as the evaluator's, or the first document that does not parse.
-fn levels(scps: &[ScpLevel]) -> Result<Vec<OrgLevel>, String> {
+pub(crate) fn levels(scps: &[ScpLevel]) -> Result<Vec<OrgLevel>, String> {
     scps.iter()
         .map(|l| {
             let policies = l

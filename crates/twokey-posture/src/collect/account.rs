@@ -13,14 +13,19 @@ use crate::facts::{
 };
 
 /// Everything collected in one reached account.
-pub(super) async fn scan(config: &SdkConfig, account: &str, regions: &[String]) -> AccountScan {
+pub(super) async fn scan(
+    config: &SdkConfig,
+    account: &str,
+    regions: &[String],
+    service_last_accessed: bool,
+) -> AccountScan {
     let mut tasks = JoinSet::new();
     for (i, r) in regions.iter().enumerate() {
         let regional = config.to_builder().region(Region::new(r.clone())).build();
         let (r, account) = (r.clone(), account.to_string());
         tasks.spawn(async move { (i, super::region::scan(&regional, &account, &r).await) });
     }
-    let iam = iam(config, account).await;
+    let iam = iam(config, account, service_last_accessed).await;
     let bucket_names = match aws_sdk_s3::Client::new(config).list_buckets().send().await {
         Ok(o) => o
             .buckets()
@@ -46,10 +51,19 @@ pub(super) async fn scan(config: &SdkConfig, account: &str, regions: &[String]) 
     }
 }
 
-async fn iam(config: &SdkConfig, account: &str) -> Collected<Iam> {
+async fn iam(config: &SdkConfig, account: &str, service_last_accessed: bool) -> Collected<Iam> {
     let client = aws_sdk_iam::Client::new(config);
     match read_iam(&client, account).await {
-        Ok(i) => Collected::Ok(i),
+        Ok(mut i) => {
+            if service_last_accessed {
+                if let Collected::Ok(Some(v)) = &i.authorization {
+                    let at = format!("account {account}");
+                    i.service_last_accessed =
+                        Some(super::authorization::service_last_accessed(&client, v, &at).await);
+                }
+            }
+            Collected::Ok(i)
+        }
         Err(e) => Collected::Error(e),
     }
 }
@@ -79,6 +93,11 @@ async fn read_iam(iam: &aws_sdk_iam::Client, account: &str) -> Result<Iam, Strin
         root_virtual_mfa,
         users: users(iam, &at).await?,
         policies: policies(iam, &at).await?,
+        authorization: match super::authorization::read(iam, &at).await {
+            Ok(v) => Collected::Ok(Some(v)),
+            Err(e) => Collected::Error(e),
+        },
+        service_last_accessed: None,
     })
 }
 

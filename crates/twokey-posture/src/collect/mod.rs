@@ -13,6 +13,7 @@
 //! region, rustls).
 
 mod account;
+mod authorization;
 mod region;
 
 use std::sync::Arc;
@@ -48,6 +49,11 @@ pub struct Options {
     pub concurrency: usize,
     /// The `aws_iam_assume` targets of the twokey policy, to read their trust.
     pub targets: Vec<Target>,
+    /// The principals twokey runs as (reported as such by the IAM graph).
+    pub gateway: Vec<String>,
+    /// Also ask `GenerateServiceLastAccessedDetails` for every role (one
+    /// job per role: slow on large accounts).
+    pub service_last_accessed: bool,
 }
 
 /// An `aws_iam_assume` target to read.
@@ -141,6 +147,7 @@ pub async fn collect(opts: &Options, now_ms: i64, progress: Progress) -> anyhow:
         let (limit, base, regions) = (limit.clone(), base.clone(), regions.clone());
         let role = opts.member_role.clone();
         let me = me.clone();
+        let sla = opts.service_last_accessed;
         tasks.spawn(async move {
             let _permit = limit.acquire_owned().await;
             let config = if scope.skip.is_some() {
@@ -152,7 +159,9 @@ pub async fn collect(opts: &Options, now_ms: i64, progress: Progress) -> anyhow:
             };
             let scan = match (&scope.skip, config) {
                 (Some(why), _) => Collected::Error(why.clone()),
-                (None, Some(Ok(c))) => Collected::Ok(account::scan(&c, &scope.id, &regions).await),
+                (None, Some(Ok(c))) => {
+                    Collected::Ok(account::scan(&c, &scope.id, &regions, sla).await)
+                }
                 (None, Some(Err(e))) => Collected::Error(e),
                 (None, None) => Collected::Error("not scanned".into()),
             };
@@ -181,6 +190,7 @@ pub async fn collect(opts: &Options, now_ms: i64, progress: Progress) -> anyhow:
         organization,
         accounts: accounts.into_iter().map(|(_, a)| a).collect(),
         twokey_targets: vec![],
+        twokey_gateway: opts.gateway.clone(),
     };
     trail_buckets(&mut facts, &base, &me, &opts.member_role).await;
     facts.twokey_targets = targets(&opts.targets, &base, &me, &opts.member_role, &facts).await;
@@ -433,11 +443,30 @@ async fn trail_buckets(facts: &mut Facts, base: &SdkConfig, me: &str, role: &str
                 Ok(c) => object_lock(c, name).await,
                 Err(e) => Collected::Error(e.clone()),
             };
+            let policy = match &config {
+                Ok(c) => bucket_policy(c, name).await,
+                Err(e) => Collected::Error(e.clone()),
+            };
             scan.buckets.push(Bucket {
                 name: name.clone(),
                 object_lock,
+                policy,
             });
         }
+    }
+}
+
+/// `GetBucketPolicy` (who can delete the log data is decided with it).
+async fn bucket_policy(config: &SdkConfig, bucket: &str) -> Collected<Option<String>> {
+    match aws_sdk_s3::Client::new(config)
+        .get_bucket_policy()
+        .bucket(bucket)
+        .send()
+        .await
+    {
+        Ok(o) => Collected::Ok(o.policy().map(str::to_string)),
+        Err(e) if code(&e) == Some("NoSuchBucketPolicy") => Collected::Ok(None),
+        Err(e) => Collected::Error(failed("s3:GetBucketPolicy", bucket, e)),
     }
 }
 
@@ -526,4 +555,25 @@ async fn targets(
         });
     }
     out
+}
+
+/// The calling account's id and its `GetAccountAuthorizationDetails` in
+/// the API's JSON shape (`twokey who-can --live`).
+pub async fn authorization_details(
+    connection: &Connection,
+) -> anyhow::Result<(String, serde_json::Value)> {
+    let config = connection.load().await;
+    let me = aws_sdk_sts::Client::new(&config)
+        .get_caller_identity()
+        .send()
+        .await
+        .map_err(|e| anyhow::anyhow!(failed("sts:GetCallerIdentity", "the credentials", e)))?
+        .account()
+        .map(str::to_string)
+        .context("sts:GetCallerIdentity answered no account")?;
+    let iam = aws_sdk_iam::Client::new(&config);
+    let v = authorization::read(&iam, &format!("account {me}"))
+        .await
+        .map_err(|e| anyhow::anyhow!(e))?;
+    Ok((me, v))
 }
