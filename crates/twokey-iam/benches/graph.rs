@@ -30,7 +30,8 @@ pub fn main() {
     };
     let dir = std::path::Path::new(&dir);
     let read = |f: &str| {
-        std::fs::read_to_string(dir.join(f)).unwrap_or_else(|e| panic!("{}: {e}", dir.join(f).display()))
+        std::fs::read_to_string(dir.join(f))
+            .unwrap_or_else(|e| panic!("{}: {e}", dir.join(f).display()))
     };
     let t0 = Instant::now();
     let details = AuthDetails::parse(&read("auth-details.json")).expect("auth details");

@@ -246,7 +246,11 @@ impl AuthDetails {
                     .iter()
                     .filter(|g| p.group_list.contains(&g.group_name))
                 {
-                    managed.extend(g.attached_managed_policies.iter().map(|a| a.policy_arn.clone()));
+                    managed.extend(
+                        g.attached_managed_policies
+                            .iter()
+                            .map(|a| a.policy_arn.clone()),
+                    );
                 }
                 let trust = match (&kind, &p.assume_role_policy_document) {
                     (EntityKind::Role, Some(d)) => {
@@ -264,9 +268,16 @@ impl AuthDetails {
                     name,
                     managed,
                     trust,
-                    last_used: p.role_last_used.as_ref().and_then(|l| l.last_used_date.clone()),
+                    last_used: p
+                        .role_last_used
+                        .as_ref()
+                        .and_then(|l| l.last_used_date.clone()),
                     created: p.create_date.clone(),
-                    tags: p.tags.iter().map(|t| (t.key.clone(), t.value.clone())).collect(),
+                    tags: p
+                        .tags
+                        .iter()
+                        .map(|t| (t.key.clone(), t.value.clone()))
+                        .collect(),
                 });
             }
         }

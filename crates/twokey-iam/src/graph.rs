@@ -70,12 +70,18 @@ pub const COMPUTE: &[(&str, &[&str])] = &[
         &["ecs:RegisterTaskDefinition", "ecs:RunTask"],
     ),
     ("glue.amazonaws.com", &["glue:CreateDevEndpoint"]),
-    ("cloudformation.amazonaws.com", &["cloudformation:CreateStack"]),
+    (
+        "cloudformation.amazonaws.com",
+        &["cloudformation:CreateStack"],
+    ),
     (
         "codebuild.amazonaws.com",
         &["codebuild:CreateProject", "codebuild:StartBuild"],
     ),
-    ("sagemaker.amazonaws.com", &["sagemaker:CreateNotebookInstance"]),
+    (
+        "sagemaker.amazonaws.com",
+        &["sagemaker:CreateNotebookInstance"],
+    ),
 ];
 
 /// How one principal acts as (or empowers) another.
@@ -318,7 +324,8 @@ impl Filter {
 /// someone can write its policies.
 fn anything(who: &str) -> NamedPolicy {
     let id = format!("any policy written to {who}");
-    let doc = r#"{"Version":"2012-10-17","Statement":{"Effect":"Allow","Action":"*","Resource":"*"}}"#;
+    let doc =
+        r#"{"Version":"2012-10-17","Statement":{"Effect":"Allow","Action":"*","Resource":"*"}}"#;
     NamedPolicy {
         policy: Policy::parse(&id, doc).unwrap_or(Policy {
             version: None,
@@ -414,7 +421,8 @@ impl Graph {
             ctx.set("aws:ResourceAccount", acct);
         }
         let resource_policy = if action.to_ascii_lowercase().starts_with("sts:") {
-            self.node(resource).and_then(|t| self.nodes[t].trust.as_ref())
+            self.node(resource)
+                .and_then(|t| self.nodes[t].trust.as_ref())
         } else {
             self.resource_policies.get(resource)
         };
@@ -513,7 +521,8 @@ impl Graph {
                     };
                     let mut ctx = Context::new();
                     ctx.mark_unknown("*");
-                    let req = Request::new(svc, "sts:AssumeRole", &self.nodes[r].arn, self.now, ctx);
+                    let req =
+                        Request::new(svc, "sts:AssumeRole", &self.nodes[r].arn, self.now, ctx);
                     let d = evaluate_request(&req, &policies);
                     allowed(&d).map(|_| (r, d))
                 })
@@ -617,9 +626,21 @@ impl Graph {
             }
             // Credentials of another user; the trust policy of a role.
             for (action, kind, want) in [
-                ("iam:CreateAccessKey", EdgeKind::CreateAccessKey, EntityKind::User),
-                ("iam:CreateLoginProfile", EdgeKind::CreateLoginProfile, EntityKind::User),
-                ("iam:UpdateLoginProfile", EdgeKind::UpdateLoginProfile, EntityKind::User),
+                (
+                    "iam:CreateAccessKey",
+                    EdgeKind::CreateAccessKey,
+                    EntityKind::User,
+                ),
+                (
+                    "iam:CreateLoginProfile",
+                    EdgeKind::CreateLoginProfile,
+                    EntityKind::User,
+                ),
+                (
+                    "iam:UpdateLoginProfile",
+                    EdgeKind::UpdateLoginProfile,
+                    EntityKind::User,
+                ),
                 (
                     "iam:UpdateAssumeRolePolicy",
                     EdgeKind::UpdateAssumeRolePolicy,
@@ -631,7 +652,10 @@ impl Graph {
                     continue;
                 }
                 for (t, dst) in self.nodes.iter().enumerate() {
-                    if t == s || dst.kind != want || dst.account != src.account || !f.admits(&dst.arn)
+                    if t == s
+                        || dst.kind != want
+                        || dst.account != src.account
+                        || !f.admits(&dst.arn)
                     {
                         continue;
                     }
@@ -723,10 +747,20 @@ impl Graph {
         conditional
     }
 
-    fn holds(&self, who: usize, empowered: bool, risk: &HighRisk) -> Option<(String, Vec<StatementRef>, Formula)> {
-        if !empowered && matches!(filter(&self.nodes[who].policies.identity, &risk.action), Filter::None)
+    fn holds(
+        &self,
+        who: usize,
+        empowered: bool,
+        risk: &HighRisk,
+    ) -> Option<(String, Vec<StatementRef>, Formula)> {
+        if !empowered
+            && matches!(
+                filter(&self.nodes[who].policies.identity, &risk.action),
+                Filter::None
+            )
             && !self.resource_policies.contains_key(&risk.resource)
-            && !(risk.action.to_ascii_lowercase().starts_with("sts:") && self.node(&risk.resource).is_some())
+            && !(risk.action.to_ascii_lowercase().starts_with("sts:")
+                && self.node(&risk.resource).is_some())
         {
             return None;
         }
@@ -814,7 +848,9 @@ impl Graph {
         }
         let mut holders = Vec::new();
         for start in 0..n {
-            let Some(mut step) = next[start] else { continue };
+            let Some(mut step) = next[start] else {
+                continue;
+            };
             let mut path = Vec::new();
             let mut at = start;
             while let Some(k) = step {
@@ -953,8 +989,12 @@ fn unlimited(p: &Policies) -> bool {
             && matches!(&s.resource, Some(Matcher::Is(r)) if r.iter().any(|r| r == "*"))
     };
     let no_deny = |list: &[NamedPolicy]| {
-        list.iter()
-            .all(|p| p.policy.statements.iter().all(|s| s.effect == Effect::Allow))
+        list.iter().all(|p| {
+            p.policy
+                .statements
+                .iter()
+                .all(|s| s.effect == Effect::Allow)
+        })
     };
     p.boundary.is_none()
         && p.session.is_none()

@@ -68,12 +68,14 @@ pub async fn run(args: &WhoCanArgs, json: bool) -> anyhow::Result<i32> {
             .with_context(|| format!("{}: not posture facts", f.display()))?;
         facts.twokey_gateway.extend(twokey.gateway.clone());
         for t in &twokey.targets {
-            facts.twokey_targets.push(twokey_posture::facts::AssumeTarget {
-                entitlement: "--twokey-target".into(),
-                role_arn: t.clone(),
-                principals: vec![],
-                trust: twokey_posture::facts::Collected::Ok(String::new()),
-            });
+            facts
+                .twokey_targets
+                .push(twokey_posture::facts::AssumeTarget {
+                    entitlement: "--twokey-target".into(),
+                    role_arn: t.clone(),
+                    principals: vec![],
+                    trust: twokey_posture::facts::Collected::Ok(String::new()),
+                });
         }
         let (g, errors) = twokey_posture::checks::iam_standing_access::graph(&facts);
         for (account, e) in &errors {

@@ -47,7 +47,11 @@ fn trust(principal: Value) -> String {
 }
 
 async fn user(iam: &Client, name: &str, statements: Value) {
-    iam.create_user().user_name(name).send().await.expect("user");
+    iam.create_user()
+        .user_name(name)
+        .send()
+        .await
+        .expect("user");
     iam.put_user_policy()
         .user_name(name)
         .policy_name("p")
@@ -77,8 +81,19 @@ async fn role(iam: &Client, name: &str, principal: Value, statements: Value) {
 /// stop CloudTrail.
 async fn seed_escalations(iam: &Client) {
     let root = json!({"AWS": arn("root")});
-    role(iam, "admin", root.clone(), json!([allow("cloudtrail:*", "*")])).await;
-    user(iam, "assumer", json!([allow("sts:AssumeRole", &arn("role/admin"))])).await;
+    role(
+        iam,
+        "admin",
+        root.clone(),
+        json!([allow("cloudtrail:*", "*")]),
+    )
+    .await;
+    user(
+        iam,
+        "assumer",
+        json!([allow("sts:AssumeRole", &arn("role/admin"))]),
+    )
+    .await;
     role(
         iam,
         "fn",
@@ -89,13 +104,32 @@ async fn seed_escalations(iam: &Client) {
     user(
         iam,
         "passer",
-        json!([allow("iam:PassRole", &arn("role/fn")), allow("lambda:CreateFunction", "*"), allow("lambda:InvokeFunction", "*")]),
+        json!([
+            allow("iam:PassRole", &arn("role/fn")),
+            allow("lambda:CreateFunction", "*"),
+            allow("lambda:InvokeFunction", "*")
+        ]),
     )
     .await;
     user(iam, "ops", json!([allow("cloudtrail:StopLogging", "*")])).await;
-    user(iam, "keymaker", json!([allow("iam:CreateAccessKey", &arn("user/ops"))])).await;
-    user(iam, "loginmaker", json!([allow("iam:CreateLoginProfile", &arn("user/ops"))])).await;
-    user(iam, "loginchanger", json!([allow("iam:UpdateLoginProfile", &arn("user/ops"))])).await;
+    user(
+        iam,
+        "keymaker",
+        json!([allow("iam:CreateAccessKey", &arn("user/ops"))]),
+    )
+    .await;
+    user(
+        iam,
+        "loginmaker",
+        json!([allow("iam:CreateLoginProfile", &arn("user/ops"))]),
+    )
+    .await;
+    user(
+        iam,
+        "loginchanger",
+        json!([allow("iam:UpdateLoginProfile", &arn("user/ops"))]),
+    )
+    .await;
     role(
         iam,
         "locked",
@@ -103,25 +137,45 @@ async fn seed_escalations(iam: &Client) {
         json!([allow("cloudtrail:StopLogging", "*")]),
     )
     .await;
-    user(iam, "truster", json!([allow("iam:UpdateAssumeRolePolicy", &arn("role/locked"))])).await;
-    user(iam, "selfwriter", json!([allow("iam:PutUserPolicy", &arn("user/selfwriter"))])).await;
+    user(
+        iam,
+        "truster",
+        json!([allow("iam:UpdateAssumeRolePolicy", &arn("role/locked"))]),
+    )
+    .await;
+    user(
+        iam,
+        "selfwriter",
+        json!([allow("iam:PutUserPolicy", &arn("user/selfwriter"))]),
+    )
+    .await;
     role(iam, "app", root, json!([allow("s3:GetObject", "*")])).await;
     user(
         iam,
         "appwriter",
-        json!([allow("sts:AssumeRole", &arn("role/app")), allow("iam:AttachRolePolicy", &arn("role/app"))]),
+        json!([
+            allow("sts:AssumeRole", &arn("role/app")),
+            allow("iam:AttachRolePolicy", &arn("role/app"))
+        ]),
     )
     .await;
     // A managed policy attached to oneself, whose new version one can write.
     let p = iam
         .create_policy()
         .policy_name("versioner-tools")
-        .policy_document(doc(json!([allow("iam:CreatePolicyVersion", &arn("policy/versioner-tools"))])))
+        .policy_document(doc(json!([allow(
+            "iam:CreatePolicyVersion",
+            &arn("policy/versioner-tools")
+        )])))
         .send()
         .await
         .expect("policy");
     let parn = p.policy().and_then(|p| p.arn()).expect("arn").to_string();
-    iam.create_user().user_name("versioner").send().await.expect("user");
+    iam.create_user()
+        .user_name("versioner")
+        .send()
+        .await
+        .expect("user");
     iam.attach_user_policy()
         .user_name("versioner")
         .policy_arn(parn)
@@ -150,8 +204,14 @@ async fn every_escalation_edge_is_found_with_its_path() {
     let url = moto.url();
     let admin = arn("role/admin");
     let (code, out, err) = run(&[
-        "--json", "who-can", "cloudtrail:StopLogging", "--live", "--endpoint-url", &url,
-        "--twokey-target", &admin,
+        "--json",
+        "who-can",
+        "cloudtrail:StopLogging",
+        "--live",
+        "--endpoint-url",
+        &url,
+        "--twokey-target",
+        &admin,
     ]);
     assert_eq!(code, 1, "someone can act alone: {err}");
     let v: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out} {err}"));
@@ -176,30 +236,76 @@ async fn every_escalation_edge_is_found_with_its_path() {
         .iter()
         .find(|h| h["principal"] == arn("user/appwriter"))
         .expect("appwriter");
-    let path: Vec<&str> = h["path"].as_array().expect("path").iter().filter_map(Value::as_str).collect();
-    assert!(path.iter().any(|l| l.contains("--iam:AttachRolePolicy--> arn:aws:iam::123456789012:role/app (with any policy)")), "{path:#?}");
-    assert!(holders.iter().all(|h| h["principal"] != arn("user/reader")), "reader can do nothing");
-    let admin_holder = holders.iter().find(|h| h["principal"] == admin).expect("admin");
+    let path: Vec<&str> = h["path"]
+        .as_array()
+        .expect("path")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(
+        path.iter().any(|l| l.contains(
+            "--iam:AttachRolePolicy--> arn:aws:iam::123456789012:role/app (with any policy)"
+        )),
+        "{path:#?}"
+    );
+    assert!(
+        holders.iter().all(|h| h["principal"] != arn("user/reader")),
+        "reader can do nothing"
+    );
+    let admin_holder = holders
+        .iter()
+        .find(|h| h["principal"] == admin)
+        .expect("admin");
     assert_eq!(admin_holder["standing"], "twokey_target");
 
     // The same graph as a posture finding, from a real collection.
     let (code, out, err) = run(&[
-        "posture", "iam", "--endpoint-url", &url, "--regions", "us-east-1", "--format", "json",
-        "--high-risk", "cloudtrail:StopLogging", "--check", "iam.standing_high_risk,iam.unused_roles",
+        "posture",
+        "iam",
+        "--endpoint-url",
+        &url,
+        "--regions",
+        "us-east-1",
+        "--format",
+        "json",
+        "--high-risk",
+        "cloudtrail:StopLogging",
+        "--check",
+        "iam.standing_high_risk,iam.unused_roles",
     ]);
     assert_eq!(code, 3, "{err}");
     let v: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
-    let f: Vec<&Value> = v["findings"].as_array().expect("findings").iter()
-        .filter(|f| f["check"] == "iam.standing_high_risk").collect();
+    let f: Vec<&Value> = v["findings"]
+        .as_array()
+        .expect("findings")
+        .iter()
+        .filter(|f| f["check"] == "iam.standing_high_risk")
+        .collect();
     assert_eq!(f.len(), 1, "{f:#?}");
     assert_eq!(f[0]["status"], "fail");
-    assert!(f[0]["message"].as_str().unwrap_or("").contains("without a twokey grant"), "{}", f[0]["message"]);
+    assert!(
+        f[0]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("without a twokey grant"),
+        "{}",
+        f[0]["message"]
+    );
     let holders = f[0]["evidence"]["holders"].as_array().expect("holders");
-    assert!(holders.iter().any(|h| h["principal"] == arn("user/keymaker")));
+    assert!(holders
+        .iter()
+        .any(|h| h["principal"] == arn("user/keymaker")));
     // moto reports no RoleLastUsed: the roles are new (created today).
-    let roles: Vec<&Value> = v["findings"].as_array().expect("findings").iter()
-        .filter(|f| f["check"] == "iam.unused_roles").collect();
-    assert!(!roles.is_empty() && roles.iter().all(|f| f["status"] == "pass"), "{roles:#?}");
+    let roles: Vec<&Value> = v["findings"]
+        .as_array()
+        .expect("findings")
+        .iter()
+        .filter(|f| f["check"] == "iam.unused_roles")
+        .collect();
+    assert!(
+        !roles.is_empty() && roles.iter().all(|f| f["status"] == "pass"),
+        "{roles:#?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -208,9 +314,19 @@ async fn every_route_through_twokey_reports_clean() {
     let config = moto.connection().load().await;
     let iam = Client::new(&config);
     let admin = arn("role/admin");
-    role(&iam, "admin", json!({"AWS": arn("root")}), json!([allow("*", "*")])).await;
+    role(
+        &iam,
+        "admin",
+        json!({"AWS": arn("root")}),
+        json!([allow("*", "*")]),
+    )
+    .await;
     // alice holds the grant policy twokey writes while a grant is active.
-    iam.create_user().user_name("alice").send().await.expect("alice");
+    iam.create_user()
+        .user_name("alice")
+        .send()
+        .await
+        .expect("alice");
     iam.put_user_policy()
         .user_name("alice")
         .policy_name("twokey-0193f7a2")
@@ -218,37 +334,77 @@ async fn every_route_through_twokey_reports_clean() {
         .send()
         .await
         .expect("grant policy");
-    user(&iam, "bob", json!([allow("s3:GetObject", "*"), allow("cloudtrail:Describe*", "*")])).await;
+    user(
+        &iam,
+        "bob",
+        json!([
+            allow("s3:GetObject", "*"),
+            allow("cloudtrail:Describe*", "*")
+        ]),
+    )
+    .await;
     role(
         &iam,
         "twokey-gateway",
         json!({"Service": "ecs-tasks.amazonaws.com"}),
-        json!([allow("iam:PutUserPolicy", &arn("user/*")), allow("iam:DeleteUserPolicy", &arn("user/*"))]),
+        json!([
+            allow("iam:PutUserPolicy", &arn("user/*")),
+            allow("iam:DeleteUserPolicy", &arn("user/*"))
+        ]),
     )
     .await;
     let url = moto.url();
     let gateway = arn("role/twokey-gateway");
-    for (action, resource) in [("sts:AssumeRole", admin.as_str()), ("cloudtrail:StopLogging", "*"), ("iam:PutUserPolicy", "*")] {
+    for (action, resource) in [
+        ("sts:AssumeRole", admin.as_str()),
+        ("cloudtrail:StopLogging", "*"),
+        ("iam:PutUserPolicy", "*"),
+    ] {
         let (code, out, err) = run(&[
-            "--json", "who-can", action, resource, "--live", "--endpoint-url", &url,
-            "--twokey-target", &admin, "--twokey-gateway", &gateway,
+            "--json",
+            "who-can",
+            action,
+            resource,
+            "--live",
+            "--endpoint-url",
+            &url,
+            "--twokey-target",
+            &admin,
+            "--twokey-gateway",
+            &gateway,
         ]);
         assert_eq!(code, 0, "{action}: {out} {err}");
         let v: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
         assert_eq!(v["tpi_clean"], true, "{action}: {v:#}");
         let holders = v["holders"].as_array().expect("holders");
-        assert!(holders.iter().all(|h| h["principal"] != arn("user/alice")), "{action}: a grant is not standing");
+        assert!(
+            holders.iter().all(|h| h["principal"] != arn("user/alice")),
+            "{action}: a grant is not standing"
+        );
         if action == "iam:PutUserPolicy" {
-            let g = holders.iter().find(|h| h["principal"] == gateway).expect("gateway");
+            let g = holders
+                .iter()
+                .find(|h| h["principal"] == gateway)
+                .expect("gateway");
             assert_eq!(g["standing"], "twokey_gateway");
         }
     }
     // The text answer says so too.
     let (code, out, _) = run(&[
-        "who-can", "cloudtrail:StopLogging", "--live", "--endpoint-url", &url,
-        "--twokey-target", &admin, "--twokey-gateway", &gateway,
+        "who-can",
+        "cloudtrail:StopLogging",
+        "--live",
+        "--endpoint-url",
+        &url,
+        "--twokey-target",
+        &admin,
+        "--twokey-gateway",
+        &gateway,
     ]);
     assert_eq!(code, 0);
     assert!(out.contains("TPI-clean"), "{out}");
-    assert!(out.contains("twokey target (only through a twokey grant)"), "{out}");
+    assert!(
+        out.contains("twokey target (only through a twokey grant)"),
+        "{out}"
+    );
 }

@@ -48,7 +48,11 @@ pub const IAM_ADMIN: &[&str] = &[
 ];
 
 /// Deleting log data (on each trail bucket) and backup data.
-pub const LOG_DELETION: &[&str] = &["s3:DeleteObject", "s3:DeleteObjectVersion", "s3:DeleteBucket"];
+pub const LOG_DELETION: &[&str] = &[
+    "s3:DeleteObject",
+    "s3:DeleteObjectVersion",
+    "s3:DeleteBucket",
+];
 /// Deleting backup data (on each vault).
 pub const BACKUP_DELETION: &[&str] = &[
     "backup:DeleteRecoveryPoint",
@@ -73,7 +77,11 @@ pub fn defaults(facts: &Facts) -> Vec<HighRisk> {
     buckets.dedup();
     for b in &buckets {
         for a in BUCKET_ACTIONS.iter().chain(&["s3:DeleteBucket"]) {
-            out.push(risk(a, &format!("arn:aws:s3:::{b}"), "deletes or unlocks log data"));
+            out.push(risk(
+                a,
+                &format!("arn:aws:s3:::{b}"),
+                "deletes or unlocks log data",
+            ));
         }
         for a in &LOG_DELETION[..2] {
             out.push(risk(a, &format!("arn:aws:s3:::{b}/*"), "deletes log data"));
@@ -377,20 +385,32 @@ mod tests {
         let f = with(details(json!([ci]), json!([admin_role()])));
         let out = (CHECK.evaluate)(&f, &only_assume());
         assert_eq!(out[0].status, Status::Fail, "{}", out[0].message);
-        assert!(out[0].message.contains("user/ci (directly)"), "{}", out[0].message);
+        assert!(
+            out[0].message.contains("user/ci (directly)"),
+            "{}",
+            out[0].message
+        );
         let path = out[0].evidence["holders"][0]["path"].to_string();
-        assert!(path.contains("ci/deploy Statement[0] (AssumeAll)"), "{path}");
+        assert!(
+            path.contains("ci/deploy Statement[0] (AssumeAll)"),
+            "{path}"
+        );
         assert!(path.contains("trust policy"), "{path}");
     }
 
     #[test]
     fn unreadable_details_are_an_error_not_a_pass() {
         let mut f = facts();
-        iam(&mut f).authorization = Collected::Error("iam:GetAccountAuthorizationDetails: AccessDenied".into());
+        iam(&mut f).authorization =
+            Collected::Error("iam:GetAccountAuthorizationDetails: AccessDenied".into());
         let out = (CHECK.evaluate)(&f, &Settings::default());
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].status, Status::Error);
-        assert!(out[0].message.contains("AccessDenied"), "{}", out[0].message);
+        assert!(
+            out[0].message.contains("AccessDenied"),
+            "{}",
+            out[0].message
+        );
     }
 
     #[test]

@@ -40,7 +40,11 @@ fn evaluate(facts: &Facts, settings: &Settings) -> Vec<Finding> {
             Collected::Ok(Some(v)) => v,
             Collected::Ok(None) => return out,
             Collected::Error(e) => {
-                return vec![at.error(format!("account {}", account.id), "authorization details", e)]
+                return vec![at.error(
+                    format!("account {}", account.id),
+                    "authorization details",
+                    e,
+                )]
             }
         };
         for r in value["RoleDetailList"].as_array().into_iter().flatten() {
@@ -53,12 +57,21 @@ fn evaluate(facts: &Facts, settings: &Settings) -> Vec<Finding> {
             let (ok, msg) = match (last, created) {
                 (Some(t), _) if days_between(t, now) > max => (
                     false,
-                    format!("role {arn} was last used {} days ago (more than {max})", days_between(t, now)),
+                    format!(
+                        "role {arn} was last used {} days ago (more than {max})",
+                        days_between(t, now)
+                    ),
                 ),
-                (Some(t), _) => (true, format!("role {arn} was used {} days ago", days_between(t, now))),
+                (Some(t), _) => (
+                    true,
+                    format!("role {arn} was used {} days ago", days_between(t, now)),
+                ),
                 (None, Some(c)) if days_between(c, now) <= max => (
                     true,
-                    format!("role {arn} was created {} days ago and is not used yet", days_between(c, now)),
+                    format!(
+                        "role {arn} was created {} days ago and is not used yet",
+                        days_between(c, now)
+                    ),
                 ),
                 (None, _) => (false, format!("role {arn} was never used")),
             };
@@ -85,7 +98,10 @@ fn evaluate(facts: &Facts, settings: &Settings) -> Vec<Finding> {
                         .map(|(n, _)| n.clone())
                         .collect();
                     let msg = if unused.is_empty() {
-                        format!("{} used every service it is granted in the last {max} days", s.arn)
+                        format!(
+                            "{} used every service it is granted in the last {max} days",
+                            s.arn
+                        )
                     } else {
                         format!(
                             "{} is granted {} service(s) it has not used in {max} days: {}",
@@ -144,7 +160,9 @@ mod tests {
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].status, Fail);
         assert!(out[0].message.contains(": iam"), "{}", out[0].message);
-        iam(&mut f).service_last_accessed = Some(Collected::Error("iam:GenerateServiceLastAccessedDetails: not implemented".into()));
+        iam(&mut f).service_last_accessed = Some(Collected::Error(
+            "iam:GenerateServiceLastAccessedDetails: not implemented".into(),
+        ));
         assert_eq!(statuses(&CHECK, &f), vec![Error]);
     }
 }

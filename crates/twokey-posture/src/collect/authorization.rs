@@ -115,15 +115,22 @@ pub(crate) async fn service_last_accessed(
     details: &Value,
     at: &str,
 ) -> crate::facts::Collected<Vec<crate::facts::ServiceAccess>> {
-    use aws_sdk_iam::types::JobStatusType;
     use crate::facts::{Collected, ServiceAccess};
+    use aws_sdk_iam::types::JobStatusType;
     let mut out = Vec::new();
     for r in details["RoleDetailList"].as_array().into_iter().flatten() {
-        let Some(arn) = r["Arn"].as_str() else { continue };
+        let Some(arn) = r["Arn"].as_str() else {
+            continue;
+        };
         if arn.contains(":role/aws-service-role/") {
             continue;
         }
-        let job = match iam.generate_service_last_accessed_details().arn(arn).send().await {
+        let job = match iam
+            .generate_service_last_accessed_details()
+            .arn(arn)
+            .send()
+            .await
+        {
             Ok(o) => o.job_id().unwrap_or_default().to_string(),
             Err(e) => {
                 return Collected::Error(failed("iam:GenerateServiceLastAccessedDetails", arn, e))
@@ -131,7 +138,12 @@ pub(crate) async fn service_last_accessed(
         };
         let mut tries = 0;
         loop {
-            let got = match iam.get_service_last_accessed_details().job_id(&job).send().await {
+            let got = match iam
+                .get_service_last_accessed_details()
+                .job_id(&job)
+                .send()
+                .await
+            {
                 Ok(o) => o,
                 Err(e) => {
                     return Collected::Error(failed("iam:GetServiceLastAccessedDetails", arn, e))
