@@ -224,7 +224,8 @@ pub fn graph(facts: &Facts) -> (Option<Graph>, Vec<(String, String)>) {
             .collect(),
         gateway: facts.twokey_gateway.clone(),
     };
-    let now = chrono::DateTime::from_timestamp_millis(facts.collected_at_ms).unwrap_or_default();
+    let now = chrono::DateTime::<chrono::Utc>::from_timestamp_millis(facts.collected_at_ms)
+        .unwrap_or_default();
     match Graph::build(inputs, resource_policies, twokey, now) {
         Ok(g) => (Some(g), errors),
         Err(e) => {
