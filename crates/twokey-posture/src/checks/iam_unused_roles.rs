@@ -36,15 +36,18 @@ fn evaluate(facts: &Facts, settings: &Settings) -> Vec<Finding> {
     let max = i64::from(settings.unused_days);
     per_iam(facts, CHECK.id, |at, account, iam| {
         let mut out = Vec::new();
+        let none = serde_json::Value::Null;
         let value = match &iam.authorization {
             Collected::Ok(Some(v)) => v,
-            Collected::Ok(None) => return out,
+            // Facts recorded before the details were collected: no roles.
+            Collected::Ok(None) => &none,
             Collected::Error(e) => {
-                return vec![at.error(
+                out.push(at.error(
                     format!("account {}", account.id),
                     "authorization details",
                     e,
-                )]
+                ));
+                &none
             }
         };
         for r in value["RoleDetailList"].as_array().into_iter().flatten() {
