@@ -847,8 +847,8 @@ impl Graph {
             }
         }
         let mut holders = Vec::new();
-        for start in 0..n {
-            let Some(mut step) = next[start] else {
+        for (start, first) in next.iter().enumerate().take(n) {
+            let Some(mut step) = *first else {
                 continue;
             };
             let mut path = Vec::new();
