@@ -301,7 +301,7 @@ impl AuthDetails {
         if standing {
             policies.identity.retain(|p| {
                 let inline = p.id.rsplit_once('/').map(|(_, n)| n);
-                !(inline.is_some_and(is_grant_policy) && !p.id.starts_with("arn:"))
+                !inline.is_some_and(is_grant_policy) || p.id.starts_with("arn:")
             });
         }
         Ok((policies, ctx))

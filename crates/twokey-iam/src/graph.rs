@@ -84,6 +84,14 @@ pub const COMPUTE: &[(&str, &[&str])] = &[
     ),
 ];
 
+/// A compute service, its launch calls, and the roles (with the trust
+/// decision) it may run as.
+type RunsAs = (
+    &'static str,
+    &'static [&'static str],
+    Vec<(usize, Decision)>,
+);
+
 /// How one principal acts as (or empowers) another.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub enum EdgeKind {
@@ -509,7 +517,7 @@ impl Graph {
         let trust = self.trust_index();
         let mut edges = Vec::new();
         // Which roles each compute service may run as.
-        let mut runs_as: Vec<(&str, &[&str], Vec<(usize, Decision)>)> = Vec::new();
+        let mut runs_as: Vec<RunsAs> = Vec::new();
         for (svc, launch) in COMPUTE {
             let roles = trust.service.get(*svc).cloned().unwrap_or_default();
             let ok: Vec<(usize, Decision)> = roles
@@ -753,15 +761,14 @@ impl Graph {
         empowered: bool,
         risk: &HighRisk,
     ) -> Option<(String, Vec<StatementRef>, Formula)> {
-        if !empowered
-            && matches!(
-                filter(&self.nodes[who].policies.identity, &risk.action),
-                Filter::None
-            )
-            && !self.resource_policies.contains_key(&risk.resource)
-            && !(risk.action.to_ascii_lowercase().starts_with("sts:")
-                && self.node(&risk.resource).is_some())
-        {
+        let by_identity = !matches!(
+            filter(&self.nodes[who].policies.identity, &risk.action),
+            Filter::None
+        );
+        let by_resource = self.resource_policies.contains_key(&risk.resource)
+            || (risk.action.to_ascii_lowercase().starts_with("sts:")
+                && self.node(&risk.resource).is_some());
+        if !(empowered || by_identity || by_resource) {
             return None;
         }
         if risk.resource == "*" {
