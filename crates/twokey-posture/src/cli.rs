@@ -62,6 +62,19 @@ pub struct AwsArgs {
     /// The log-archive account: trail buckets must be in it; it runs no workloads.
     #[arg(long)]
     pub log_archive_account: Option<String>,
+    /// Least CloudWatch Logs retention in days (the policy's `[posture] log_retention_days` wins).
+    #[arg(long, default_value_t = Settings::default().log_retention_min_days)]
+    pub log_retention_days: u32,
+    /// A bucket that holds evidence besides the trail buckets (twokey's ledger bucket): it needs
+    /// SSE-KMS and access logging. Repeat or comma-separate.
+    #[arg(long = "log-bucket", value_delimiter = ',')]
+    pub log_buckets: Vec<String>,
+    /// A bucket that must use SSE-KMS (backups). Repeat or comma-separate.
+    #[arg(long = "kms-bucket", value_delimiter = ',')]
+    pub kms_buckets: Vec<String>,
+    /// Least IAM password length where users remain.
+    #[arg(long, default_value_t = Settings::default().password_min_length)]
+    pub password_min_length: u32,
     /// Evaluate facts recorded earlier (`--save-facts`) instead of calling AWS.
     #[arg(long, conflicts_with = "save_facts")]
     pub facts: Option<PathBuf>,
@@ -81,13 +94,22 @@ impl AwsArgs {
                 bail!("--log-archive-account {a:?} is not a 12-digit AWS account id");
             }
         }
-        Ok(Settings {
+        let mut s = Settings {
             object_lock_min_days: self.object_lock_days,
             backup_min_retention_days: self.backup_retention_days,
             backup_include_empty_vaults: self.include_empty_vaults,
             unused_days: self.unused_days,
             log_archive_account: self.log_archive_account.clone(),
-        })
+            log_retention_min_days: self.log_retention_days,
+            log_buckets: self.log_buckets.clone(),
+            kms_buckets: self.kms_buckets.clone(),
+            password_min_length: self.password_min_length,
+            ..Settings::default()
+        };
+        if let Some(file) = &self.policy {
+            apply_policy(&mut s, &read_policy(file)?, file)?;
+        }
+        Ok(s)
     }
 
     fn connection(&self) -> anyhow::Result<Connection> {
@@ -102,12 +124,43 @@ impl AwsArgs {
     }
 }
 
-/// The `aws_iam_assume` targets of a twokey policy file.
-pub fn policy_targets(file: &std::path::Path) -> anyhow::Result<Vec<Target>> {
+/// A twokey policy file, validated.
+fn read_policy(file: &std::path::Path) -> anyhow::Result<twokey_core::Policy> {
     let text =
         std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
-    let policy = twokey_core::Policy::parse(&text, &file.display().to_string())
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    twokey_core::Policy::parse(&text, &file.display().to_string()).map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+/// What the policy in force tells the checks: its `[posture]` switches,
+/// exceptions and break-glass users, and the bastion security groups of its
+/// `aws_security_group` entitlements. A `[posture]` naming a check that does
+/// not exist is refused (a typo would silently judge what was meant to be off).
+pub fn apply_policy(
+    settings: &mut Settings,
+    policy: &twokey_core::Policy,
+    file: &std::path::Path,
+) -> anyhow::Result<()> {
+    let unknown = Registry::builtin().unknown_in(&policy.posture);
+    if !unknown.is_empty() {
+        bail!("{}: {}", file.display(), unknown.join("; "));
+    }
+    settings.posture = policy.posture.clone();
+    settings.break_glass_users = policy.posture.break_glass_users.clone();
+    if let Some(d) = policy.posture.log_retention_days {
+        settings.log_retention_min_days = d;
+    }
+    settings.bastion_groups = policy
+        .entitlements
+        .values()
+        .filter(|e| e.provider == "aws_security_group")
+        .filter_map(|e| e.target.get("group_id").and_then(|v| v.as_str()).map(str::to_string))
+        .collect();
+    Ok(())
+}
+
+/// The `aws_iam_assume` targets of a twokey policy file.
+pub fn policy_targets(file: &std::path::Path) -> anyhow::Result<Vec<Target>> {
+    let policy = read_policy(file)?;
     let mut out = Vec::new();
     for (name, e) in &policy.entitlements {
         if e.provider != "aws_iam_assume" {

@@ -8,6 +8,10 @@
 
 use serde::{Deserialize, Serialize};
 
+pub mod baseline;
+
+pub use baseline::{AccountBaseline, RegionBaseline};
+
 /// A collected value, or why it could not be collected.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -129,6 +133,10 @@ pub struct AccountScan {
     /// Per region.
     #[serde(default)]
     pub regions: Vec<Region>,
+    /// Encryption, logging and identity beyond the guard rails; `None` in
+    /// facts recorded before these checks existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<AccountBaseline>,
 }
 
 /// IAM facts of one account.
@@ -273,6 +281,10 @@ pub struct Region {
     pub guardduty: Collected<Vec<Detector>>,
     /// Security Hub: the hub ARN when enabled.
     pub securityhub: Collected<Option<String>>,
+    /// Encryption, logging and identity beyond the guard rails; `None` in
+    /// facts recorded before these checks existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<RegionBaseline>,
 }
 
 /// A CloudTrail trail with its status and selectors.

@@ -41,6 +41,22 @@ pub struct Settings {
     pub unused_days: u32,
     /// The log-archive account: trail buckets must be there; not a workload.
     pub log_archive_account: Option<String>,
+    /// Least CloudWatch Logs retention, in days.
+    pub log_retention_min_days: u32,
+    /// IAM users allowed a console password (the policy's `[posture]`).
+    pub break_glass_users: Vec<String>,
+    /// Buckets that hold evidence besides the trail buckets (the ledger's):
+    /// they need SSE-KMS and access logging.
+    pub log_buckets: Vec<String>,
+    /// Buckets that must use SSE-KMS besides the trail and log buckets (backups).
+    pub kms_buckets: Vec<String>,
+    /// twokey's bastion security groups (from the policy's
+    /// `aws_security_group_ingress` entitlements): their VPCs need flow logs.
+    pub bastion_groups: Vec<String>,
+    /// Least IAM password length where users remain.
+    pub password_min_length: u32,
+    /// The policy's switches and exceptions.
+    pub posture: twokey_core::posture::PostureConfig,
 }
 
 impl Default for Settings {
@@ -51,6 +67,13 @@ impl Default for Settings {
             backup_include_empty_vaults: false,
             unused_days: 90,
             log_archive_account: None,
+            log_retention_min_days: 365,
+            break_glass_users: vec![],
+            log_buckets: vec![],
+            kms_buckets: vec![],
+            bastion_groups: vec![],
+            password_min_length: 14,
+            posture: twokey_core::posture::PostureConfig::default(),
         }
     }
 }

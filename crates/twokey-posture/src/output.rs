@@ -50,6 +50,9 @@ pub struct Summary {
     pub fail: usize,
     /// Findings whose facts could not be collected.
     pub error: usize,
+    /// Failing findings the policy excepts.
+    #[serde(default)]
+    pub excepted: usize,
 }
 
 impl Report<'_> {
@@ -61,6 +64,7 @@ impl Report<'_> {
                 Status::Pass => s.pass += 1,
                 Status::Fail => s.fail += 1,
                 Status::Error => s.error += 1,
+                Status::Excepted => s.excepted += 1,
             }
         }
         s
@@ -100,7 +104,8 @@ impl Report<'_> {
         let rank = |s: Status| match s {
             Status::Fail => 0,
             Status::Error => 1,
-            Status::Pass => 2,
+            Status::Excepted => 2,
+            Status::Pass => 3,
         };
         rows.sort_by(|(a, sa), (b, sb)| {
             (rank(a.status), std::cmp::Reverse(*sa), &a.check, &a.account).cmp(&(
@@ -206,6 +211,8 @@ impl Report<'_> {
                     Status::Fail => ("fail", sarif_level(sev)),
                     Status::Pass => ("pass", "none"),
                     Status::Error => ("open", "none"),
+                    // §3.35: a suppressed result keeps its kind and level.
+                    Status::Excepted => ("fail", sarif_level(sev)),
                 };
                 let mut r = json!({
                     "ruleId": f.check,
@@ -220,6 +227,9 @@ impl Report<'_> {
                 });
                 if let Some(i) = index.get(f.check.as_str()) {
                     r["ruleIndex"] = json!(i);
+                }
+                if f.status == Status::Excepted {
+                    r["suppressions"] = json!([{"kind": "external", "status": "accepted", "justification": f.message}]);
                 }
                 r
             })
@@ -250,6 +260,12 @@ impl Report<'_> {
                     Status::Pass => (1, "Pass"),
                     Status::Fail => (3, "Fail"),
                     Status::Error => (0, "Unknown"),
+                    Status::Excepted => (3, "Fail"),
+                };
+                // Finding status: 3 Suppressed for an excepted failure, else 1 New.
+                let (finding_status_id, finding_status) = match f.status {
+                    Status::Excepted => (3, "Suppressed"),
+                    _ => (1, "New"),
                 };
                 let (severity_id, severity) = match sev {
                     Severity::Low => (2, "Low"),
@@ -270,8 +286,8 @@ impl Report<'_> {
                     "time_dt": iso(self.collected_at_ms),
                     "severity_id": severity_id,
                     "severity": severity,
-                    "status_id": 1,
-                    "status": "New",
+                    "status_id": finding_status_id,
+                    "status": finding_status,
                     "message": f.message,
                     "metadata": {
                         "version": "1.5.0",

@@ -31,6 +31,7 @@ pub(super) async fn scan(config: &SdkConfig, account: &str, regions: &[String]) 
         // then report the bucket as not found in a reached account.
         Err(_) => vec![],
     };
+    let baseline = super::baseline::account(config, account, &bucket_names).await;
     let mut regional = Vec::with_capacity(regions.len());
     while let Some(done) = tasks.join_next().await {
         if let Ok(r) = done {
@@ -43,6 +44,7 @@ pub(super) async fn scan(config: &SdkConfig, account: &str, regions: &[String]) 
         bucket_names,
         buckets: vec![],
         regions: regional.into_iter().map(|(_, r)| r).collect(),
+        baseline: Some(baseline),
     }
 }
 

@@ -13,6 +13,7 @@
 //! region, rustls).
 
 mod account;
+mod baseline;
 mod region;
 
 use std::sync::Arc;
