@@ -13,6 +13,7 @@
 //!   transaction updates first: entry indexes are contiguous and in commit order.
 
 pub mod custody;
+mod posture;
 mod ledger;
 pub mod testing;
 pub mod web_state;
@@ -27,6 +28,7 @@ use twokey_core::{Actor, Event, Millis, Proposal, Request, State};
 use twokey_ledger::LedgerEntry;
 
 pub use ledger::{CheckpointRow, LedgerHead, LedgerRoot, RawLedgerRow};
+pub use posture::PostureRow;
 pub use web_state::{PutError, WebState};
 
 /// Storage errors.
