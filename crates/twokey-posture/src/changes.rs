@@ -109,7 +109,12 @@ mod tests {
     fn kinds(before: &[Finding], now: &[Finding]) -> Vec<(ChangeKind, String)> {
         changes(before, now)
             .into_iter()
-            .map(|c| (c.kind, c.finding().map(|f| f.resource.clone()).unwrap_or_default()))
+            .map(|c| {
+                (
+                    c.kind,
+                    c.finding().map(|f| f.resource.clone()).unwrap_or_default(),
+                )
+            })
             .collect()
     }
 
@@ -118,13 +123,22 @@ mod tests {
         use ChangeKind::*;
         use Status::*;
         // First scan: every failure is new, passes are not news.
-        assert_eq!(kinds(&[], &[f("a", Fail), f("b", Pass)]), vec![(Failing, "a".into())]);
+        assert_eq!(
+            kinds(&[], &[f("a", Fail), f("b", Pass)]),
+            vec![(Failing, "a".into())]
+        );
         // Still failing, still passing: nothing.
         assert!(kinds(&[f("a", Fail), f("b", Pass)], &[f("a", Fail), f("b", Pass)]).is_empty());
         // Fixed, broken, undetermined, gone.
         assert_eq!(
             kinds(
-                &[f("a", Fail), f("b", Pass), f("c", Fail), f("d", Fail), f("e", Error)],
+                &[
+                    f("a", Fail),
+                    f("b", Pass),
+                    f("c", Fail),
+                    f("d", Fail),
+                    f("e", Error)
+                ],
                 &[f("a", Pass), f("b", Fail), f("c", Error), f("e", Fail)]
             ),
             vec![

@@ -280,7 +280,9 @@ mod tests {
             collected_at_ms: 0,
         };
         let h = render(&rep);
-        let crit = h.find("<span class=\"badge v-critical\"").expect("critical row");
+        let crit = h
+            .find("<span class=\"badge v-critical\"")
+            .expect("critical row");
         let row = &h[crit..crit + 400];
         assert!(row.contains(">1 of "), "{row}");
     }

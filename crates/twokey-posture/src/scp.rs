@@ -188,7 +188,10 @@ pub fn statements(g: &GuardRails) -> Vec<Value> {
         });
         out.push(deny(
             "KeepRecoveryPoints",
-            &["backup:DeleteRecoveryPoint", "backup:UpdateRecoveryPointLifecycle"],
+            &[
+                "backup:DeleteRecoveryPoint",
+                "backup:UpdateRecoveryPointLifecycle",
+            ],
             points.collect(),
             g,
         ));
@@ -350,8 +353,8 @@ mod tests {
                 description: String::new(),
                 document: document(&less),
             }];
-            let free = allowed("222233334444", &root(&scps), &g.log_buckets, 0, &[])
-                .expect("parses");
+            let free =
+                allowed("222233334444", &root(&scps), &g.log_buckets, 0, &[]).expect("parses");
             let sid = s["Sid"].as_str().unwrap_or_default();
             // The object and vault statements protect more than the check asks.
             if ["KeepMonitoringOn", "KeepLogBucket"].contains(&sid) {
@@ -364,7 +367,9 @@ mod tests {
     fn many_buckets_split_across_documents_and_too_many_is_an_error() {
         let mut g = rails();
         g.max_policies = 5;
-        g.log_buckets = (0..200).map(|i| format!("org-logs-bucket-{i:04}")).collect();
+        g.log_buckets = (0..200)
+            .map(|i| format!("org-logs-bucket-{i:04}"))
+            .collect();
         let scps = generate(&g).expect("fits in 5");
         assert!(scps.len() > 1 && scps.len() <= 5, "{}", scps.len());
         assert!(scps.iter().all(|s| s.document.len() <= MAX_CHARS));
@@ -376,7 +381,9 @@ mod tests {
         assert!(sids > statements(&g).len(), "{sids}");
         let free = allowed("222233334444", &root(&scps), &g.log_buckets, 0, &[]).expect("parses");
         assert!(free.is_empty(), "{free:?}");
-        g.log_buckets = (0..600).map(|i| format!("org-logs-bucket-{i:04}")).collect();
+        g.log_buckets = (0..600)
+            .map(|i| format!("org-logs-bucket-{i:04}"))
+            .collect();
         let e = generate(&g).expect_err("too many");
         assert!(e.to_string().contains("only 5 may be attached"), "{e}");
         assert!(matches!(e, ScpError::TooMany { allowed: 5, .. }));
@@ -386,13 +393,22 @@ mod tests {
     fn bad_inputs_say_which() {
         let mut g = rails();
         g.log_buckets = vec!["Bad_Bucket".into()];
-        assert!(generate(&g).expect_err("bad").to_string().contains("--log-bucket \"Bad_Bucket\""));
+        assert!(generate(&g)
+            .expect_err("bad")
+            .to_string()
+            .contains("--log-bucket \"Bad_Bucket\""));
         let mut g = rails();
         g.break_glass_role = Some("break-glass".into());
-        assert!(generate(&g).expect_err("bad").to_string().contains("--break-glass-role"));
+        assert!(generate(&g)
+            .expect_err("bad")
+            .to_string()
+            .contains("--break-glass-role"));
         let mut g = rails();
         g.max_policies = 6;
-        assert!(generate(&g).expect_err("bad").to_string().contains("--max-policies"));
+        assert!(generate(&g)
+            .expect_err("bad")
+            .to_string()
+            .contains("--max-policies"));
     }
 
     #[test]

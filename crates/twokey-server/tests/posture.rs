@@ -88,7 +88,12 @@ async fn scans_record_changes_keep_results_and_export_counts_on_both_databases()
         // GuardDuty off in eu-west-1 (a detector left by the last database's run goes).
         let ids = gd_west.list_detectors().send().await.expect("list");
         for id in ids.detector_ids() {
-            gd_west.delete_detector().detector_id(id).send().await.expect("delete");
+            gd_west
+                .delete_detector()
+                .detector_id(id)
+                .send()
+                .await
+                .expect("delete");
         }
         let a = broker(&url, "replica-a").await;
         let b = broker(&url, "replica-b").await;
@@ -96,19 +101,31 @@ async fn scans_record_changes_keep_results_and_export_counts_on_both_databases()
         let other = PostureMonitor::new(b.clone(), config(&moto));
 
         let first = mon.run_once().await.expect("first scan");
-        assert!(!first.skipped && first.failing > 0 && first.changes == first.failing, "{first:?}");
+        assert!(
+            !first.skipped && first.failing > 0 && first.changes == first.failing,
+            "{first:?}"
+        );
         let failing = alerts(&a, "posture.failing", "guardduty.enabled").await;
         assert_eq!(failing.len(), 1, "{url}: {failing:?}");
         assert_eq!(failing[0]["region"], "eu-west-1");
         assert_eq!(failing[0]["severity"], "medium");
         // Alerting: the entries are in the alert outbox.
-        let due = a.store().due_alerts(i64::MAX / 2, 1_000).await.expect("outbox");
+        let due = a
+            .store()
+            .due_alerts(i64::MAX / 2, 1_000)
+            .await
+            .expect("outbox");
         assert!(due.iter().any(|r| r.kind == "posture.failing"), "{url}");
         // Kept in the store, for every replica and the web UI.
         let rows = b.store().posture().await.expect("rows");
         assert_eq!(rows.len(), first.findings);
-        assert!(rows.iter().any(|r| r.check == "guardduty.enabled" && r.region == "eu-west-1" && r.status == "FAIL"));
-        assert_eq!(gauge(&a, "guardduty.enabled", "medium").as_deref(), Some("1"));
+        assert!(rows.iter().any(|r| r.check == "guardduty.enabled"
+            && r.region == "eu-west-1"
+            && r.status == "FAIL"));
+        assert_eq!(
+            gauge(&a, "guardduty.enabled", "medium").as_deref(),
+            Some("1")
+        );
 
         // The other replica does not scan while the lease is held.
         assert!(other.run_once().await.expect("other").skipped);
@@ -118,13 +135,24 @@ async fn scans_record_changes_keep_results_and_export_counts_on_both_databases()
         assert_eq!(again.changes, 0, "{again:?}");
 
         // Fixed: GuardDuty on in eu-west-1 too.
-        gd_west.create_detector().enable(true).send().await.expect("detector");
+        gd_west
+            .create_detector()
+            .enable(true)
+            .send()
+            .await
+            .expect("detector");
         let fixed = mon.run_once().await.expect("fixed scan");
         assert_eq!(fixed.changes, 1, "{fixed:?}");
         let f = alerts(&a, "posture.fixed", "guardduty.enabled").await;
         assert_eq!(f.len(), 1, "{url}: {f:?}");
-        assert_eq!((f[0]["before"].as_str(), f[0]["status"].as_str()), (Some("FAIL"), Some("PASS")));
-        assert_eq!(gauge(&a, "guardduty.enabled", "medium").as_deref(), Some("0"));
+        assert_eq!(
+            (f[0]["before"].as_str(), f[0]["status"].as_str()),
+            (Some("FAIL"), Some("PASS"))
+        );
+        assert_eq!(
+            gauge(&a, "guardduty.enabled", "medium").as_deref(),
+            Some("0")
+        );
     }
 }
 
@@ -137,6 +165,7 @@ fn the_interval_is_a_typed_duration_with_clear_errors() {
     assert!(e.to_string().contains("[posture] interval \"soon\""), "{e}");
     let e = toml::from_str::<PostureConfig>("interval = \"10ms\"").expect_err("short");
     assert!(e.to_string().contains("shorter than 1s"), "{e}");
-    let e = toml::from_str::<PostureConfig>("interval = \"1h\"\nregion_list = []").expect_err("unknown");
+    let e = toml::from_str::<PostureConfig>("interval = \"1h\"\nregion_list = []")
+        .expect_err("unknown");
     assert!(e.to_string().contains("region_list"), "{e}");
 }

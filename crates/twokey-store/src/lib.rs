@@ -13,8 +13,8 @@
 //!   transaction updates first: entry indexes are contiguous and in commit order.
 
 pub mod custody;
-mod posture;
 mod ledger;
+mod posture;
 pub mod testing;
 pub mod web_state;
 

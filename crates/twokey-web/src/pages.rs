@@ -662,12 +662,22 @@ pub async fn posture(State(st): State<AppState>, s: Session) -> Response {
         _ => 3,
     };
     let mut sorted: Vec<&twokey_store::PostureRow> = rows.iter().collect();
-    sorted.sort_by_key(|r| (rank(&r.status), sev(&r.severity), r.check.clone(), r.account.clone()));
+    sorted.sort_by_key(|r| {
+        (
+            rank(&r.status),
+            sev(&r.severity),
+            r.check.clone(),
+            r.account.clone(),
+        )
+    });
     let count = |st: &str| rows.iter().filter(|r| r.status == st).count();
     let at = rows.iter().map(|r| r.scanned_at).max().unwrap_or(0);
     let mut by = String::new();
     for v in ["critical", "high", "medium", "low"] {
-        let n = rows.iter().filter(|r| r.severity == v && r.status == "FAIL").count();
+        let n = rows
+            .iter()
+            .filter(|r| r.severity == v && r.status == "FAIL")
+            .count();
         by.push_str(&format!("<tr><td>{v}</td><td>{n}</td></tr>"));
     }
     let mut body = format!(

@@ -327,8 +327,16 @@ async fn the_posture_page_is_for_auditors_and_admins_and_escapes() {
     let replica = Store::open(&url).await.expect("replica");
     replica
         .replace_posture(&[
-            row("cloudtrail.trail", "PASS", "arn:aws:cloudtrail:eu-west-1:222233334444:trail/org"),
-            row("scp.monitoring_protected", "FAIL", "<script>alert(1)</script>"),
+            row(
+                "cloudtrail.trail",
+                "PASS",
+                "arn:aws:cloudtrail:eu-west-1:222233334444:trail/org",
+            ),
+            row(
+                "scp.monitoring_protected",
+                "FAIL",
+                "<script>alert(1)</script>",
+            ),
         ])
         .await
         .expect("rows");
@@ -341,7 +349,10 @@ async fn the_posture_page_is_for_auditors_and_admins_and_escapes() {
         assert_eq!(r.status, want, "{who}");
     }
     let page = call(&app, "GET", "/ui/posture", &frank, "").await.body;
-    assert!(page.contains("<strong>1 failing</strong>, 1 passing"), "{page}");
+    assert!(
+        page.contains("<strong>1 failing</strong>, 1 passing"),
+        "{page}"
+    );
     assert!(!page.contains("<script>alert"), "not escaped");
     assert!(page.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
     let fail = page.find("scp.monitoring_protected").expect("failing row");

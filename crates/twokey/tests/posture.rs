@@ -955,7 +955,13 @@ async fn generated_guard_rails_applied_to_moto_organizations_are_in_force() {
     let mgmt = moto.connection().load().await;
     let org = seed_org(&mgmt).await;
     let archive = member(&moto, &org.archive).await;
-    locked_bucket(&aws_sdk_s3::Client::new(&archive), "org-logs", "COMPLIANCE", 365).await;
+    locked_bucket(
+        &aws_sdk_s3::Client::new(&archive),
+        "org-logs",
+        "COMPLIANCE",
+        365,
+    )
+    .await;
     trail(&mgmt, "main", "org-logs", true).await;
     let url = moto.url();
 
@@ -974,16 +980,25 @@ async fn generated_guard_rails_applied_to_moto_organizations_are_in_force() {
         "--trail",
         &format!("arn:aws:cloudtrail:us-east-1:{MGMT}:trail/main"),
         "--vault",
-        &format!("arn:aws:backup:us-east-1:{}:backup-vault:prod", org.workload_a),
+        &format!(
+            "arn:aws:backup:us-east-1:{}:backup-vault:prod",
+            org.workload_a
+        ),
         "--break-glass-role",
         "arn:aws:iam::*:role/twokey-break-glass",
         "--out",
         out_s,
     ]);
     assert_eq!(code, 0, "{err}");
-    assert!(listed.contains("twokey-guardrails-1.json") && listed.contains("twokey-guardrails.tf"), "{listed}");
+    assert!(
+        listed.contains("twokey-guardrails-1.json") && listed.contains("twokey-guardrails.tf"),
+        "{listed}"
+    );
     let tf = std::fs::read_to_string(out.join("twokey-guardrails.tf")).expect("tf");
-    assert!(tf.contains("resource \"aws_organizations_policy\" \"twokey_guardrails_1\""), "{tf}");
+    assert!(
+        tf.contains("resource \"aws_organizations_policy\" \"twokey_guardrails_1\""),
+        "{tf}"
+    );
 
     let org_client = aws_sdk_organizations::Client::new(&mgmt);
     let root = org_client.list_roots().send().await.expect("roots").roots()[0]
@@ -1005,7 +1020,10 @@ async fn generated_guard_rails_applied_to_moto_organizations_are_in_force() {
             for f in files {
                 let doc = std::fs::read_to_string(&f).expect("doc");
                 assert!(doc.len() <= 5120, "{}", doc.len());
-                let name = format!("{tag}-{}", f.file_stem().and_then(|s| s.to_str()).unwrap_or("x"));
+                let name = format!(
+                    "{tag}-{}",
+                    f.file_stem().and_then(|s| s.to_str()).unwrap_or("x")
+                );
                 let p = org_client
                     .create_policy()
                     .name(name)
@@ -1015,8 +1033,19 @@ async fn generated_guard_rails_applied_to_moto_organizations_are_in_force() {
                     .send()
                     .await
                     .expect("create SCP");
-                let id = p.policy().and_then(|p| p.policy_summary()).and_then(|s| s.id()).expect("id").to_string();
-                org_client.attach_policy().policy_id(&id).target_id(&root).send().await.expect("attach");
+                let id = p
+                    .policy()
+                    .and_then(|p| p.policy_summary())
+                    .and_then(|s| s.id())
+                    .expect("id")
+                    .to_string();
+                org_client
+                    .attach_policy()
+                    .policy_id(&id)
+                    .target_id(&root)
+                    .send()
+                    .await
+                    .expect("attach");
                 ids.push(id);
             }
             ids
@@ -1029,7 +1058,9 @@ async fn generated_guard_rails_applied_to_moto_organizations_are_in_force() {
     let (account, status, message) = &with_exemption[0];
     assert_eq!(status, "fail", "{account}: {message}");
     assert!(
-        message.contains(&format!("exempts arn:aws:iam::{account}:role/twokey-break-glass, not a role twokey gates")),
+        message.contains(&format!(
+            "exempts arn:aws:iam::{account}:role/twokey-break-glass, not a role twokey gates"
+        )),
         "{account}: {message}"
     );
     // The workloads' OU denies without exception: the root's exemption does not reach them.
@@ -1037,12 +1068,23 @@ async fn generated_guard_rails_applied_to_moto_organizations_are_in_force() {
         assert_eq!(status, "pass", "{account}: {message}");
     }
     for id in &exempting {
-        org_client.detach_policy().policy_id(id).target_id(&root).send().await.expect("detach");
+        org_client
+            .detach_policy()
+            .policy_id(id)
+            .target_id(&root)
+            .send()
+            .await
+            .expect("detach");
     }
 
     // Without the exemption: every member account passes.
     let plain = dir.path().join("plain");
-    let (code, _, err) = scp_generate(&["--log-bucket", "org-logs", "--out", plain.to_str().expect("path")]);
+    let (code, _, err) = scp_generate(&[
+        "--log-bucket",
+        "org-logs",
+        "--out",
+        plain.to_str().expect("path"),
+    ]);
     assert_eq!(code, 0, "{err}");
     attach(plain, "plain").await;
     for (account, status, message) in scp_statuses(&url, &org) {
@@ -1050,7 +1092,17 @@ async fn generated_guard_rails_applied_to_moto_organizations_are_in_force() {
     }
 
     // Impossible limits are a clear error.
-    let (code, _, err) = scp_generate(&["--log-bucket", "org-logs", "--max-policies", "9", "--out", out_s]);
+    let (code, _, err) = scp_generate(&[
+        "--log-bucket",
+        "org-logs",
+        "--max-policies",
+        "9",
+        "--out",
+        out_s,
+    ]);
     assert_ne!(code, 0);
-    assert!(err.contains("--max-policies 9 must be between 1 and 5"), "{err}");
+    assert!(
+        err.contains("--max-policies 9 must be between 1 and 5"),
+        "{err}"
+    );
 }

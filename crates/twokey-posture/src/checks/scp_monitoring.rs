@@ -418,7 +418,9 @@ mod tests {
         )]);
         assert_eq!(f.status, Fail);
         assert!(
-            f.message.contains("exempts arn:aws:iam::222233334444:role/break-glass, not a role twokey gates"),
+            f.message.contains(
+                "exempts arn:aws:iam::222233334444:role/break-glass, not a role twokey gates"
+            ),
             "{}",
             f.message
         );
@@ -452,13 +454,28 @@ mod tests {
         let gated = "arn:aws:iam::222233334444:role/break-glass";
         let arn = "aws:PrincipalARN";
         // The one exempted principal is the gated role: pass.
-        let f = excepting(arn, "ArnNotLike", "arn:aws:iam::*:role/break-glass", &[gated]);
+        let f = excepting(
+            arn,
+            "ArnNotLike",
+            "arn:aws:iam::*:role/break-glass",
+            &[gated],
+        );
         assert_eq!(f.status, Pass, "{}", f.message);
         // A wider pattern exempts every role, gated or not.
         let f = excepting(arn, "ArnNotLike", "arn:aws:iam::*:role/*", &[gated]);
         assert_eq!(f.status, Fail);
-        assert!(f.message.contains("exempts arn:aws:iam::222233334444:role/"), "{}", f.message);
-        let f = excepting(arn, "ArnNotLike", "arn:aws:iam::*:role/break-glass*", &[gated]);
+        assert!(
+            f.message
+                .contains("exempts arn:aws:iam::222233334444:role/"),
+            "{}",
+            f.message
+        );
+        let f = excepting(
+            arn,
+            "ArnNotLike",
+            "arn:aws:iam::*:role/break-glass*",
+            &[gated],
+        );
         assert_eq!(f.status, Fail, "{}", f.message);
         // A deny that names the roles it denies exempts everyone else.
         let f = excepting(arn, "ArnLike", "arn:aws:iam::*:role/intern", &[gated]);
@@ -467,7 +484,11 @@ mod tests {
         // A condition on something else than the principal: shown as is.
         let f = excepting("aws:PrincipalTag/team", "StringNotEquals", "sre", &[gated]);
         assert_eq!(f.status, Fail);
-        assert!(f.message.contains("allowed if") && f.message.contains("team"), "{}", f.message);
+        assert!(
+            f.message.contains("allowed if") && f.message.contains("team"),
+            "{}",
+            f.message
+        );
     }
 
     #[test]
