@@ -161,6 +161,12 @@ pub fn apply_policy(
 /// The `aws_iam_assume` targets of a twokey policy file.
 pub fn policy_targets(file: &std::path::Path) -> anyhow::Result<Vec<Target>> {
     let policy = read_policy(file)?;
+    targets_of(&policy, &file.display().to_string())
+}
+
+/// The `aws_iam_assume` targets of a parsed twokey policy (`file` names it
+/// in errors): the roles twokey gates, whose trust the scan reads.
+pub fn targets_of(policy: &twokey_core::Policy, file: &str) -> anyhow::Result<Vec<Target>> {
     let mut out = Vec::new();
     for (name, e) in &policy.entitlements {
         if e.provider != "aws_iam_assume" {
@@ -168,8 +174,7 @@ pub fn policy_targets(file: &std::path::Path) -> anyhow::Result<Vec<Target>> {
         }
         let c = twokey_aws::iam_assume::AssumeConfig::from_target(&e.target).map_err(|err| {
             anyhow::anyhow!(
-                "{}:{}: entitlement {name:?}: {}",
-                file.display(),
+                "{file}:{}: entitlement {name:?}: {}",
                 e.target_line,
                 err.message
             )
@@ -251,4 +256,57 @@ pub async fn run(args: &AwsArgs, out: &mut dyn Write) -> anyhow::Result<i32> {
     } else {
         0
     })
+}
+
+/// `twokey scp generate` arguments.
+#[derive(Args, Debug, Clone)]
+pub struct ScpGenerateArgs {
+    /// A CloudTrail log bucket to protect (repeat for more).
+    #[arg(long = "log-bucket")]
+    pub log_buckets: Vec<String>,
+    /// The organisation trail's ARN.
+    #[arg(long)]
+    pub trail: Option<String>,
+    /// A Backup vault ARN to protect (repeat for more).
+    #[arg(long = "vault")]
+    pub vaults: Vec<String>,
+    /// The break-glass role exempted from the denies (ARN; account may be
+    /// `*`). Make it a role twokey gates, or the posture check fails it.
+    #[arg(long)]
+    pub break_glass_role: Option<String>,
+    /// SCPs that may be generated: 5 per target minus those already there.
+    #[arg(long, default_value_t = 4)]
+    pub max_policies: usize,
+    /// Directory for `twokey-guardrails-N.json` and `twokey-guardrails.tf`.
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+/// Runs `twokey scp generate`: writes the documents and the Terraform, and
+/// lists what it wrote on `out`.
+pub fn run_scp_generate(args: &ScpGenerateArgs, out: &mut dyn Write) -> anyhow::Result<i32> {
+    let rails = crate::scp::GuardRails {
+        log_buckets: args.log_buckets.clone(),
+        trail: args.trail.clone(),
+        vaults: args.vaults.clone(),
+        break_glass_role: args.break_glass_role.clone(),
+        max_policies: args.max_policies,
+    };
+    if rails.log_buckets.is_empty() {
+        bail!("--log-bucket is required: the guard rails protect the CloudTrail log bucket");
+    }
+    let scps = crate::scp::generate(&rails)?;
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("cannot create {}", args.out.display()))?;
+    for s in &scps {
+        let file = args.out.join(format!("{}.json", s.name));
+        std::fs::write(&file, &s.document)
+            .with_context(|| format!("cannot write {}", file.display()))?;
+        writeln!(out, "{} ({} characters)", file.display(), s.document.len())?;
+    }
+    let tf = args.out.join("twokey-guardrails.tf");
+    std::fs::write(&tf, crate::scp::terraform(&scps))
+        .with_context(|| format!("cannot write {}", tf.display()))?;
+    writeln!(out, "{}", tf.display())?;
+    Ok(0)
 }

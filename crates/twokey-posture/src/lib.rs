@@ -7,9 +7,12 @@
 //!   the checks, so they are pure and tested without AWS;
 //! - [`checks`]: one module per check; [`Registry::builtin`] lists them;
 //! - [`output`]: terminal table, JSON, SARIF 2.1.0, OCSF 1.5 Compliance Finding;
+//! - [`html`]: the self-contained HTML report (maud, auto-escaped);
 //! - [`collect`]: the facts from AWS, on the official SDK (organisation,
 //!   member accounts through an assumed role, regions, bounded concurrency);
-//! - [`cli`]: `twokey posture aws`.
+//! - [`scp`]: the guard-rail SCPs `twokey scp generate` writes;
+//! - [`changes`]: what changed between two scans (the monitor's ledger events);
+//! - [`cli`]: `twokey posture aws`, `twokey scp generate`.
 //!
 //! ```
 //! use twokey_posture::{facts::Facts, Registry, Settings};
@@ -17,13 +20,16 @@
 //! assert!(findings.is_empty()); // no accounts, nothing to judge
 //! ```
 
+pub mod changes;
 pub mod checks;
 pub mod cli;
 pub mod collect;
 pub mod facts;
+pub mod html;
 pub mod model;
 pub mod output;
 pub mod registry;
+pub mod scp;
 
 pub use model::{Check, Finding, Remediation, Severity, Status};
 pub use registry::Registry;

@@ -1,5 +1,5 @@
 //! The formats of a scan's result: a terminal table, JSON, SARIF 2.1.0 and
-//! OCSF 1.5 Compliance Finding (class 2003).
+//! OCSF 1.5 Compliance Finding (class 2003); HTML is in [`crate::html`].
 //!
 //! - SARIF: <https://docs.oasis-open.org/sarif/sarif/v2.1.0/sarif-v2.1.0.html>;
 //!   each check is a `reportingDescriptor` (rule), each finding a `result`
@@ -28,6 +28,8 @@ pub enum Format {
     Sarif,
     /// OCSF 1.5.0 Compliance Finding events (a JSON array, like Prowler's `json-ocsf`).
     Ocsf,
+    /// A self-contained HTML report for a person or an auditor.
+    Html,
 }
 
 /// A finished evaluation: the checks that ran and what they found.
@@ -90,6 +92,7 @@ impl Report<'_> {
             Format::Json => pretty(&self.json()),
             Format::Sarif => pretty(&self.sarif()),
             Format::Ocsf => pretty(&Value::Array(self.ocsf())),
+            Format::Html => crate::html::render(self),
         }
     }
 
@@ -348,7 +351,7 @@ fn security_severity(s: Severity) -> &'static str {
     }
 }
 
-fn iso(ms: i64) -> String {
+pub(crate) fn iso(ms: i64) -> String {
     chrono::DateTime::from_timestamp_millis(ms)
         .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
         .unwrap_or_default()
