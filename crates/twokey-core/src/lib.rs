@@ -11,6 +11,7 @@ pub mod custody;
 pub mod identity;
 pub mod notify;
 pub mod policy;
+pub mod posture;
 pub mod proposal;
 pub mod reconcile;
 pub mod request;

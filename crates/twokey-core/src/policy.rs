@@ -268,6 +268,8 @@ pub struct Policy {
     pub entitlements: BTreeMap<String, Entitlement>,
     /// Secrets under split custody (`[[custody]]`), by id.
     pub custody: BTreeMap<String, crate::custody::CustodySecret>,
+    /// What the posture checks judge and what they except (`[posture]`).
+    pub posture: crate::posture::PostureConfig,
 }
 
 #[derive(Deserialize)]
@@ -285,6 +287,7 @@ struct RawPolicy {
     max_grant: Option<Spanned<String>>,
     auditors: Option<Spanned<RawAuditors>>,
     limits: Option<Spanned<RawLimits>>,
+    posture: Option<Spanned<crate::posture::RawPosture>>,
 }
 
 #[derive(Deserialize)]
@@ -748,6 +751,17 @@ impl Policy {
                 })
             },
         );
+        let posture = crate::posture::validate(
+            raw.posture.as_ref(),
+            &|offset| lines.line(offset),
+            &mut |offset, message| {
+                issues.push(PolicyIssue {
+                    file: file.into(),
+                    line: lines.line(offset),
+                    message,
+                })
+            },
+        );
         for ent in entitlements
             .values()
             .filter(|e| e.provider == crate::custody::PROVIDER)
@@ -790,6 +804,7 @@ impl Policy {
                 groups,
                 entitlements,
                 custody,
+                posture,
             })
         } else {
             issues.sort_by_key(|i| i.line);

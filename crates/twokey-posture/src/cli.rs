@@ -62,6 +62,19 @@ pub struct AwsArgs {
     /// The log-archive account: trail buckets must be in it; it runs no workloads.
     #[arg(long)]
     pub log_archive_account: Option<String>,
+    /// Least CloudWatch Logs retention in days (the policy's `[posture] log_retention_days` wins).
+    #[arg(long, default_value_t = Settings::default().log_retention_min_days)]
+    pub log_retention_days: u32,
+    /// A bucket that holds evidence besides the trail buckets (twokey's ledger bucket): it needs
+    /// SSE-KMS and access logging. Repeat or comma-separate.
+    #[arg(long = "log-bucket", value_delimiter = ',')]
+    pub log_buckets: Vec<String>,
+    /// A bucket that must use SSE-KMS (backups). Repeat or comma-separate.
+    #[arg(long = "kms-bucket", value_delimiter = ',')]
+    pub kms_buckets: Vec<String>,
+    /// Least IAM password length where users remain.
+    #[arg(long, default_value_t = Settings::default().password_min_length)]
+    pub password_min_length: u32,
     /// Evaluate facts recorded earlier (`--save-facts`) instead of calling AWS.
     #[arg(long, conflicts_with = "save_facts")]
     pub facts: Option<PathBuf>,
@@ -106,14 +119,23 @@ impl AwsArgs {
                 bail!("--log-archive-account {a:?} is not a 12-digit AWS account id");
             }
         }
-        Ok(Settings {
+        let mut s = Settings {
             object_lock_min_days: self.object_lock_days,
             backup_min_retention_days: self.backup_retention_days,
             backup_include_empty_vaults: self.include_empty_vaults,
             unused_days: self.unused_days,
             log_archive_account: self.log_archive_account.clone(),
+            log_retention_min_days: self.log_retention_days,
+            log_buckets: self.log_buckets.clone(),
+            kms_buckets: self.kms_buckets.clone(),
+            password_min_length: self.password_min_length,
             high_risk: self.high_risk.clone(),
-        })
+            ..Settings::default()
+        };
+        if let Some(file) = &self.policy {
+            apply_policy(&mut s, &read_policy(file)?, file)?;
+        }
+        Ok(s)
     }
 
     fn connection(&self) -> anyhow::Result<Connection> {
@@ -128,12 +150,49 @@ impl AwsArgs {
     }
 }
 
-/// The `aws_iam_assume` targets of a twokey policy file.
-pub fn policy_targets(file: &std::path::Path) -> anyhow::Result<Vec<Target>> {
+/// A twokey policy file, validated.
+fn read_policy(file: &std::path::Path) -> anyhow::Result<twokey_core::Policy> {
     let text =
         std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
-    let policy = twokey_core::Policy::parse(&text, &file.display().to_string())
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    twokey_core::Policy::parse(&text, &file.display().to_string()).map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+/// What the policy in force tells the checks: its `[posture]` switches,
+/// exceptions and break-glass users, and the bastion security groups of its
+/// `aws_security_group` entitlements. A `[posture]` naming a check that does
+/// not exist is refused (a typo would silently judge what was meant to be off).
+pub fn apply_policy(
+    settings: &mut Settings,
+    policy: &twokey_core::Policy,
+    file: &std::path::Path,
+) -> anyhow::Result<()> {
+    let unknown = Registry::builtin().unknown_in(&policy.posture);
+    if !unknown.is_empty() {
+        bail!("{}: {}", file.display(), unknown.join("; "));
+    }
+    settings.posture = policy.posture.clone();
+    settings.break_glass_users = policy.posture.break_glass_users.clone();
+    if let Some(d) = policy.posture.log_retention_days {
+        settings.log_retention_min_days = d;
+    }
+    settings.bastion_groups = policy
+        .entitlements
+        .values()
+        .filter(|e| e.provider == "aws_security_group")
+        .filter_map(|e| e.target.get("group_id").and_then(|v| v.as_str()).map(str::to_string))
+        .collect();
+    Ok(())
+}
+
+/// The `aws_iam_assume` targets of a twokey policy file.
+pub fn policy_targets(file: &std::path::Path) -> anyhow::Result<Vec<Target>> {
+    let policy = read_policy(file)?;
+    targets_of(&policy, &file.display().to_string())
+}
+
+/// The `aws_iam_assume` targets of a parsed twokey policy (`file` names it
+/// in errors): the roles twokey gates, whose trust the scan reads.
+pub fn targets_of(policy: &twokey_core::Policy, file: &str) -> anyhow::Result<Vec<Target>> {
     let mut out = Vec::new();
     for (name, e) in &policy.entitlements {
         if e.provider != "aws_iam_assume" {
@@ -141,8 +200,7 @@ pub fn policy_targets(file: &std::path::Path) -> anyhow::Result<Vec<Target>> {
         }
         let c = twokey_aws::iam_assume::AssumeConfig::from_target(&e.target).map_err(|err| {
             anyhow::anyhow!(
-                "{}:{}: entitlement {name:?}: {}",
-                file.display(),
+                "{file}:{}: entitlement {name:?}: {}",
                 e.target_line,
                 err.message
             )
@@ -235,4 +293,57 @@ pub async fn run(args: &AwsArgs, out: &mut dyn Write) -> anyhow::Result<i32> {
     } else {
         0
     })
+}
+
+/// `twokey scp generate` arguments.
+#[derive(Args, Debug, Clone)]
+pub struct ScpGenerateArgs {
+    /// A CloudTrail log bucket to protect (repeat for more).
+    #[arg(long = "log-bucket")]
+    pub log_buckets: Vec<String>,
+    /// The organisation trail's ARN.
+    #[arg(long)]
+    pub trail: Option<String>,
+    /// A Backup vault ARN to protect (repeat for more).
+    #[arg(long = "vault")]
+    pub vaults: Vec<String>,
+    /// The break-glass role exempted from the denies (ARN; account may be
+    /// `*`). Make it a role twokey gates, or the posture check fails it.
+    #[arg(long)]
+    pub break_glass_role: Option<String>,
+    /// SCPs that may be generated: 5 per target minus those already there.
+    #[arg(long, default_value_t = 4)]
+    pub max_policies: usize,
+    /// Directory for `twokey-guardrails-N.json` and `twokey-guardrails.tf`.
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+/// Runs `twokey scp generate`: writes the documents and the Terraform, and
+/// lists what it wrote on `out`.
+pub fn run_scp_generate(args: &ScpGenerateArgs, out: &mut dyn Write) -> anyhow::Result<i32> {
+    let rails = crate::scp::GuardRails {
+        log_buckets: args.log_buckets.clone(),
+        trail: args.trail.clone(),
+        vaults: args.vaults.clone(),
+        break_glass_role: args.break_glass_role.clone(),
+        max_policies: args.max_policies,
+    };
+    if rails.log_buckets.is_empty() {
+        bail!("--log-bucket is required: the guard rails protect the CloudTrail log bucket");
+    }
+    let scps = crate::scp::generate(&rails)?;
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("cannot create {}", args.out.display()))?;
+    for s in &scps {
+        let file = args.out.join(format!("{}.json", s.name));
+        std::fs::write(&file, &s.document)
+            .with_context(|| format!("cannot write {}", file.display()))?;
+        writeln!(out, "{} ({} characters)", file.display(), s.document.len())?;
+    }
+    let tf = args.out.join("twokey-guardrails.tf");
+    std::fs::write(&tf, crate::scp::terraform(&scps))
+        .with_context(|| format!("cannot write {}", tf.display()))?;
+    writeln!(out, "{}", tf.display())?;
+    Ok(0)
 }

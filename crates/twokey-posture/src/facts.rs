@@ -8,6 +8,10 @@
 
 use serde::{Deserialize, Serialize};
 
+pub mod baseline;
+
+pub use baseline::{AccountBaseline, RegionBaseline};
+
 /// A collected value, or why it could not be collected.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -133,6 +137,10 @@ pub struct AccountScan {
     /// Per region.
     #[serde(default)]
     pub regions: Vec<Region>,
+    /// Encryption, logging and identity beyond the guard rails; `None` in
+    /// facts recorded before these checks existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<AccountBaseline>,
 }
 
 /// IAM facts of one account.
@@ -299,6 +307,10 @@ pub struct Region {
     pub guardduty: Collected<Vec<Detector>>,
     /// Security Hub: the hub ARN when enabled.
     pub securityhub: Collected<Option<String>>,
+    /// Encryption, logging and identity beyond the guard rails; `None` in
+    /// facts recorded before these checks existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<RegionBaseline>,
 }
 
 /// A CloudTrail trail with its status and selectors.

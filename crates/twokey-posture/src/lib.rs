@@ -7,9 +7,12 @@
 //!   the checks, so they are pure and tested without AWS;
 //! - [`checks`]: one module per check; [`Registry::builtin`] lists them;
 //! - [`output`]: terminal table, JSON, SARIF 2.1.0, OCSF 1.5 Compliance Finding;
+//! - [`html`]: the self-contained HTML report (maud, auto-escaped);
 //! - [`collect`]: the facts from AWS, on the official SDK (organisation,
 //!   member accounts through an assumed role, regions, bounded concurrency);
-//! - [`cli`]: `twokey posture aws`.
+//! - [`scp`]: the guard-rail SCPs `twokey scp generate` writes;
+//! - [`changes`]: what changed between two scans (the monitor's ledger events);
+//! - [`cli`]: `twokey posture aws`, `twokey scp generate`.
 //!
 //! ```
 //! use twokey_posture::{facts::Facts, Registry, Settings};
@@ -17,13 +20,16 @@
 //! assert!(findings.is_empty()); // no accounts, nothing to judge
 //! ```
 
+pub mod changes;
 pub mod checks;
 pub mod cli;
 pub mod collect;
 pub mod facts;
+pub mod html;
 pub mod model;
 pub mod output;
 pub mod registry;
+pub mod scp;
 
 pub use model::{Check, Finding, Remediation, Severity, Status};
 pub use registry::Registry;
@@ -44,6 +50,22 @@ pub struct Settings {
     /// The high-risk actions `iam.standing_high_risk` answers; empty: its
     /// defaults for the facts.
     pub high_risk: Vec<twokey_iam::graph::HighRisk>,
+    /// Least CloudWatch Logs retention, in days.
+    pub log_retention_min_days: u32,
+    /// IAM users allowed a console password (the policy's `[posture]`).
+    pub break_glass_users: Vec<String>,
+    /// Buckets that hold evidence besides the trail buckets (the ledger's):
+    /// they need SSE-KMS and access logging.
+    pub log_buckets: Vec<String>,
+    /// Buckets that must use SSE-KMS besides the trail and log buckets (backups).
+    pub kms_buckets: Vec<String>,
+    /// twokey's bastion security groups (from the policy's
+    /// `aws_security_group_ingress` entitlements): their VPCs need flow logs.
+    pub bastion_groups: Vec<String>,
+    /// Least IAM password length where users remain.
+    pub password_min_length: u32,
+    /// The policy's switches and exceptions.
+    pub posture: twokey_core::posture::PostureConfig,
 }
 
 impl Default for Settings {
@@ -55,6 +77,13 @@ impl Default for Settings {
             unused_days: 90,
             log_archive_account: None,
             high_risk: vec![],
+            log_retention_min_days: 365,
+            break_glass_users: vec![],
+            log_buckets: vec![],
+            kms_buckets: vec![],
+            bastion_groups: vec![],
+            password_min_length: 14,
+            posture: twokey_core::posture::PostureConfig::default(),
         }
     }
 }

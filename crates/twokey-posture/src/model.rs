@@ -100,6 +100,9 @@ pub enum Status {
     Fail,
     /// The facts needed could not be collected (the message says which and why).
     Error,
+    /// It does not, and the policy's `[posture]` excepts it with a reason
+    /// (an exception is a policy change: two people and the ledger).
+    Excepted,
 }
 
 impl Status {
@@ -109,6 +112,7 @@ impl Status {
             Self::Pass => "PASS",
             Self::Fail => "FAIL",
             Self::Error => "ERROR",
+            Self::Excepted => "EXCEPTED",
         }
     }
 }

@@ -1,5 +1,5 @@
 //! The formats of a scan's result: a terminal table, JSON, SARIF 2.1.0 and
-//! OCSF 1.5 Compliance Finding (class 2003).
+//! OCSF 1.5 Compliance Finding (class 2003); HTML is in [`crate::html`].
 //!
 //! - SARIF: <https://docs.oasis-open.org/sarif/sarif/v2.1.0/sarif-v2.1.0.html>;
 //!   each check is a `reportingDescriptor` (rule), each finding a `result`
@@ -28,6 +28,8 @@ pub enum Format {
     Sarif,
     /// OCSF 1.5.0 Compliance Finding events (a JSON array, like Prowler's `json-ocsf`).
     Ocsf,
+    /// A self-contained HTML report for a person or an auditor.
+    Html,
 }
 
 /// A finished evaluation: the checks that ran and what they found.
@@ -50,6 +52,9 @@ pub struct Summary {
     pub fail: usize,
     /// Findings whose facts could not be collected.
     pub error: usize,
+    /// Failing findings the policy excepts.
+    #[serde(default)]
+    pub excepted: usize,
 }
 
 impl Report<'_> {
@@ -61,6 +66,7 @@ impl Report<'_> {
                 Status::Pass => s.pass += 1,
                 Status::Fail => s.fail += 1,
                 Status::Error => s.error += 1,
+                Status::Excepted => s.excepted += 1,
             }
         }
         s
@@ -86,6 +92,7 @@ impl Report<'_> {
             Format::Json => pretty(&self.json()),
             Format::Sarif => pretty(&self.sarif()),
             Format::Ocsf => pretty(&Value::Array(self.ocsf())),
+            Format::Html => crate::html::render(self),
         }
     }
 
@@ -100,7 +107,8 @@ impl Report<'_> {
         let rank = |s: Status| match s {
             Status::Fail => 0,
             Status::Error => 1,
-            Status::Pass => 2,
+            Status::Excepted => 2,
+            Status::Pass => 3,
         };
         rows.sort_by(|(a, sa), (b, sb)| {
             (rank(a.status), std::cmp::Reverse(*sa), &a.check, &a.account).cmp(&(
@@ -206,6 +214,8 @@ impl Report<'_> {
                     Status::Fail => ("fail", sarif_level(sev)),
                     Status::Pass => ("pass", "none"),
                     Status::Error => ("open", "none"),
+                    // §3.35: a suppressed result keeps its kind and level.
+                    Status::Excepted => ("fail", sarif_level(sev)),
                 };
                 let mut r = json!({
                     "ruleId": f.check,
@@ -220,6 +230,9 @@ impl Report<'_> {
                 });
                 if let Some(i) = index.get(f.check.as_str()) {
                     r["ruleIndex"] = json!(i);
+                }
+                if f.status == Status::Excepted {
+                    r["suppressions"] = json!([{"kind": "external", "status": "accepted", "justification": f.message}]);
                 }
                 r
             })
@@ -250,6 +263,12 @@ impl Report<'_> {
                     Status::Pass => (1, "Pass"),
                     Status::Fail => (3, "Fail"),
                     Status::Error => (0, "Unknown"),
+                    Status::Excepted => (3, "Fail"),
+                };
+                // Finding status: 3 Suppressed for an excepted failure, else 1 New.
+                let (finding_status_id, finding_status) = match f.status {
+                    Status::Excepted => (3, "Suppressed"),
+                    _ => (1, "New"),
                 };
                 let (severity_id, severity) = match sev {
                     Severity::Low => (2, "Low"),
@@ -270,8 +289,8 @@ impl Report<'_> {
                     "time_dt": iso(self.collected_at_ms),
                     "severity_id": severity_id,
                     "severity": severity,
-                    "status_id": 1,
-                    "status": "New",
+                    "status_id": finding_status_id,
+                    "status": finding_status,
                     "message": f.message,
                     "metadata": {
                         "version": "1.5.0",
@@ -332,7 +351,7 @@ fn security_severity(s: Severity) -> &'static str {
     }
 }
 
-fn iso(ms: i64) -> String {
+pub(crate) fn iso(ms: i64) -> String {
     chrono::DateTime::from_timestamp_millis(ms)
         .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
         .unwrap_or_default()

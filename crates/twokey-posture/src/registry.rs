@@ -3,7 +3,7 @@
 
 use crate::checks;
 use crate::facts::Facts;
-use crate::model::{Check, Finding};
+use crate::model::{Check, Finding, Status};
 use crate::Settings;
 
 /// A list of checks with unique ids.
@@ -32,6 +32,23 @@ impl Registry {
         r.add(checks::config_recorder::CHECK);
         r.add(checks::guardduty_enabled::CHECK);
         r.add(checks::securityhub_enabled::CHECK);
+        // The rest of the enterprise baseline: encryption, logging, identity.
+        r.add(checks::s3_default_encryption::CHECK);
+        r.add(checks::ec2_ebs_default_encryption::CHECK);
+        r.add(checks::rds_storage_encrypted::CHECK);
+        r.add(checks::redshift_encrypted::CHECK);
+        r.add(checks::backup_vault_customer_key::CHECK);
+        r.add(checks::kms_rotation::CHECK);
+        r.add(checks::kms_policy_not_open::CHECK);
+        r.add(checks::sqs_sns_encrypted::QUEUES);
+        r.add(checks::sqs_sns_encrypted::TOPICS);
+        r.add(checks::s3_log_bucket_logging::CHECK);
+        r.add(checks::vpc_flow_logs::CHECK);
+        r.add(checks::cloudtrail_realtime::CHECK);
+        r.add(checks::logs_retention::CHECK);
+        r.add(checks::identity_federation::CHECK);
+        r.add(checks::iam_console_users::CHECK);
+        r.add(checks::iam_password_policy::CHECK);
         r
     }
 
@@ -64,11 +81,43 @@ impl Registry {
         Ok(self)
     }
 
-    /// Runs every check over `facts`.
+    /// Runs every check over `facts`, except those the policy's `[posture]`
+    /// switches off; a failure the policy excepts becomes
+    /// [`Status::Excepted`] with the exception's reason.
     pub fn evaluate(&self, facts: &Facts, settings: &Settings) -> Vec<Finding> {
+        let posture = &settings.posture;
         self.checks
             .iter()
+            .filter(|c| !posture.disabled.iter().any(|d| d == c.id))
             .flat_map(|c| (c.evaluate)(facts, settings))
+            .map(|mut f| {
+                if f.status == Status::Fail {
+                    if let Some(e) =
+                        posture.exception(&f.check, &f.account, &f.resource, facts.collected_at_ms)
+                    {
+                        f.status = Status::Excepted;
+                        f.message = format!(
+                            "{} (excepted by the policy, line {}: {})",
+                            f.message, e.line, e.reason
+                        );
+                    }
+                }
+                f
+            })
+            .collect()
+    }
+
+    /// The check ids a policy's `[posture]` names that no check has, as
+    /// "line N: unknown check ..." messages.
+    pub fn unknown_in(&self, posture: &twokey_core::posture::PostureConfig) -> Vec<String> {
+        posture
+            .named_checks()
+            .into_iter()
+            .filter(|(id, _)| self.get(id).is_none())
+            .map(|(id, line)| {
+                let at = if line > 0 { format!("line {line}: ") } else { String::new() };
+                format!("{at}[posture] names unknown check {id:?}")
+            })
             .collect()
     }
 }
@@ -95,6 +144,47 @@ mod tests {
                 c.id
             );
         }
+    }
+
+    #[test]
+    fn the_policy_switches_checks_off_and_excepts_failures_with_a_reason() {
+        use crate::checks::fixture::*;
+        use twokey_core::posture::{PostureConfig, PostureException};
+        let f = facts(); // guardduty and securityhub fail in the one region
+        let exception = |account: &str, until_ms| PostureException {
+            check: "guardduty.enabled".into(),
+            account: account.into(),
+            resource: "arn:aws:guardduty:*".into(),
+            reason: "sandbox account (CHG-7)".into(),
+            until_ms,
+            line: 12,
+        };
+        let settings = |posture| Settings { posture, ..Settings::default() };
+        let r = Registry::builtin();
+        let run = |s: &Settings, id: &str| {
+            r.evaluate(&f, s)
+                .into_iter()
+                .filter(|x| x.check == id)
+                .map(|x| (x.status, x.message))
+                .collect::<Vec<_>>()
+        };
+        let plain = settings(PostureConfig::default());
+        assert_eq!(run(&plain, "guardduty.enabled")[0].0, Status::Fail);
+        let off = settings(PostureConfig { disabled: vec!["guardduty.enabled".into()], ..Default::default() });
+        assert!(run(&off, "guardduty.enabled").is_empty());
+        assert_eq!(run(&off, "securityhub.enabled")[0].0, Status::Fail);
+        let excepted = settings(PostureConfig { exceptions: vec![exception(ACCOUNT, None)], ..Default::default() });
+        let got = run(&excepted, "guardduty.enabled");
+        assert_eq!(got[0].0, Status::Excepted);
+        assert!(got[0].1.contains("line 12: sandbox account (CHG-7)"), "{}", got[0].1);
+        // Another account's exception, or one that lapsed, does not apply.
+        let other = settings(PostureConfig { exceptions: vec![exception("999999999999", None)], ..Default::default() });
+        assert_eq!(run(&other, "guardduty.enabled")[0].0, Status::Fail);
+        let lapsed = settings(PostureConfig { exceptions: vec![exception("*", Some(NOW - 1))], ..Default::default() });
+        assert_eq!(run(&lapsed, "guardduty.enabled")[0].0, Status::Fail);
+        // Unknown ids are named with their line.
+        let typo = PostureConfig { exceptions: vec![PostureException { check: "guardduty.enable".into(), ..exception("*", None) }], ..Default::default() };
+        assert_eq!(r.unknown_in(&typo), vec!["line 12: [posture] names unknown check \"guardduty.enable\"".to_string()]);
     }
 
     #[test]

@@ -50,6 +50,9 @@ pub struct Config {
     /// `[notifications]`: Slack and email to approvers and requesters.
     #[serde(default)]
     pub notifications: twokey_notify::notifications::NotificationsConfig,
+    /// `[posture]`: the continuous posture scan of the AWS organisation.
+    #[serde(default)]
+    pub posture: Option<crate::posture::PostureConfig>,
 }
 
 /// `[reconciler]`.

@@ -16,6 +16,7 @@ pub mod custody;
 pub mod dev;
 pub mod error;
 pub mod metrics;
+pub mod posture;
 pub mod reconciler;
 
 pub use broker::{Broker, BrokerOptions};

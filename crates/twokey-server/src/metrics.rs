@@ -5,6 +5,8 @@ use std::sync::Mutex;
 
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
@@ -25,6 +27,10 @@ pub struct Metrics {
     pub activation_seconds: Histogram,
     /// Seconds from a grant's end time to its confirmed revocation.
     pub expiry_lag_seconds: Histogram,
+    /// Failing posture findings per check and severity, from the last scan.
+    pub posture_failing: Family<Vec<(String, String)>, Gauge>,
+    /// When the last posture scan collected its facts (Unix seconds).
+    pub posture_scanned_at: Gauge,
     approved: Mutex<HashMap<String, i64>>,
 }
 
@@ -80,8 +86,22 @@ impl Metrics {
             "Grant end time to confirmed revocation",
             expiry_lag_seconds.clone(),
         );
+        let posture_failing = Family::<Vec<(String, String)>, Gauge>::default();
+        let posture_scanned_at = Gauge::default();
+        registry.register(
+            "posture_failing",
+            "Failing posture findings per check and severity (last scan)",
+            posture_failing.clone(),
+        );
+        registry.register(
+            "posture_scanned_at_seconds",
+            "When the last posture scan collected its facts",
+            posture_scanned_at.clone(),
+        );
         Self {
             registry,
+            posture_failing,
+            posture_scanned_at,
             requests_created,
             grants_activated,
             grants_ended,
@@ -117,6 +137,25 @@ impl Metrics {
         if expiry {
             self.expiry_lag_seconds
                 .observe((now - ends_at).max(0) as f64 / 1000.0);
+        }
+    }
+
+    /// Sets the posture gauges from a scan's results: every check seen gets
+    /// its failing count (0 included), checks not seen are dropped.
+    pub fn posture_scanned(&self, rows: &[twokey_store::PostureRow]) {
+        self.posture_failing.clear();
+        for r in rows {
+            let labels = vec![
+                ("check".to_string(), r.check.clone()),
+                ("severity".to_string(), r.severity.clone()),
+            ];
+            let g = self.posture_failing.get_or_create(&labels);
+            if r.status == "FAIL" {
+                g.inc();
+            }
+        }
+        if let Some(at) = rows.iter().map(|r| r.scanned_at).max() {
+            self.posture_scanned_at.set(at / 1000);
         }
     }
 

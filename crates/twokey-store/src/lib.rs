@@ -14,6 +14,7 @@
 
 pub mod custody;
 mod ledger;
+mod posture;
 pub mod testing;
 pub mod web_state;
 
@@ -27,6 +28,7 @@ use twokey_core::{Actor, Event, Millis, Proposal, Request, State};
 use twokey_ledger::LedgerEntry;
 
 pub use ledger::{CheckpointRow, LedgerHead, LedgerRoot, RawLedgerRow};
+pub use posture::PostureRow;
 pub use web_state::{PutError, WebState};
 
 /// Storage errors.

@@ -181,6 +181,7 @@ pub fn router(broker: Arc<Broker>, cfg: WebConfig) -> Router<()> {
             )),
         )
         .route("/ui/audit", get(pages::audit))
+        .route("/ui/posture", get(pages::posture))
         .route("/ui/policy", get(pages::policy))
         .layer(axum::middleware::map_response(security_headers))
         .with_state(state)

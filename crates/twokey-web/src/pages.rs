@@ -632,6 +632,79 @@ pub async fn audit(State(st): State<AppState>, s: Session) -> Response {
     ok(&s, "Audit log", &body)
 }
 
+/// `GET /ui/posture`: the organisation's posture as the monitor last saw
+/// it (`[posture]` in `twokey.toml`), failing first; for admins and
+/// auditors, like the audit log. Changes are in the ledger (`posture.*`).
+pub async fn posture(State(st): State<AppState>, s: Session) -> Response {
+    if let Err(err) = twokey_server::api::require_read_all(&st.broker, &s.actor, "The posture") {
+        return api_error(err);
+    }
+    let rows = match st.broker.store().posture().await {
+        Ok(r) => r,
+        Err(err) => return api_error(err.into()),
+    };
+    if rows.is_empty() {
+        return ok(
+            &s,
+            "Posture",
+            "<p>No posture scan yet. Turn it on with <code>[posture] interval = \"1h\"</code> in <code>twokey.toml</code>.</p>",
+        );
+    }
+    let rank = |st: &str| match st {
+        "FAIL" => 0,
+        "ERROR" => 1,
+        _ => 2,
+    };
+    let sev = |v: &str| match v {
+        "critical" => 0,
+        "high" => 1,
+        "medium" => 2,
+        _ => 3,
+    };
+    let mut sorted: Vec<&twokey_store::PostureRow> = rows.iter().collect();
+    sorted.sort_by_key(|r| {
+        (
+            rank(&r.status),
+            sev(&r.severity),
+            r.check.clone(),
+            r.account.clone(),
+        )
+    });
+    let count = |st: &str| rows.iter().filter(|r| r.status == st).count();
+    let at = rows.iter().map(|r| r.scanned_at).max().unwrap_or(0);
+    let mut by = String::new();
+    for v in ["critical", "high", "medium", "low"] {
+        let n = rows
+            .iter()
+            .filter(|r| r.severity == v && r.status == "FAIL")
+            .count();
+        by.push_str(&format!("<tr><td>{v}</td><td>{n}</td></tr>"));
+    }
+    let mut body = format!(
+        r#"<p role="status">Last scan {}: <strong>{} failing</strong>, {} passing, {} not collected.</p>
+<table><caption>Failing by severity</caption><thead><tr><th scope="col">Severity</th><th scope="col">Failing</th></tr></thead><tbody>{by}</tbody></table>
+<table><caption>Every check on every resource, failing first</caption><thead><tr><th scope="col">Status</th><th scope="col">Severity</th><th scope="col">Check</th><th scope="col">Account</th><th scope="col">Region</th><th scope="col">Resource</th><th scope="col">Finding</th></tr></thead><tbody>"#,
+        time(at),
+        count("FAIL"),
+        count("PASS"),
+        count("ERROR"),
+    );
+    for r in sorted {
+        body.push_str(&format!(
+            r#"<tr class="posture-{st}"><td>{st}</td><td>{}</td><td><code>{}</code></td><td>{}</td><td>{}</td><td><code>{}</code></td><td>{}</td></tr>"#,
+            e(&r.severity),
+            e(&r.check),
+            e(&r.account),
+            e(if r.region.is_empty() { "global" } else { &r.region }),
+            e(&r.resource),
+            e(&r.message),
+            st = e(&r.status),
+        ));
+    }
+    body.push_str("</tbody></table><p>Each change (newly failing, fixed) is a <code>posture.*</code> entry in the <a href=\"/ui/audit\">audit log</a>.</p>");
+    ok(&s, "Posture", &body)
+}
+
 /// `GET /ui/policy`: the policy in force, credentials redacted.
 pub async fn policy(State(st): State<AppState>, s: Session) -> Response {
     let lp = st.broker.policy();

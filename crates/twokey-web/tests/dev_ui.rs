@@ -297,3 +297,65 @@ async fn pages_show_no_password_and_read_by_role() {
         assert!(frank_audit.body.contains("request.created"));
     }
 }
+
+/// `/ui/posture`: the posture monitor's stored results, for admins and
+/// auditors only, failing first, every value escaped.
+#[tokio::test]
+async fn the_posture_page_is_for_auditors_and_admins_and_escapes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = format!("sqlite://{}", dir.path().join("p.db").display());
+    let app = app_with(dir.path(), &url, policy_with_a_password()).await;
+    let (alice, frank, bob) = (
+        sign_in(&app, "alice").await,
+        sign_in(&app, "frank").await,
+        sign_in(&app, "bob").await,
+    );
+    let empty = call(&app, "GET", "/ui/posture", &frank, "").await;
+    assert_eq!(empty.status, StatusCode::OK);
+    assert!(empty.body.contains("No posture scan yet"), "{}", empty.body);
+    let row = |check: &str, status: &str, resource: &str| twokey_store::PostureRow {
+        check: check.into(),
+        account: "222233334444".into(),
+        region: "eu-west-1".into(),
+        resource: resource.into(),
+        severity: "critical".into(),
+        status: status.into(),
+        message: format!("{resource} {status}"),
+        evidence: "{}".into(),
+        scanned_at: 1_800_000_000_000,
+    };
+    let replica = Store::open(&url).await.expect("replica");
+    replica
+        .replace_posture(&[
+            row(
+                "cloudtrail.trail",
+                "PASS",
+                "arn:aws:cloudtrail:eu-west-1:222233334444:trail/org",
+            ),
+            row(
+                "scp.monitoring_protected",
+                "FAIL",
+                "<script>alert(1)</script>",
+            ),
+        ])
+        .await
+        .expect("rows");
+    for (who, cookie, want) in [
+        ("alice", &alice, StatusCode::FORBIDDEN),
+        ("frank", &frank, StatusCode::OK),
+        ("bob", &bob, StatusCode::OK),
+    ] {
+        let r = call(&app, "GET", "/ui/posture", cookie, "").await;
+        assert_eq!(r.status, want, "{who}");
+    }
+    let page = call(&app, "GET", "/ui/posture", &frank, "").await.body;
+    assert!(
+        page.contains("<strong>1 failing</strong>, 1 passing"),
+        "{page}"
+    );
+    assert!(!page.contains("<script>alert"), "not escaped");
+    assert!(page.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
+    let fail = page.find("scp.monitoring_protected").expect("failing row");
+    let pass = page.find("cloudtrail.trail").expect("passing row");
+    assert!(fail < pass, "failing first");
+}

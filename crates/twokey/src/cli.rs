@@ -122,6 +122,9 @@ enum Cmd {
     /// Whether the guard rails around two-person control stand (AWS).
     #[command(subcommand)]
     Posture(crate::posture::PostureCmd),
+    /// Service control policies: the guard rails that keep monitoring on.
+    #[command(subcommand)]
+    Scp(crate::posture::ScpCmd),
     /// Can PRINCIPAL do ACTION on RESOURCE? (IAM evaluation over authorization details)
     Can(crate::can::CanArgs),
     /// Who can do ACTION [on RESOURCE] without a twokey grant? (the paths)
@@ -204,6 +207,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             return twokey_guard::run_watch(&args, &mut std::io::stdout().lock())
         }
         Cmd::Posture(cmd) => return crate::posture::run(cmd).await,
+        Cmd::Scp(cmd) => return crate::posture::run_scp(cmd),
         Cmd::Can(args) => return crate::can::run(&args, json_out),
         Cmd::WhoCan(args) => return crate::who_can::run(&args, json_out).await,
         Cmd::Policy(PolicyCmd::Check { file }) => return policy_check(&file, json_out),

@@ -33,3 +33,21 @@ pub async fn run(cmd: PostureCmd) -> anyhow::Result<i32> {
         }
     }
 }
+
+/// `twokey scp ...`.
+#[derive(Subcommand, Debug)]
+pub enum ScpCmd {
+    /// Write the guard-rail SCPs (JSON and Terraform) that deny switching
+    /// monitoring off, for a log bucket, trail, Backup vaults and a
+    /// break-glass role; split to AWS's limits.
+    Generate(twokey_posture::cli::ScpGenerateArgs),
+}
+
+/// Runs `twokey scp`; its exit status.
+pub fn run_scp(cmd: ScpCmd) -> anyhow::Result<i32> {
+    match cmd {
+        ScpCmd::Generate(args) => {
+            twokey_posture::cli::run_scp_generate(&args, &mut std::io::stdout().lock())
+        }
+    }
+}

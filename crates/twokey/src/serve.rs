@@ -87,6 +87,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<i32> {
     };
     let mut ledger_cfg = twokey_server::checkpoints::LedgerConfig::default();
     let mut gate_cfg: Option<twokey_gate::config::GateConfig> = None;
+    let mut posture_cfg: Option<twokey_server::posture::PostureConfig> = None;
     let key_default: PathBuf;
     let mut notifiers = Vec::new();
     let (store, policy, listen, sinks, mut opts, dev_dir) = if args.dev {
@@ -137,6 +138,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<i32> {
         notifiers = twokey_notify::notifications::build_notifiers(&cfg.notifications)
             .map_err(anyhow::Error::msg)?;
         ledger_cfg = cfg.ledger.clone();
+        posture_cfg = cfg.posture.clone();
         key_default = cfg_path
             .parent()
             .map(|d| d.join("ledger.key"))
@@ -234,6 +236,11 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<i32> {
             drift = g.config.drift_interval.as_deref().unwrap_or("off"),
             "deploy gate on /v1/gate/github"
         );
+    }
+    if let Some(p) = posture_cfg {
+        tracing::info!(interval_ms = p.interval.0, "posture monitor on");
+        let monitor = twokey_server::posture::PostureMonitor::new(broker.clone(), p);
+        tokio::spawn(monitor.run(rx.clone()));
     }
     let doc = Some(twokey_web::openapi());
     twokey_server::serve_documented(broker, ui, doc, listener, rx, Some(checkpointer)).await?;

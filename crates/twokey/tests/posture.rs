@@ -905,3 +905,204 @@ fn bad_input_is_a_clear_error() {
     assert_eq!(code, 1);
     assert!(err.contains("12-digit"), "{err}");
 }
+
+fn scp_generate(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(bin())
+        .args(["scp", "generate"])
+        .args(args)
+        .output()
+        .expect("run twokey");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).to_string(),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
+}
+
+/// The `scp.monitoring_protected` status of each member account.
+fn scp_statuses(url: &str, org: &Org) -> Vec<(String, String, String)> {
+    let (_, out, err) = posture(&[
+        "--endpoint-url",
+        url,
+        "--regions",
+        "us-east-1",
+        "--check",
+        "scp.monitoring_protected",
+        "--format",
+        "json",
+    ]);
+    let v: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out} {err}"));
+    let findings = v["findings"].as_array().cloned().unwrap_or_default();
+    [&org.archive, &org.workload_a, &org.workload_b]
+        .iter()
+        .map(|a| {
+            let f = findings
+                .iter()
+                .find(|f| f["account"] == a.as_str())
+                .unwrap_or_else(|| panic!("no finding for {a}: {findings:#?}"));
+            (
+                a.to_string(),
+                f["status"].as_str().unwrap_or("").to_string(),
+                f["message"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn generated_guard_rails_applied_to_moto_organizations_are_in_force() {
+    let Some(moto) = Moto::start(&[]) else { return };
+    let mgmt = moto.connection().load().await;
+    let org = seed_org(&mgmt).await;
+    let archive = member(&moto, &org.archive).await;
+    locked_bucket(
+        &aws_sdk_s3::Client::new(&archive),
+        "org-logs",
+        "COMPLIANCE",
+        365,
+    )
+    .await;
+    trail(&mgmt, "main", "org-logs", true).await;
+    let url = moto.url();
+
+    // Before: the log archive (Security OU, FullAWSAccess only) is
+    // unprotected; the Workloads OU's own SCP denies everything on "*".
+    let before = scp_statuses(&url, &org);
+    assert_eq!(before[0].1, "fail", "{before:?}");
+
+    // A break-glass exemption for a role twokey does not gate fails, naming it.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("scp");
+    let out_s = out.to_str().expect("path");
+    let (code, listed, err) = scp_generate(&[
+        "--log-bucket",
+        "org-logs",
+        "--trail",
+        &format!("arn:aws:cloudtrail:us-east-1:{MGMT}:trail/main"),
+        "--vault",
+        &format!(
+            "arn:aws:backup:us-east-1:{}:backup-vault:prod",
+            org.workload_a
+        ),
+        "--break-glass-role",
+        "arn:aws:iam::*:role/twokey-break-glass",
+        "--out",
+        out_s,
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        listed.contains("twokey-guardrails-1.json") && listed.contains("twokey-guardrails.tf"),
+        "{listed}"
+    );
+    let tf = std::fs::read_to_string(out.join("twokey-guardrails.tf")).expect("tf");
+    assert!(
+        tf.contains("resource \"aws_organizations_policy\" \"twokey_guardrails_1\""),
+        "{tf}"
+    );
+
+    let org_client = aws_sdk_organizations::Client::new(&mgmt);
+    let root = org_client.list_roots().send().await.expect("roots").roots()[0]
+        .id()
+        .expect("root id")
+        .to_string();
+    let attach = |dir: std::path::PathBuf, tag: &'static str| {
+        let org_client = org_client.clone();
+        let root = root.clone();
+        async move {
+            let mut ids = Vec::new();
+            let mut files: Vec<_> = std::fs::read_dir(&dir)
+                .expect("dir")
+                .flatten()
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|x| x == "json"))
+                .collect();
+            files.sort();
+            for f in files {
+                let doc = std::fs::read_to_string(&f).expect("doc");
+                assert!(doc.len() <= 5120, "{}", doc.len());
+                let name = format!(
+                    "{tag}-{}",
+                    f.file_stem().and_then(|s| s.to_str()).unwrap_or("x")
+                );
+                let p = org_client
+                    .create_policy()
+                    .name(name)
+                    .description("twokey guard rails")
+                    .r#type(aws_sdk_organizations::types::PolicyType::ServiceControlPolicy)
+                    .content(doc)
+                    .send()
+                    .await
+                    .expect("create SCP");
+                let id = p
+                    .policy()
+                    .and_then(|p| p.policy_summary())
+                    .and_then(|s| s.id())
+                    .expect("id")
+                    .to_string();
+                org_client
+                    .attach_policy()
+                    .policy_id(&id)
+                    .target_id(&root)
+                    .send()
+                    .await
+                    .expect("attach");
+                ids.push(id);
+            }
+            ids
+        }
+    };
+    let exempting = attach(out.clone(), "bg").await;
+    let with_exemption = scp_statuses(&url, &org);
+    // The log archive has only the root's SCPs: the exemption lets an ungated
+    // role switch monitoring off there.
+    let (account, status, message) = &with_exemption[0];
+    assert_eq!(status, "fail", "{account}: {message}");
+    assert!(
+        message.contains(&format!(
+            "exempts arn:aws:iam::{account}:role/twokey-break-glass, not a role twokey gates"
+        )),
+        "{account}: {message}"
+    );
+    // The workloads' OU denies without exception: the root's exemption does not reach them.
+    for (account, status, message) in &with_exemption[1..] {
+        assert_eq!(status, "pass", "{account}: {message}");
+    }
+    for id in &exempting {
+        org_client
+            .detach_policy()
+            .policy_id(id)
+            .target_id(&root)
+            .send()
+            .await
+            .expect("detach");
+    }
+
+    // Without the exemption: every member account passes.
+    let plain = dir.path().join("plain");
+    let (code, _, err) = scp_generate(&[
+        "--log-bucket",
+        "org-logs",
+        "--out",
+        plain.to_str().expect("path"),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    attach(plain, "plain").await;
+    for (account, status, message) in scp_statuses(&url, &org) {
+        assert_eq!(status, "pass", "{account}: {message}");
+    }
+
+    // Impossible limits are a clear error.
+    let (code, _, err) = scp_generate(&[
+        "--log-bucket",
+        "org-logs",
+        "--max-policies",
+        "9",
+        "--out",
+        out_s,
+    ]);
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("--max-policies 9 must be between 1 and 5"),
+        "{err}"
+    );
+}

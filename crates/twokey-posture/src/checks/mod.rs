@@ -5,10 +5,25 @@
 //! and turn a part that could not be collected into an error finding, so a
 //! check's code holds only its decisions.
 
-use crate::facts::{Account, AccountScan, Collected, Facts, Region};
+use crate::facts::{Account, AccountBaseline, AccountScan, Collected, Facts, Region, RegionBaseline};
 use crate::model::{Finding, For};
 
 pub mod backup_vault_lock;
+pub mod backup_vault_customer_key;
+pub mod cloudtrail_realtime;
+pub mod ec2_ebs_default_encryption;
+pub mod iam_console_users;
+pub mod iam_password_policy;
+pub mod identity_federation;
+pub mod kms_policy_not_open;
+pub mod kms_rotation;
+pub mod logs_retention;
+pub mod rds_storage_encrypted;
+pub mod redshift_encrypted;
+pub mod s3_default_encryption;
+pub mod s3_log_bucket_logging;
+pub mod sqs_sns_encrypted;
+pub mod vpc_flow_logs;
 pub mod cloudtrail_bucket_account;
 pub mod cloudtrail_object_lock;
 pub mod cloudtrail_trail;
@@ -79,6 +94,50 @@ pub(crate) fn per_iam(
     })
 }
 
+/// Runs `f` on one collected part of the baseline facts of every region
+/// of every reached account; regions whose facts carry no baseline (recorded
+/// before these checks) are not judged.
+pub(crate) fn per_region_baseline<T>(
+    facts: &Facts,
+    check: &'static str,
+    what: &str,
+    part: fn(&RegionBaseline) -> &Collected<T>,
+    mut f: impl FnMut(For<'_>, &Account, &T) -> Vec<Finding>,
+) -> Vec<Finding> {
+    per_account(facts, check, |at, account, scan| {
+        let mut out = Vec::new();
+        for r in &scan.regions {
+            let Some(b) = &r.baseline else { continue };
+            let at = at.region(&r.name);
+            match part(b) {
+                Collected::Ok(v) => out.extend(f(at, account, v)),
+                Collected::Error(e) => out.push(at.error(format!("{what} in {}", r.name), what, e)),
+            }
+        }
+        out
+    })
+}
+
+/// Runs `f` on one collected part of the account-wide baseline facts of
+/// every reached account that has them.
+pub(crate) fn per_account_baseline<T>(
+    facts: &Facts,
+    check: &'static str,
+    what: &str,
+    part: fn(&AccountBaseline) -> &Collected<T>,
+    mut f: impl FnMut(For<'_>, &Account, &AccountScan, &T) -> Vec<Finding>,
+) -> Vec<Finding> {
+    per_account(facts, check, |at, account, scan| {
+        let Some(b) = &scan.baseline else {
+            return vec![];
+        };
+        match part(b) {
+            Collected::Ok(v) => f(at, account, scan, v),
+            Collected::Error(e) => vec![at.error(format!("account {}", account.id), what, e)],
+        }
+    })
+}
+
 /// Whole days between two Unix-ms instants (floored).
 pub(crate) fn days_between(from_ms: i64, to_ms: i64) -> i64 {
     (to_ms - from_ms).div_euclid(86_400_000)
@@ -109,6 +168,7 @@ pub(crate) mod fixture {
             config: Collected::Ok(ConfigService::default()),
             guardduty: Collected::Ok(vec![]),
             securityhub: Collected::Ok(None),
+            baseline: Some(RegionBaseline::default()),
         }
     }
 
@@ -124,6 +184,7 @@ pub(crate) mod fixture {
                 bucket_names: vec![],
                 buckets: vec![],
                 regions: vec![region()],
+                baseline: Some(AccountBaseline::default()),
             }),
         }
     }

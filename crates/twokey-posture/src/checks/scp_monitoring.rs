@@ -10,12 +10,17 @@
 //! key is unknown: a deny that holds only under a condition leaves the
 //! action allowed *if* that condition does not hold, and the finding shows
 //! the condition (the principals it exempts). Such an exception fails: a
-//! principal it names can switch monitoring off alone. The management
+//! principal it names can switch monitoring off alone, unless every
+//! principal it exempts is a role twokey gates (an `aws_iam_assume` target
+//! of the twokey policy in force, `--policy`): then using it takes the
+//! approvals twokey asks for and lands in the ledger. The management
 //! account is not judged: SCPs never apply to it.
 
 use chrono::{DateTime, Utc};
 use serde_json::json;
-use twokey_iam::{evaluate, Context, Decision, NamedPolicy, OrgLevel, Policies, Policy, Request};
+use twokey_iam::{
+    evaluate, Context, Decision, NamedPolicy, OrgLevel, Policies, Policy, Request, Requirement,
+};
 
 use crate::facts::{Collected, Facts, ScpLevel};
 use crate::model::{Check, Finding, For, Remediation, Severity};
@@ -90,12 +95,16 @@ pub(crate) fn levels(scps: &[ScpLevel]) -> Result<Vec<OrgLevel>, String> {
 }
 
 /// What the SCPs leave an administrator of `account` free to do:
-/// (action, resource, how) for each action not denied outright.
+/// (action, resource, how) for each action not denied outright. A deny with
+/// an exception on `aws:PrincipalArn` is accepted only when every principal
+/// it exempts is one of `gated` (the roles twokey gates, from its policy);
+/// else "how" names the exempted principals.
 pub fn allowed(
     account: &str,
     scps: &[ScpLevel],
     buckets: &[String],
     now_ms: i64,
+    gated: &[String],
 ) -> Result<Vec<(String, String, String)>, String> {
     let admin = Policy::parse(
         "administrator",
@@ -120,22 +129,106 @@ pub fn allowed(
                 .map(|a| (*a, format!("arn:aws:s3:::{b}"))),
         );
     }
-    let mut out = Vec::new();
-    for (action, resource) in asks {
+    let ask = |who: Option<&str>, action: &str, resource: &str| {
         let mut ctx = Context::new();
         ctx.mark_unknown("aws:*");
-        let req = Request::new(&principal, action, &resource, now, ctx);
-        match evaluate(&req, &policies) {
+        if let Some(w) = who {
+            ctx.set("aws:PrincipalArn", w);
+            ctx.set("aws:PrincipalAccount", account);
+        }
+        let req = Request::new(who.unwrap_or(&principal), action, resource, now, ctx);
+        evaluate(&req, &policies)
+    };
+    let mut out = Vec::new();
+    for (action, resource) in asks {
+        match ask(None, action, &resource) {
             Decision::ExplicitDeny { .. } | Decision::ImplicitDeny { .. } => {}
             Decision::Allowed { .. } => {
                 out.push((action.to_string(), resource, "not denied".to_string()))
             }
             Decision::AllowedIf { when, .. } => {
-                out.push((action.to_string(), resource, format!("allowed if {when}")))
+                if let Some(how) = exemption(account, &when, gated, |who| {
+                    ask(Some(who), action, &resource)
+                }) {
+                    out.push((action.to_string(), resource, how));
+                }
             }
         }
     }
     Ok(out)
+}
+
+/// Judges a deny that holds unless a condition does: `None` when its only
+/// exception is principals twokey gates, else why not. Evaluated: with
+/// `aws:PrincipalArn` known, each exempted principal (the condition's
+/// patterns in this account, a wildcard standing for any name) and an
+/// ungated administrator are asked again.
+fn exemption(
+    account: &str,
+    when: &twokey_iam::Formula,
+    gated: &[String],
+    ask: impl Fn(&str) -> Decision,
+) -> Option<String> {
+    let mut leaves = Vec::new();
+    requirements(when, &mut leaves);
+    let mut patterns = Vec::new();
+    for r in &leaves {
+        match r {
+            Requirement::Condition { key, values, .. }
+                if key.eq_ignore_ascii_case("aws:PrincipalArn") =>
+            {
+                patterns.extend(values.iter().cloned())
+            }
+            _ => return Some(format!("allowed if {when}")),
+        }
+    }
+    let mut probes: Vec<String> = patterns.iter().map(|p| concrete(p, account)).collect();
+    probes.push(format!("arn:aws:iam::{account}:role/administrator"));
+    probes.sort();
+    probes.dedup();
+    let mut exempt = Vec::new();
+    for who in &probes {
+        match ask(who) {
+            Decision::ExplicitDeny { .. } | Decision::ImplicitDeny { .. } => {}
+            Decision::Allowed { .. } if gated.iter().any(|g| g == who) => {}
+            Decision::Allowed { .. } => exempt.push(who.clone()),
+            Decision::AllowedIf { when, .. } => return Some(format!("allowed if {when}")),
+        }
+    }
+    if exempt.is_empty() {
+        return None;
+    }
+    Some(format!(
+        "exempts {}, not a role twokey gates (condition on aws:PrincipalArn {:?})",
+        exempt.join(", "),
+        patterns
+    ))
+}
+
+fn requirements<'a>(f: &'a twokey_iam::Formula, out: &mut Vec<&'a Requirement>) {
+    use twokey_iam::Formula::*;
+    match f {
+        True | False => {}
+        Leaf(r) => out.push(r),
+        Not(x) => requirements(x, out),
+        All(v) | Any(v) => v.iter().for_each(|x| requirements(x, out)),
+    }
+}
+
+/// A principal-ARN pattern as one principal of `account`: the account
+/// segment becomes the account, any other wildcard a name no one chose
+/// (so `role/*` stands for every role, and is not a gated one).
+fn concrete(pattern: &str, account: &str) -> String {
+    let parts: Vec<&str> = pattern.splitn(6, ':').collect();
+    let p = if parts.len() == 6 && parts[4].contains(['*', '?']) {
+        format!(
+            "{}:{}:{}:{}:{account}:{}",
+            parts[0], parts[1], parts[2], parts[3], parts[5]
+        )
+    } else {
+        pattern.to_string()
+    };
+    p.replace('*', "any-principal").replace('?', "x")
 }
 
 fn evaluate_check(facts: &Facts, _: &Settings) -> Vec<Finding> {
@@ -148,6 +241,11 @@ fn evaluate_check(facts: &Facts, _: &Settings) -> Vec<Finding> {
         b.dedup();
         b
     };
+    let gated: Vec<String> = facts
+        .twokey_targets
+        .iter()
+        .map(|t| t.role_arn.clone())
+        .collect();
     facts
         .accounts
         .iter()
@@ -159,7 +257,7 @@ fn evaluate_check(facts: &Facts, _: &Settings) -> Vec<Finding> {
                 Collected::Ok(s) => s,
                 Collected::Error(e) => return at.error(resource, "the SCPs in force", e),
             };
-            match allowed(&a.id, scps, &buckets, facts.collected_at_ms) {
+            match allowed(&a.id, scps, &buckets, facts.collected_at_ms, &gated) {
                 Err(e) => at.error(resource, "the SCPs in force", &e),
                 Ok(free) if free.is_empty() => at.decide(
                     resource,
@@ -320,7 +418,74 @@ mod tests {
         )]);
         assert_eq!(f.status, Fail);
         assert!(
-            f.message.contains("allowed if") && f.message.contains("break-glass"),
+            f.message.contains(
+                "exempts arn:aws:iam::222233334444:role/break-glass, not a role twokey gates"
+            ),
+            "{}",
+            f.message
+        );
+    }
+
+    fn excepting(key: &str, op: &str, value: &str, gated: &[&str]) -> Finding {
+        let doc = json!({"Version": "2012-10-17", "Statement": [{
+            "Effect": "Deny", "Action": all(), "Resource": "*",
+            "Condition": {op: {key: value}}
+        }]})
+        .to_string();
+        let mut f = with(vec![level(
+            "r-root",
+            &[("FullAWSAccess", FULL.into()), ("protect", doc)],
+        )]);
+        f.twokey_targets = gated
+            .iter()
+            .map(|r| crate::facts::AssumeTarget {
+                entitlement: "break-glass".into(),
+                role_arn: r.to_string(),
+                principals: vec![],
+                trust: Collected::Ok(String::new()),
+            })
+            .collect();
+        let out = (CHECK.evaluate)(&f, &Settings::default());
+        out[0].clone()
+    }
+
+    #[test]
+    fn an_exception_for_a_role_twokey_gates_passes_and_any_other_fails() {
+        let gated = "arn:aws:iam::222233334444:role/break-glass";
+        let arn = "aws:PrincipalARN";
+        // The one exempted principal is the gated role: pass.
+        let f = excepting(
+            arn,
+            "ArnNotLike",
+            "arn:aws:iam::*:role/break-glass",
+            &[gated],
+        );
+        assert_eq!(f.status, Pass, "{}", f.message);
+        // A wider pattern exempts every role, gated or not.
+        let f = excepting(arn, "ArnNotLike", "arn:aws:iam::*:role/*", &[gated]);
+        assert_eq!(f.status, Fail);
+        assert!(
+            f.message
+                .contains("exempts arn:aws:iam::222233334444:role/"),
+            "{}",
+            f.message
+        );
+        let f = excepting(
+            arn,
+            "ArnNotLike",
+            "arn:aws:iam::*:role/break-glass*",
+            &[gated],
+        );
+        assert_eq!(f.status, Fail, "{}", f.message);
+        // A deny that names the roles it denies exempts everyone else.
+        let f = excepting(arn, "ArnLike", "arn:aws:iam::*:role/intern", &[gated]);
+        assert_eq!(f.status, Fail);
+        assert!(f.message.contains("role/administrator"), "{}", f.message);
+        // A condition on something else than the principal: shown as is.
+        let f = excepting("aws:PrincipalTag/team", "StringNotEquals", "sre", &[gated]);
+        assert_eq!(f.status, Fail);
+        assert!(
+            f.message.contains("allowed if") && f.message.contains("team"),
             "{}",
             f.message
         );

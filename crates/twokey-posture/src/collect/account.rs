@@ -36,6 +36,7 @@ pub(super) async fn scan(
         // then report the bucket as not found in a reached account.
         Err(_) => vec![],
     };
+    let baseline = super::baseline::account(config, account, &bucket_names).await;
     let mut regional = Vec::with_capacity(regions.len());
     while let Some(done) = tasks.join_next().await {
         if let Ok(r) = done {
@@ -48,6 +49,7 @@ pub(super) async fn scan(
         bucket_names,
         buckets: vec![],
         regions: regional.into_iter().map(|(_, r)| r).collect(),
+        baseline: Some(baseline),
     }
 }
 

@@ -14,6 +14,7 @@
 
 mod account;
 mod authorization;
+mod baseline;
 mod region;
 
 use std::sync::Arc;

@@ -10,12 +10,13 @@ use crate::facts::{Collected, ConfigService, Detector, Recorder, Region, Trail, 
 /// Everything collected in `region` of `account`.
 pub(super) async fn scan(config: &SdkConfig, account: &str, region: &str) -> Region {
     let at = format!("{account} {region}");
-    let (trails, backup_vaults, config_service, guardduty, securityhub) = tokio::join!(
+    let (trails, backup_vaults, config_service, guardduty, securityhub, baseline) = tokio::join!(
         trails(config, account, &at),
         vaults(config, &at),
         config_service(config, &at),
         detectors(config, &at),
         hub(config, &at),
+        super::baseline::region(config, account, region),
     );
     Region {
         name: region.to_string(),
@@ -24,6 +25,7 @@ pub(super) async fn scan(config: &SdkConfig, account: &str, region: &str) -> Reg
         config: config_service.into(),
         guardduty: guardduty.into(),
         securityhub: securityhub.into(),
+        baseline: Some(baseline),
     }
 }
 

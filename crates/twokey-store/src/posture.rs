@@ -1,0 +1,88 @@
+//! The current posture results (migration 0020): what the last scan of
+//! `twokey serve`'s posture monitor found, one row per check and resource,
+//! so every replica (and the web UI) reads the same, and a replica taking
+//! over the monitor compares its scan with the last one, not with nothing.
+
+use sqlx::Row;
+use twokey_core::Millis;
+
+use crate::{Store, StoreError};
+
+/// One check's result on one resource, as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PostureRow {
+    /// The check id (`cloudtrail.trail`).
+    pub check: String,
+    /// The account.
+    pub account: String,
+    /// The region; empty for global resources.
+    pub region: String,
+    /// The resource.
+    pub resource: String,
+    /// The check's severity (`critical`).
+    pub severity: String,
+    /// `PASS`, `FAIL` or `ERROR`.
+    pub status: String,
+    /// The finding's sentence.
+    pub message: String,
+    /// The evidence, JSON.
+    pub evidence: String,
+    /// When the scan collected it (Unix ms).
+    pub scanned_at: Millis,
+}
+
+impl Store {
+    /// Replaces the posture results with `rows` in one transaction (a reader
+    /// sees the whole of one scan or of the other).
+    pub async fn replace_posture(&self, rows: &[PostureRow]) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("DELETE FROM posture_results")
+            .execute(&mut *tx)
+            .await?;
+        for r in rows {
+            sqlx::query(
+                "INSERT INTO posture_results (check_id, account, region, resource, severity, status, message, evidence, scanned_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            )
+            .bind(&r.check)
+            .bind(&r.account)
+            .bind(&r.region)
+            .bind(&r.resource)
+            .bind(&r.severity)
+            .bind(&r.status)
+            .bind(&r.message)
+            .bind(&r.evidence)
+            .bind(r.scanned_at)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The current posture results, ordered by check, account, region, resource.
+    pub async fn posture(&self) -> Result<Vec<PostureRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT check_id, account, region, resource, severity, status, message, evidence, scanned_at \
+             FROM posture_results ORDER BY check_id, account, region, resource",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(PostureRow {
+                    check: r.try_get(0)?,
+                    account: r.try_get(1)?,
+                    region: r.try_get(2)?,
+                    resource: r.try_get(3)?,
+                    severity: r.try_get(4)?,
+                    status: r.try_get(5)?,
+                    message: r.try_get(6)?,
+                    evidence: r.try_get(7)?,
+                    scanned_at: r.try_get(8)?,
+                })
+            })
+            .collect::<Result<Vec<_>, sqlx::Error>>()
+            .map_err(StoreError::from)
+    }
+}
