@@ -30,16 +30,88 @@ pub fn hash_leaf(data: &[u8]) -> Hash {
     h.finalize().into()
 }
 
+/// SHA-256's initial state (FIPS 180-4 §5.3.3).
+const IV: [u32; 8] = [
+    0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19,
+];
+
+/// One SHA-256 input block.
+type Block = sha2::digest::generic_array::GenericArray<u8, sha2::digest::consts::U64>;
+
+fn state_bytes(state: [u32; 8]) -> Hash {
+    let mut out = [0u8; 32];
+    for (o, w) in out.chunks_exact_mut(4).zip(state) {
+        o.copy_from_slice(&w.to_be_bytes());
+    }
+    out
+}
+
+/// Leaf hashing for many entries in a row: the same bytes as [`hash_leaf`],
+/// but each entry's `0x00 || entry || padding` is laid out in a block buffer
+/// reused from entry to entry and compressed in one call, so there is no
+/// allocation, no incremental-hasher bookkeeping and one compression call per
+/// entry (verification hashes every entry of the log this way).
+#[derive(Debug, Default, Clone)]
+pub struct LeafHasher {
+    blocks: Vec<Block>,
+}
+
+impl LeafHasher {
+    /// A hasher with an empty block buffer (it grows to the longest entry).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// RFC 6962 leaf hash of `data`, equal to [`hash_leaf`]`(data)`.
+    pub fn hash(&mut self, data: &[u8]) -> Hash {
+        // The message is 0x00 || data: block k holds data[64k-1 .. 64k+63].
+        let len = data.len() + 1;
+        let full = len / 64;
+        if self.blocks.len() < full + 2 {
+            self.blocks.resize(full + 2, Block::default());
+        }
+        if full > 0 {
+            let first = &mut self.blocks[0];
+            first[0] = 0;
+            first[1..].copy_from_slice(&data[..63]);
+            for (k, b) in self.blocks[1..full].iter_mut().enumerate() {
+                let at = 64 * k + 63;
+                b.copy_from_slice(&data[at..at + 64]);
+            }
+        }
+        let rem = len - 64 * full;
+        let tail = &mut self.blocks[full];
+        if full == 0 {
+            tail[0] = 0;
+            tail[1..rem].copy_from_slice(data);
+        } else {
+            tail[..rem].copy_from_slice(&data[64 * full - 1..]);
+        }
+        tail[rem] = 0x80;
+        let bits = (len as u64 * 8).to_be_bytes();
+        let n = if rem + 1 + 8 <= 64 {
+            tail[rem + 1..56].fill(0);
+            tail[56..].copy_from_slice(&bits);
+            full + 1
+        } else {
+            tail[rem + 1..].fill(0);
+            let last = &mut self.blocks[full + 1];
+            last[..56].fill(0);
+            last[56..].copy_from_slice(&bits);
+            full + 2
+        };
+        let mut state = IV;
+        sha2::compress256(&mut state, &self.blocks[..n]);
+        state_bytes(state)
+    }
+}
+
 /// RFC 6962 interior node hash: `SHA-256(0x01 || left || right)`.
 ///
 /// The input is always 65 bytes, i.e. exactly two SHA-256 blocks once padded,
 /// so the blocks are laid out by hand and compressed directly: this is the
 /// one hash per appended leaf that verification cannot parallelise.
 pub fn hash_children(left: &Hash, right: &Hash) -> Hash {
-    const IV: [u32; 8] = [
-        0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab,
-        0x5be0cd19,
-    ];
     let mut blocks = [[0u8; 64]; 2];
     blocks[0][0] = 1;
     blocks[0][1..33].copy_from_slice(left);
@@ -50,11 +122,7 @@ pub fn hash_children(left: &Hash, right: &Hash) -> Hash {
     blocks[1][56..64].copy_from_slice(&520u64.to_be_bytes());
     let mut state = IV;
     sha2::compress256(&mut state, &[blocks[0].into(), blocks[1].into()]);
-    let mut out = [0u8; 32];
-    for (o, w) in out.chunks_exact_mut(4).zip(state) {
-        o.copy_from_slice(&w.to_be_bytes());
-    }
-    out
+    state_bytes(state)
 }
 
 /// Largest power of two strictly below `n` (`n >= 2`).
@@ -382,6 +450,42 @@ impl Frontier {
         self.size += 1;
     }
 
+    /// Appends the root of a perfect subtree of `2^height` leaves; the size
+    /// must be a multiple of `2^height` (else the tree would not be RFC 6962's
+    /// and this returns `false`, changing nothing).
+    pub fn push_subtree(&mut self, root: Hash, height: u32) -> bool {
+        if height >= 63 || self.size % (1u64 << height) != 0 {
+            return false;
+        }
+        let mut h = root;
+        let mut s = self.size >> height;
+        while s & 1 == 1 {
+            if let Some(left) = self.nodes.pop() {
+                h = hash_children(&left, &h);
+            }
+            s >>= 1;
+        }
+        self.nodes.push(h);
+        self.size += 1u64 << height;
+        true
+    }
+
+    /// Appends the leaves summarised by `other` (a frontier of the leaves that
+    /// follow this one's): its subtrees in order. `false` (with this frontier
+    /// partly extended) if this size is not a multiple of 2^h for `other`'s
+    /// largest subtree height h, i.e. `other` does not start on a boundary.
+    pub fn append(&mut self, other: &Frontier) -> bool {
+        let mut bits = other.size;
+        for node in &other.nodes {
+            let height = 63 - bits.leading_zeros();
+            if !self.push_subtree(*node, height) {
+                return false;
+            }
+            bits &= !(1u64 << height);
+        }
+        true
+    }
+
     /// The tree root (RFC 6962 `MTH`) for the leaves appended so far.
     pub fn root(&self) -> Hash {
         let mut it = self.nodes.iter().rev();
@@ -628,6 +732,43 @@ mod tests {
             let want: Hash = h.finalize().into();
             assert_eq!(hash_children(&l, &r), want);
         }
+    }
+
+    #[test]
+    fn leaf_hasher_equals_hash_leaf_at_every_length() {
+        let data: Vec<u8> = (0..700u32).map(|i| (i * 31 + 7) as u8).collect();
+        let mut lh = LeafHasher::new();
+        // Every length around each block boundary, twice over (buffer reuse).
+        for _ in 0..2 {
+            for n in (0..data.len()).rev() {
+                assert_eq!(lh.hash(&data[..n]), hash_leaf(&data[..n]), "length {n}");
+            }
+        }
+        assert_eq!(LeafHasher::new().hash(b""), hash_leaf(b""));
+    }
+
+    #[test]
+    fn appended_frontiers_equal_pushing_every_leaf() {
+        let l: Vec<Hash> = (0u32..300).map(|i| hash_leaf(&i.to_be_bytes())).collect();
+        for chunk in [1usize, 2, 4, 8, 32, 64] {
+            let mut whole = Frontier::new();
+            for (c, part) in l.chunks(chunk).enumerate() {
+                let mut local = Frontier::new();
+                for h in part {
+                    local.push(*h);
+                }
+                assert!(whole.append(&local), "chunk {chunk} part {c}");
+                assert_eq!(whole.root(), root_from_leaves(&l[..whole.size() as usize]));
+            }
+            assert_eq!(whole.size(), 300);
+        }
+        // A part that does not start on its own boundary is refused.
+        let mut f = Frontier::new();
+        f.push(l[0]);
+        let mut two = Frontier::new();
+        two.push(l[1]);
+        two.push(l[2]);
+        assert!(!f.append(&two));
     }
 
     #[test]

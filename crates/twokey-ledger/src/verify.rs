@@ -23,7 +23,8 @@ use base64::Engine as _;
 use crate::checkpoint::{Checkpoint, CheckpointError, NoteVerifier};
 use crate::entry::LedgerEntry;
 use crate::merkle::{
-    hash_leaf, inclusion_proof, verify_inclusion, Frontier, Hash, LeafHashes, ProofError,
+    hash_leaf, inclusion_proof, verify_inclusion, Frontier, Hash, LeafHasher, LeafHashes,
+    ProofError,
 };
 
 /// What a successful verification covered.
@@ -210,6 +211,10 @@ pub struct LogVerifier {
     next_checkpoint: usize,
     trusted: Option<Checkpoint>,
     frontier: Frontier,
+    /// Reused block buffer for leaf hashes.
+    hasher: LeafHasher,
+    /// Reused buffer for re-encoding entries.
+    line: Vec<u8>,
     /// Size of the last checkpoint (signed or trusted) that matched.
     last_good: u64,
     entry_bytes: u64,
@@ -291,6 +296,8 @@ impl LogVerifier {
             next_checkpoint: 0,
             trusted,
             frontier: Frontier::new(),
+            hasher: LeafHasher::new(),
+            line: Vec::new(),
             last_good: 0,
             entry_bytes: 0,
             checkpoints_verified: 0,
@@ -308,8 +315,13 @@ impl LogVerifier {
 
     /// Checks and adds one entry.
     pub fn push_entry(&mut self, entry: &LedgerEntry) -> Result<(), VerifyError> {
-        let bytes = entry.encode();
-        self.push_leaf(entry.index, hash_leaf(&bytes), bytes.len() as u64)
+        let mut line = std::mem::take(&mut self.line);
+        line.clear();
+        entry.encode_into(&mut line);
+        let leaf = self.hasher.hash(&line);
+        let len = line.len() as u64;
+        self.line = line;
+        self.push_leaf(entry.index, leaf, len)
     }
 
     /// Checks and adds one entry given as its canonical bytes (an NDJSON line
@@ -317,53 +329,128 @@ impl LogVerifier {
     /// in spelling shows up as a root mismatch.
     pub fn push_encoded(&mut self, bytes: &[u8]) -> Result<(), VerifyError> {
         // Hash first: the index is then read from bytes already in cache.
-        let leaf = hash_leaf(bytes);
-        let index = top_level_index(bytes).ok_or_else(|| VerifyError::Malformed {
-            position: self.size(),
-            reason: "not a ledger entry (no top-level \"index\" number)".into(),
-        })?;
+        let leaf = self.hasher.hash(bytes);
+        let index = top_level_index(bytes).ok_or_else(|| not_an_entry(self.size()))?;
         self.push_leaf(index, leaf, bytes.len() as u64)
     }
 
-    /// Checks and adds many encoded entries, hashing them on up to 4 threads
-    /// before the (sequential) index and root checks.
+    /// Checks and adds many encoded entries on up to 4 threads, with the same
+    /// outcome (and the same first error) as [`LogVerifier::push_encoded`]
+    /// on each in turn.
+    ///
+    /// The log is cut into runs of [`RUN`] entries that start on a multiple of
+    /// [`RUN`], so each run is its own subtree: a thread hashes a run's leaves,
+    /// checks their indexes and builds the run's frontier (all node hashing
+    /// included), keeping a copy wherever a checkpoint falls inside the run.
+    /// This thread then joins the runs in order, one subtree at a time, and
+    /// compares the checkpoints: only O(log n) hashes per run stay sequential.
     pub fn push_encoded_batch(&mut self, lines: &[&[u8]]) -> Result<(), VerifyError> {
         let threads = std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(1)
             .min(4);
-        let records: Vec<Option<(u64, Hash)>> = if threads < 2 || lines.len() < 256 {
-            lines.iter().map(|l| leaf_record(l)).collect()
+        self.push_encoded_batch_on(lines, threads)
+    }
+
+    /// [`LogVerifier::push_encoded_batch`] on exactly `threads` threads
+    /// (this one included; 0 counts as 1), e.g. to measure scaling.
+    pub fn push_encoded_batch_on(
+        &mut self,
+        lines: &[&[u8]],
+        threads: usize,
+    ) -> Result<(), VerifyError> {
+        // Entries up to the next run boundary go one by one.
+        let head = ((RUN - self.size() % RUN) % RUN).min(lines.len() as u64) as usize;
+        for line in &lines[..head] {
+            self.push_encoded(line)?;
+        }
+        let lines = &lines[head..];
+        if lines.is_empty() {
+            return Ok(());
+        }
+        let base = self.size();
+        let due = self.due_sizes();
+        let runs: Vec<&[&[u8]]> = lines.chunks(RUN as usize).collect();
+        let work = |i: usize| verify_run(base + i as u64 * RUN, runs[i], &due);
+        let results: Vec<RunResult> = if threads < 2 || runs.len() < 2 {
+            (0..runs.len()).map(work).collect()
         } else {
-            let chunk = lines.len().div_ceil(threads);
-            let hash_part =
-                |part: &[&[u8]]| part.iter().map(|l| leaf_record(l)).collect::<Vec<_>>();
-            std::thread::scope(|s| {
-                let mut parts = lines.chunks(chunk);
-                // This thread hashes the first part itself rather than wait idle.
-                let first = parts.next().unwrap_or_default();
-                let handles: Vec<_> = parts.map(|part| s.spawn(move || hash_part(part))).collect();
-                let mut all = hash_part(first);
+            let next = std::sync::atomic::AtomicUsize::new(0);
+            let take = || next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let mut done: Vec<(usize, RunResult)> = std::thread::scope(|s| {
+                let worker = || {
+                    let mut mine = Vec::new();
+                    loop {
+                        let i = take();
+                        if i >= runs.len() {
+                            return mine;
+                        }
+                        mine.push((i, work(i)));
+                    }
+                };
+                let handles: Vec<_> = (1..threads).map(|_| s.spawn(worker)).collect();
+                // This thread takes runs too rather than wait idle.
+                let mut all = worker();
                 for h in handles {
                     all.extend(h.join().unwrap_or_default());
                 }
                 all
-            })
+            });
+            done.sort_by_key(|(i, _)| *i);
+            done.into_iter().map(|(_, r)| r).collect()
         };
-        if records.len() != lines.len() {
+        if results.len() != runs.len() {
             return Err(VerifyError::Malformed {
                 position: self.size(),
                 reason: "hashing thread failed".into(),
             });
         }
-        for (line, rec) in lines.iter().zip(records) {
-            let (index, leaf) = rec.ok_or_else(|| VerifyError::Malformed {
-                position: self.size(),
-                reason: "not a ledger entry (no top-level \"index\" number)".into(),
-            })?;
-            self.push_leaf(index, leaf, line.len() as u64)?;
+        for run in results {
+            self.join_run(run)?;
         }
         Ok(())
+    }
+
+    /// Sizes at which a checkpoint not yet compared (signed or trusted) falls.
+    fn due_sizes(&self) -> Vec<u64> {
+        let mut due: Vec<u64> = self.checkpoints[self.next_checkpoint..]
+            .iter()
+            .map(|c| c.size)
+            .chain(self.trusted.iter().map(|t| t.size))
+            .filter(|s| *s > self.size())
+            .collect();
+        due.sort_unstable();
+        due.dedup();
+        due
+    }
+
+    /// Adds one run verified by [`verify_run`]: its checkpoints in order, then
+    /// its first problem, if any, as entry-by-entry verification reports it.
+    fn join_run(&mut self, run: RunResult) -> Result<(), VerifyError> {
+        let start = self.size();
+        for snapshot in &run.snapshots {
+            let mut at = self.frontier.clone();
+            if !at.append(snapshot) {
+                return Err(run_misplaced(start));
+            }
+            self.check_root(at.size(), at.root())?;
+        }
+        if !self.frontier.append(&run.frontier) {
+            return Err(run_misplaced(start));
+        }
+        self.entry_bytes += run.bytes;
+        match run.problem {
+            None => Ok(()),
+            Some(RunProblem::NotAnEntry) => Err(not_an_entry(self.size())),
+            Some(RunProblem::Index(found)) => {
+                let expected = self.size();
+                Err(if found > expected {
+                    VerifyError::Gap { expected, found }
+                } else {
+                    VerifyError::OutOfOrder { expected, found }
+                })
+            }
+        }
     }
 
     /// Checks and adds one entry given as its index and leaf hash; `len` is
@@ -391,6 +478,24 @@ impl LogVerifier {
     /// Compares any checkpoint (signed or trusted) whose size is the current size.
     fn check_at_size(&mut self) -> Result<(), VerifyError> {
         let size = self.frontier.size();
+        if !self.is_due(size) {
+            return Ok(());
+        }
+        let root = self.frontier.root();
+        self.check_root(size, root)
+    }
+
+    /// Whether a checkpoint (signed or trusted) not yet compared has `size`.
+    fn is_due(&self, size: u64) -> bool {
+        self.checkpoints
+            .get(self.next_checkpoint)
+            .is_some_and(|c| c.size == size)
+            || self.trusted.as_ref().is_some_and(|t| t.size == size)
+    }
+
+    /// Compares any checkpoint (signed or trusted) of `size` with `root`, the
+    /// log's root at that size.
+    fn check_root(&mut self, size: u64, root: Hash) -> Result<(), VerifyError> {
         let due = self
             .checkpoints
             .get(self.next_checkpoint)
@@ -399,7 +504,6 @@ impl LogVerifier {
         if !due && !trusted_due {
             return Ok(());
         }
-        let root = self.frontier.root();
         if due {
             let cp = &self.checkpoints[self.next_checkpoint];
             if cp.root != root {
@@ -459,9 +563,81 @@ impl LogVerifier {
     }
 }
 
-fn leaf_record(line: &[u8]) -> Option<(u64, Hash)> {
-    let leaf = hash_leaf(line);
-    Some((top_level_index(line)?, leaf))
+/// Entries per run of [`LogVerifier::push_encoded_batch`] (a power of two:
+/// a run starting on a multiple of it is one perfect subtree).
+const RUN: u64 = 1 << 12;
+
+/// What a worker found in one run of entries.
+struct RunResult {
+    /// Frontier of the run's accepted entries (as a tree of their own).
+    frontier: Frontier,
+    /// The run's frontier at each due checkpoint size inside it, in order.
+    snapshots: Vec<Frontier>,
+    /// Canonical bytes of the accepted entries.
+    bytes: u64,
+    /// Why the entry after the accepted ones was refused.
+    problem: Option<RunProblem>,
+}
+
+/// The first refused entry of a run.
+enum RunProblem {
+    /// It has no top-level index.
+    NotAnEntry,
+    /// It carries this index instead of the expected one.
+    Index(u64),
+}
+
+/// Hashes and checks the entries of one run whose first entry must be `start`.
+fn verify_run(start: u64, lines: &[&[u8]], due: &[u64]) -> RunResult {
+    let mut hasher = LeafHasher::new();
+    let mut frontier = Frontier::new();
+    let mut snapshots = Vec::new();
+    let mut bytes = 0;
+    let mut due = due[due.partition_point(|s| *s <= start)..]
+        .iter()
+        .peekable();
+    for line in lines {
+        let leaf = hasher.hash(line);
+        let expected = start + frontier.size();
+        let problem = match top_level_index(line) {
+            None => Some(RunProblem::NotAnEntry),
+            Some(i) if i != expected => Some(RunProblem::Index(i)),
+            Some(_) => None,
+        };
+        if problem.is_some() {
+            return RunResult {
+                frontier,
+                snapshots,
+                bytes,
+                problem,
+            };
+        }
+        frontier.push(leaf);
+        bytes += line.len() as u64;
+        while due.next_if(|s| **s <= expected + 1).is_some() {
+            snapshots.push(frontier.clone());
+        }
+    }
+    RunResult {
+        frontier,
+        snapshots,
+        bytes,
+        problem: None,
+    }
+}
+
+fn not_an_entry(position: u64) -> VerifyError {
+    VerifyError::Malformed {
+        position,
+        reason: "not a ledger entry (no top-level \"index\" number)".into(),
+    }
+}
+
+fn run_misplaced(position: u64) -> VerifyError {
+    VerifyError::Malformed {
+        position,
+        reason: "internal error: a run of entries did not start on its subtree boundary".into(),
+    }
 }
 
 /// Finds the value of the top-level `"index"` key of a JSON object without
@@ -604,9 +780,7 @@ pub fn verify_encoded<L: AsRef<str>, T: AsRef<str>>(
     trusted: Option<&str>,
 ) -> Result<Summary, VerifyError> {
     let mut v = LogVerifier::new(key, checkpoints, trusted)?;
-    for batch in lines.chunks(1 << 14) {
-        v.push_encoded_batch(batch)?;
-    }
+    v.push_encoded_batch(lines)?;
     v.finish()
 }
 

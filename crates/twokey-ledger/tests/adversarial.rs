@@ -432,3 +432,94 @@ mod random_tampering {
         }
     }
 }
+
+/// The batch verifier (runs of 4096 entries hashed on several threads, then
+/// joined) must say exactly what entry-by-entry verification says, for a
+/// log long enough to span several runs, with tampering inside a run, on a
+/// run boundary and in the last run.
+#[test]
+fn batch_verification_reports_what_entry_by_entry_does() {
+    const BIG: u64 = 4096 + 1500;
+    let key = real_key();
+    let l: Vec<LedgerEntry> = (0..BIG).map(entry).collect();
+    // Checkpoints every 1000 entries, inside runs and between them.
+    let mut cps = Vec::new();
+    let mut f = Frontier::new();
+    let mut trusted = String::new();
+    for e in &l {
+        f.push(e.leaf_hash());
+        if f.size() % 1000 == 0 || f.size() == 4100 || f.size() == BIG {
+            let cp = key.sign_checkpoint(&Checkpoint::new(ORIGIN, f.size(), f.root()));
+            if f.size() == 4100 {
+                trusted = cp;
+            } else {
+                cps.push((format!("checkpoint {}", f.size()), cp));
+            }
+        }
+    }
+    let lines: Vec<Vec<u8>> = l.iter().map(LedgerEntry::encode).collect();
+    let one_by_one = |lines: &[Vec<u8>], start: usize| -> Result<Summary, String> {
+        let mut v =
+            LogVerifier::new(&key.verifier(), &cps, Some(&trusted)).map_err(|e| e.to_string())?;
+        for line in &lines[..start] {
+            v.push_encoded(line).map_err(|e| e.to_string())?;
+        }
+        for line in &lines[start..] {
+            v.push_encoded(line).map_err(|e| e.to_string())?;
+        }
+        v.finish().map_err(|e| e.to_string())
+    };
+    // `start` entries go one by one first, so the batch begins off a boundary.
+    let batched = |lines: &[Vec<u8>], start: usize| -> Result<Summary, String> {
+        let refs: Vec<&[u8]> = lines.iter().map(Vec::as_slice).collect();
+        let mut v =
+            LogVerifier::new(&key.verifier(), &cps, Some(&trusted)).map_err(|e| e.to_string())?;
+        for line in &refs[..start] {
+            v.push_encoded(line).map_err(|e| e.to_string())?;
+        }
+        v.push_encoded_batch(&refs[start..])
+            .map_err(|e| e.to_string())?;
+        v.finish().map_err(|e| e.to_string())
+    };
+    let good = batched(&lines, 0).unwrap();
+    assert_eq!(good.entries, BIG);
+    assert!(good.trusted_verified);
+    assert_eq!(Ok(good.clone()), one_by_one(&lines, 0));
+    assert_eq!(
+        verify_encoded(
+            &lines.iter().map(Vec::as_slice).collect::<Vec<_>>(),
+            &key.verifier(),
+            &cps,
+            Some(&trusted)
+        )
+        .unwrap(),
+        good
+    );
+    for start in [0usize, 1, 1000] {
+        assert_eq!(batched(&lines, start), Ok(good.clone()), "start {start}");
+    }
+    type Tamper = (&'static str, fn(&mut Vec<Vec<u8>>, usize));
+    let tampers: Vec<Tamper> = vec![
+        ("flip a byte", |ls, i| ls[i][3] ^= 1),
+        ("delete", |ls, i| {
+            ls.remove(i);
+        }),
+        ("swap", |ls, i| ls.swap(i, i + 1)),
+        ("duplicate", |ls, i| {
+            let d = ls[i].clone();
+            ls.insert(i, d);
+        }),
+        ("not json", |ls, i| ls[i] = b"garbage".to_vec()),
+        ("truncate", |ls, i| ls.truncate(i)),
+    ];
+    for at in [5usize, 4095, 4096, 5000] {
+        for (what, t) in &tampers {
+            let mut bad = lines.clone();
+            t(&mut bad, at);
+            // From the start, so both runs go through the threaded path.
+            let want = one_by_one(&bad, 0);
+            assert!(want.is_err(), "{what} at {at} not detected");
+            assert_eq!(batched(&bad, 0), want, "{what} at {at}");
+        }
+    }
+}

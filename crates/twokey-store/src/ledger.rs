@@ -29,98 +29,135 @@ pub(crate) fn parse_frontier(text: &str) -> Result<Frontier, StoreError> {
         .map_err(|e| StoreError::Corrupt("ledger_head.frontier".into(), e.to_string()))
 }
 
-/// Appends `change.events` as ledger entries inside `tx`. Must be the first
-/// statement of the transaction: updating the head row takes the write lock
-/// that orders every append. The Merkle frontier is read, extended with each
-/// new leaf and written back in the same transaction, so the committed head
-/// always holds the root of exactly the committed entries.
-pub(crate) async fn append(
-    tx: &mut sqlx::AnyConnection,
-    change: &Change,
-) -> Result<Vec<LedgerEntry>, StoreError> {
-    if change.events.is_empty() {
-        return Ok(vec![]);
-    }
-    let n = change.events.len() as i64;
-    let row = sqlx::query(
-        "UPDATE ledger_head SET size = size + $1 WHERE id = 1 RETURNING size, frontier",
-    )
-    .bind(n)
-    .fetch_one(&mut *tx)
-    .await?;
-    let new_size: i64 = row.try_get(0)?;
-    let frontier_text: String = row.try_get(1)?;
-    let start = (new_size - n) as u64;
-    let mut frontier = parse_frontier(&frontier_text)?;
-    if frontier.size() != start {
-        return Err(StoreError::Corrupt(
-            "ledger_head".into(),
-            format!(
-                "frontier covers {} entries but the head says {start}",
-                frontier.size()
-            ),
-        ));
-    }
-    let mut entries = Vec::with_capacity(change.events.len());
-    let mut rows = Vec::with_capacity(change.events.len());
-    for (i, (subject, ev)) in change.events.iter().enumerate() {
-        let entry = LedgerEntry {
-            index: start + i as u64,
-            time_ms: change.now,
-            kind: ev.kind.clone(),
-            actor: ev.actor.clone(),
-            subject: subject.clone(),
-            policy_hash: change.policy_hash.clone(),
-            data: ev.data.clone(),
-        };
-        let data = serde_json::to_string(&entry.data)
-            .map_err(|e| StoreError::Corrupt("ledger".into(), e.to_string()))?;
-        let leaf = entry.leaf_hash();
-        frontier.push(leaf);
-        rows.push((data, hex::encode(leaf)));
-        entries.push(entry);
-    }
-    for (chunk_no, chunk) in entries.chunks(INSERT_CHUNK).enumerate() {
-        let mut sql = String::from(
-            "INSERT INTO ledger (idx, time_ms, kind, actor, subject, policy_hash, data, leaf_hash) VALUES ",
-        );
-        for i in 0..chunk.len() {
-            let b = i * 8;
-            if i > 0 {
-                sql.push_str(", ");
-            }
-            sql.push_str(&format!(
-                "(${}, ${}, ${}, ${}, ${}, ${}, ${}, ${})",
-                b + 1,
-                b + 2,
-                b + 3,
-                b + 4,
-                b + 5,
-                b + 6,
-                b + 7,
-                b + 8
+/// The ledger's head inside one group-commit transaction: read (and locked)
+/// once at the start, entries staged in memory change by change, and the
+/// rows, size and frontier written once per batch by [`Staged::flush`].
+pub(crate) struct Staged {
+    /// Entries in the table before this batch.
+    start: u64,
+    frontier: Frontier,
+    /// (entry, data as JSON text, leaf hash hex) of the staged entries.
+    rows: Vec<(LedgerEntry, String, String)>,
+}
+
+/// Where [`Staged`] was before a change, to undo that change's entries.
+pub(crate) struct Mark {
+    frontier: Frontier,
+    rows: usize,
+}
+
+impl Staged {
+    /// Takes the ledger head: the first statement of the transaction, so it
+    /// serialises every state change and fixes the entries' indexes.
+    pub(crate) async fn open(tx: &mut sqlx::AnyConnection) -> Result<Staged, StoreError> {
+        let row =
+            sqlx::query("UPDATE ledger_head SET size = size WHERE id = 1 RETURNING size, frontier")
+                .fetch_one(&mut *tx)
+                .await?;
+        let size: i64 = row.try_get(0)?;
+        let frontier = parse_frontier(&row.try_get::<String, _>(1)?)?;
+        if frontier.size() != size as u64 {
+            return Err(StoreError::Corrupt(
+                "ledger_head".into(),
+                format!(
+                    "frontier covers {} entries but the head says {size}",
+                    frontier.size()
+                ),
             ));
         }
-        let mut q = sqlx::query(&sql);
-        for (i, entry) in chunk.iter().enumerate() {
-            let (data, leaf) = &rows[chunk_no * INSERT_CHUNK + i];
-            q = q
-                .bind(entry.index as i64)
-                .bind(entry.time_ms)
-                .bind(entry.kind.clone())
-                .bind(entry.actor.clone())
-                .bind(entry.subject.clone())
-                .bind(entry.policy_hash.clone())
-                .bind(data.clone())
-                .bind(leaf.clone());
-        }
-        q.execute(&mut *tx).await?;
+        Ok(Staged {
+            start: size as u64,
+            frontier,
+            rows: Vec::new(),
+        })
     }
-    sqlx::query("UPDATE ledger_head SET frontier = $1 WHERE id = 1")
-        .bind(hex::encode(frontier.to_bytes()))
-        .execute(&mut *tx)
-        .await?;
-    Ok(entries)
+
+    /// The state before the next change.
+    pub(crate) fn mark(&self) -> Mark {
+        Mark {
+            frontier: self.frontier.clone(),
+            rows: self.rows.len(),
+        }
+    }
+
+    /// Forgets the entries staged since `mark` (their change rolled back).
+    pub(crate) fn rewind(&mut self, mark: Mark) {
+        self.frontier = mark.frontier;
+        self.rows.truncate(mark.rows);
+    }
+
+    /// Stages the entries of `change` at the next indexes and returns them.
+    pub(crate) fn stage(&mut self, change: &Change) -> Result<Vec<LedgerEntry>, StoreError> {
+        let mut entries = Vec::with_capacity(change.events.len());
+        for (subject, ev) in &change.events {
+            let entry = LedgerEntry {
+                index: self.frontier.size(),
+                time_ms: change.now,
+                kind: ev.kind.clone(),
+                actor: ev.actor.clone(),
+                subject: subject.clone(),
+                policy_hash: change.policy_hash.clone(),
+                data: ev.data.clone(),
+            };
+            let data = serde_json::to_string(&entry.data)
+                .map_err(|e| StoreError::Corrupt("ledger".into(), e.to_string()))?;
+            let leaf = entry.leaf_hash();
+            self.frontier.push(leaf);
+            self.rows.push((entry.clone(), data, hex::encode(leaf)));
+            entries.push(entry);
+        }
+        Ok(entries)
+    }
+
+    /// Writes the staged rows (multi-row INSERTs of up to [`INSERT_CHUNK`])
+    /// and the new head (size and frontier) in one statement.
+    pub(crate) async fn flush(self, tx: &mut sqlx::AnyConnection) -> Result<(), StoreError> {
+        if self.rows.is_empty() {
+            return Ok(());
+        }
+        for chunk in self.rows.chunks(INSERT_CHUNK) {
+            let mut sql = String::from(
+                "INSERT INTO ledger (idx, time_ms, kind, actor, subject, policy_hash, data, leaf_hash) VALUES ",
+            );
+            for i in 0..chunk.len() {
+                let b = i * 8;
+                if i > 0 {
+                    sql.push_str(", ");
+                }
+                sql.push_str(&format!(
+                    "(${}, ${}, ${}, ${}, ${}, ${}, ${}, ${})",
+                    b + 1,
+                    b + 2,
+                    b + 3,
+                    b + 4,
+                    b + 5,
+                    b + 6,
+                    b + 7,
+                    b + 8
+                ));
+            }
+            let mut q = sqlx::query(&sql);
+            for (entry, data, leaf) in chunk {
+                q = q
+                    .bind(entry.index as i64)
+                    .bind(entry.time_ms)
+                    .bind(entry.kind.clone())
+                    .bind(entry.actor.clone())
+                    .bind(entry.subject.clone())
+                    .bind(entry.policy_hash.clone())
+                    .bind(data.clone())
+                    .bind(leaf.clone());
+            }
+            q.execute(&mut *tx).await?;
+        }
+        debug_assert_eq!(self.frontier.size(), self.start + self.rows.len() as u64);
+        sqlx::query("UPDATE ledger_head SET size = $1, frontier = $2 WHERE id = 1")
+            .bind(self.frontier.size() as i64)
+            .bind(hex::encode(self.frontier.to_bytes()))
+            .execute(&mut *tx)
+            .await?;
+        Ok(())
+    }
 }
 
 fn decode(r: &sqlx::any::AnyRow) -> Result<LedgerEntry, StoreError> {

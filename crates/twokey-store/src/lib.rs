@@ -298,48 +298,99 @@ async fn group_commit(pool: AnyPool, mut rx: tokio::sync::mpsc::UnboundedReceive
                 Err(_) => break,
             }
         }
-        let results = commit_batch(&pool, batch.iter().map(|(c, _)| c)).await;
+        let changes: Vec<&Change> = batch.iter().map(|(c, _)| c).collect();
+        let results = commit_batch(&pool, &changes).await;
         for ((_, reply), result) in batch.into_iter().zip(results) {
             let _ = reply.send(result);
         }
     }
 }
 
-async fn commit_batch<'a>(
+/// Commits a batch in one transaction, each change in its own savepoint, the
+/// ledger rows and head written once at the end. If that final ledger write
+/// fails (e.g. one change's entry is refused), the batch is rolled back and
+/// each change is retried alone, so one change's failure is its own. A
+/// failed COMMIT is not retried (it may have taken effect): it fails all.
+async fn commit_batch(
     pool: &AnyPool,
-    changes: impl ExactSizeIterator<Item = &'a Change>,
+    changes: &[&Change],
 ) -> Vec<Result<Vec<LedgerEntry>, StoreError>> {
     let n = changes.len();
-    let mut tx = match pool.begin().await {
-        Ok(tx) => tx,
-        Err(e) => return (0..n).map(|_| Err(StoreError::Db(clone_err(&e)))).collect(),
-    };
-    let mut results = Vec::with_capacity(n);
+    match try_batch(pool, changes).await {
+        Ok(results) => results,
+        Err(BatchError::Ledger(e)) if n > 1 => {
+            tracing::debug!(error = %e, changes = n, "batch ledger write failed; committing its changes one by one");
+            let mut out = Vec::with_capacity(n);
+            for c in changes {
+                out.push(match try_batch(pool, &[c]).await {
+                    Ok(mut r) => r.pop().unwrap_or_else(|| {
+                        Err(StoreError::Corrupt(
+                            "store".into(),
+                            "a batch of one change gave no result".into(),
+                        ))
+                    }),
+                    Err(BatchError::Ledger(e) | BatchError::All(e)) => Err(e),
+                });
+            }
+            out
+        }
+        Err(BatchError::Ledger(e) | BatchError::All(e)) => {
+            // sqlx errors are not Clone: every other change gets the message.
+            let msg = e.to_string();
+            let mut out: Vec<_> = (1..n)
+                .map(|_| Err(StoreError::Db(sqlx::Error::Protocol(msg.clone()))))
+                .collect();
+            out.push(Err(e));
+            out
+        }
+    }
+}
+
+/// Why a batch failed as a whole.
+enum BatchError {
+    /// Writing the batch's ledger rows or head failed (nothing committed).
+    Ledger(StoreError),
+    /// Beginning, taking the head or committing failed.
+    All(StoreError),
+}
+
+async fn try_batch(
+    pool: &AnyPool,
+    changes: &[&Change],
+) -> Result<Vec<Result<Vec<LedgerEntry>, StoreError>>, BatchError> {
+    let mut tx = pool.begin().await.map_err(|e| BatchError::All(e.into()))?;
+    let mut staged = ledger::Staged::open(&mut tx)
+        .await
+        .map_err(BatchError::All)?;
+    let mut results = Vec::with_capacity(changes.len());
     for change in changes {
         if let Err(e) = sqlx::query("SAVEPOINT change").execute(&mut *tx).await {
             results.push(Err(StoreError::Db(e)));
             continue;
         }
-        let r = apply(&mut tx, change).await;
+        let mark = staged.mark();
+        let r = match staged.stage(change) {
+            Ok(entries) => apply(&mut tx, change, entries).await,
+            Err(e) => Err(e),
+        };
         let end = if r.is_ok() {
             "RELEASE SAVEPOINT change"
         } else {
+            staged.rewind(mark);
             "ROLLBACK TO SAVEPOINT change"
         };
         match sqlx::query(end).execute(&mut *tx).await {
             Ok(_) => results.push(r),
-            Err(e) => results.push(Err(StoreError::Db(e))),
+            Err(e) => {
+                // The savepoint's fate is unknown: nothing of this batch may
+                // be committed with entries that do not match its rows.
+                return Err(BatchError::All(StoreError::Db(e)));
+            }
         }
     }
-    if let Err(e) = tx.commit().await {
-        return (0..n).map(|_| Err(StoreError::Db(clone_err(&e)))).collect();
-    }
-    results
-}
-
-/// sqlx errors are not Clone; keep the message for every change of a failed batch.
-fn clone_err(e: &sqlx::Error) -> sqlx::Error {
-    sqlx::Error::Protocol(e.to_string())
+    staged.flush(&mut tx).await.map_err(BatchError::Ledger)?;
+    tx.commit().await.map_err(|e| BatchError::All(e.into()))?;
+    Ok(results)
 }
 
 /// Writes one change and its ledger entries inside the open transaction.
@@ -368,11 +419,11 @@ async fn queue_outbox(
 async fn apply(
     tx: &mut sqlx::AnyConnection,
     change: &Change,
+    entries: Vec<LedgerEntry>,
 ) -> Result<Vec<LedgerEntry>, StoreError> {
     {
-        // First statement: take the ledger head. This serialises every state
-        // change and fixes the entries' indexes.
-        let entries = ledger::append(tx, change).await?;
+        // The entries are staged (indexes fixed under the head's lock taken
+        // at the start of the batch) and written with the batch.
 
         if let Some(w) = &change.request {
             let (req, expected) = match w {

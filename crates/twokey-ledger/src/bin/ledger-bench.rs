@@ -11,8 +11,8 @@ use std::time::Instant;
 
 use sha2::{Digest, Sha256};
 use twokey_ledger::checkpoint::{Checkpoint, NoteSigner};
-use twokey_ledger::merkle::{hash_leaf, Frontier};
-use twokey_ledger::verify::{top_level_index, verify_encoded, verify_entries, LogVerifier};
+use twokey_ledger::merkle::{hash_leaf, Frontier, LeafHasher};
+use twokey_ledger::verify::{top_level_index, verify_entries, LogVerifier};
 use twokey_ledger::LedgerEntry;
 
 const CHECKPOINT_EVERY: u64 = 1000;
@@ -45,6 +45,36 @@ fn best_of_3(mut f: impl FnMut()) -> (f64, f64) {
         best = (best.0.min(wall), best.1.min(cpu));
     }
     best
+}
+
+/// Machine-wide CPU counters from `/proc/stat`: (idle + iowait, total) jiffies.
+fn cpu_jiffies() -> Option<(u64, u64)> {
+    let s = std::fs::read_to_string("/proc/stat").ok()?;
+    let line = s.lines().next()?.strip_prefix("cpu ")?;
+    let v: Vec<u64> = line
+        .split_whitespace()
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    let idle = v.get(3)? + v.get(4).copied().unwrap_or(0);
+    Some((idle, v.iter().sum()))
+}
+
+/// Runs `f` and returns its result with the share of the machine's CPU time
+/// that was idle meanwhile (including this process's own idle cores).
+fn with_idle<R>(f: impl FnOnce() -> R) -> (R, Option<f64>) {
+    let a = cpu_jiffies();
+    let r = f();
+    let idle = match (a, cpu_jiffies()) {
+        (Some((i0, t0)), Some((i1, t1))) if t1 > t0 => Some((i1 - i0) as f64 / (t1 - t0) as f64),
+        _ => None,
+    };
+    (r, idle)
+}
+
+fn idle_text(idle: Option<f64>) -> String {
+    idle.map_or("idle share unknown".into(), |i| {
+        format!("machine {:.0}% idle meanwhile", 100.0 * i)
+    })
 }
 
 fn entry(i: u64) -> LedgerEntry {
@@ -102,6 +132,19 @@ fn main() {
     println!(
         "leaf hashing alone (SHA-256(0x00||entry) per entry, 1 thread): {leaf:.0} MB/s = {:.0}% of raw",
         100.0 * leaf / raw
+    );
+
+    let mut lh = LeafHasher::new();
+    let secs = best_of_3(|| {
+        for l in &lines {
+            std::hint::black_box(lh.hash(l));
+        }
+    })
+    .1;
+    let leaf_blocks = mb(bytes, secs);
+    println!(
+        "leaf hashing, one compression call per entry from a reused block buffer (what verify does): {leaf_blocks:.0} MB/s = {:.0}% of raw",
+        100.0 * leaf_blocks / raw
     );
 
     // 2. In-memory append, as the store does it: encode + leaf hash + frontier push.
@@ -173,17 +216,16 @@ fn main() {
             100.0 * v / leaf
         );
     };
-    let (wall, secs) = best_of_3(|| {
-        let mut lv = LogVerifier::new(&verifier, &cps, Some(&trusted)).expect("checkpoints verify");
-        for l in &refs {
-            lv.push_encoded(l).expect("entry verifies");
-        }
-        lv.finish().expect("log verifies");
+    let ((wall1, secs), idle1) = with_idle(|| {
+        best_of_3(|| {
+            let mut lv =
+                LogVerifier::new(&verifier, &cps, Some(&trusted)).expect("checkpoints verify");
+            for l in &refs {
+                lv.push_encoded(l).expect("entry verifies");
+            }
+            lv.finish().expect("log verifies");
+        })
     });
-    println!(
-        "  (same, by wall-clock time: {:.0} MB/s, to compare with the multi-thread line)",
-        mb(bytes, wall)
-    );
     report(
         &format!(
             "encoded, 1 thread ({} signed checkpoints + trusted)",
@@ -191,12 +233,60 @@ fn main() {
         ),
         secs,
     );
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
-    let secs = best_of_3(|| {
-        verify_encoded(&refs, &verifier, &cps, Some(&trusted)).expect("log verifies");
+    println!(
+        "  (same, by wall-clock time: {:.0} MB/s; {})",
+        mb(bytes, wall1),
+        idle_text(idle1)
+    );
+
+    // 4. Scaling: the batch verifier on 1 and 2 threads, and raw SHA-256 on
+    // 2 threads (two buffers at once) as what two threads can do right now.
+    let batch = |threads: usize| {
+        with_idle(|| {
+            best_of_3(|| {
+                let mut lv =
+                    LogVerifier::new(&verifier, &cps, Some(&trusted)).expect("checkpoints verify");
+                lv.push_encoded_batch_on(&refs, threads)
+                    .expect("log verifies");
+                lv.finish().expect("log verifies");
+            })
+            .0
+        })
+    };
+    let half = &buf[..buf.len() / 2];
+    let (raw2, raw2_idle) = with_idle(|| {
+        best_of_3(|| {
+            std::thread::scope(|s| {
+                let t = s.spawn(|| std::hint::black_box(Sha256::digest(half)));
+                std::hint::black_box(Sha256::digest(&buf[buf.len() / 2..]));
+                std::hint::black_box(t.join().ok());
+            });
+        })
+        .0
+    });
+    let raw1_wall = best_of_3(|| {
+        std::hint::black_box(Sha256::digest(&buf));
     })
     .0;
-    report(&format!("encoded, leaf hashing on {threads} threads"), secs);
+    let (b1, idle_b1) = batch(1);
+    let (b2, idle_b2) = batch(2);
+    println!(
+        "raw SHA-256 by wall clock: 1 thread {:.0} MB/s, 2 threads {:.0} MB/s = {:.2}x ({})",
+        mb(bytes, raw1_wall),
+        mb(bytes, raw2),
+        raw1_wall / raw2,
+        idle_text(raw2_idle)
+    );
+    println!(
+        "verify batch by wall clock: 1 thread {:.0} MB/s ({}), 2 threads {:.0} MB/s ({}) = {:.2}x speed-up; \
+         2-thread verify is {:.0}% of 2-thread raw SHA-256",
+        mb(bytes, b1),
+        idle_text(idle_b1),
+        mb(bytes, b2),
+        idle_text(idle_b2),
+        b1 / b2,
+        100.0 * raw2 / b2
+    );
     // From entry structs (rows read from a database), re-encoding each.
     let secs = best_of_3(|| {
         verify_entries(&entries, &verifier, &cps, Some(&trusted)).expect("log verifies");
