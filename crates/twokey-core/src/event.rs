@@ -824,8 +824,8 @@ pub struct GatePlan {
     pub head_sha: String,
     /// Whether the plan succeeded.
     pub ok: bool,
-    /// SHA-256 of the saved plan file.
-    pub plan_sha256: String,
+    /// SHA-256 of the saved plan file (none when the plan failed).
+    pub plan_sha256: Option<String>,
     /// Whether the output shown was redacted.
     pub redacted: bool,
 }
