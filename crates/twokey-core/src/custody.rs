@@ -25,6 +25,7 @@ use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 
+use crate::event::{self as ev, LedgerEvent};
 use crate::identity::{Actor, IdentityKey};
 use crate::policy::{Entitlement, Policy};
 use crate::request::{DomainError, Event, Request, State};
@@ -322,40 +323,38 @@ pub enum CustodyEvent {
 impl CustodyEvent {
     /// The ledger event, by `actor`.
     pub fn event(&self, actor: &IdentityKey) -> Event {
-        let (kind, data) = match self {
+        let e = match self.clone() {
             CustodyEvent::Sealed {
                 secret,
                 generation,
                 custodians,
                 threshold,
-            } => (
-                "custody.sealed",
-                serde_json::json!({"secret": secret, "generation": generation, "custodians": custodians, "threshold": threshold}),
-            ),
-            CustodyEvent::RecipientSet { secret, generation } => (
-                "custody.recipient_set",
-                serde_json::json!({"secret": secret, "generation": generation}),
-            ),
+            } => LedgerEvent::CustodySealed(ev::CustodySealed {
+                secret,
+                generation,
+                custodians,
+                threshold,
+            }),
+            CustodyEvent::RecipientSet { secret, generation } => {
+                LedgerEvent::CustodyRecipientSet(ev::CustodyRecipientSet { secret, generation })
+            }
             CustodyEvent::Released {
                 secret,
                 index,
                 released,
                 threshold,
-            } => (
-                "custody.released",
-                serde_json::json!({"secret": secret, "index": index, "released": released, "threshold": threshold, "progress": format!("{released} of {threshold}")}),
-            ),
-            CustodyEvent::Opened { secret, shares } => (
-                "custody.opened",
-                serde_json::json!({"secret": secret, "shares": shares}),
-            ),
+            } => LedgerEvent::CustodyReleased(ev::CustodyReleased {
+                secret,
+                index,
+                released,
+                threshold,
+                progress: format!("{released} of {threshold}"),
+            }),
+            CustodyEvent::Opened { secret, shares } => {
+                LedgerEvent::CustodyOpened(ev::CustodyOpened { secret, shares })
+            }
         };
-        Event {
-            kind: kind.into(),
-            actor: actor.to_string(),
-            alert: true,
-            data,
-        }
+        e.by(actor.to_string())
     }
 }
 

@@ -8,6 +8,7 @@
 //! rules property-testable (see `tests/invariants.rs`).
 
 pub mod custody;
+pub mod event;
 pub mod identity;
 pub mod notify;
 pub mod policy;
@@ -18,6 +19,7 @@ pub mod request;
 pub mod secret;
 pub mod time;
 
+pub use event::{EventKind, LedgerEvent};
 pub use identity::{Actor, IdentityKey};
 pub use policy::{ApprovalRule, Entitlement, Policy, PolicyError, PolicyIssue};
 pub use proposal::{Proposal, ProposalState, ProposalView};

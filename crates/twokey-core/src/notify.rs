@@ -8,26 +8,15 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::event::EventKind;
 use crate::identity::{Actor, IdentityKey};
 use crate::policy::{Entitlement, Policy};
 use crate::request::Request;
 
-/// Ledger entry kinds that produce notifications.
-pub const NOTIFYING_KINDS: &[&str] = &[
-    "request.created",
-    "review.approved",
-    "review.denied",
-    "request.approved",
-    "request.denied",
-    "request.timed_out",
-    "grant.activated",
-    "grant.expired",
-    "grant.revoked",
-];
-
-/// Whether an entry of this kind is worth a notification.
+/// Whether an entry of this kind is worth a notification
+/// ([`EventKind::notifies`]; a kind this build does not know is not).
 pub fn is_notification(kind: &str) -> bool {
-    NOTIFYING_KINDS.contains(&kind)
+    EventKind::parse(kind).is_some_and(EventKind::notifies)
 }
 
 /// Someone who can be told: an identity with its groups and links (as the

@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
+use crate::event::{self as ev, LedgerEvent};
 use crate::identity::{Actor, IdentityKey};
 use crate::policy::Policy;
 use crate::request::{DomainError, Event};
@@ -128,12 +129,12 @@ pub fn propose(
         state: ProposalState::Pending,
         version: 0,
     };
-    let ev = Event {
-        kind: "policy.proposed".into(),
-        actor: actor.key.to_string(),
-        alert: false,
-        data: serde_json::json!({"proposal": id, "hash": p.hash, "base_hash": p.base_hash}),
-    };
+    let ev = LedgerEvent::PolicyProposed(ev::PolicyProposed {
+        proposal: id.to_string(),
+        hash: p.hash.clone(),
+        base_hash: p.base_hash.clone(),
+    })
+    .by(actor.key.to_string());
     Ok((p, vec![ev]))
 }
 
@@ -179,20 +180,21 @@ pub fn approve(
         .filter(|k| **k != p.proposed_by)
         .collect();
     let applied = distinct.len() as u32 >= current.admins.approvals;
-    let mut events = vec![Event {
-        kind: "policy.approved".into(),
-        actor: actor.key.to_string(),
-        alert: false,
-        data: serde_json::json!({"proposal": p.id, "hash": p.hash}),
-    }];
+    let mut events = vec![LedgerEvent::PolicyApproved(ev::PolicyApproved {
+        proposal: p.id.clone(),
+        hash: p.hash.clone(),
+    })
+    .by(actor.key.to_string())];
     if applied {
         next.state = ProposalState::Applied;
-        events.push(Event {
-            kind: "policy.applied".into(),
-            actor: actor.key.to_string(),
-            alert: false,
-            data: serde_json::json!({"proposal": p.id, "hash": p.hash, "previous": p.base_hash}),
-        });
+        events.push(
+            LedgerEvent::PolicyApplied(ev::PolicyApplied {
+                proposal: p.id.clone(),
+                hash: p.hash.clone(),
+                previous: p.base_hash.clone(),
+            })
+            .by(actor.key.to_string()),
+        );
     }
     Ok((next, events, applied))
 }
@@ -218,12 +220,10 @@ pub fn reject(
     next.state = ProposalState::Rejected;
     Ok((
         next,
-        vec![Event {
-            kind: "policy.rejected".into(),
-            actor: actor.key.to_string(),
-            alert: false,
-            data: serde_json::json!({"proposal": p.id}),
-        }],
+        vec![LedgerEvent::PolicyRejected(ev::PolicyRejected {
+            proposal: p.id.clone(),
+        })
+        .by(actor.key.to_string())],
     ))
 }
 

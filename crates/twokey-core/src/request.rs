@@ -19,6 +19,7 @@ use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 
+use crate::event::{self as ev, LedgerEvent};
 use crate::identity::{Actor, IdentityKey};
 use crate::policy::{Entitlement, Policy};
 use crate::time::{format_duration, Millis};
@@ -193,17 +194,9 @@ pub struct Event {
 }
 
 impl Event {
-    fn new(kind: &str, actor: &IdentityKey, data: serde_json::Value) -> Self {
-        Self {
-            kind: kind.into(),
-            actor: actor.to_string(),
-            alert: false,
-            data,
-        }
-    }
-    fn alerting(mut self) -> Self {
-        self.alert = true;
-        self
+    /// The typed event this stored one holds (see [`LedgerEvent::parse`]).
+    pub fn typed(&self) -> Result<LedgerEvent, crate::event::EventParseError> {
+        LedgerEvent::parse(&self.kind, &self.data)
     }
 }
 
@@ -382,25 +375,25 @@ pub fn create(
         policy_hash: policy.hash.clone(),
         version: 0,
     };
-    let mut events = vec![Event::new(
-        "request.created",
-        &actor.key,
-        serde_json::json!({
-            "entitlement": req.entitlement, "duration_ms": duration, "reason": req.reason,
-            "ticket": req.ticket, "break_glass": input.break_glass,
-        }),
-    )];
+    let mut events = vec![LedgerEvent::RequestCreated(ev::RequestCreated {
+        entitlement: req.entitlement.clone(),
+        duration_ms: duration,
+        reason: req.reason.clone(),
+        ticket: req.ticket.clone(),
+        break_glass: input.break_glass,
+        extends: None,
+    })
+    .by(actor.key.to_string())];
     if input.break_glass {
         req.state = State::Approved;
         req.break_glass = true;
         req.needs_review = true;
         events.push(
-            Event::new(
-                "request.break_glass",
-                &actor.key,
-                serde_json::json!({"entitlement": req.entitlement, "reason": req.reason}),
-            )
-            .alerting(),
+            LedgerEvent::RequestBreakGlass(ev::BreakGlass {
+                entitlement: req.entitlement.clone(),
+                reason: req.reason.clone(),
+            })
+            .by(actor.key.to_string()),
         );
     }
     Ok((req, events))
@@ -441,11 +434,18 @@ pub fn extend(
         ticket: original.ticket.clone(),
         break_glass: false,
     };
-    let (mut req, mut events) = create(policy, actor, &input, id, now)?;
+    let (mut req, events) = create(policy, actor, &input, id, now)?;
     req.extends = Some(original.id.clone());
-    if let Some(e) = events.first_mut() {
-        e.data["extends"] = serde_json::json!(original.id);
-    }
+    let events = events
+        .into_iter()
+        .map(|e| match e.typed() {
+            Ok(LedgerEvent::RequestCreated(mut c)) => {
+                c.extends = Some(original.id.clone());
+                LedgerEvent::RequestCreated(c).by(e.actor)
+            }
+            _ => e,
+        })
+        .collect();
     Ok((req, events))
 }
 
@@ -558,38 +558,36 @@ pub fn review_confirmed(
         comment: comment.to_string(),
         at: now,
     });
-    let mut events = vec![Event::new(
-        match decision {
-            ReviewDecision::Approve => "review.approved",
-            ReviewDecision::Deny => "review.denied",
-        },
-        &actor.key,
-        match mfa {
-            Some(m) => serde_json::json!({"comment": comment, "mfa": {
-                "method": m.method, "credential_id": m.credential_id, "verified_at": m.verified_at,
-            }}),
-            None => serde_json::json!({"comment": comment}),
-        },
-    )];
+    let data = ev::ReviewData {
+        comment: comment.to_string(),
+        mfa: mfa.map(|m| ev::MfaRecord {
+            method: m.method.clone(),
+            credential_id: m.credential_id.clone(),
+            verified_at: m.verified_at,
+        }),
+    };
+    let mut events = vec![match decision {
+        ReviewDecision::Approve => LedgerEvent::ReviewApproved(data),
+        ReviewDecision::Deny => LedgerEvent::ReviewDenied(data),
+    }
+    .by(actor.key.to_string())];
     match decision {
         ReviewDecision::Deny => {
             next.state = State::Denied;
             next.ended_at = Some(now);
-            events.push(Event::new(
-                "request.denied",
-                &actor.key,
-                serde_json::json!({}),
-            ));
+            events.push(LedgerEvent::RequestDenied(ev::Empty {}).by(actor.key.to_string()));
         }
         ReviewDecision::Approve => {
             let approvals = approvals_counted(&next);
             if approvals >= ent.approval.count as usize {
                 next.state = State::Approved;
-                events.push(Event::new(
-                    "request.approved",
-                    &actor.key,
-                    serde_json::json!({"approvals": approvals, "required": ent.approval.count}),
-                ));
+                events.push(
+                    LedgerEvent::RequestApproved(ev::RequestApproved {
+                        approvals,
+                        required: ent.approval.count,
+                    })
+                    .by(actor.key.to_string()),
+                );
             }
         }
     }
@@ -634,11 +632,7 @@ pub fn cancel(
     next.ended_at = Some(now);
     Ok((
         next,
-        vec![Event::new(
-            "request.cancelled",
-            &actor.key,
-            serde_json::json!({}),
-        )],
+        vec![LedgerEvent::RequestCancelled(ev::Empty {}).by(actor.key.to_string())],
     ))
 }
 
@@ -655,11 +649,7 @@ pub fn time_out(req: &Request, now: Millis) -> Result<(Request, Vec<Event>), Dom
     next.ended_at = Some(now);
     Ok((
         next,
-        vec![Event::new(
-            "request.timed_out",
-            &Actor::system().key,
-            serde_json::json!({}),
-        )],
+        vec![LedgerEvent::RequestTimedOut(ev::Empty {}).by(Actor::system().key.to_string())],
     ))
 }
 
@@ -689,14 +679,14 @@ pub fn activate(
         .collect();
     Ok((
         next.clone(),
-        vec![Event::new(
-            "grant.activated",
-            &Actor::system().key,
-            serde_json::json!({
-                "activated_at": now, "ends_at": next.ends_at, "break_glass": req.break_glass,
-                "approvers": approvers, "detail": detail,
-            }),
-        )],
+        vec![LedgerEvent::GrantActivated(ev::GrantActivated {
+            activated_at: now,
+            ends_at: next.ends_at,
+            break_glass: req.break_glass,
+            approvers,
+            detail: detail.to_string(),
+        })
+        .by(Actor::system().key.to_string())],
     ))
 }
 
@@ -730,11 +720,10 @@ pub fn begin_revoke(
     next.revoked_by = Some(actor.key.clone());
     Ok((
         next,
-        vec![Event::new(
-            "grant.revoke_requested",
-            &actor.key,
-            serde_json::json!({"at": now}),
-        )],
+        vec![
+            LedgerEvent::GrantRevokeRequested(ev::RevokeRequested { at: now })
+                .by(actor.key.to_string()),
+        ],
     ))
 }
 
@@ -747,11 +736,8 @@ pub fn begin_expiry(req: &Request, now: Millis) -> Result<(Request, Vec<Event>),
             next.end_reason = Some(EndReason::Expiry);
             Ok((
                 next,
-                vec![Event::new(
-                    "grant.expiring",
-                    &Actor::system().key,
-                    serde_json::json!({"ends_at": end}),
-                )],
+                vec![LedgerEvent::GrantExpiring(ev::Expiring { ends_at: end })
+                    .by(Actor::system().key.to_string())],
             ))
         }
         _ => Err(DomainError::WrongState(format!(
@@ -771,24 +757,21 @@ pub fn confirm_ended(req: &Request, now: Millis) -> Result<(Request, Vec<Event>)
     }
     let mut next = req.clone();
     next.ended_at = Some(now);
-    let kind = match req.end_reason {
+    let ended = ev::Ended {
+        ended_at: now,
+        ends_at: req.ends_at,
+    };
+    let event = match req.end_reason {
         Some(EndReason::Revoke) => {
             next.state = State::Revoked;
-            "grant.revoked"
+            LedgerEvent::GrantRevoked(ended)
         }
         _ => {
             next.state = State::Expired;
-            "grant.expired"
+            LedgerEvent::GrantExpired(ended)
         }
     };
-    Ok((
-        next,
-        vec![Event::new(
-            kind,
-            &Actor::system().key,
-            serde_json::json!({"ended_at": now, "ends_at": req.ends_at}),
-        )],
-    ))
+    Ok((next, vec![event.by(Actor::system().key.to_string())]))
 }
 
 /// A second person reviews a break-glass use after the fact.
@@ -818,11 +801,10 @@ pub fn review_break_glass(
     next.break_glass_reviewed_by = Some(actor.key.clone());
     Ok((
         next,
-        vec![Event::new(
-            "break_glass.reviewed",
-            &actor.key,
-            serde_json::json!({"comment": comment}),
-        )],
+        vec![LedgerEvent::BreakGlassReviewed(ev::Comment {
+            comment: comment.to_string(),
+        })
+        .by(actor.key.to_string())],
     ))
 }
 
