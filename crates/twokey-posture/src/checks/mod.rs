@@ -13,11 +13,15 @@ pub mod cloudtrail_bucket_account;
 pub mod cloudtrail_object_lock;
 pub mod cloudtrail_trail;
 pub mod config_recorder;
+pub mod custody_rotated;
 pub mod guardduty_enabled;
 pub mod iam_privilege_escalation;
 pub mod iam_unused_credentials;
 pub mod iam_workload_users;
+pub mod root_centralized_access;
 pub mod root_hardware_mfa;
+pub mod root_management_custody;
+pub mod root_member_credentials;
 pub mod root_no_access_keys;
 pub mod scp_monitoring;
 pub mod securityhub_enabled;
@@ -132,6 +136,8 @@ pub(crate) mod fixture {
             organization: None,
             accounts: vec![account(ACCOUNT, false)],
             twokey_targets: vec![],
+            root_access: None,
+            custody: vec![],
         }
     }
 
