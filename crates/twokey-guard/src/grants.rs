@@ -32,6 +32,17 @@
 //!   `aws_iam_assume`. Entitlements with neither key (e.g. `exec`,
 //!   `postgres`, `aws_security_group`) cover no CloudTrail call.
 //!
+//! **Root task sessions** are matched by account and task, not by person:
+//! twokey itself (the management account's gateway) calls `sts:AssumeRoot`
+//! after approval. An `AssumeRoot` record is covered when an
+//! `aws_root_task` grant was active at the event time whose `target.accounts`
+//! holds `requestParameters.targetPrincipal` (an account id or its root ARN)
+//! and whose `target.task` is the task of `requestParameters.taskPolicyArn`;
+//! any other `AssumeRoot` is [`Coverage::Outside`], whoever made it. A call
+//! made *with* a root session (`sessionContext.assumedRoot` `"true"`, in the
+//! member account) is covered by an active `aws_root_task` grant for that
+//! account.
+//!
 //! Calls that no principal makes (`eventType` `AwsServiceEvent`,
 //! `userIdentity.type` `AWSService`) are [`Coverage::NotApplicable`]; every
 //! other call that no grant covers is [`Coverage::Outside`]. A break-glass
@@ -84,7 +95,14 @@ pub struct Target {
     pub role: Option<String>,
     /// `target.principals`: person name to ARN comparison key.
     pub principals: BTreeMap<String, String>,
+    /// `target.accounts` (`aws_root_task`): the member accounts.
+    pub accounts: BTreeSet<String>,
+    /// `target.task` (`aws_root_task`): the task policy's name.
+    pub task: Option<String>,
 }
+
+/// The provider whose grants open root sessions.
+pub const ROOT_TASK_PROVIDER: &str = "aws_root_task";
 
 /// Grants and entitlement targets to correlate events with.
 #[derive(Debug, Clone, Default)]
@@ -208,12 +226,27 @@ impl GrantIndex {
                     }
                 }
             }
+            let accounts = match e.target.get("accounts") {
+                Some(Value::Array(a)) => a
+                    .iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_string)
+                    .collect(),
+                _ => BTreeSet::new(),
+            };
+            let task = e
+                .target
+                .get("task")
+                .and_then(Value::as_str)
+                .map(str::to_string);
             idx.targets.insert(
                 name,
                 Target {
                     provider: e.provider,
                     role,
                     principals,
+                    accounts,
+                    task,
                 },
             );
         }
@@ -376,6 +409,9 @@ pub fn correlate(event: &Value, index: &GrantIndex, at_ms: i64) -> Coverage {
         return Coverage::NotApplicable;
     }
     let caller = Caller::of(event);
+    if let Some(root) = RootSession::of(event) {
+        return root.correlate(&caller, index, at_ms);
+    }
     let keys = caller.keys();
     // Ordered candidates: source identity, session name, mapped people.
     let mut persons: Vec<String> = Vec::new();
@@ -436,6 +472,83 @@ pub fn correlate(event: &Value, index: &GrantIndex, at_ms: i64) -> Coverage {
     Coverage::Outside {
         principal,
         person: persons.into_iter().next(),
+    }
+}
+
+/// A record that opens or uses a root session.
+#[derive(Debug)]
+enum RootSession {
+    /// `sts:AssumeRoot` for an account (`None` when unreadable) and task.
+    Opened {
+        account: Option<String>,
+        task: Option<String>,
+    },
+    /// A call made with a root session in an account.
+    Used { account: String },
+}
+
+impl RootSession {
+    fn of(event: &Value) -> Option<RootSession> {
+        if str_at(event, &["eventName"]) == Some("AssumeRoot")
+            && str_at(event, &["eventSource"]).is_some_and(|s| s.starts_with("sts."))
+        {
+            let account = str_at(event, &["requestParameters", "targetPrincipal"]).and_then(|t| {
+                let a = t
+                    .strip_prefix("arn:aws:iam::")
+                    .and_then(|r| r.strip_suffix(":root"))
+                    .unwrap_or(t);
+                (a.len() == 12 && a.bytes().all(|b| b.is_ascii_digit())).then(|| a.to_string())
+            });
+            let task = str_at(event, &["requestParameters", "taskPolicyArn", "arn"])
+                .and_then(|a| a.strip_prefix("arn:aws:iam::aws:policy/root-task/"))
+                .map(str::to_string);
+            return Some(RootSession::Opened { account, task });
+        }
+        let assumed = event
+            .pointer("/userIdentity/sessionContext/assumedRoot")
+            .is_some_and(|v| v == "true" || v == &Value::Bool(true));
+        if assumed && str_at(event, &["userIdentity", "type"]) == Some("Root") {
+            let account = str_at(event, &["userIdentity", "accountId"])
+                .or_else(|| str_at(event, &["recipientAccountId"]))?;
+            return Some(RootSession::Used {
+                account: account.to_string(),
+            });
+        }
+        None
+    }
+
+    fn correlate(&self, caller: &Caller, index: &GrantIndex, at_ms: i64) -> Coverage {
+        let principal = caller.arn.clone().unwrap_or_else(|| "unknown".to_string());
+        let covers = |t: &Target| {
+            t.provider == ROOT_TASK_PROVIDER
+                && match self {
+                    RootSession::Opened {
+                        account: Some(a),
+                        task: Some(task),
+                    } => t.accounts.contains(a) && t.task.as_deref() == Some(task.as_str()),
+                    RootSession::Opened { .. } => false,
+                    RootSession::Used { account } => t.accounts.contains(account),
+                }
+        };
+        let grant = index.grants.iter().find(|g| {
+            g.from_ms <= at_ms
+                && at_ms < g.until_ms
+                && index.targets.get(&g.entitlement).is_some_and(covers)
+        });
+        match grant {
+            Some(g) => Coverage::Covered {
+                request_id: g.request_id.clone(),
+                entitlement: g.entitlement.clone(),
+                approvers: g.approvers.clone(),
+                break_glass: g.break_glass,
+                principal,
+                person: g.requester_name.clone(),
+            },
+            None => Coverage::Outside {
+                principal,
+                person: None,
+            },
+        }
     }
 }
 

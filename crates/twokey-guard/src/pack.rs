@@ -1,7 +1,8 @@
 //! twokey's built-in rule pack, compiled into the binary.
 //!
 //! `rules/*.yml` cover the two-person-integrity baseline (logging, audit
-//! storage, backups, SCPs, detective services, root, MFA, standing
+//! storage, backups, SCPs, detective services, root and root sessions
+//! (`AssumeRoot`), MFA, standing
 //! credentials, open security groups, twokey's own roles);
 //! `rules/correlations/*.yml` are SigmaHQ's count-based CloudTrail rules
 //! (`unsupported/cloud/`) expressed as Sigma correlation rules. A test checks
@@ -40,6 +41,10 @@ pub const PACK: &[(&str, &str)] = &[
     (
         "correlations/aws_ses_messaging_enabled.yml",
         include_str!("../rules/correlations/aws_ses_messaging_enabled.yml"),
+    ),
+    (
+        "tpi_assume_root.yml",
+        include_str!("../rules/tpi_assume_root.yml"),
     ),
     (
         "tpi_backup_vault_lock_removed.yml",

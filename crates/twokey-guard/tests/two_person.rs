@@ -155,6 +155,79 @@ fn grants_file_flags_panther_events_covered_or_outside() {
     }
 }
 
+/// `AssumeRoot` records shaped as AWS documents them ("Track privileged
+/// tasks in AWS CloudTrail", IAM User Guide), one per case, and calls made
+/// with the root session in the member account.
+const ASSUME_ROOT: &str = "tests/fixtures/assume_root.ndjson";
+
+#[test]
+fn assume_root_is_covered_only_by_a_root_task_grant_of_that_account_and_task() {
+    let dir = tempdir();
+    let ms = |s: &str| twokey_sigma::correlation::parse_time_ms(s).unwrap();
+    let v = serde_json::json!({
+        "requests": [
+            {"id": "req-root", "entitlement": "unlock-logs", "state": "active",
+             "requester": {"issuer": "twokey", "subject": "alice"}, "requester_name": "alice",
+             "reviews": [{"reviewer": {"issuer": "twokey", "subject": "bob"},
+                "reviewer_name": "bob", "decision": "approve", "comment": "", "at": 0}],
+             "activated_at": ms("2026-11-30T10:04:30Z"), "ends_at": ms("2026-11-30T10:19:30Z")},
+            // An aws_iam_assume grant at the same time covers no root session.
+            {"id": "req-role", "entitlement": "prod-admin", "state": "active",
+             "requester": {"issuer": "twokey", "subject": "carol"}, "requester_name": "carol",
+             "reviews": [], "activated_at": ms("2026-11-30T10:00:00Z"),
+             "ends_at": ms("2026-11-30T11:00:00Z")}
+        ],
+        "policy": {"hash": "test", "text": "", "entitlements": {
+            "unlock-logs": {"provider": "aws_root_task", "target": {
+                "accounts": ["222222222222"], "task": "S3UnlockBucketPolicy",
+                "action": "perform", "bucket": "payments-logs"}},
+            "prod-admin": {"provider": "aws_iam_assume", "target": {"role_arn":
+                "arn:aws:iam::333333333333:role/prod-admin"}}
+        }}
+    });
+    let p = dir.join("grants.json");
+    std::fs::write(&p, v.to_string()).unwrap();
+    let grants = GrantArgs {
+        grants: Some(p),
+        ..Default::default()
+    };
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join(ASSUME_ROOT);
+    let (status, out, err) = scan(grants, Format::Ndjson, vec![fixture]);
+    assert_eq!(status, 1, "{err}");
+    let f = findings(&out);
+    let of = |line: u64, rule_part: &str| -> &serde_json::Value {
+        &f.iter()
+            .find(|x| {
+                x["source"]["line"] == line && x["rule_title"].as_str().unwrap().contains(rule_part)
+            })
+            .unwrap_or_else(|| panic!("no finding of {rule_part:?} at line {line}: {out}"))
+            ["two_person"]
+    };
+    let opened = "AssumeRoot";
+    // 1: the session twokey opened for req-root.
+    let tp = of(1, opened);
+    assert_eq!(tp["status"], "covered", "{tp}");
+    assert_eq!(tp["request_id"], "req-root");
+    assert_eq!(tp["person"], "alice");
+    assert_eq!(tp["approvers"][0]["name"], "bob");
+    // 2: the root session's own call in the member account, both rules.
+    assert_eq!(of(2, "Root User")["status"], "covered");
+    assert_eq!(of(2, "Bucket Policy")["request_id"], "req-root");
+    // 3: after the grant ended; 4: an account it does not name; 5: another task.
+    for line in [3, 4, 5] {
+        let tp = of(line, opened);
+        assert_eq!(tp["status"], "outside", "line {line}: {tp}");
+        assert_eq!(
+            tp["principal"],
+            "arn:aws:sts::111111111111:assumed-role/twokey-gateway/twokey-gateway"
+        );
+    }
+    // 6: the target given as the account's root ARN.
+    assert_eq!(of(6, opened)["request_id"], "req-root");
+    // 7: a root session used where no grant opened one.
+    assert_eq!(of(7, "Root User")["status"], "outside");
+}
+
 #[test]
 fn default_levels_skip_medium_and_table_and_ocsf_show_the_flag() {
     let dir = tempdir();

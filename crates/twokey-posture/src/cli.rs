@@ -35,9 +35,15 @@ pub struct AwsArgs {
     /// Accounts scanned at once.
     #[arg(long, default_value_t = 8)]
     pub concurrency: usize,
-    /// The twokey policy in force: its `aws_iam_assume` targets' trust is checked.
+    /// The twokey policy in force: its `aws_iam_assume` targets' trust is
+    /// checked, and its `[[custody]]` declarations are judged.
     #[arg(long)]
     pub policy: Option<PathBuf>,
+    /// The custody state of the twokey server (`twokey --json custody
+    /// secrets` saved to a file); without it the custody of `--policy` is
+    /// judged with its sealing state unknown.
+    #[arg(long, value_name = "FILE")]
+    pub custody: Option<PathBuf>,
     /// Output format.
     #[arg(long, value_enum, default_value = "table")]
     pub format: Format,
@@ -277,6 +283,22 @@ pub async fn run(args: &AwsArgs, out: &mut dyn Write) -> anyhow::Result<i32> {
             collect::collect(&opts, now_ms(), progress).await?
         }
     };
+    let mut facts = facts;
+    match (&args.custody, &args.policy) {
+        (Some(f), _) => {
+            let text = std::fs::read_to_string(f)
+                .with_context(|| format!("cannot read {}", f.display()))?;
+            facts.custody = collect::custody::from_server_json(&text, &f.display().to_string())?;
+        }
+        (None, Some(p)) if args.facts.is_none() => {
+            let text = std::fs::read_to_string(p)
+                .with_context(|| format!("cannot read {}", p.display()))?;
+            let policy = twokey_core::Policy::parse(&text, &p.display().to_string())
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            facts.custody = collect::custody::from_policy(&policy);
+        }
+        _ => {}
+    }
     if let Some(f) = &args.save_facts {
         let text = serde_json::to_string_pretty(&facts)?;
         std::fs::write(f, text).with_context(|| format!("cannot write {}", f.display()))?;

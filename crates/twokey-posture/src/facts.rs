@@ -56,6 +56,15 @@ pub struct Facts {
     /// it assumes in target accounts).
     #[serde(default)]
     pub twokey_gateway: Vec<String>,
+    /// Centralized root access for member accounts
+    /// (`iam:ListOrganizationsFeatures` in the management account); `None`
+    /// when it was not read (no organisation, or facts recorded before it).
+    #[serde(default)]
+    pub root_access: Option<Collected<RootAccess>>,
+    /// The secrets under custody in twokey (`[[custody]]` of the policy),
+    /// with their sealing state when the twokey server was read.
+    #[serde(default)]
+    pub custody: Vec<CustodyFact>,
 }
 
 impl Facts {
@@ -416,4 +425,66 @@ pub struct Scp {
     pub name: String,
     /// The JSON document.
     pub document: String,
+}
+
+/// Centralized root access: the features enabled for the organisation.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RootAccess {
+    /// The organisation it was read for (`o-...`), when AWS said.
+    #[serde(default)]
+    pub organization_id: Option<String>,
+    /// `EnabledFeatures`: `RootCredentialsManagement` (member accounts may
+    /// run without root credentials) and `RootSessions` (`sts:AssumeRoot`).
+    pub enabled_features: Vec<String>,
+}
+
+impl RootAccess {
+    /// The feature that lets member accounts run without root credentials.
+    pub const CREDENTIALS_MANAGEMENT: &'static str = "RootCredentialsManagement";
+    /// The feature that lets the management account open root task sessions.
+    pub const ROOT_SESSIONS: &'static str = "RootSessions";
+
+    /// Whether `feature` is enabled.
+    pub fn has(&self, feature: &str) -> bool {
+        self.enabled_features.iter().any(|f| f == feature)
+    }
+}
+
+/// A secret under custody in twokey, as declared and (when read) its state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CustodyFact {
+    /// The secret's id (`root-prod`).
+    pub secret: String,
+    /// The account whose root it belongs to.
+    pub account: String,
+    /// `password`, `mfa_recovery`, `totp_seed` or `console_password`.
+    pub kind: String,
+    /// Shares needed to open it.
+    pub threshold: u32,
+    /// The custodians, by identity.
+    pub custodians: Vec<String>,
+    /// Who holds the account's other part (the hardware key), by identity.
+    #[serde(default)]
+    pub held_apart_from: Vec<String>,
+    /// Its sealing state from the twokey server; `None` when not read.
+    #[serde(default)]
+    pub state: Option<CustodyState>,
+}
+
+/// A custody secret's sealing state (`GET /v1/custody/secrets`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CustodyState {
+    /// Sealing generation; 0: never sealed.
+    pub generation: u64,
+    /// Released since its last sealing: it must be rotated and sealed again.
+    pub needs_rotation: bool,
+    /// When it was last sealed (Unix ms).
+    #[serde(default)]
+    pub sealed_at_ms: Option<i64>,
+    /// When it was last released (Unix ms).
+    #[serde(default)]
+    pub released_at_ms: Option<i64>,
+    /// The request it was last released for.
+    #[serde(default)]
+    pub released_for: Option<String>,
 }

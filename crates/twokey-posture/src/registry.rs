@@ -22,6 +22,10 @@ impl Registry {
         r.add(checks::backup_vault_lock::CHECK);
         r.add(checks::root_no_access_keys::CHECK);
         r.add(checks::root_hardware_mfa::CHECK);
+        r.add(checks::root_centralized_access::CHECK);
+        r.add(checks::root_member_credentials::CHECK);
+        r.add(checks::root_management_custody::CHECK);
+        r.add(checks::custody_rotated::CHECK);
         r.add(checks::iam_workload_users::CHECK);
         r.add(checks::iam_unused_credentials::CHECK);
         r.add(checks::iam_privilege_escalation::CHECK);

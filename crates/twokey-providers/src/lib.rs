@@ -121,6 +121,13 @@ pub trait Provider: Send + Sync {
         true
     }
 
+    /// The longest grant the target can honour (an AWS root session lasts
+    /// at most 900 s), if it has a limit. An entitlement whose
+    /// `max_duration` is longer is refused when the policy loads.
+    fn max_grant(&self) -> Option<std::time::Duration> {
+        None
+    }
+
     /// The provider's reconcile capability: listing the twokey-owned access
     /// present at its target and removing what no grant covers. `None` (the
     /// default) means the provider cannot list its target, and the server's

@@ -111,9 +111,18 @@ pub fn load_policy(
             continue;
         }
         match registry.build(&ent.provider, &target, ctx) {
-            Ok(p) => {
-                providers.insert(name.clone(), p);
-            }
+            Ok(p) => match p.max_grant() {
+                Some(max) if ent.max_duration_ms > max.as_millis() as i64 => errors.push(format!(
+                    "{file}:{}: entitlement {name:?}: max_duration {} s is longer than provider {:?} allows ({} s)",
+                    ent.line,
+                    ent.max_duration_ms / 1000,
+                    ent.provider,
+                    max.as_secs()
+                )),
+                _ => {
+                    providers.insert(name.clone(), p);
+                }
+            },
             Err(e) => errors.push(format!(
                 "{file}:{}: entitlement {name:?}: provider {:?}: {e}",
                 ent.target_line, ent.provider

@@ -162,6 +162,49 @@ held_apart_from = ["{held_apart}"]
     p
 }
 
+/// `twokey posture aws --check custody.rotated_since_release` over the
+/// server's custody state (`twokey --json custody secrets`, saved to a
+/// file): the status and message of the root-prod finding.
+fn rotation_posture(cli: &Cli<'_>, token: &str, name: &str) -> (String, String) {
+    let state = cli.ok("alice", token, &["--json", "custody", "secrets"], None);
+    let file = cli.dir.join(format!("custody-{name}.json"));
+    std::fs::write(&file, state).expect("write custody state");
+    let facts = cli.dir.join("no-aws-facts.json");
+    std::fs::write(&facts, r#"{"collected_at_ms": 0, "accounts": []}"#).expect("facts");
+    let out = Command::new(BIN)
+        .args([
+            "posture",
+            "aws",
+            "--format",
+            "json",
+            "--check",
+            "custody.rotated_since_release",
+        ])
+        .arg("--facts")
+        .arg(&facts)
+        .arg("--custody")
+        .arg(&file)
+        .output()
+        .expect("run posture");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "posture json ({e}): {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    let f = v["findings"]
+        .as_array()
+        .and_then(|f| {
+            f.iter()
+                .find(|x| x["resource"] == "twokey:custody/root-prod")
+        })
+        .unwrap_or_else(|| panic!("no root-prod finding: {v}"));
+    (
+        f["status"].as_str().unwrap_or_default().to_string(),
+        f["message"].as_str().unwrap_or_default().to_string(),
+    )
+}
+
 fn request_id(json_out: &str) -> String {
     let v: serde_json::Value = serde_json::from_str(json_out).expect("json output");
     v["id"].as_str().expect("id").to_string()
@@ -446,6 +489,10 @@ async fn custody_cycle(database: Option<String>) {
         list.contains(&format!("NEEDS ROTATION (released for {req})")),
         "{list}"
     );
+    // The posture check reads the same state from the server's answer.
+    let (status, message) = rotation_posture(&cli, &alice, "before");
+    assert_eq!(status, "fail", "{message}");
+    assert!(message.contains(&req), "{message}");
     let shown = api.get(&req).await;
     let kinds = support::kinds(&shown);
     for k in [
@@ -493,6 +540,8 @@ async fn custody_cycle(database: Option<String>) {
         !list.contains("NEEDS ROTATION") && list.contains("generation 2"),
         "{list}"
     );
+    let (status, message) = rotation_posture(&cli, &alice, "after");
+    assert_eq!(status, "pass", "{message}");
 
     // Attacks on request 2 (and 3).
     let req2 = request_id(&cli.ok(

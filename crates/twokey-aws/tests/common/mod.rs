@@ -1,6 +1,8 @@
 //! A real moto server per test, on a free loopback port.
 #![allow(dead_code)]
 
+pub mod sts_root;
+
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};

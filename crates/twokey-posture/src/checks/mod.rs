@@ -28,13 +28,17 @@ pub mod cloudtrail_bucket_account;
 pub mod cloudtrail_object_lock;
 pub mod cloudtrail_trail;
 pub mod config_recorder;
+pub mod custody_rotated;
 pub mod guardduty_enabled;
 pub mod iam_privilege_escalation;
 pub mod iam_standing_access;
 pub mod iam_unused_credentials;
 pub mod iam_unused_roles;
 pub mod iam_workload_users;
+pub mod root_centralized_access;
 pub mod root_hardware_mfa;
+pub mod root_management_custody;
+pub mod root_member_credentials;
 pub mod root_no_access_keys;
 pub mod scp_monitoring;
 pub mod securityhub_enabled;
@@ -196,6 +200,8 @@ pub(crate) mod fixture {
             accounts: vec![account(ACCOUNT, false)],
             twokey_targets: vec![],
             twokey_gateway: vec![],
+            root_access: None,
+            custody: vec![],
         }
     }
 

@@ -15,7 +15,9 @@
 mod account;
 mod authorization;
 mod baseline;
+pub mod custody;
 mod region;
+mod root;
 
 use std::sync::Arc;
 
@@ -192,7 +194,12 @@ pub async fn collect(opts: &Options, now_ms: i64, progress: Progress) -> anyhow:
         accounts: accounts.into_iter().map(|(_, a)| a).collect(),
         twokey_targets: vec![],
         twokey_gateway: opts.gateway.clone(),
+        root_access: None,
+        custody: vec![],
     };
+    if facts.organization.is_some() {
+        facts.root_access = Some(root::root_access(&base).await);
+    }
     trail_buckets(&mut facts, &base, &me, &opts.member_role).await;
     facts.twokey_targets = targets(&opts.targets, &base, &me, &opts.member_role, &facts).await;
     Ok(facts)
