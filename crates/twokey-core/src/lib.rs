@@ -14,6 +14,7 @@ pub mod policy;
 pub mod proposal;
 pub mod reconcile;
 pub mod request;
+pub mod scim;
 pub mod secret;
 pub mod time;
 
