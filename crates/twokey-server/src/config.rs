@@ -50,6 +50,9 @@ pub struct Config {
     /// `[notifications]`: Slack and email to approvers and requesters.
     #[serde(default)]
     pub notifications: twokey_notify::notifications::NotificationsConfig,
+    /// `[scim]`: provisioning of users and groups by the identity provider.
+    #[serde(default)]
+    pub scim: Option<crate::scim::ScimConfig>,
 }
 
 /// `[reconciler]`.
@@ -169,6 +172,9 @@ impl Config {
         cfg.reconciler
             .millis()
             .map_err(|e| format!("{file}: {e}"))?;
+        if let Some(scim) = &cfg.scim {
+            scim.validate().map_err(|e| format!("{file}: {e}"))?;
+        }
         Ok(cfg)
     }
 }

@@ -17,6 +17,7 @@ pub mod dev;
 pub mod error;
 pub mod metrics;
 pub mod reconciler;
+pub mod scim;
 
 pub use broker::{Broker, BrokerOptions};
 pub use clock::{Clock, SystemClock};

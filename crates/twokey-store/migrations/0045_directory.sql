@@ -7,7 +7,9 @@
 -- unique and case-insensitive, RFC 7643 section 4.1.1). `identity` is the
 -- twokey identity (`issuer|subject`) the user is linked to, NULL while the
 -- configured link attribute is absent. `active` is 1 or 0. `doc` is the
--- resource as stored (JSON, without `meta`).
+-- resource as stored (JSON, without `meta`). A deleted user keeps its row
+-- (`deleted_at` set, inactive, userName freed) so the identity it linked
+-- stays refused until the directory provisions it again.
 CREATE TABLE scim_users (
     id TEXT PRIMARY KEY,
     user_name_key TEXT NOT NULL UNIQUE,
@@ -17,6 +19,7 @@ CREATE TABLE scim_users (
     version BIGINT NOT NULL,
     created_at BIGINT NOT NULL,
     updated_at BIGINT NOT NULL,
+    deleted_at BIGINT,
     doc TEXT NOT NULL
 );
 CREATE INDEX scim_users_identity ON scim_users (identity);

@@ -112,13 +112,16 @@ pub(crate) async fn apply(
     writes: &[DirectoryWrite],
 ) -> Result<(), StoreError> {
     if let Some(identity) = acting {
-        let n: i64 =
-            sqlx::query("SELECT COUNT(*) FROM scim_users WHERE identity = $1 AND active = 0")
-                .bind(identity)
-                .fetch_one(&mut *tx)
-                .await?
-                .try_get(0)?;
-        if n > 0 {
+        // The latest row linked to the identity decides (a user deleted and
+        // provisioned again is active again).
+        let latest = sqlx::query(
+            "SELECT active FROM scim_users WHERE identity = $1 ORDER BY updated_at DESC, id DESC LIMIT 1",
+        )
+        .bind(identity)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let active: Option<i64> = latest.map(|r| r.try_get(0)).transpose()?;
+        if active == Some(0) {
             return Err(StoreError::Deactivated(identity.to_string()));
         }
     }
@@ -129,10 +132,15 @@ pub(crate) async fn apply(
                 expected_version,
             } => put_user(tx, row, *expected_version).await?,
             DirectoryWrite::DeleteUser { id } => {
-                let done = sqlx::query("DELETE FROM scim_users WHERE id = $1")
-                    .bind(id)
-                    .execute(&mut *tx)
-                    .await?;
+                let done = sqlx::query(
+                    "UPDATE scim_users SET active = 0, deleted_at = $1, updated_at = $1, \
+                     user_name_key = 'deleted:' || id, version = version + 1 \
+                     WHERE id = $2 AND deleted_at IS NULL",
+                )
+                .bind(now)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
                 if done.rows_affected() != 1 {
                     return Err(StoreError::Conflict);
                 }
@@ -170,7 +178,7 @@ async fn put_user(
 ) -> Result<(), StoreError> {
     let key = row.user_name.to_lowercase();
     let taken: i64 =
-        sqlx::query("SELECT COUNT(*) FROM scim_users WHERE user_name_key = $1 AND id <> $2")
+        sqlx::query("SELECT COUNT(*) FROM scim_users WHERE user_name_key = $1 AND id <> $2 AND deleted_at IS NULL")
             .bind(&key)
             .bind(&row.id)
             .fetch_one(&mut *tx)
@@ -204,7 +212,7 @@ async fn put_user(
         Some(v) => {
             let done = sqlx::query(
                 "UPDATE scim_users SET user_name_key = $1, external_id = $2, identity = $3, active = $4, \
-                 version = $5, updated_at = $6, doc = $7 WHERE id = $8 AND version = $9",
+                 version = $5, updated_at = $6, doc = $7 WHERE id = $8 AND version = $9 AND deleted_at IS NULL",
             )
             .bind(&key)
             .bind(&row.external_id)
@@ -274,11 +282,12 @@ async fn put_group(
     members.sort();
     members.dedup();
     for m in &members {
-        let exists: i64 = sqlx::query("SELECT COUNT(*) FROM scim_users WHERE id = $1")
-            .bind(m)
-            .fetch_one(&mut *tx)
-            .await?
-            .try_get(0)?;
+        let exists: i64 =
+            sqlx::query("SELECT COUNT(*) FROM scim_users WHERE id = $1 AND deleted_at IS NULL")
+                .bind(m)
+                .fetch_one(&mut *tx)
+                .await?
+                .try_get(0)?;
         if exists == 0 {
             return Err(StoreError::Missing(format!("no User with id {m:?}")));
         }
@@ -293,6 +302,7 @@ async fn put_group(
 
 const USER_COLS: &str =
     "id, external_id, identity, active, version, created_at, updated_at, doc FROM scim_users";
+const LIVE: &str = "deleted_at IS NULL";
 
 fn decode_user(r: &sqlx::any::AnyRow) -> Result<ScimUserRow, StoreError> {
     let id: String = r.try_get(0)?;
@@ -336,7 +346,7 @@ fn decode_group(r: &sqlx::any::AnyRow) -> Result<ScimGroupRow, StoreError> {
 impl Store {
     /// One provisioned user.
     pub async fn scim_user(&self, id: &str) -> Result<Option<ScimUserRow>, StoreError> {
-        let row = sqlx::query(&format!("SELECT {USER_COLS} WHERE id = $1"))
+        let row = sqlx::query(&format!("SELECT {USER_COLS} WHERE id = $1 AND {LIVE}"))
             .bind(id)
             .fetch_optional(&self.pool)
             .await?;
@@ -346,9 +356,11 @@ impl Store {
     /// Every provisioned user, oldest first (the SCIM layer filters and
     /// pages them).
     pub async fn scim_users(&self) -> Result<Vec<ScimUserRow>, StoreError> {
-        let rows = sqlx::query(&format!("SELECT {USER_COLS} ORDER BY created_at, id"))
-            .fetch_all(&self.pool)
-            .await?;
+        let rows = sqlx::query(&format!(
+            "SELECT {USER_COLS} WHERE {LIVE} ORDER BY created_at, id"
+        ))
+        .fetch_all(&self.pool)
+        .await?;
         rows.iter().map(decode_user).collect()
     }
 
@@ -416,10 +428,12 @@ impl Store {
         &self,
         identity: &str,
     ) -> Result<Option<DirectoryPerson>, StoreError> {
-        let row = sqlx::query(&format!("SELECT {USER_COLS} WHERE identity = $1"))
-            .bind(identity)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row = sqlx::query(&format!(
+            "SELECT {USER_COLS} WHERE identity = $1 ORDER BY updated_at DESC, id DESC LIMIT 1"
+        ))
+        .bind(identity)
+        .fetch_optional(&self.pool)
+        .await?;
         let Some(u) = row.as_ref().map(decode_user).transpose()? else {
             return Ok(None);
         };

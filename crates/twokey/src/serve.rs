@@ -89,6 +89,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<i32> {
     let mut gate_cfg: Option<twokey_gate::config::GateConfig> = None;
     let key_default: PathBuf;
     let mut notifiers = Vec::new();
+    let mut scim_cfg: Option<twokey_server::scim::ScimConfig> = None;
     let (store, policy, listen, sinks, mut opts, dev_dir) = if args.dev {
         let listen = args
             .listen
@@ -137,6 +138,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<i32> {
         notifiers = twokey_notify::notifications::build_notifiers(&cfg.notifications)
             .map_err(anyhow::Error::msg)?;
         ledger_cfg = cfg.ledger.clone();
+        scim_cfg = cfg.scim.clone();
         key_default = cfg_path
             .parent()
             .map(|d| d.join("ledger.key"))
@@ -191,6 +193,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<i32> {
         }
         None => None,
     };
+    let public_url = opts.public_url.clone();
     let clock: Arc<dyn twokey_server::Clock> = Arc::new(SystemClock);
     let checkpointer =
         crate::audit::checkpointer(&ledger_cfg, &key_default, store.clone(), clock).await?;
@@ -234,6 +237,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<i32> {
             drift = g.config.drift_interval.as_deref().unwrap_or("off"),
             "deploy gate on /v1/gate/github"
         );
+    }
+    if let Some(s) = scim_cfg {
+        tracing::info!(clients = s.client.len(), "SCIM provisioning on /scim/v2");
+        ui = ui.merge(twokey_server::scim::router(broker.clone(), s, &public_url));
     }
     let doc = Some(twokey_web::openapi());
     twokey_server::serve_documented(broker, ui, doc, listener, rx, Some(checkpointer)).await?;
