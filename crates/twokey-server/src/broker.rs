@@ -654,6 +654,7 @@ impl Broker {
                 policy_hash: lp.policy.hash.clone(),
                 proposal: Some(ProposalWrite::Insert(p.clone())),
                 events: events.into_iter().map(|e| (id.clone(), e)).collect(),
+                acting: Some(actor.key.to_string()),
                 ..Default::default()
             })
             .await?;
@@ -698,6 +699,7 @@ impl Broker {
                 }),
                 apply_policy: applied.then(|| (next.text.clone(), next.hash.clone())),
                 events: events.into_iter().map(|e| (id.to_string(), e)).collect(),
+                acting: Some(actor.key.to_string()),
                 ..Default::default()
             })
             .await?;
@@ -728,6 +730,7 @@ impl Broker {
                     proposal: next.clone(),
                 }),
                 events: events.into_iter().map(|e| (id.to_string(), e)).collect(),
+                acting: Some(actor.key.to_string()),
                 ..Default::default()
             })
             .await?;

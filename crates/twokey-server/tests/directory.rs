@@ -19,8 +19,8 @@ struct Scim {
     base: String,
 }
 
-async fn with_scim(url: String, extra: &str) -> Scim {
-    let h = start(url, &policy(extra), vec![]).await;
+async fn with_scim(url: String, policy_text: &str) -> Scim {
+    let h = start(url, policy_text, vec![]).await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
@@ -100,7 +100,7 @@ impl Scim {
 async fn deactivation_cancels_pending_revokes_grants_and_refuses_new_requests() {
     let (_d, urls) = urls("tk_scim_deact").await;
     for url in urls {
-        let s = with_scim(url, "").await;
+        let s = with_scim(url, &policy("")).await;
         let alice = s.provision("alice").await;
         let pending = s.h.request("alice", "demo", "10m").await;
         let active = s.h.request("alice", "demo", "10m").await;
@@ -162,7 +162,7 @@ async fn deactivation_cancels_pending_revokes_grants_and_refuses_new_requests() 
 async fn a_deactivated_approvers_racing_approval_is_refused() {
     let (_d, urls) = urls("tk_scim_race").await;
     for url in urls {
-        let s = with_scim(url, "").await;
+        let s = with_scim(url, &policy("")).await;
         let bob = s.provision("bob").await;
         // Bob's approval was authenticated before the directory acted: the
         // actor in hand is stale, only the transaction can stop it.
@@ -242,6 +242,11 @@ async fn scim_groups_feed_approval_rules_and_leaving_the_group_removes_the_right
 [[identity]]
 name = "frank"
 groups = []
+# The policy check counts static approvers; gina makes it pass, frank is
+# in dba only through SCIM.
+[[identity]]
+name = "gina"
+groups = ["dba"]
 
 [[entitlement]]
 name = "dba-only"
@@ -255,7 +260,8 @@ revoke = ["sh", "-c", "true"]
 check = ["sh", "-c", "false"]
 "#;
     for url in urls {
-        let s = with_scim(url, extra).await;
+        // SCIM group names are declared like SSO groups (`groups = [...]`).
+        let s = with_scim(url, &format!("groups = [\"dba\"]\n{}", policy(extra))).await;
         let frank = s.provision("frank").await;
         let id = s.h.request("alice", "dba-only", "10m").await;
         let (st, v) = s.h.approve("frank", &id).await;
@@ -314,7 +320,7 @@ check = ["sh", "-c", "false"]
 async fn scim_errors_tokens_filters_and_etags() {
     let (_d, urls) = urls("tk_scim_proto").await;
     let url = urls.into_iter().next().expect("sqlite");
-    let s = with_scim(url, "").await;
+    let s = with_scim(url, &policy("")).await;
     let id = s.provision("Alice").await;
 
     let resp =
@@ -403,7 +409,7 @@ async fn scim2_tester_finds_no_failure_on_either_database() {
     let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/scim/check.py");
     let (_d, urls) = urls("tk_scim_tester").await;
     for url in urls {
-        let s = with_scim(url, "").await;
+        let s = with_scim(url, &policy("")).await;
         let (py, script, base) = (py.clone(), script.clone(), s.base.clone());
         let out = tokio::task::spawn_blocking(move || {
             std::process::Command::new(py)
