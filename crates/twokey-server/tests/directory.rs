@@ -429,6 +429,9 @@ async fn scim2_tester_finds_no_failure_on_either_database() {
             String::from_utf8_lossy(&out.stderr)
         );
         assert!(text.contains(" 0 failed"), "{text}");
+        if let Some(summary) = text.lines().find(|l| l.starts_with("scim: ")) {
+            eprintln!("{}: {summary}", s.h.backend());
+        }
         s.h.stop().await;
     }
 }
