@@ -33,7 +33,10 @@ async fn with_scim(url: String, policy_text: &str) -> Scim {
             token: TOKEN.into(),
         }],
     };
-    let app = twokey_server::scim::router(h.broker.clone(), cfg, &public);
+    // Merged under the API the way `twokey serve` merges it (the API's own
+    // fallback and the SCIM prefix's must coexist).
+    let scim = twokey_server::scim::router(h.broker.clone(), cfg, &public);
+    let app = twokey_server::api::router_with(h.broker.clone(), scim, None);
     tokio::spawn(async move { axum::serve(listener, app).await });
     Scim {
         h,
