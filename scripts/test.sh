@@ -66,6 +66,11 @@ export TWOKEY_SCHEMATHESIS_VENV="${TWOKEY_SCHEMATHESIS_VENV:-$HOME/.cache/twokey
 ST="$(bash scripts/setup-schemathesis.sh)"
 export ST
 
+step "scim2-tester (PyPI) for the SCIM compliance check"
+export TWOKEY_SCIM_VENV="${TWOKEY_SCIM_VENV:-$HOME/.cache/twokey/venv-scim}"
+SCIM_PYTHON="$(bash scripts/setup-scim-tester.sh)"
+export SCIM_PYTHON
+
 step "format and lints"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --quiet -- -D warnings
@@ -100,6 +105,13 @@ contract_status=${PIPESTATUS[0]}
 set -e
 [ "$contract_status" = 0 ] || status=1
 
+step "SCIM 2.0 compliance: scim2-tester against twokey serve --config with [scim]"
+set +e
+bash scripts/scim-compliance.sh 2>&1 | tee "$CARGO_TARGET_DIR/scim.log"
+scim_status=${PIPESTATUS[0]}
+set -e
+[ "$scim_status" = 0 ] || status=1
+
 # Test databases are created per test; drop the ones this run left behind.
 psql -h 127.0.0.1 -U postgres -d postgres -Atqc "SELECT datname FROM pg_database WHERE datname LIKE 'tk\_%'" 2>/dev/null |
   while read -r db; do psql -h 127.0.0.1 -U postgres -d postgres -qc "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)" >/dev/null 2>&1 || true; done
@@ -112,8 +124,11 @@ contract_pass=$(grep -Eo '^contract: [0-9]+ passed' "$CARGO_TARGET_DIR/contract.
 contract_fail=$(grep -Eo '^contract: [0-9]+ passed, [0-9]+ failed' "$CARGO_TARGET_DIR/contract.log" | awk '{s+=$4} END {print s+0}')
 # A contract run that never got to schemathesis (the server did not start) is a failure too.
 if [ "$contract_status" != 0 ] && [ "$contract_fail" = 0 ]; then contract_fail=1; fi
-echo "cargo test: $1 passed, $2 failed; browser e2e: $e2e_pass passed, $e2e_fail failed; API contract: $contract_pass passed, $contract_fail failed"
-set -- $(( $1 + e2e_pass + contract_pass )) $(( $2 + e2e_fail + contract_fail ))
+scim_pass=$(grep -Eo '^scim: [0-9]+ passed' "$CARGO_TARGET_DIR/scim.log" | awk '{s+=$2} END {print s+0}')
+scim_fail=$(grep -Eo '^scim: [0-9]+ passed, [0-9]+ failed' "$CARGO_TARGET_DIR/scim.log" | awk '{s+=$4} END {print s+0}')
+if [ "$scim_status" != 0 ] && [ "$scim_fail" = 0 ]; then scim_fail=1; fi
+echo "cargo test: $1 passed, $2 failed; browser e2e: $e2e_pass passed, $e2e_fail failed; API contract: $contract_pass passed, $contract_fail failed; SCIM: $scim_pass passed, $scim_fail failed"
+set -- $(( $1 + e2e_pass + contract_pass + scim_pass )) $(( $2 + e2e_fail + contract_fail + scim_fail ))
 echo
 echo "$1 passed, $2 failed"
 exit "$status"

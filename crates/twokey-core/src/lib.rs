@@ -16,6 +16,7 @@ pub mod posture;
 pub mod proposal;
 pub mod reconcile;
 pub mod request;
+pub mod scim;
 pub mod secret;
 pub mod time;
 

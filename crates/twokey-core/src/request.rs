@@ -636,6 +636,34 @@ pub fn cancel(
     ))
 }
 
+/// The directory (SCIM) deactivated or deleted the requester: a pending
+/// request is cancelled, an approved or active grant starts its revoke; both
+/// say why. Any other state is left alone (`None`).
+pub fn end_for_departure(
+    req: &Request,
+    reason: &str,
+    now: Millis,
+) -> Option<(Request, Vec<Event>)> {
+    let system = crate::IdentityKey::local("system");
+    let data = serde_json::json!({"reason": reason, "by": "directory", "at": now});
+    let mut next = req.clone();
+    let kind = match req.state {
+        State::Pending => {
+            next.state = State::Cancelled;
+            next.ended_at = Some(now);
+            "request.cancelled"
+        }
+        State::Approved | State::Active => {
+            next.state = State::Revoking;
+            next.end_reason = Some(EndReason::Revoke);
+            next.revoked_by = Some(system.clone());
+            "grant.revoke_requested"
+        }
+        _ => return None,
+    };
+    Some((next, vec![Event::new(kind, &system, data)]))
+}
+
 /// A pending request whose timeout has passed times out.
 pub fn time_out(req: &Request, now: Millis) -> Result<(Request, Vec<Event>), DomainError> {
     if req.state != State::Pending || now < req.pending_until {

@@ -192,7 +192,7 @@ impl FromRequestParts<Arc<Broker>> for Auth {
             .actor_for_token(&crate::token_hash(token.trim()), broker.now())
             .await?
             .ok_or_else(|| ApiError::Unauthorized("unknown or expired token".into()))?;
-        Ok(Auth(broker.refresh_actor(actor)))
+        Ok(Auth(broker.directory_actor(actor).await?))
     }
 }
 

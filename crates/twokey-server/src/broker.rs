@@ -304,6 +304,62 @@ impl Broker {
         actor
     }
 
+    /// [`Broker::refresh_actor`], then what the directory (SCIM) says: a
+    /// deactivated identity is refused, an active one gets its directory
+    /// groups added (approval rules see them like SSO groups).
+    pub async fn directory_actor(&self, actor: Actor) -> Result<Actor, ApiError> {
+        let mut actor = self.refresh_actor(actor);
+        if let Some(p) = self.store.directory_person(&actor.key.to_string()).await? {
+            if !p.active {
+                return Err(StoreError::Deactivated(actor.key.to_string()).into());
+            }
+            actor.groups.extend(p.groups);
+        }
+        Ok(actor)
+    }
+
+    /// The directory deactivated or deleted `identity`: their pending
+    /// requests are cancelled and their approved or active grants revoked,
+    /// each with `reason` in the ledger. Returns (cancelled, revoked).
+    /// Requests or approvals they try from now on are refused in the
+    /// transaction ([`twokey_store::Change::acting`]), so none slips in
+    /// behind this sweep.
+    pub async fn directory_departed(
+        &self,
+        identity: &twokey_core::IdentityKey,
+        reason: &str,
+    ) -> Result<(usize, usize), ApiError> {
+        let open = self
+            .store
+            .requests(
+                Some(&identity.to_string()),
+                &[State::Pending, State::Approved, State::Active],
+                100_000,
+            )
+            .await?;
+        let (mut cancelled, mut revoked) = (0, 0);
+        for r in open.iter().filter(|r| &r.requester == identity) {
+            let res = self
+                .transition(&r.id, None, |_, cur, now| {
+                    rq::end_for_departure(cur, reason, now).ok_or_else(|| {
+                        DomainError::WrongState(format!("{} has ended already", cur.id))
+                    })
+                })
+                .await;
+            match res {
+                Ok(next) if next.state == State::Cancelled => cancelled += 1,
+                Ok(_) => {
+                    revoked += 1;
+                    self.kick(&r.id);
+                }
+                // It ended on its own meanwhile.
+                Err(ApiError::Domain(DomainError::WrongState(_))) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok((cancelled, revoked))
+    }
+
     async fn load(&self, id: &str) -> Result<Request, ApiError> {
         self.store
             .request(id)
@@ -354,6 +410,7 @@ impl Broker {
             events,
             &lp.policy.hash,
             None,
+            Some(actor),
         )
         .await?;
         self.metrics.requests_created.inc();
@@ -370,6 +427,7 @@ impl Broker {
         events: Vec<Event>,
         policy_hash: &str,
         secret: Option<String>,
+        acting: Option<&Actor>,
     ) -> Result<(), StoreError> {
         let notify = self.has_notifiers();
         let alerts = events.iter().any(|e| e.alert)
@@ -385,6 +443,7 @@ impl Broker {
                 events: events.into_iter().map(|e| (req.id.clone(), e)).collect(),
                 secret: secret.map(|s| (req.id.clone(), s)),
                 notify,
+                acting: acting.map(|a| a.key.to_string()),
                 ..Default::default()
             })
             .await?;
@@ -397,7 +456,14 @@ impl Broker {
     /// Runs a pure transition on the stored request and commits it, retrying
     /// when another writer got there first (the transition is recomputed on
     /// the fresh row, so it may then be refused).
-    async fn transition<F>(&self, id: &str, f: F) -> Result<Request, ApiError>
+    /// `acting` is the person the transition is for (none for the
+    /// scheduler): the commit is refused if the directory has deactivated them.
+    async fn transition<F>(
+        &self,
+        id: &str,
+        acting: Option<&Actor>,
+        f: F,
+    ) -> Result<Request, ApiError>
     where
         F: Fn(&Policy, &Request, Millis) -> Result<(Request, Vec<Event>), DomainError>,
     {
@@ -416,6 +482,7 @@ impl Broker {
                     events,
                     &lp.policy.hash,
                     None,
+                    acting,
                 )
                 .await
             {
@@ -456,7 +523,7 @@ impl Broker {
         mfa: Option<MfaConfirmation>,
     ) -> Result<Request, ApiError> {
         let res = self
-            .transition(id, |p, r, now| {
+            .transition(id, Some(actor), |p, r, now| {
                 rq::review_confirmed(p, r, actor, decision, comment, mfa.as_ref(), now)
             })
             .await;
@@ -476,14 +543,14 @@ impl Broker {
 
     /// The requester cancels a pending request.
     pub async fn cancel(&self, actor: &Actor, id: &str) -> Result<Request, ApiError> {
-        self.transition(id, |_, r, now| rq::cancel(r, actor, now))
+        self.transition(id, None, |_, r, now| rq::cancel(r, actor, now))
             .await
     }
 
     /// Ends an active grant early.
     pub async fn revoke(&self, actor: &Actor, id: &str) -> Result<Request, ApiError> {
         let r = self
-            .transition(id, |p, r, now| rq::begin_revoke(p, r, actor, now))
+            .transition(id, None, |p, r, now| rq::begin_revoke(p, r, actor, now))
             .await?;
         self.kick(id);
         Ok(r)
@@ -497,7 +564,9 @@ impl Broker {
         comment: &str,
     ) -> Result<Request, ApiError> {
         let res = self
-            .transition(id, |p, r, _| rq::review_break_glass(p, r, actor, comment))
+            .transition(id, Some(actor), |p, r, _| {
+                rq::review_break_glass(p, r, actor, comment)
+            })
             .await;
         if let Err(ApiError::Domain(DomainError::SelfApproval)) = &res {
             self.record_refusal(actor, id, "break-glass review", &self.policy().policy.hash)
@@ -532,6 +601,7 @@ impl Broker {
             events,
             &lp.policy.hash,
             None,
+            Some(actor),
         )
         .await?;
         Ok(req)
@@ -593,6 +663,7 @@ impl Broker {
                 policy_hash: lp.policy.hash.clone(),
                 proposal: Some(ProposalWrite::Insert(p.clone())),
                 events: events.into_iter().map(|e| (id.clone(), e)).collect(),
+                acting: Some(actor.key.to_string()),
                 ..Default::default()
             })
             .await?;
@@ -637,6 +708,7 @@ impl Broker {
                 }),
                 apply_policy: applied.then(|| (next.text.clone(), next.hash.clone())),
                 events: events.into_iter().map(|e| (id.to_string(), e)).collect(),
+                acting: Some(actor.key.to_string()),
                 ..Default::default()
             })
             .await?;
@@ -667,6 +739,7 @@ impl Broker {
                     proposal: next.clone(),
                 }),
                 events: events.into_iter().map(|e| (id.to_string(), e)).collect(),
+                acting: Some(actor.key.to_string()),
                 ..Default::default()
             })
             .await?;
@@ -750,6 +823,7 @@ impl Broker {
                     ev,
                     &hash,
                     None,
+                    None,
                 )
                 .await?;
             }
@@ -772,6 +846,7 @@ impl Broker {
                                 ev,
                                 &hash,
                                 outcome.secret,
+                                None,
                             )
                             .await
                         {
@@ -827,6 +902,7 @@ impl Broker {
                     ev,
                     &hash,
                     None,
+                    None,
                 )
                 .await?;
                 // The commit released the lease; take it again before calling
@@ -874,6 +950,7 @@ impl Broker {
                             &next,
                             ev,
                             &hash,
+                            None,
                             None,
                         )
                         .await?;
@@ -1110,6 +1187,46 @@ impl Broker {
                 email: row.email,
             });
         }
+        // The directory: people provisioned before their first sign-in are
+        // known (and notified); a deactivated one is no one's approver.
+        for (identity, d) in self.store.directory_people().await? {
+            let Some(key) = twokey_core::IdentityKey::parse(&identity) else {
+                continue;
+            };
+            match out.iter_mut().find(|p| p.actor.key == key) {
+                Some(p) => {
+                    p.actor.groups.extend(d.groups);
+                    if p.email.is_none() {
+                        p.email = d.email;
+                    }
+                }
+                None => {
+                    let actor = self.refresh_actor(Actor {
+                        key,
+                        name: d.name,
+                        groups: d.groups.into_iter().collect(),
+                        links: Default::default(),
+                    });
+                    out.push(Person {
+                        actor,
+                        email: d.email,
+                    });
+                }
+            }
+        }
+        let mut gone = Vec::new();
+        for p in &out {
+            if let Some(d) = self
+                .store
+                .directory_person(&p.actor.key.to_string())
+                .await?
+            {
+                if !d.active {
+                    gone.push(p.actor.key.clone());
+                }
+            }
+        }
+        out.retain(|p| !gone.contains(&p.actor.key));
         Ok(out)
     }
 

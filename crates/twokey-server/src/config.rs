@@ -53,6 +53,9 @@ pub struct Config {
     /// `[posture]`: the continuous posture scan of the AWS organisation.
     #[serde(default)]
     pub posture: Option<crate::posture::PostureConfig>,
+    /// `[scim]`: provisioning of users and groups by the identity provider.
+    #[serde(default)]
+    pub scim: Option<crate::scim::ScimConfig>,
 }
 
 /// `[reconciler]`.
@@ -172,6 +175,9 @@ impl Config {
         cfg.reconciler
             .millis()
             .map_err(|e| format!("{file}: {e}"))?;
+        if let Some(scim) = &cfg.scim {
+            scim.validate().map_err(|e| format!("{file}: {e}"))?;
+        }
         Ok(cfg)
     }
 }

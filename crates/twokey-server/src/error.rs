@@ -120,7 +120,11 @@ impl ApiError {
             ApiError::Domain(DomainError::UnknownEntitlement(_)) | ApiError::NotFound(_) => {
                 StatusCode::NOT_FOUND
             }
-            ApiError::Store(StoreError::Conflict) => StatusCode::CONFLICT,
+            ApiError::Store(StoreError::Conflict | StoreError::Duplicate(_)) => {
+                StatusCode::CONFLICT
+            }
+            ApiError::Store(StoreError::Deactivated(_)) => StatusCode::FORBIDDEN,
+            ApiError::Store(StoreError::Missing(_)) => StatusCode::BAD_REQUEST,
             ApiError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
@@ -137,7 +141,9 @@ impl ApiError {
             ApiError::Domain(DomainError::WrongState(_)) => "wrong-state",
             ApiError::Domain(DomainError::UnknownEntitlement(_)) => "unknown-entitlement",
             ApiError::NotFound(_) => "not-found",
-            ApiError::Store(StoreError::Conflict) => "conflict",
+            ApiError::Store(StoreError::Conflict | StoreError::Duplicate(_)) => "conflict",
+            ApiError::Store(StoreError::Deactivated(_)) => "deactivated",
+            ApiError::Store(StoreError::Missing(_)) => "bad-request",
             ApiError::Store(_) => "store-unavailable",
             ApiError::Unauthorized(_) => "unauthorized",
             ApiError::BadRequest(_) | ApiError::Rejected(..) => "bad-request",
@@ -151,7 +157,7 @@ impl ApiError {
         match self {
             // Fail closed, and say so: nothing was changed. The store's own
             // text (SQL, connection strings) stays in the log.
-            ApiError::Store(e) if !matches!(e, StoreError::Conflict) => {
+            ApiError::Store(e) if !e.is_refusal() => {
                 let mut p = Problem::internal(
                     status,
                     "the action was refused because it could not be recorded durably; nothing was changed",

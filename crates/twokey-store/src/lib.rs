@@ -13,6 +13,7 @@
 //!   transaction updates first: entry indexes are contiguous and in commit order.
 
 pub mod custody;
+pub mod directory;
 mod ledger;
 mod posture;
 pub mod testing;
@@ -46,6 +47,31 @@ pub enum StoreError {
     /// Migration failure.
     #[error("migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The identity acting in a change has been deactivated in the
+    /// directory (SCIM); nothing was changed.
+    #[error("{0} has been deactivated in the directory")]
+    Deactivated(String),
+    /// A value that must be unique is taken (a SCIM userName).
+    #[error("{0}")]
+    Duplicate(String),
+    /// A row the change refers to does not exist (a group member).
+    #[error("{0}")]
+    Missing(String),
+}
+
+impl StoreError {
+    /// Whether this is a refusal whose text may be shown to the caller (a
+    /// lost race, a deactivated identity, a taken or missing value), rather
+    /// than a failure of the database.
+    pub fn is_refusal(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Conflict
+                | StoreError::Deactivated(_)
+                | StoreError::Duplicate(_)
+                | StoreError::Missing(_)
+        )
+    }
 }
 
 /// Which database is behind the store.
@@ -111,6 +137,13 @@ pub struct Change {
     pub notify: bool,
     /// Custody rows (sealed shares, one-time recipients, releases).
     pub custody: Vec<custody::CustodyWrite>,
+    /// Directory rows (SCIM users, groups, members).
+    pub directory: Vec<directory::DirectoryWrite>,
+    /// The identity (`issuer|subject`) this change acts for: the change
+    /// fails with [`StoreError::Deactivated`] if the directory has
+    /// deactivated it, checked inside the transaction after the ledger head
+    /// is taken, so it is ordered against the deactivation itself.
+    pub acting: Option<String>,
 }
 
 /// A registered WebAuthn credential (security key) of one identity.
@@ -580,6 +613,7 @@ async fn apply(
         }
 
         custody::apply(tx, change.now, &change.custody).await?;
+        directory::apply(tx, change.now, change.acting.as_deref(), &change.directory).await?;
 
         for (entry, (_, ev)) in entries.iter().zip(change.events.iter()) {
             if change.notify && twokey_core::notify::is_notification(&entry.kind) {

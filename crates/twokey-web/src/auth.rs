@@ -199,7 +199,13 @@ impl FromRequestParts<AppState> for Session {
         };
         match (sid, actor) {
             (Some(sid), Some(actor)) => Ok(Session {
-                actor: st.broker.refresh_actor(actor),
+                // The directory's word on the person (deactivated: refused;
+                // SCIM groups added).
+                actor: st
+                    .broker
+                    .directory_actor(actor)
+                    .await
+                    .map_err(|e| error_page(e.status(), &e.to_string()))?,
                 csrf: csrf_for(&sid),
                 sid_hash: session_hash(&sid),
             }),

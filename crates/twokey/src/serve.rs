@@ -90,6 +90,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<i32> {
     let mut posture_cfg: Option<twokey_server::posture::PostureConfig> = None;
     let key_default: PathBuf;
     let mut notifiers = Vec::new();
+    let mut scim_cfg: Option<twokey_server::scim::ScimConfig> = None;
     let (store, policy, listen, sinks, mut opts, dev_dir) = if args.dev {
         let listen = args
             .listen
@@ -139,6 +140,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<i32> {
             .map_err(anyhow::Error::msg)?;
         ledger_cfg = cfg.ledger.clone();
         posture_cfg = cfg.posture.clone();
+        scim_cfg = cfg.scim.clone();
         key_default = cfg_path
             .parent()
             .map(|d| d.join("ledger.key"))
@@ -193,6 +195,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<i32> {
         }
         None => None,
     };
+    let public_url = opts.public_url.clone();
     let clock: Arc<dyn twokey_server::Clock> = Arc::new(SystemClock);
     let checkpointer =
         crate::audit::checkpointer(&ledger_cfg, &key_default, store.clone(), clock).await?;
@@ -241,6 +244,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<i32> {
         tracing::info!(interval_ms = p.interval.0, "posture monitor on");
         let monitor = twokey_server::posture::PostureMonitor::new(broker.clone(), p);
         tokio::spawn(monitor.run(rx.clone()));
+    }
+    if let Some(s) = scim_cfg {
+        tracing::info!(clients = s.client.len(), "SCIM provisioning on /scim/v2");
+        ui = ui.merge(twokey_server::scim::router(broker.clone(), s, &public_url));
     }
     let doc = Some(twokey_web::openapi());
     twokey_server::serve_documented(broker, ui, doc, listener, rx, Some(checkpointer)).await?;
