@@ -44,6 +44,10 @@ pub struct Config {
     /// `[gate]`: the deploy gate (read, with line numbers, by `twokey-gate`).
     #[serde(default)]
     pub gate: Option<toml::Table>,
+    /// `[posture]`: `[posture.github]`, the GitHub posture watched by
+    /// `twokey serve` (read, with line numbers, by `twokey-posture-github`).
+    #[serde(default)]
+    pub posture: Option<toml::Table>,
     /// `[reconciler]`: the periodic check of targets against grants.
     #[serde(default)]
     pub reconciler: ReconcilerConfig,
@@ -161,9 +165,13 @@ impl Config {
         // `[gate]` reads its own credentials (`token_file`, `webhook_secret_env`)
         // from the file's text when the gate starts.
         let gate = table.remove("gate");
+        let posture = table.remove("posture");
         twokey_core::secret::resolve_references(&mut table, file, &mut read_reference)?;
         if let Some(g) = gate {
             table.insert("gate".into(), g);
+        }
+        if let Some(p) = posture {
+            table.insert("posture".into(), p);
         }
         let cfg = Config::deserialize(table).map_err(|e| format!("{file}: {}", e.message()))?;
         cfg.reconciler
