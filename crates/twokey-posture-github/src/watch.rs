@@ -17,7 +17,7 @@ use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Json;
-use serde_json::{json, Value};
+use serde_json::json;
 use sqlx::Row;
 use twokey_core::{Actor, Event, Millis};
 use twokey_gate::github::RestGitHub;
