@@ -220,11 +220,14 @@ impl SettingsEvent {
     /// The organisation (or user) the change is in: the organisation, else
     /// the repository's owner.
     pub fn owner(&self) -> Option<&str> {
-        self.organization.as_ref().map(|o| o.login.as_str()).or_else(|| {
-            self.repository
-                .as_ref()
-                .and_then(|r| r.full_name.split('/').next())
-        })
+        self.organization
+            .as_ref()
+            .map(|o| o.login.as_str())
+            .or_else(|| {
+                self.repository
+                    .as_ref()
+                    .and_then(|r| r.full_name.split('/').next())
+            })
     }
 }
 

@@ -70,7 +70,11 @@ fn parse_severity(s: &str) -> Result<Severity, String> {
 
 /// The config, the gate's repositories, and the gate's credentials (if
 /// `--config` has a `[gate]`).
-pub type Settings = (GithubPostureConfig, Vec<String>, Option<Result<Auth, String>>);
+pub type Settings = (
+    GithubPostureConfig,
+    Vec<String>,
+    Option<Result<Auth, String>>,
+);
 
 /// The config a run uses: `--config`'s `[posture.github]` with the flags
 /// over it, the gate's repositories and its credentials as the fallback.
@@ -95,10 +99,9 @@ pub fn settings(args: &GithubArgs) -> anyhow::Result<Settings> {
     }
     .map(Ok)
     .unwrap_or_else(|| {
-        let org = args
-            .org
-            .clone()
-            .ok_or_else(|| anyhow::anyhow!("give --org ORG (or --config with a [posture.github] table)"))?;
+        let org = args.org.clone().ok_or_else(|| {
+            anyhow::anyhow!("give --org ORG (or --config with a [posture.github] table)")
+        })?;
         let t = format!("[posture.github]\norg = {}\n", toml::Value::String(org));
         GithubPostureConfig::parse_file(&t, "--org")
             .map_err(anyhow::Error::msg)?
@@ -125,7 +128,8 @@ pub fn settings(args: &GithubArgs) -> anyhow::Result<Settings> {
             }
         }
     }
-    cfg.validate().map_err(|e| anyhow::anyhow!("[posture.github]: {e}"))?;
+    cfg.validate()
+        .map_err(|e| anyhow::anyhow!("[posture.github]: {e}"))?;
     Ok((cfg, gate_repos, gate_auth))
 }
 

@@ -88,9 +88,8 @@ pub fn classic_from_api(v: &Value) -> ClassicProtection {
     let enabled = |k: &str| v[k]["enabled"].as_bool().unwrap_or(false);
     let r = &v["required_pull_request_reviews"];
     let reviews = (!r.is_null()).then(|| ClassicReviews {
-        required_approving_review_count: r["required_approving_review_count"]
-            .as_u64()
-            .unwrap_or(0) as u32,
+        required_approving_review_count: r["required_approving_review_count"].as_u64().unwrap_or(0)
+            as u32,
         dismiss_stale_reviews: r["dismiss_stale_reviews"].as_bool().unwrap_or(false),
         require_code_owner_reviews: r["require_code_owner_reviews"].as_bool().unwrap_or(false),
         require_last_push_approval: r["require_last_push_approval"].as_bool().unwrap_or(false),
@@ -222,7 +221,10 @@ pub async fn repo_facts(
     repo: &Value,
 ) -> RepoFacts {
     let full = repo["full_name"].as_str().unwrap_or_default().to_string();
-    let branch = repo["default_branch"].as_str().unwrap_or("main").to_string();
+    let branch = repo["default_branch"]
+        .as_str()
+        .unwrap_or("main")
+        .to_string();
     let topics: Vec<String> = repo["topics"]
         .as_array()
         .into_iter()
@@ -351,11 +353,7 @@ pub async fn list_repos(gh: &RestGitHub, scope: &Scope) -> Result<Vec<Value>, St
 }
 
 /// A full scan: every selected repository, `concurrency` at a time.
-pub async fn collect(
-    gh: Arc<RestGitHub>,
-    scope: Arc<Scope>,
-    now_ms: i64,
-) -> Result<Facts, String> {
+pub async fn collect(gh: Arc<RestGitHub>, scope: Arc<Scope>, now_ms: i64) -> Result<Facts, String> {
     let org = Arc::new(org_context(&gh, &scope.config.org).await);
     let repos = list_repos(&gh, &scope).await?;
     let sem = Arc::new(Semaphore::new(scope.config.concurrency.max(1)));

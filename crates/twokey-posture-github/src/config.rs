@@ -136,7 +136,12 @@ fn default_api() -> String {
     "https://api.github.com".into()
 }
 fn default_prod() -> Vec<String> {
-    vec!["prod".into(), "prod-*".into(), "production".into(), "production-*".into()]
+    vec![
+        "prod".into(),
+        "prod-*".into(),
+        "production".into(),
+        "production-*".into(),
+    ]
 }
 fn default_gate_check() -> String {
     "twokey/plan".into()
@@ -166,7 +171,9 @@ fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
 
 fn duration_opt<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
     let s = String::deserialize(d)?;
-    parse_duration(&s).map(Some).map_err(serde::de::Error::custom)
+    parse_duration(&s)
+        .map(Some)
+        .map_err(serde::de::Error::custom)
 }
 
 fn read_secret(key: &str, path: &str) -> Result<String, String> {
@@ -174,7 +181,9 @@ fn read_secret(key: &str, path: &str) -> Result<String, String> {
         .map_err(|e| format!("posture.github.{key} = {path:?}: cannot read: {e}"))?;
     let t = t.trim().to_string();
     if t.is_empty() {
-        return Err(format!("posture.github.{key} = {path:?}: the file is empty"));
+        return Err(format!(
+            "posture.github.{key} = {path:?}: the file is empty"
+        ));
     }
     Ok(t)
 }
@@ -218,7 +227,10 @@ impl GithubPostureConfig {
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || c == '-')
         {
-            return Err(format!("org = {:?} is not a GitHub organisation login", self.org));
+            return Err(format!(
+                "org = {:?} is not a GitHub organisation login",
+                self.org
+            ));
         }
         if self.approvals == 0 || self.iac_approvals == 0 {
             return Err("approvals and iac_approvals must be at least 1".into());

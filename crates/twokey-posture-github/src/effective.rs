@@ -154,7 +154,12 @@ fn ruleset_name(rs: &Ruleset) -> String {
     )
 }
 
-fn ruleset_rule(e: &mut Effective, rule: &BranchRule, rulesets: &[Ruleset], break_glass: &[String]) {
+fn ruleset_rule(
+    e: &mut Effective,
+    rule: &BranchRule,
+    rulesets: &[Ruleset],
+    break_glass: &[String],
+) {
     let source = match rulesets.iter().find(|r| r.id == rule.ruleset_id) {
         Some(rs) => Source {
             name: ruleset_name(rs),
@@ -250,9 +255,7 @@ pub fn glob(pattern: &str, text: &str) -> bool {
     fn go(p: &[u8], t: &[u8]) -> bool {
         match p.first() {
             None => t.is_empty(),
-            Some(b'*') if p.get(1) == Some(&b'*') => {
-                (0..=t.len()).any(|i| go(&p[2..], &t[i..]))
-            }
+            Some(b'*') if p.get(1) == Some(&b'*') => (0..=t.len()).any(|i| go(&p[2..], &t[i..])),
             Some(b'*') => {
                 let mut i = 0;
                 loop {

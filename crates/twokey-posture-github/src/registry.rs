@@ -48,9 +48,15 @@ impl Registry {
 
     /// Keeps only the checks whose id is in `ids`, or names the unknown one.
     pub fn only(mut self, ids: &[String]) -> Result<Self, String> {
-        if let Some(bad) = ids.iter().find(|i| !self.checks.iter().any(|c| c.id == i.as_str())) {
+        if let Some(bad) = ids
+            .iter()
+            .find(|i| !self.checks.iter().any(|c| c.id == i.as_str()))
+        {
             let known: Vec<&str> = self.checks.iter().map(|c| c.id).collect();
-            return Err(format!("unknown check {bad:?}; known: {}", known.join(", ")));
+            return Err(format!(
+                "unknown check {bad:?}; known: {}",
+                known.join(", ")
+            ));
         }
         self.checks.retain(|c| ids.iter().any(|i| i == c.id));
         Ok(self)

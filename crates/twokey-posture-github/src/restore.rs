@@ -387,17 +387,35 @@ mod tests {
     fn two_different_admins_are_needed_and_linked_identities_count_as_one() {
         let (p, e) = open("r1", "acme/infra", vec![], vec![], "test", 1);
         assert!(e.alert && p.state == RestoreState::Open);
-        assert!(matches!(approve(&p, &actor("bob"), true), Err(DomainError::WrongState(_))));
-        assert!(matches!(propose(&p, &actor("erin"), false), Err(DomainError::Forbidden(_))));
+        assert!(matches!(
+            approve(&p, &actor("bob"), true),
+            Err(DomainError::WrongState(_))
+        ));
+        assert!(matches!(
+            propose(&p, &actor("erin"), false),
+            Err(DomainError::Forbidden(_))
+        ));
         let (p, _) = propose(&p, &actor("bob"), true).expect("propose");
-        assert!(matches!(approve(&p, &actor("bob"), true), Err(DomainError::SelfApproval)));
+        assert!(matches!(
+            approve(&p, &actor("bob"), true),
+            Err(DomainError::SelfApproval)
+        ));
         let mut alias = actor("bob-sso");
         alias.links.insert(actor("bob").key);
-        assert!(matches!(approve(&p, &alias, true), Err(DomainError::SelfApproval)));
-        assert!(matches!(approve(&p, &actor("carol"), false), Err(DomainError::Forbidden(_))));
+        assert!(matches!(
+            approve(&p, &alias, true),
+            Err(DomainError::SelfApproval)
+        ));
+        assert!(matches!(
+            approve(&p, &actor("carol"), false),
+            Err(DomainError::Forbidden(_))
+        ));
         let (p, _) = approve(&p, &actor("carol"), true).expect("approve");
         assert_eq!((p.state, p.version), (RestoreState::Approved, 2));
-        assert!(matches!(reject(&p, &actor("dave"), true), Err(DomainError::WrongState(_))));
+        assert!(matches!(
+            reject(&p, &actor("dave"), true),
+            Err(DomainError::WrongState(_))
+        ));
         let (p, e) = finish(&p, false, "PUT failed");
         assert!(e.alert && p.state == RestoreState::Failed);
     }

@@ -55,12 +55,17 @@ impl Spec {
                 if std::env::var_os("CI").is_some() {
                     panic!("{}: {e}; run scripts/setup-gate-fixtures.sh", p.display());
                 }
-                eprintln!("skipping: {} missing (run scripts/setup-gate-fixtures.sh)", p.display());
+                eprintln!(
+                    "skipping: {} missing (run scripts/setup-gate-fixtures.sh)",
+                    p.display()
+                );
                 return None;
             }
         };
         let mut doc: Value = serde_json::from_str(&text).ok()?;
-        let examples = doc["components"]["examples"].as_object_mut().map(std::mem::take)?;
+        let examples = doc["components"]["examples"]
+            .as_object_mut()
+            .map(std::mem::take)?;
         let pr_rule_required = doc["components"]["schemas"]["repository-rule-pull-request"]
             ["properties"]["parameters"]["required"]
             .as_array()?
@@ -149,7 +154,10 @@ async fn middleware(State(w): State<Shared>, req: Request, next: Next) -> Respon
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| v.strip_prefix("Bearer "));
             if got != Some(t.as_str()) {
-                return (StatusCode::UNAUTHORIZED, Json(json!({ "message": "Bad credentials" })))
+                return (
+                    StatusCode::UNAUTHORIZED,
+                    Json(json!({ "message": "Bad credentials" })),
+                )
                     .into_response();
             }
         }
@@ -189,32 +197,44 @@ fn repo_key(o: &str, r: &str) -> String {
 fn applies(rs: &Value, repo_name: &str, branch: &str) -> bool {
     let c = &rs["conditions"];
     let has = |v: &Value, k: &str, want: &[&str]| {
-        v[k].as_array()
-            .is_some_and(|a| a.iter().any(|x| x.as_str().is_some_and(|s| want.contains(&s))))
+        v[k].as_array().is_some_and(|a| {
+            a.iter()
+                .any(|x| x.as_str().is_some_and(|s| want.contains(&s)))
+        })
     };
     let bref = format!("refs/heads/{branch}");
     let refs_ok = c["ref_name"].is_null()
-        || (has(&c["ref_name"], "include", &["~ALL", "~DEFAULT_BRANCH", &bref])
-            && !has(&c["ref_name"], "exclude", &["~ALL", "~DEFAULT_BRANCH", &bref]));
+        || (has(
+            &c["ref_name"],
+            "include",
+            &["~ALL", "~DEFAULT_BRANCH", &bref],
+        ) && !has(
+            &c["ref_name"],
+            "exclude",
+            &["~ALL", "~DEFAULT_BRANCH", &bref],
+        ));
     let repo_ok = c["repository_name"].is_null()
         || (has(&c["repository_name"], "include", &["~ALL", repo_name])
             && !has(&c["repository_name"], "exclude", &[repo_name]));
     refs_ok && repo_ok
 }
 
-async fn list_repos(State(w): State<(Shared, Arc<Spec>)>, UrlPath(org): UrlPath<String>, q: axum::extract::RawQuery) -> Answer {
+async fn list_repos(
+    State(w): State<(Shared, Arc<Spec>)>,
+    UrlPath(org): UrlPath<String>,
+    q: axum::extract::RawQuery,
+) -> Answer {
     let (w, spec) = (lock(&w.0), w.1);
     if w.org != org {
         return Err(StatusCode::NOT_FOUND);
     }
-    let page: usize = q
-        .0
-        .as_deref()
-        .unwrap_or("")
-        .split('&')
-        .find_map(|kv| kv.strip_prefix("page="))
-        .and_then(|p| p.parse().ok())
-        .unwrap_or(1);
+    let page: usize =
+        q.0.as_deref()
+            .unwrap_or("")
+            .split('&')
+            .find_map(|kv| kv.strip_prefix("page="))
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(1);
     let per: usize = 100;
     let template = spec.example("minimal-repository-items")[0].clone();
     let items: Vec<Value> = w
@@ -237,25 +257,42 @@ fn repo_json(template: &Value, full: &str, r: &Repo) -> Value {
     v
 }
 
-async fn get_repo(State(w): State<(Shared, Arc<Spec>)>, UrlPath((o, r)): UrlPath<(String, String)>) -> Answer {
+async fn get_repo(
+    State(w): State<(Shared, Arc<Spec>)>,
+    UrlPath((o, r)): UrlPath<(String, String)>,
+) -> Answer {
     let (w, spec) = (lock(&w.0), w.1);
     let k = repo_key(&o, &r);
     let repo = w.repos.get(&k).ok_or(StatusCode::NOT_FOUND)?;
     Ok(Json(repo_json(&spec.example("full-repository"), &k, repo)))
 }
 
-async fn get_protection(State(w): State<(Shared, Arc<Spec>)>, UrlPath((o, r, b)): UrlPath<(String, String, String)>) -> Answer {
+async fn get_protection(
+    State(w): State<(Shared, Arc<Spec>)>,
+    UrlPath((o, r, b)): UrlPath<(String, String, String)>,
+) -> Answer {
     let w = lock(&w.0);
-    let repo = w.repos.get(&repo_key(&o, &r)).ok_or(StatusCode::NOT_FOUND)?;
+    let repo = w
+        .repos
+        .get(&repo_key(&o, &r))
+        .ok_or(StatusCode::NOT_FOUND)?;
     if repo.branch != b {
         return Err(StatusCode::NOT_FOUND);
     }
-    repo.protection.clone().map(Json).ok_or(StatusCode::NOT_FOUND)
+    repo.protection
+        .clone()
+        .map(Json)
+        .ok_or(StatusCode::NOT_FOUND)
 }
 
 /// The `GET` shape of protection from a `PUT` body, over the example.
 fn protection_from_put(template: &Value, body: &Value) -> Result<Value, StatusCode> {
-    for k in ["required_status_checks", "enforce_admins", "required_pull_request_reviews", "restrictions"] {
+    for k in [
+        "required_status_checks",
+        "enforce_admins",
+        "required_pull_request_reviews",
+        "restrictions",
+    ] {
         if body.get(k).is_none() {
             // GitHub requires all four keys (null allowed).
             return Err(StatusCode::UNPROCESSABLE_ENTITY);
@@ -273,10 +310,15 @@ fn protection_from_put(template: &Value, body: &Value) -> Result<Value, StatusCo
         }
     } else {
         let t = &mut v["required_pull_request_reviews"];
-        for k in ["dismiss_stale_reviews", "require_code_owner_reviews", "require_last_push_approval"] {
+        for k in [
+            "dismiss_stale_reviews",
+            "require_code_owner_reviews",
+            "require_last_push_approval",
+        ] {
             t[k] = json!(r[k].as_bool().unwrap_or(false));
         }
-        t["required_approving_review_count"] = json!(r["required_approving_review_count"].as_u64().unwrap_or(1));
+        t["required_approving_review_count"] =
+            json!(r["required_approving_review_count"].as_u64().unwrap_or(1));
         if let Some(m) = t.as_object_mut() {
             m.remove("bypass_pull_request_allowances");
         }
@@ -312,11 +354,15 @@ async fn put_protection(
         return Err(StatusCode::NOT_FOUND);
     }
     repo.protection = Some(v.clone());
-    w.writes.push(format!("PUT /repos/{k}/branches/{b}/protection"));
+    w.writes
+        .push(format!("PUT /repos/{k}/branches/{b}/protection"));
     Ok(Json(v))
 }
 
-async fn rules_for_branch(State(w): State<(Shared, Arc<Spec>)>, UrlPath((o, r, b)): UrlPath<(String, String, String)>) -> Answer {
+async fn rules_for_branch(
+    State(w): State<(Shared, Arc<Spec>)>,
+    UrlPath((o, r, b)): UrlPath<(String, String, String)>,
+) -> Answer {
     let w = lock(&w.0);
     let k = repo_key(&o, &r);
     let repo = w.repos.get(&k).ok_or(StatusCode::NOT_FOUND)?;
@@ -339,11 +385,18 @@ async fn rules_for_branch(State(w): State<(Shared, Arc<Spec>)>, UrlPath((o, r, b
     Ok(Json(json!(out)))
 }
 
-async fn list_rulesets(State(w): State<(Shared, Arc<Spec>)>, UrlPath((o, r)): UrlPath<(String, String)>, q: axum::extract::RawQuery) -> Answer {
+async fn list_rulesets(
+    State(w): State<(Shared, Arc<Spec>)>,
+    UrlPath((o, r)): UrlPath<(String, String)>,
+    q: axum::extract::RawQuery,
+) -> Answer {
     let (w, spec) = (lock(&w.0), w.1);
     let k = repo_key(&o, &r);
     let repo = w.repos.get(&k).ok_or(StatusCode::NOT_FOUND)?;
-    let parents = q.0.as_deref().unwrap_or("").contains("includes_parents=true");
+    let parents =
+        q.0.as_deref()
+            .unwrap_or("")
+            .contains("includes_parents=true");
     let template = spec.example("repository-ruleset-items")[0].clone();
     let mut out = Vec::new();
     for (id, (owner, rs)) in &w.rulesets {
@@ -363,7 +416,10 @@ async fn list_rulesets(State(w): State<(Shared, Arc<Spec>)>, UrlPath((o, r)): Ur
     Ok(Json(json!(out)))
 }
 
-async fn get_repo_ruleset(State(w): State<(Shared, Arc<Spec>)>, UrlPath((o, r, id)): UrlPath<(String, String, u64)>) -> Answer {
+async fn get_repo_ruleset(
+    State(w): State<(Shared, Arc<Spec>)>,
+    UrlPath((o, r, id)): UrlPath<(String, String, u64)>,
+) -> Answer {
     let w = lock(&w.0);
     match w.rulesets.get(&id) {
         Some((Some(x), rs)) if *x == repo_key(&o, &r) => Ok(Json(rs.clone())),
@@ -390,14 +446,23 @@ async fn put_repo_ruleset(
 }
 
 fn merge(rs: &mut Value, body: &Value) {
-    for k in ["name", "enforcement", "bypass_actors", "conditions", "rules"] {
+    for k in [
+        "name",
+        "enforcement",
+        "bypass_actors",
+        "conditions",
+        "rules",
+    ] {
         if let Some(v) = body.get(k) {
             rs[k] = v.clone();
         }
     }
 }
 
-async fn org_rulesets(State(w): State<(Shared, Arc<Spec>)>, UrlPath(org): UrlPath<String>) -> Answer {
+async fn org_rulesets(
+    State(w): State<(Shared, Arc<Spec>)>,
+    UrlPath(org): UrlPath<String>,
+) -> Answer {
     let w = lock(&w.0);
     if w.org != org {
         return Err(StatusCode::NOT_FOUND);
@@ -410,7 +475,10 @@ async fn org_rulesets(State(w): State<(Shared, Arc<Spec>)>, UrlPath(org): UrlPat
         .collect::<Vec<_>>())))
 }
 
-async fn get_org_ruleset(State(w): State<(Shared, Arc<Spec>)>, UrlPath((org, id)): UrlPath<(String, u64)>) -> Answer {
+async fn get_org_ruleset(
+    State(w): State<(Shared, Arc<Spec>)>,
+    UrlPath((org, id)): UrlPath<(String, u64)>,
+) -> Answer {
     let w = lock(&w.0);
     match w.rulesets.get(&id) {
         Some((None, rs)) if w.org == org => Ok(Json(rs.clone())),
@@ -446,12 +514,16 @@ fn workflow_put(cur: &mut Value, body: &Value) -> Result<(), StatusCode> {
         cur["default_workflow_permissions"] = d.clone();
     }
     if let Some(c) = body.get("can_approve_pull_request_reviews") {
-        cur["can_approve_pull_request_reviews"] = json!(c.as_bool().ok_or(StatusCode::UNPROCESSABLE_ENTITY)?);
+        cur["can_approve_pull_request_reviews"] =
+            json!(c.as_bool().ok_or(StatusCode::UNPROCESSABLE_ENTITY)?);
     }
     Ok(())
 }
 
-async fn get_org_workflow(State(w): State<(Shared, Arc<Spec>)>, UrlPath(org): UrlPath<String>) -> Answer {
+async fn get_org_workflow(
+    State(w): State<(Shared, Arc<Spec>)>,
+    UrlPath(org): UrlPath<String>,
+) -> Answer {
     let w = lock(&w.0);
     if w.org != org {
         return Err(StatusCode::NOT_FOUND);
@@ -469,13 +541,20 @@ async fn put_org_workflow(
         return Err(StatusCode::NOT_FOUND);
     }
     workflow_put(&mut w.org_workflow, &body)?;
-    w.writes.push(format!("PUT /orgs/{org}/actions/permissions/workflow"));
+    w.writes
+        .push(format!("PUT /orgs/{org}/actions/permissions/workflow"));
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn get_repo_workflow(State(w): State<(Shared, Arc<Spec>)>, UrlPath((o, r)): UrlPath<(String, String)>) -> Answer {
+async fn get_repo_workflow(
+    State(w): State<(Shared, Arc<Spec>)>,
+    UrlPath((o, r)): UrlPath<(String, String)>,
+) -> Answer {
     let w = lock(&w.0);
-    let repo = w.repos.get(&repo_key(&o, &r)).ok_or(StatusCode::NOT_FOUND)?;
+    let repo = w
+        .repos
+        .get(&repo_key(&o, &r))
+        .ok_or(StatusCode::NOT_FOUND)?;
     Ok(Json(repo.workflow.clone()))
 }
 
@@ -488,28 +567,49 @@ async fn put_repo_workflow(
     let k = repo_key(&o, &r);
     let repo = w.repos.get_mut(&k).ok_or(StatusCode::NOT_FOUND)?;
     workflow_put(&mut repo.workflow, &body)?;
-    w.writes.push(format!("PUT /repos/{k}/actions/permissions/workflow"));
+    w.writes
+        .push(format!("PUT /repos/{k}/actions/permissions/workflow"));
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn environments(State(w): State<(Shared, Arc<Spec>)>, UrlPath((o, r)): UrlPath<(String, String)>) -> Answer {
+async fn environments(
+    State(w): State<(Shared, Arc<Spec>)>,
+    UrlPath((o, r)): UrlPath<(String, String)>,
+) -> Answer {
     let w = lock(&w.0);
-    let repo = w.repos.get(&repo_key(&o, &r)).ok_or(StatusCode::NOT_FOUND)?;
-    Ok(Json(json!({ "total_count": repo.environments.len(), "environments": repo.environments })))
+    let repo = w
+        .repos
+        .get(&repo_key(&o, &r))
+        .ok_or(StatusCode::NOT_FOUND)?;
+    Ok(Json(
+        json!({ "total_count": repo.environments.len(), "environments": repo.environments }),
+    ))
 }
 
-async fn codeowners(State(w): State<(Shared, Arc<Spec>)>, UrlPath((o, r)): UrlPath<(String, String)>) -> Answer {
+async fn codeowners(
+    State(w): State<(Shared, Arc<Spec>)>,
+    UrlPath((o, r)): UrlPath<(String, String)>,
+) -> Answer {
     let w = lock(&w.0);
-    let repo = w.repos.get(&repo_key(&o, &r)).ok_or(StatusCode::NOT_FOUND)?;
+    let repo = w
+        .repos
+        .get(&repo_key(&o, &r))
+        .ok_or(StatusCode::NOT_FOUND)?;
     if !repo.codeowners {
         return Err(StatusCode::NOT_FOUND);
     }
     Ok(Json(json!({ "errors": [] })))
 }
 
-async fn hooks(State(w): State<(Shared, Arc<Spec>)>, UrlPath((o, r)): UrlPath<(String, String)>) -> Answer {
+async fn hooks(
+    State(w): State<(Shared, Arc<Spec>)>,
+    UrlPath((o, r)): UrlPath<(String, String)>,
+) -> Answer {
     let (w, spec) = (lock(&w.0), w.1);
-    let repo = w.repos.get(&repo_key(&o, &r)).ok_or(StatusCode::NOT_FOUND)?;
+    let repo = w
+        .repos
+        .get(&repo_key(&o, &r))
+        .ok_or(StatusCode::NOT_FOUND)?;
     let t = spec.example("hook-items")[0].clone();
     Ok(Json(json!(repo
         .hooks
@@ -548,7 +648,10 @@ impl StandIn {
         want.sort_unstable();
         let mut got: Vec<&str> = spec.pr_rule_required.iter().map(String::as_str).collect();
         got.sort_unstable();
-        assert_eq!(got, want, "repository-rule-pull-request's required parameters changed");
+        assert_eq!(
+            got, want,
+            "repository-rule-pull-request's required parameters changed"
+        );
         let spec = Arc::new(spec);
         let world: Shared = Arc::new(Mutex::new(World {
             org: org.into(),
@@ -560,18 +663,36 @@ impl StandIn {
         let app = axum::Router::new()
             .route("/orgs/{org}/repos", get(list_repos))
             .route("/orgs/{org}/rulesets", get(org_rulesets))
-            .route("/orgs/{org}/rulesets/{id}", get(get_org_ruleset).put(put_org_ruleset))
-            .route("/orgs/{org}/actions/permissions/workflow", get(get_org_workflow).put(put_org_workflow))
+            .route(
+                "/orgs/{org}/rulesets/{id}",
+                get(get_org_ruleset).put(put_org_ruleset),
+            )
+            .route(
+                "/orgs/{org}/actions/permissions/workflow",
+                get(get_org_workflow).put(put_org_workflow),
+            )
             .route("/repos/{o}/{r}", get(get_repo))
-            .route("/repos/{o}/{r}/branches/{b}/protection", get(get_protection).put(put_protection))
+            .route(
+                "/repos/{o}/{r}/branches/{b}/protection",
+                get(get_protection).put(put_protection),
+            )
             .route("/repos/{o}/{r}/rules/branches/{b}", get(rules_for_branch))
             .route("/repos/{o}/{r}/rulesets", get(list_rulesets))
-            .route("/repos/{o}/{r}/rulesets/{id}", get(get_repo_ruleset).put(put_repo_ruleset))
-            .route("/repos/{o}/{r}/actions/permissions/workflow", get(get_repo_workflow).put(put_repo_workflow))
+            .route(
+                "/repos/{o}/{r}/rulesets/{id}",
+                get(get_repo_ruleset).put(put_repo_ruleset),
+            )
+            .route(
+                "/repos/{o}/{r}/actions/permissions/workflow",
+                get(get_repo_workflow).put(put_repo_workflow),
+            )
             .route("/repos/{o}/{r}/environments", get(environments))
             .route("/repos/{o}/{r}/codeowners/errors", get(codeowners))
             .route("/repos/{o}/{r}/hooks", get(hooks))
-            .layer(axum::middleware::from_fn_with_state(world.clone(), middleware))
+            .layer(axum::middleware::from_fn_with_state(
+                world.clone(),
+                middleware,
+            ))
             .with_state(st);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let url = format!("http://{}", listener.local_addr()?);
@@ -632,18 +753,30 @@ impl StandIn {
 
     /// Edits the stored classic protection in place (its `GET` shape).
     pub fn edit_protection(&self, repo: &str, f: impl FnOnce(&mut Value)) {
-        if let Some(p) = lock(&self.world).repos.get_mut(repo).and_then(|r| r.protection.as_mut()) {
+        if let Some(p) = lock(&self.world)
+            .repos
+            .get_mut(repo)
+            .and_then(|r| r.protection.as_mut())
+        {
             f(p);
         }
     }
 
     /// The stored classic protection (its `GET` shape).
     pub fn protection(&self, repo: &str) -> Option<Value> {
-        lock(&self.world).repos.get(repo).and_then(|r| r.protection.clone())
+        lock(&self.world)
+            .repos
+            .get(repo)
+            .and_then(|r| r.protection.clone())
     }
 
     /// A `pull_request` rule, its parameters the schema's required ones.
-    pub fn pull_request_rule(approvals: u32, dismiss_stale: bool, last_push: bool, code_owner: bool) -> Value {
+    pub fn pull_request_rule(
+        approvals: u32,
+        dismiss_stale: bool,
+        last_push: bool,
+        code_owner: bool,
+    ) -> Value {
         json!({
             "type": "pull_request",
             "parameters": {
@@ -675,7 +808,13 @@ impl StandIn {
     /// Adds a ruleset on the default branch of `repo` (or, with `None`, an
     /// organisation ruleset on every repository's default branch), over the
     /// `repository-ruleset` / `org-ruleset` example; returns its id.
-    pub fn add_ruleset(&self, repo: Option<&str>, enforcement: &str, bypass: &[Bypass], rules: Vec<Value>) -> u64 {
+    pub fn add_ruleset(
+        &self,
+        repo: Option<&str>,
+        enforcement: &str,
+        bypass: &[Bypass],
+        rules: Vec<Value>,
+    ) -> u64 {
         let mut w = lock(&self.world);
         w.next_id += 1;
         let id = w.next_id;
@@ -695,7 +834,8 @@ impl StandIn {
             Some(r) => {
                 rs["source_type"] = json!("Repository");
                 rs["source"] = json!(r);
-                rs["conditions"] = json!({ "ref_name": { "include": ["~DEFAULT_BRANCH"], "exclude": [] } });
+                rs["conditions"] =
+                    json!({ "ref_name": { "include": ["~DEFAULT_BRANCH"], "exclude": [] } });
             }
             None => {
                 rs["source_type"] = json!("Organization");
@@ -748,17 +888,30 @@ impl StandIn {
     pub fn workflow(&self, repo: Option<&str>) -> Value {
         let w = lock(&self.world);
         match repo {
-            Some(r) => w.repos.get(r).map(|r| r.workflow.clone()).unwrap_or(Value::Null),
+            Some(r) => w
+                .repos
+                .get(r)
+                .map(|r| r.workflow.clone())
+                .unwrap_or(Value::Null),
             None => w.org_workflow.clone(),
         }
     }
 
     /// Adds an environment over the `environments` example: required
     /// reviewers (logins; none: no such rule) and `prevent_self_review`.
-    pub fn add_environment(&self, repo: &str, name: &str, reviewers: &[&str], prevent_self_review: bool) {
+    pub fn add_environment(
+        &self,
+        repo: &str,
+        name: &str,
+        reviewers: &[&str],
+        prevent_self_review: bool,
+    ) {
         let mut env = self.spec.example("environments")["environments"][0].clone();
         env["name"] = json!(name);
-        let mut rules: Vec<Value> = env["protection_rules"].as_array().cloned().unwrap_or_default();
+        let mut rules: Vec<Value> = env["protection_rules"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
         let user = rules
             .iter()
             .find(|r| r["type"] == "required_reviewers")

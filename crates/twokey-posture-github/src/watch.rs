@@ -196,7 +196,9 @@ impl Watcher {
         for f in &findings {
             let before = prev.get(&key(f)).copied();
             match (before, f.status) {
-                (Some(Status::Pass), Status::Fail) | (None, Status::Fail) if before.is_some() || from_event => {
+                (Some(Status::Pass), Status::Fail) | (None, Status::Fail)
+                    if before.is_some() || from_event =>
+                {
                     regressed.push(f);
                     out.regressions.push(key(f));
                     events.push((
@@ -254,7 +256,11 @@ impl Watcher {
         let mut by_resource: BTreeMap<String, Vec<&Finding>> = BTreeMap::new();
         for f in regressed {
             let res = f.resource.split('@').next().unwrap_or(&f.resource);
-            let res = res.split("/environments/").next().unwrap_or(res).to_string();
+            let res = res
+                .split("/environments/")
+                .next()
+                .unwrap_or(res)
+                .to_string();
             by_resource.entry(res).or_default().push(f);
         }
         let mut opened = Vec::new();
@@ -353,10 +359,11 @@ impl Watcher {
 
     /// The latest proposals, newest first.
     pub async fn proposals(&self) -> Result<Vec<Proposal>, String> {
-        let rows = sqlx::query("SELECT doc FROM github_restores ORDER BY created_at DESC LIMIT 200")
-            .fetch_all(self.store.pool())
-            .await
-            .map_err(|e| format!("restores: {e}"))?;
+        let rows =
+            sqlx::query("SELECT doc FROM github_restores ORDER BY created_at DESC LIMIT 200")
+                .fetch_all(self.store.pool())
+                .await
+                .map_err(|e| format!("restores: {e}"))?;
         rows.iter()
             .map(|r| {
                 let d: String = r.try_get(0).map_err(|e| e.to_string())?;
@@ -395,7 +402,11 @@ impl Watcher {
                 return Err(e.into());
             }
         };
-        if !self.update(&next, p.version).await.map_err(ApiError::Internal)? {
+        if !self
+            .update(&next, p.version)
+            .await
+            .map_err(ApiError::Internal)?
+        {
             return Err(twokey_core::request::DomainError::WrongState(format!(
                 "restore {id} changed meanwhile; read it again"
             ))
@@ -427,7 +438,11 @@ impl Watcher {
                 ["orgs", o, ..] => o.to_string(),
                 _ => self.scope.config.org.clone(),
             };
-            if let Err(e) = self.github.write_json(&owner, method, &c.path, &c.body).await {
+            if let Err(e) = self
+                .github
+                .write_json(&owner, method, &c.path, &c.body)
+                .await
+            {
                 errors.push(format!("{} {}: {e}", c.method, c.path));
             }
         }
@@ -518,8 +533,13 @@ impl Watcher {
     /// The repositories a settings event is about (none: the whole
     /// organisation is re-checked).
     pub async fn on_event(&self, delivery: &str, e: &SettingsEvent) -> Result<String, String> {
-        if e.owner().is_some_and(|o| !o.eq_ignore_ascii_case(&self.scope.config.org)) {
-            return Ok(format!("{} event for another organisation; ignored", e.name));
+        if e.owner()
+            .is_some_and(|o| !o.eq_ignore_ascii_case(&self.scope.config.org))
+        {
+            return Ok(format!(
+                "{} event for another organisation; ignored",
+                e.name
+            ));
         }
         let cause = format!("{} {} (delivery {delivery})", e.name, e.action);
         let sender = e.sender.as_ref().map(|s| s.login.as_str());
@@ -563,15 +583,17 @@ pub fn router(watcher: Arc<Watcher>, broker: Arc<Broker>) -> axum::Router {
         let header = h
             .get(axum::http::header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .ok_or_else(|| ApiError::Unauthorized("missing Authorization: Bearer <token> header".into()))?;
-        let token = twokey_server::api::bearer_token(header)
-            .ok_or_else(|| ApiError::Unauthorized("the Authorization header must be \"Bearer <token>\"".into()))?;
-        let actor = s
-            .b
-            .store()
-            .actor_for_token(&twokey_server::token_hash(token), s.b.now())
-            .await?
-            .ok_or_else(|| ApiError::Unauthorized("unknown or expired token".into()))?;
+            .ok_or_else(|| {
+                ApiError::Unauthorized("missing Authorization: Bearer <token> header".into())
+            })?;
+        let token = twokey_server::api::bearer_token(header).ok_or_else(|| {
+            ApiError::Unauthorized("the Authorization header must be \"Bearer <token>\"".into())
+        })?;
+        let actor =
+            s.b.store()
+                .actor_for_token(&twokey_server::token_hash(token), s.b.now())
+                .await?
+                .ok_or_else(|| ApiError::Unauthorized("unknown or expired token".into()))?;
         Ok(s.b.refresh_actor(actor))
     }
     fn admin(s: &S, a: &Actor) -> bool {
@@ -582,30 +604,45 @@ pub fn router(watcher: Arc<Watcher>, broker: Arc<Broker>) -> axum::Router {
         twokey_server::api::require_read_all(&s.b, &a, "restore proposals")?;
         Ok(Json(s.w.proposals().await.map_err(ApiError::Internal)?).into_response())
     }
-    async fn one(State(s): State<S>, h: HeaderMap, Path(id): Path<String>) -> Result<Response, ApiError> {
+    async fn one(
+        State(s): State<S>,
+        h: HeaderMap,
+        Path(id): Path<String>,
+    ) -> Result<Response, ApiError> {
         let a = who(&s, &h).await?;
         twokey_server::api::require_read_all(&s.b, &a, "restore proposals")?;
-        let p = s
-            .w
-            .proposal(&id)
-            .await
-            .map_err(ApiError::Internal)?
-            .ok_or_else(|| ApiError::NotFound(format!("no restore proposal {id:?}")))?;
+        let p =
+            s.w.proposal(&id)
+                .await
+                .map_err(ApiError::Internal)?
+                .ok_or_else(|| ApiError::NotFound(format!("no restore proposal {id:?}")))?;
         Ok(Json(p).into_response())
     }
-    async fn propose(State(s): State<S>, h: HeaderMap, Path(id): Path<String>) -> Result<Response, ApiError> {
+    async fn propose(
+        State(s): State<S>,
+        h: HeaderMap,
+        Path(id): Path<String>,
+    ) -> Result<Response, ApiError> {
         let a = who(&s, &h).await?;
         let adm = admin(&s, &a);
         let p = s.w.step(&id, |p| restore::propose(p, &a, adm)).await?;
         Ok(Json(p).into_response())
     }
-    async fn reject(State(s): State<S>, h: HeaderMap, Path(id): Path<String>) -> Result<Response, ApiError> {
+    async fn reject(
+        State(s): State<S>,
+        h: HeaderMap,
+        Path(id): Path<String>,
+    ) -> Result<Response, ApiError> {
         let a = who(&s, &h).await?;
         let adm = admin(&s, &a);
         let p = s.w.step(&id, |p| restore::reject(p, &a, adm)).await?;
         Ok(Json(p).into_response())
     }
-    async fn approve(State(s): State<S>, h: HeaderMap, Path(id): Path<String>) -> Result<Response, ApiError> {
+    async fn approve(
+        State(s): State<S>,
+        h: HeaderMap,
+        Path(id): Path<String>,
+    ) -> Result<Response, ApiError> {
         let a = who(&s, &h).await?;
         let adm = admin(&s, &a);
         let p = s.w.step(&id, |p| restore::approve(p, &a, adm)).await?;
@@ -619,6 +656,8 @@ pub fn router(watcher: Arc<Watcher>, broker: Arc<Broker>) -> axum::Router {
         .route("/v1/posture/github/restores/{id}/propose", post(propose))
         .route("/v1/posture/github/restores/{id}/approve", post(approve))
         .route("/v1/posture/github/restores/{id}/reject", post(reject))
-        .with_state(S { w: watcher, b: broker })
+        .with_state(S {
+            w: watcher,
+            b: broker,
+        })
 }
-

@@ -51,18 +51,37 @@ async fn bench_github_posture() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(1000);
     let Some(spec) = Spec::load() else { return };
-    let Some(fixtures) = Fixtures::load() else { return };
+    let Some(fixtures) = Fixtures::load() else {
+        return;
+    };
     let gh = StandIn::start(spec, ORG).await.expect("stand-in");
     gh.set_workflow(None, "read", false);
-    gh.add_ruleset(None, "active", &[], vec![StandIn::rule("deletion"), StandIn::rule("non_fast_forward")]);
+    gh.add_ruleset(
+        None,
+        "active",
+        &[],
+        vec![StandIn::rule("deletion"), StandIn::rule("non_fast_forward")],
+    );
     let mut names = Vec::new();
     for i in 0..n {
-        let name = if i % 10 == 0 { format!("infra-{i:04}") } else { format!("app-{i:04}") };
+        let name = if i % 10 == 0 {
+            format!("infra-{i:04}")
+        } else {
+            format!("app-{i:04}")
+        };
         let full = gh.add_repo(&name, "main");
         match i % 3 {
-            0 => gh.set_protection(&full, StandIn::baseline_protection(if i % 10 == 0 { 2 } else { 1 }, &["twokey/plan"])),
+            0 => gh.set_protection(
+                &full,
+                StandIn::baseline_protection(if i % 10 == 0 { 2 } else { 1 }, &["twokey/plan"]),
+            ),
             1 => {
-                gh.add_ruleset(Some(&full), "active", &[], vec![StandIn::pull_request_rule(1, true, true, false)]);
+                gh.add_ruleset(
+                    Some(&full),
+                    "active",
+                    &[],
+                    vec![StandIn::pull_request_rule(1, true, true, false)],
+                );
             }
             _ => {}
         }
@@ -88,12 +107,16 @@ async fn bench_github_posture() {
     let client = Arc::new(RestGitHub::new(&gh.url, "t").expect("client"));
 
     let t = Instant::now();
-    let facts = collect::collect(client.clone(), scope.clone(), 0).await.expect("scan");
+    let facts = collect::collect(client.clone(), scope.clone(), 0)
+        .await
+        .expect("scan");
     let first_s = t.elapsed().as_secs_f64();
     let c1 = client.counts();
     let findings = Registry::builtin().evaluate(&facts, &base);
     let t = Instant::now();
-    collect::collect(client.clone(), scope.clone(), 0).await.expect("rescan");
+    collect::collect(client.clone(), scope.clone(), 0)
+        .await
+        .expect("rescan");
     let second_s = t.elapsed().as_secs_f64();
     let c2 = client.counts();
     let re_requests = c2.requests - c1.requests;
@@ -102,7 +125,10 @@ async fn bench_github_posture() {
     // organisation ruleset and its own workflow permissions.
     let naive = c1.requests + 2 * n as u64;
     let per = |x: u64| x as f64 / n as f64;
-    println!("github posture benchmark: {n} repositories, {} findings", findings.len());
+    println!(
+        "github posture benchmark: {n} repositories, {} findings",
+        findings.len()
+    );
     println!("| scan | time (s) | requests | per repo | counted by GitHub | repos/hour within 5,000 req/h |");
     println!("|---|---|---|---|---|---|");
     println!(
@@ -115,7 +141,11 @@ async fn bench_github_posture() {
     println!(
         "| conditional re-scan | {second_s:.2} | {re_requests} | {:.2} | {re_counted} | {} |",
         per(re_requests),
-        if re_counted == 0 { "unbounded (all 304)".to_string() } else { format!("{:.0}", 5000.0 / per(re_counted)) }
+        if re_counted == 0 {
+            "unbounded (all 304)".to_string()
+        } else {
+            format!("{:.0}", 5000.0 / per(re_counted))
+        }
     );
     println!(
         "| without org-level reuse (computed) | - | {naive} | {:.2} | {naive} | {:.0} |",
@@ -137,25 +167,41 @@ async fn bench_github_posture() {
     let mut wcfg = cfg.clone();
     wcfg.action = twokey_posture_github::Action::Alert;
     let watcher = Arc::new(Watcher::new(
-        Scope { config: wcfg, gate_repos: vec![] },
+        Scope {
+            config: wcfg,
+            gate_repos: vec![],
+        },
         base.clone(),
         client.clone(),
         store.clone(),
         "bench",
     ));
-    let gate_gh: Arc<dyn twokey_gate::github::GitHub> = Arc::new(RestGitHub::new(&gh.url, "t").expect("client"));
+    let gate_gh: Arc<dyn twokey_gate::github::GitHub> =
+        Arc::new(RestGitHub::new(&gh.url, "t").expect("client"));
     let mut gate = Gate::new(
-        GateConfig::parse(&format!("[gate]\nworkdir = \"{}\"\n", dir.path().join("w").display())).expect("gate"),
+        GateConfig::parse(&format!(
+            "[gate]\nworkdir = \"{}\"\n",
+            dir.path().join("w").display()
+        ))
+        .expect("gate"),
         SECRET.to_vec(),
         GateDb::new(store.clone()),
         gate_gh.clone(),
-        Arc::new(ApiCheckout { github: gate_gh, max_bytes: 1 << 20 }),
+        Arc::new(ApiCheckout {
+            github: gate_gh,
+            max_bytes: 1 << 20,
+        }),
     )
     .with_settings_watcher(watcher.clone());
     gate.answer_within = std::time::Duration::from_secs(60);
     let app = twokey_gate::router(Arc::new(gate));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let url = format!("http://{}/v1/gate/github", listener.local_addr().expect("addr"));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!(
+        "http://{}/v1/gate/github",
+        listener.local_addr().expect("addr")
+    );
     tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, app).await {
             eprintln!("{e}");
@@ -166,23 +212,58 @@ async fn bench_github_posture() {
     let mut lat = Vec::new();
     for k in 0..rounds {
         let repo = &names[k * 3]; // classic protection
-        // Known good first (a re-check records the baseline), then turned off.
-        let mut ev = fixtures.example("branch_protection_rule", "edited", |_| true).expect("example");
+                                  // Known good first (a re-check records the baseline), then turned off.
+        let mut ev = fixtures
+            .example("branch_protection_rule", "edited", |_| true)
+            .expect("example");
         ev["repository"]["full_name"] = json!(repo);
         ev["organization"]["login"] = json!(ORG);
         let body = serde_json::to_vec(&ev).expect("json");
-        let (s, t0) = deliver(&http, &url, "branch_protection_rule", &format!("warm-{k}"), &sign(SECRET, &body), &body).await.expect("deliver");
+        let (s, t0) = deliver(
+            &http,
+            &url,
+            "branch_protection_rule",
+            &format!("warm-{k}"),
+            &sign(SECRET, &body),
+            &body,
+        )
+        .await
+        .expect("deliver");
         assert_eq!(s, 200, "{t0}");
         gh.delete_protection(repo);
-        let before: i64 = sqlx::query("SELECT COUNT(*) FROM alerts").fetch_one(store.pool()).await.expect("q").try_get(0).expect("n");
+        let before: i64 = sqlx::query("SELECT COUNT(*) FROM alerts")
+            .fetch_one(store.pool())
+            .await
+            .expect("q")
+            .try_get(0)
+            .expect("n");
         let t = Instant::now();
-        let (s, text) = deliver(&http, &url, "branch_protection_rule", &format!("off-{k}"), &sign(SECRET, &body), &body).await.expect("deliver");
+        let (s, text) = deliver(
+            &http,
+            &url,
+            "branch_protection_rule",
+            &format!("off-{k}"),
+            &sign(SECRET, &body),
+            &body,
+        )
+        .await
+        .expect("deliver");
         let took = t.elapsed().as_secs_f64() * 1000.0;
         assert_eq!(s, 200, "{text}");
-        let after: i64 = sqlx::query("SELECT COUNT(*) FROM alerts").fetch_one(store.pool()).await.expect("q").try_get(0).expect("n");
-        assert!(after > before, "the alert is in the outbox when the webhook is answered");
+        let after: i64 = sqlx::query("SELECT COUNT(*) FROM alerts")
+            .fetch_one(store.pool())
+            .await
+            .expect("q")
+            .try_get(0)
+            .expect("n");
+        assert!(
+            after > before,
+            "the alert is in the outbox when the webhook is answered"
+        );
         lat.push(took);
     }
     let (p50, p99) = (pct(&mut lat.clone(), 0.5), pct(&mut lat, 0.99));
-    println!("webhook → alert in the outbox ({rounds} events, SQLite): p50 {p50:.1} ms, p99 {p99:.1} ms");
+    println!(
+        "webhook → alert in the outbox ({rounds} events, SQLite): p50 {p50:.1} ms, p99 {p99:.1} ms"
+    );
 }

@@ -36,10 +36,14 @@ fn status(fs: &[Finding], check: &str, resource: &str) -> Status {
 }
 
 fn none_for(fs: &[Finding], check: &str, resource: &str) -> bool {
-    !fs.iter().any(|f| f.check == check && f.resource == resource)
+    !fs.iter()
+        .any(|f| f.check == check && f.resource == resource)
 }
 
-async fn scan(gh: &StandIn, cfg: GithubPostureConfig) -> (Vec<Finding>, twokey_posture_github::facts::Facts) {
+async fn scan(
+    gh: &StandIn,
+    cfg: GithubPostureConfig,
+) -> (Vec<Finding>, twokey_posture_github::facts::Facts) {
     let client = Arc::new(RestGitHub::new(&gh.url, "t0ken").expect("client"));
     let base = cfg.baseline(false);
     let scope = Arc::new(Scope {
@@ -187,8 +191,16 @@ async fn every_check_passes_and_fails_on_the_stand_in() {
         ("github.deletion_blocked", &good, &stale),
         ("github.gate_status_check", &deploy, &infra),
     ] {
-        assert_eq!(status(&fs, check, &b(pass)), Pass, "{check} should pass on {pass}: {fs:#?}");
-        assert_eq!(status(&fs, check, &b(fail)), Fail, "{check} should fail on {fail}");
+        assert_eq!(
+            status(&fs, check, &b(pass)),
+            Pass,
+            "{check} should pass on {pass}: {fs:#?}"
+        );
+        assert_eq!(
+            status(&fs, check, &b(fail)),
+            Fail,
+            "{check} should fail on {fail}"
+        );
     }
     // Code owners only where a CODEOWNERS file exists; the gate only on IaC.
     assert!(none_for(&fs, "github.code_owner_review", &b(&stale)));
@@ -197,7 +209,11 @@ async fn every_check_passes_and_fails_on_the_stand_in() {
     assert_eq!(status(&fs, "github.gate_installed", &infra), Fail);
     assert!(none_for(&fs, "github.gate_installed", &good));
     // IaC repositories need two approvals: one is not enough.
-    let infra_facts = facts.repos.iter().find(|r| r.full_name == infra).expect("infra");
+    let infra_facts = facts
+        .repos
+        .iter()
+        .find(|r| r.full_name == infra)
+        .expect("infra");
     assert!(infra_facts.iac && infra_facts.required_approvals == 2);
     // Actions and the workflow token: organisation and repositories.
     assert_eq!(status(&fs, "github.actions_cannot_approve", ORG), Fail);
@@ -208,10 +224,31 @@ async fn every_check_passes_and_fails_on_the_stand_in() {
     assert_eq!(status(&fs, "github.workflow_token_read_only", &stale), Fail);
     // Production environments (by name pattern; staging is not one).
     let env = |r: &str, e: &str| format!("{r}/environments/{e}");
-    assert_eq!(status(&fs, "github.environment_reviewers", &env(&good, "production")), Pass);
-    assert_eq!(status(&fs, "github.environment_reviewers", &env(&stale, "production")), Fail);
-    assert_eq!(status(&fs, "github.environment_reviewers", &env(&stale, "prod-eu")), Fail);
-    assert!(none_for(&fs, "github.environment_reviewers", &env(&stale, "staging")));
+    assert_eq!(
+        status(
+            &fs,
+            "github.environment_reviewers",
+            &env(&good, "production")
+        ),
+        Pass
+    );
+    assert_eq!(
+        status(
+            &fs,
+            "github.environment_reviewers",
+            &env(&stale, "production")
+        ),
+        Fail
+    );
+    assert_eq!(
+        status(&fs, "github.environment_reviewers", &env(&stale, "prod-eu")),
+        Fail
+    );
+    assert!(none_for(
+        &fs,
+        "github.environment_reviewers",
+        &env(&stale, "staging")
+    ));
     // The bypass finding names the team.
     let f = fs
         .iter()
@@ -250,17 +287,26 @@ async fn a_second_scan_is_answered_not_modified_and_unreadable_parts_are_errors(
         config: config(""),
         gate_repos: vec![],
     });
-    collect::collect(client.clone(), scope.clone(), 0).await.expect("first");
+    collect::collect(client.clone(), scope.clone(), 0)
+        .await
+        .expect("first");
     let first = client.counts();
-    collect::collect(client.clone(), scope.clone(), 0).await.expect("second");
+    collect::collect(client.clone(), scope.clone(), 0)
+        .await
+        .expect("second");
     let second = client.counts();
     let n = second.requests - first.requests;
-    assert!(n > 0 && second.not_modified - first.not_modified == n, "{first:?} {second:?}");
+    assert!(
+        n > 0 && second.not_modified - first.not_modified == n,
+        "{first:?} {second:?}"
+    );
     assert_eq!(gh.counts().1, n);
 
     // A refused token: every check that needed the calls is an error, never a pass.
     gh.require_token("other");
     let fresh = Arc::new(RestGitHub::new(&gh.url, "x").expect("client"));
-    let e = collect::collect(fresh, scope, 0).await.expect_err("the list fails");
+    let e = collect::collect(fresh, scope, 0)
+        .await
+        .expect_err("the list fails");
     assert!(e.contains("401"), "{e}");
 }

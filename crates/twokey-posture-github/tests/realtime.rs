@@ -90,7 +90,12 @@ async fn start(action: &str) -> Option<World> {
         let t = twokey_server::new_token();
         broker
             .store()
-            .put_token(&twokey_server::token_hash(&t), &id.actor(), broker.now(), None)
+            .put_token(
+                &twokey_server::token_hash(&t),
+                &id.actor(),
+                broker.now(),
+                None,
+            )
             .await
             .expect("token");
         tokens.insert(id.name.clone(), t);
@@ -130,9 +135,13 @@ async fn start(action: &str) -> Option<World> {
         }),
     )
     .with_settings_watcher(watcher.clone());
-    let app = twokey_gate::router(Arc::new(gate))
-        .merge(twokey_posture_github::watch::router(watcher.clone(), broker.clone()));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let app = twokey_gate::router(Arc::new(gate)).merge(twokey_posture_github::watch::router(
+        watcher.clone(),
+        broker.clone(),
+    ));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let url = format!("http://{}", listener.local_addr().expect("addr"));
     tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, app).await {
@@ -187,7 +196,9 @@ async fn api(w: &World, who: &str, method: reqwest::Method, path: &str) -> (u16,
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn protection_turned_off_alerts_proposes_and_is_restored_by_a_second_person() {
-    let Some(w) = start("propose").await else { return };
+    let Some(w) = start("propose").await else {
+        return;
+    };
     // The baseline: a scheduled scan records every check as it stands.
     let first = w.watcher.scan_once().await.expect("scan").expect("lease");
     assert!(first.regressions.is_empty(), "{first:?}");
@@ -198,9 +209,16 @@ async fn protection_turned_off_alerts_proposes_and_is_restored_by_a_second_perso
     let body = protection_event(&w, &deploy, "deleted", "mallory");
     let hook = format!("{}/v1/gate/github", w.url);
     let t = Instant::now();
-    let (status, text) = deliver(&w.http, &hook, "branch_protection_rule", "d-1", &sign(SECRET, &body), &body)
-        .await
-        .expect("deliver");
+    let (status, text) = deliver(
+        &w.http,
+        &hook,
+        "branch_protection_rule",
+        "d-1",
+        &sign(SECRET, &body),
+        &body,
+    )
+    .await
+    .expect("deliver");
     let took = t.elapsed();
     assert_eq!(status, 200, "{text}");
     assert!(took < Duration::from_secs(5), "re-check took {took:?}");
@@ -208,74 +226,178 @@ async fn protection_turned_off_alerts_proposes_and_is_restored_by_a_second_perso
 
     // In the ledger, alerting, with who did it; and in the alert outbox.
     let l = ledger(&w.store).await;
-    let regs: Vec<&(String, bool, Value)> = l.iter().filter(|e| e.0 == "posture.github.regression").collect();
+    let regs: Vec<&(String, bool, Value)> = l
+        .iter()
+        .filter(|e| e.0 == "posture.github.regression")
+        .collect();
     let checks: Vec<&str> = regs.iter().filter_map(|e| e.2["check"].as_str()).collect();
-    for c in ["github.pull_request_required", "github.gate_status_check", "github.force_push_blocked"] {
+    for c in [
+        "github.pull_request_required",
+        "github.gate_status_check",
+        "github.force_push_blocked",
+    ] {
         assert!(checks.contains(&c), "{c} not among {checks:?}");
     }
-    assert!(regs.iter().all(|e| e.1 && e.2["sender"] == "mallory" && e.2["cause"].as_str().is_some_and(|c| c.contains("d-1"))));
-    let alerts: i64 = sqlx::query("SELECT COUNT(*) FROM alerts WHERE kind = 'posture.github.regression'")
-        .fetch_one(w.store.pool())
-        .await
-        .expect("alerts")
-        .try_get(0)
-        .expect("count");
+    assert!(regs.iter().all(|e| e.1
+        && e.2["sender"] == "mallory"
+        && e.2["cause"].as_str().is_some_and(|c| c.contains("d-1"))));
+    let alerts: i64 =
+        sqlx::query("SELECT COUNT(*) FROM alerts WHERE kind = 'posture.github.regression'")
+            .fetch_one(w.store.pool())
+            .await
+            .expect("alerts")
+            .try_get(0)
+            .expect("count");
     assert_eq!(alerts as usize, regs.len());
 
     // A restore proposal with the exact call.
-    let (s, list) = api(&w, "bob", reqwest::Method::GET, "/v1/posture/github/restores").await;
+    let (s, list) = api(
+        &w,
+        "bob",
+        reqwest::Method::GET,
+        "/v1/posture/github/restores",
+    )
+    .await;
     assert_eq!(s, 200, "{list}");
-    let p = list.as_array().and_then(|a| a.first()).cloned().expect("a proposal");
+    let p = list
+        .as_array()
+        .and_then(|a| a.first())
+        .cloned()
+        .expect("a proposal");
     assert_eq!(p["state"], "open");
     assert_eq!(p["resource"], deploy);
     let call = &p["calls"][0];
     assert_eq!(call["method"], "PUT");
-    assert_eq!(call["path"], format!("/repos/{deploy}/branches/main/protection"));
-    assert_eq!(call["body"]["required_pull_request_reviews"]["required_approving_review_count"], 2);
+    assert_eq!(
+        call["path"],
+        format!("/repos/{deploy}/branches/main/protection")
+    );
+    assert_eq!(
+        call["body"]["required_pull_request_reviews"]["required_approving_review_count"],
+        2
+    );
     let id = p["id"].as_str().expect("id").to_string();
     // A redelivery of the same event is refused as a replay: no second proposal.
-    let (s, _) = deliver(&w.http, &hook, "branch_protection_rule", "d-1", &sign(SECRET, &body), &body).await.expect("deliver");
+    let (s, _) = deliver(
+        &w.http,
+        &hook,
+        "branch_protection_rule",
+        "d-1",
+        &sign(SECRET, &body),
+        &body,
+    )
+    .await
+    .expect("deliver");
     assert_eq!(s, 200);
-    let (_, list) = api(&w, "bob", reqwest::Method::GET, "/v1/posture/github/restores").await;
+    let (_, list) = api(
+        &w,
+        "bob",
+        reqwest::Method::GET,
+        "/v1/posture/github/restores",
+    )
+    .await;
     assert_eq!(list.as_array().map(Vec::len), Some(1));
 
     // Nobody approves before someone proposes; a non-admin cannot propose.
-    let (s, _) = api(&w, "carol", reqwest::Method::POST, &format!("/v1/posture/github/restores/{id}/approve")).await;
+    let (s, _) = api(
+        &w,
+        "carol",
+        reqwest::Method::POST,
+        &format!("/v1/posture/github/restores/{id}/approve"),
+    )
+    .await;
     assert_eq!(s, 409);
-    let (s, _) = api(&w, "erin", reqwest::Method::POST, &format!("/v1/posture/github/restores/{id}/propose")).await;
+    let (s, _) = api(
+        &w,
+        "erin",
+        reqwest::Method::POST,
+        &format!("/v1/posture/github/restores/{id}/propose"),
+    )
+    .await;
     assert_eq!(s, 403);
-    let (s, v) = api(&w, "bob", reqwest::Method::POST, &format!("/v1/posture/github/restores/{id}/propose")).await;
+    let (s, v) = api(
+        &w,
+        "bob",
+        reqwest::Method::POST,
+        &format!("/v1/posture/github/restores/{id}/propose"),
+    )
+    .await;
     assert_eq!((s, v["state"].as_str()), (200, Some("proposed")), "{v}");
     // The proposer cannot approve it.
-    let (s, v) = api(&w, "bob", reqwest::Method::POST, &format!("/v1/posture/github/restores/{id}/approve")).await;
+    let (s, v) = api(
+        &w,
+        "bob",
+        reqwest::Method::POST,
+        &format!("/v1/posture/github/restores/{id}/approve"),
+    )
+    .await;
     assert_eq!(s, 403, "{v}");
-    assert!(w.gh.protection(&deploy).is_none(), "nothing applied on a refused approval");
+    assert!(
+        w.gh.protection(&deploy).is_none(),
+        "nothing applied on a refused approval"
+    );
     // A second person approves: twokey applies it and re-checks.
-    let (s, v) = api(&w, "carol", reqwest::Method::POST, &format!("/v1/posture/github/restores/{id}/approve")).await;
+    let (s, v) = api(
+        &w,
+        "carol",
+        reqwest::Method::POST,
+        &format!("/v1/posture/github/restores/{id}/approve"),
+    )
+    .await;
     assert_eq!(s, 200, "{v}");
     assert_eq!(v["state"], "applied", "{v}");
     let p = w.gh.protection(&deploy).expect("restored");
-    assert_eq!(p["required_pull_request_reviews"]["required_approving_review_count"], 2);
-    assert_eq!(p["required_pull_request_reviews"]["require_last_push_approval"], true);
+    assert_eq!(
+        p["required_pull_request_reviews"]["required_approving_review_count"],
+        2
+    );
+    assert_eq!(
+        p["required_pull_request_reviews"]["require_last_push_approval"],
+        true
+    );
     assert_eq!(p["enforce_admins"]["enabled"], true);
     assert_eq!(p["allow_force_pushes"]["enabled"], false);
-    assert!(p["required_status_checks"]["contexts"].as_array().is_some_and(|c| c.contains(&json!("twokey/plan"))));
-    assert_eq!(w.gh.writes(), vec![format!("PUT /repos/{deploy}/branches/main/protection")]);
+    assert!(p["required_status_checks"]["contexts"]
+        .as_array()
+        .is_some_and(|c| c.contains(&json!("twokey/plan"))));
+    assert_eq!(
+        w.gh.writes(),
+        vec![format!("PUT /repos/{deploy}/branches/main/protection")]
+    );
 
     // Every step is in the ledger, in order.
-    let kinds: Vec<String> = ledger(&w.store).await.into_iter().map(|e| e.0).filter(|k| k.starts_with("posture.github.restore")).collect();
+    let kinds: Vec<String> = ledger(&w.store)
+        .await
+        .into_iter()
+        .map(|e| e.0)
+        .filter(|k| k.starts_with("posture.github.restore"))
+        .collect();
     assert_eq!(
         kinds,
-        ["posture.github.restore_opened", "posture.github.restore_proposed", "posture.github.restore_refused", "posture.github.restore_approved", "posture.github.restore_applied"]
+        [
+            "posture.github.restore_opened",
+            "posture.github.restore_proposed",
+            "posture.github.restore_refused",
+            "posture.github.restore_approved",
+            "posture.github.restore_applied"
+        ]
     );
     // A second approval of an applied restore is refused.
-    let (s, _) = api(&w, "carol", reqwest::Method::POST, &format!("/v1/posture/github/restores/{id}/approve")).await;
+    let (s, _) = api(
+        &w,
+        "carol",
+        reqwest::Method::POST,
+        &format!("/v1/posture/github/restores/{id}/approve"),
+    )
+    .await;
     assert_eq!(s, 409);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn alert_mode_alerts_without_a_proposal_and_unsigned_events_are_refused() {
-    let Some(w) = start("alert").await else { return };
+    let Some(w) = start("alert").await else {
+        return;
+    };
     w.watcher.scan_once().await.expect("scan").expect("lease");
     let site = format!("{ORG}/website");
     // An admin switches enforce_admins off.
@@ -283,29 +405,63 @@ async fn alert_mode_alerts_without_a_proposal_and_unsigned_events_are_refused() 
     let body = protection_event(&w, &site, "edited", "mallory");
     let hook = format!("{}/v1/gate/github", w.url);
     // Unsigned (a wrong secret): refused before anything is read.
-    let (s, _) = deliver(&w.http, &hook, "branch_protection_rule", "d-9", &sign(b"not-the-secret-at-all", &body), &body)
-        .await
-        .expect("deliver");
+    let (s, _) = deliver(
+        &w.http,
+        &hook,
+        "branch_protection_rule",
+        "d-9",
+        &sign(b"not-the-secret-at-all", &body),
+        &body,
+    )
+    .await
+    .expect("deliver");
     assert_eq!(s, 401);
-    assert!(!ledger(&w.store).await.iter().any(|e| e.0 == "posture.github.regression"));
-    let (s, text) = deliver(&w.http, &hook, "branch_protection_rule", "d-10", &sign(SECRET, &body), &body)
+    assert!(!ledger(&w.store)
         .await
-        .expect("deliver");
+        .iter()
+        .any(|e| e.0 == "posture.github.regression"));
+    let (s, text) = deliver(
+        &w.http,
+        &hook,
+        "branch_protection_rule",
+        "d-10",
+        &sign(SECRET, &body),
+        &body,
+    )
+    .await
+    .expect("deliver");
     assert_eq!(s, 200, "{text}");
     let l = ledger(&w.store).await;
-    let regs: Vec<&Value> = l.iter().filter(|e| e.0 == "posture.github.regression").map(|e| &e.2).collect();
+    let regs: Vec<&Value> = l
+        .iter()
+        .filter(|e| e.0 == "posture.github.regression")
+        .map(|e| &e.2)
+        .collect();
     assert_eq!(regs.len(), 1, "{regs:?}");
     assert_eq!(regs[0]["check"], "github.no_bypass");
-    let (_, list) = api(&w, "bob", reqwest::Method::GET, "/v1/posture/github/restores").await;
+    let (_, list) = api(
+        &w,
+        "bob",
+        reqwest::Method::GET,
+        "/v1/posture/github/restores",
+    )
+    .await;
     assert_eq!(list, json!([]));
     // An event about another organisation's repository is not this posture's.
     let body = protection_event(&w, "evil/thing", "edited", "x");
     let mut v: Value = serde_json::from_slice(&body).expect("json");
     v["organization"]["login"] = json!("evil");
     let body = serde_json::to_vec(&v).expect("json");
-    let (s, text) = deliver(&w.http, &hook, "branch_protection_rule", "d-11", &sign(SECRET, &body), &body)
-        .await
-        .expect("deliver");
+    let (s, text) = deliver(
+        &w.http,
+        &hook,
+        "branch_protection_rule",
+        "d-11",
+        &sign(SECRET, &body),
+        &body,
+    )
+    .await
+    .expect("deliver");
     assert_eq!(s, 200);
     assert!(text.contains("another organisation"), "{text}");
 }

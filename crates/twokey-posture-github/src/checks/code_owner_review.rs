@@ -34,7 +34,10 @@ fn evaluate(facts: &Facts, base: &Baseline) -> Vec<Finding> {
                     CHECK.id,
                     &format!("{}@{}", r.full_name, r.default_branch),
                     Status::Error,
-                    format!("could not read whether {} has a CODEOWNERS file: {e}", r.full_name),
+                    format!(
+                        "could not read whether {} has a CODEOWNERS file: {e}",
+                        r.full_name
+                    ),
                     serde_json::Value::Null,
                 )
             })

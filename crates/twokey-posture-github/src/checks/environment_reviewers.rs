@@ -46,7 +46,9 @@ fn evaluate(facts: &Facts, base: &Baseline) -> Vec<Finding> {
             let ok = !env.reviewers.is_empty() && env.prevent_self_review;
             let why = match (env.reviewers.is_empty(), env.prevent_self_review) {
                 (true, _) => "has no required reviewers",
-                (false, false) => "lets the deployer approve their own run (prevent_self_review off)",
+                (false, false) => {
+                    "lets the deployer approve their own run (prevent_self_review off)"
+                }
                 (false, true) => "requires a reviewer other than the deployer",
             };
             out.push(finding(

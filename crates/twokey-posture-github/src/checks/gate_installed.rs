@@ -48,7 +48,9 @@ fn evaluate(facts: &Facts, base: &Baseline) -> Vec<Finding> {
         };
         match r.hooks.as_ref().map(|h| h.as_result()) {
             Some(Ok(hooks)) => {
-                let ok = hooks.iter().any(|h| h.trim_end_matches('/') == url.trim_end_matches('/'));
+                let ok = hooks
+                    .iter()
+                    .any(|h| h.trim_end_matches('/') == url.trim_end_matches('/'));
                 out.push(finding(
                     facts,
                     CHECK.id,

@@ -32,30 +32,31 @@ fn workflow_findings(
     judge: impl Fn(&WorkflowPermissions) -> (bool, &'static str),
 ) -> Vec<Finding> {
     let mut out = Vec::new();
-    let mut one = |resource: &str, w: Option<&twokey_posture::facts::Collected<WorkflowPermissions>>| {
-        let Some(w) = w else { return };
-        out.push(match w.as_result() {
-            Ok(w) => {
-                let (ok, text) = judge(w);
-                finding(
+    let mut one =
+        |resource: &str, w: Option<&twokey_posture::facts::Collected<WorkflowPermissions>>| {
+            let Some(w) = w else { return };
+            out.push(match w.as_result() {
+                Ok(w) => {
+                    let (ok, text) = judge(w);
+                    finding(
+                        facts,
+                        check,
+                        resource,
+                        decide(ok),
+                        format!("{resource}: {text}"),
+                        json!(w),
+                    )
+                }
+                Err(e) => finding(
                     facts,
                     check,
                     resource,
-                    decide(ok),
-                    format!("{resource}: {text}"),
-                    json!(w),
-                )
-            }
-            Err(e) => finding(
-                facts,
-                check,
-                resource,
-                Status::Error,
-                format!("could not read the Actions workflow permissions of {resource}: {e}"),
-                serde_json::Value::Null,
-            ),
-        });
-    };
+                    Status::Error,
+                    format!("could not read the Actions workflow permissions of {resource}: {e}"),
+                    serde_json::Value::Null,
+                ),
+            });
+        };
     one(&facts.org, facts.org_workflow.as_ref());
     for r in &facts.repos {
         one(&r.full_name, r.workflow.as_ref());

@@ -28,7 +28,10 @@ fn evaluate(facts: &Facts, base: &Baseline) -> Vec<Finding> {
         if !e.pull_request_required() {
             return Some((
                 false,
-                format!("{}@{} requires no review at all", r.full_name, r.default_branch),
+                format!(
+                    "{}@{} requires no review at all",
+                    r.full_name, r.default_branch
+                ),
             ));
         }
         let need = r.required_approvals;

@@ -37,12 +37,7 @@ fn evaluate(facts: &Facts, base: &Baseline) -> Vec<Finding> {
             .collect();
         Some((
             false,
-            format!(
-                "{}@{}: {}",
-                r.full_name,
-                r.default_branch,
-                list.join("; ")
-            ),
+            format!("{}@{}: {}", r.full_name, r.default_branch, list.join("; ")),
         ))
     })
 }
