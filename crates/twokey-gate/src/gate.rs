@@ -192,6 +192,24 @@ pub struct Gate {
     instance: String,
     /// Numbers this gate's workers.
     workers: AtomicU64,
+    /// Who re-checks the repository a settings event is about (the GitHub
+    /// posture, when `[posture.github]` is configured).
+    settings: Option<Arc<dyn SettingsWatcher>>,
+}
+
+/// Takes the settings events ([`webhook::SETTINGS_EVENTS`]) the webhook
+/// endpoint receives, after their signature is verified and the delivery is
+/// begun: the GitHub posture re-checks what changed.
+#[async_trait::async_trait]
+pub trait SettingsWatcher: Send + Sync {
+    /// Handles one event; the text answers GitHub. An error (for instance
+    /// the regression's ledger entry could not be written) leaves the
+    /// delivery unfinished, so GitHub's redelivery does it again.
+    async fn on_settings(
+        &self,
+        delivery: &str,
+        event: &webhook::SettingsEvent,
+    ) -> Result<String, String>;
 }
 
 /// Attempts at one ledger write or state move before the gate gives up on
@@ -357,7 +375,14 @@ impl Gate {
             retry_backoff: Duration::from_millis(250),
             instance: format!("{}-{}", std::process::id(), system_now()),
             workers: AtomicU64::new(0),
+            settings: None,
         }
+    }
+
+    /// Sends settings events to `watcher` (the GitHub posture).
+    pub fn with_settings_watcher(mut self, watcher: Arc<dyn SettingsWatcher>) -> Gate {
+        self.settings = Some(watcher);
+        self
     }
 
     /// Replaces the clock (tests).
@@ -632,6 +657,24 @@ impl Gate {
     async fn work(&self, w: &Work, event: Event, repo: &str) -> (StatusCode, String) {
         if matches!(event, Event::Ping) {
             return (StatusCode::OK, "pong".into());
+        }
+        if let Event::Settings(e) = &event {
+            // Settings events concern every repository of the organisation,
+            // not only the gate's own: the posture decides what it watches.
+            let Some(watcher) = &self.settings else {
+                return (
+                    StatusCode::ACCEPTED,
+                    "settings event ignored: no [posture.github] configured".into(),
+                );
+            };
+            return match watcher.on_settings(&w.delivery, e).await {
+                Ok(text) => (StatusCode::OK, text),
+                Err(err) => {
+                    w.missed();
+                    tracing::error!(delivery = %w.delivery, event = %e.name, error = %err, "gate: the settings re-check failed; the delivery stays unfinished");
+                    (StatusCode::SERVICE_UNAVAILABLE, err)
+                }
+            };
         }
         if repo.is_empty() || !self.config.allows(repo) {
             return (

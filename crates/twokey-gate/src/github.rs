@@ -174,6 +174,28 @@ pub struct RestGitHub {
     http: reqwest::Client,
     /// Installation tokens by repository owner.
     tokens: Mutex<HashMap<String, (String, Instant)>>,
+    /// ETag and body of earlier `GET`s by path, for conditional requests.
+    etags: Mutex<HashMap<String, (String, serde_json::Value)>>,
+    /// Calls sent and how many GitHub answered `304 Not Modified`.
+    counts: Mutex<ApiCounts>,
+}
+
+/// How many REST calls a client made (every attempt, App token calls
+/// included) and how many were `304 Not Modified` (which GitHub does not
+/// count against the rate limit).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ApiCounts {
+    /// Requests sent.
+    pub requests: u64,
+    /// Of those, answered `304 Not Modified`.
+    pub not_modified: u64,
+}
+
+/// One answer: status, `ETag` and body.
+struct Answer {
+    status: u16,
+    etag: Option<String>,
+    body: Vec<u8>,
 }
 
 /// Rate-limited calls are retried this many times...
@@ -243,6 +265,8 @@ impl RestGitHub {
             auth,
             http,
             tokens: Mutex::new(HashMap::new()),
+            etags: Mutex::new(HashMap::new()),
+            counts: Mutex::new(ApiCounts::default()),
         })
     }
 
@@ -282,14 +306,17 @@ impl RestGitHub {
                 struct Inst {
                     id: u64,
                 }
+                // An organisation (no `/`) has its own installation endpoint.
+                let at = if repo.contains('/') {
+                    format!("/repos/{repo}/installation")
+                } else {
+                    format!("/orgs/{repo}/installation")
+                };
                 let v = self
-                    .send(
-                        self.bare(reqwest::Method::GET, &format!("/repos/{repo}/installation"))
-                            .bearer_auth(&jwt),
-                    )
+                    .send(self.bare(reqwest::Method::GET, &at).bearer_auth(&jwt))
                     .await?;
                 let i: Inst = serde_json::from_value(v)
-                    .map_err(|e| GitHubError::Decode(format!("/repos/{repo}/installation: {e}")))?;
+                    .map_err(|e| GitHubError::Decode(format!("{at}: {e}")))?;
                 i.id
             }
         };
@@ -326,7 +353,13 @@ impl RestGitHub {
         Ok(self.bare(method, path).bearer_auth(token))
     }
 
-    async fn send_raw(&self, mut rb: reqwest::RequestBuilder) -> Result<Vec<u8>, GitHubError> {
+    async fn send_raw(&self, rb: reqwest::RequestBuilder) -> Result<Vec<u8>, GitHubError> {
+        self.send_answer(rb).await.map(|a| a.body)
+    }
+
+    /// Sends with the rate-limit retries; a success or `304` is an answer,
+    /// any other status an error.
+    async fn send_answer(&self, mut rb: reqwest::RequestBuilder) -> Result<Answer, GitHubError> {
         let mut attempt = 0;
         loop {
             let again = rb.try_clone();
@@ -335,6 +368,18 @@ impl RestGitHub {
                 .await
                 .map_err(|e| GitHubError::Http(e.to_string()))?;
             let status = res.status();
+            {
+                let mut c = self.counts.lock().unwrap_or_else(|e| e.into_inner());
+                c.requests += 1;
+                if status == reqwest::StatusCode::NOT_MODIFIED {
+                    c.not_modified += 1;
+                }
+            }
+            let etag = res
+                .headers()
+                .get(reqwest::header::ETAG)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string);
             let wait = rate_limit_wait(status.as_u16(), res.headers(), now_secs());
             let body = res
                 .bytes()
@@ -353,7 +398,7 @@ impl RestGitHub {
                     continue;
                 }
             }
-            if !status.is_success() {
+            if !status.is_success() && status != reqwest::StatusCode::NOT_MODIFIED {
                 let mut t = String::from_utf8_lossy(&body).into_owned();
                 t.truncate(500);
                 if let Some(w) = wait {
@@ -361,8 +406,84 @@ impl RestGitHub {
                 }
                 return Err(GitHubError::Status(status.as_u16(), t));
             }
-            return Ok(body.to_vec());
+            return Ok(Answer {
+                status: status.as_u16(),
+                etag,
+                body: body.to_vec(),
+            });
         }
+    }
+
+    /// Calls made so far.
+    pub fn counts(&self) -> ApiCounts {
+        *self.counts.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A conditional `GET` of `path` for `owner` (an `owner/name`
+    /// repository or an organisation, whose installation token it uses):
+    /// the body, `None` when GitHub answers 404. A path read before is asked
+    /// with `If-None-Match`, and a `304 Not Modified` answer (free under
+    /// GitHub's rate limit) gives the body kept from then.
+    pub async fn get_json(
+        &self,
+        owner: &str,
+        path: &str,
+    ) -> Result<Option<serde_json::Value>, GitHubError> {
+        let mut rb = self.req(owner, reqwest::Method::GET, path).await?;
+        let cached = self
+            .etags
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(path)
+            .cloned();
+        if let Some((etag, _)) = &cached {
+            rb = rb.header(reqwest::header::IF_NONE_MATCH, etag);
+        }
+        let a = match self.send_answer(rb).await {
+            Ok(a) => a,
+            Err(GitHubError::Status(404, _)) => return Ok(None),
+            Err(e) => {
+                self.forget(owner, &e);
+                return Err(e);
+            }
+        };
+        if a.status == 304 {
+            return match cached {
+                Some((_, v)) => Ok(Some(v)),
+                None => Err(GitHubError::Decode(format!(
+                    "{path}: 304 Not Modified to an unconditional request"
+                ))),
+            };
+        }
+        let v: serde_json::Value = if a.body.iter().all(|b| b.is_ascii_whitespace()) {
+            serde_json::Value::Null
+        } else {
+            serde_json::from_slice(&a.body)
+                .map_err(|e| GitHubError::Decode(format!("{path}: {e}")))?
+        };
+        if let Some(etag) = a.etag {
+            self.etags
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(path.to_string(), (etag, v.clone()));
+        }
+        Ok(Some(v))
+    }
+
+    /// A call that changes something (`PUT`, `PATCH`, `POST`, `DELETE`)
+    /// with a JSON body, for `owner` (repository or organisation); the
+    /// answer's body (`null` when empty).
+    pub async fn write_json(
+        &self,
+        owner: &str,
+        method: reqwest::Method,
+        path: &str,
+        body: &serde_json::Value,
+    ) -> Result<serde_json::Value, GitHubError> {
+        let rb = self.req(owner, method, path).await?;
+        self.send(rb.json(body))
+            .await
+            .inspect_err(|e| self.forget(owner, e))
     }
 
     async fn send(&self, rb: reqwest::RequestBuilder) -> Result<serde_json::Value, GitHubError> {

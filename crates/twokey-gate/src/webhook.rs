@@ -174,6 +174,63 @@ pub struct IssueCommentEvent {
     pub sender: User,
 }
 
+/// The `X-GitHub-Event` names of settings changes that the GitHub posture
+/// watches: classic protection, rulesets (repository and organisation),
+/// repositories (created, renamed, visibility, ...) and the organisation.
+pub const SETTINGS_EVENTS: &[&str] = &[
+    "branch_protection_rule",
+    "branch_protection_configuration",
+    "repository_ruleset",
+    "repository",
+    "organization",
+];
+
+/// An organisation as payloads carry it.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+pub struct Organization {
+    /// Login.
+    pub login: String,
+}
+
+/// A settings change (one of [`SETTINGS_EVENTS`]): what it is about.
+#[derive(Debug, Clone, Deserialize)]
+pub struct SettingsEvent {
+    /// The `X-GitHub-Event` name (filled in from the header).
+    #[serde(skip)]
+    pub name: String,
+    /// `created`, `edited`, `deleted`, `renamed`, `privatized`, ...
+    #[serde(default)]
+    pub action: String,
+    /// The repository, for repository-level changes.
+    #[serde(default)]
+    pub repository: Option<Repository>,
+    /// The organisation, when the repository is in one or the change is
+    /// organisation-wide (an organisation ruleset).
+    #[serde(default)]
+    pub organization: Option<Organization>,
+    /// Who made the change.
+    #[serde(default)]
+    pub sender: Option<User>,
+    /// The payload's `changes` (what an `edited` changed), as sent.
+    #[serde(default)]
+    pub changes: Option<serde_json::Value>,
+}
+
+impl SettingsEvent {
+    /// The organisation (or user) the change is in: the organisation, else
+    /// the repository's owner.
+    pub fn owner(&self) -> Option<&str> {
+        self.organization
+            .as_ref()
+            .map(|o| o.login.as_str())
+            .or_else(|| {
+                self.repository
+                    .as_ref()
+                    .and_then(|r| r.full_name.split('/').next())
+            })
+    }
+}
+
 /// The events the gate handles.
 #[derive(Debug, Clone)]
 pub enum Event {
@@ -181,6 +238,8 @@ pub enum Event {
     PullRequest(Box<PullRequestEvent>),
     /// `issue_comment`.
     IssueComment(Box<IssueCommentEvent>),
+    /// A settings change the GitHub posture re-checks.
+    Settings(Box<SettingsEvent>),
     /// `ping` (sent when a hook is created).
     Ping,
     /// Anything else (ignored; only its repository is read).
@@ -199,6 +258,11 @@ impl Event {
                 Event::IssueComment(Box::new(serde_json::from_slice(body).map_err(p)?))
             }
             "ping" => Event::Ping,
+            name if SETTINGS_EVENTS.contains(&name) => {
+                let mut e: SettingsEvent = serde_json::from_slice(body).map_err(p)?;
+                e.name = name.to_string();
+                Event::Settings(Box::new(e))
+            }
             other => Event::Other(other.to_string()),
         })
     }
@@ -208,6 +272,7 @@ impl Event {
         match self {
             Event::PullRequest(e) => Some(&e.repository.full_name),
             Event::IssueComment(e) => Some(&e.repository.full_name),
+            Event::Settings(e) => e.repository.as_ref().map(|r| r.full_name.as_str()),
             _ => None,
         }
     }

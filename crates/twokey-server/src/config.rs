@@ -44,18 +44,32 @@ pub struct Config {
     /// `[gate]`: the deploy gate (read, with line numbers, by `twokey-gate`).
     #[serde(default)]
     pub gate: Option<toml::Table>,
+    /// `[posture.aws]` (the continuous scan of the AWS organisation) and
+    /// `[posture.github]` (the GitHub posture watched by `twokey serve`, read
+    /// with line numbers by `twokey-posture-github`).
+    #[serde(default)]
+    pub posture: Option<PostureSection>,
     /// `[reconciler]`: the periodic check of targets against grants.
     #[serde(default)]
     pub reconciler: ReconcilerConfig,
     /// `[notifications]`: Slack and email to approvers and requesters.
     #[serde(default)]
     pub notifications: twokey_notify::notifications::NotificationsConfig,
-    /// `[posture]`: the continuous posture scan of the AWS organisation.
-    #[serde(default)]
-    pub posture: Option<crate::posture::PostureConfig>,
     /// `[scim]`: provisioning of users and groups by the identity provider.
     #[serde(default)]
     pub scim: Option<crate::scim::ScimConfig>,
+}
+
+/// `[posture]`: what `twokey serve` watches continuously.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PostureSection {
+    /// `[posture.aws]`: the scan of the AWS organisation.
+    #[serde(default)]
+    pub aws: Option<crate::posture::PostureConfig>,
+    /// `[posture.github]`: parsed by `twokey-posture-github` from the file's text.
+    #[serde(default)]
+    pub github: Option<toml::Table>,
 }
 
 /// `[reconciler]`.
@@ -167,9 +181,13 @@ impl Config {
         // `[gate]` reads its own credentials (`token_file`, `webhook_secret_env`)
         // from the file's text when the gate starts.
         let gate = table.remove("gate");
+        let posture = table.remove("posture");
         twokey_core::secret::resolve_references(&mut table, file, &mut read_reference)?;
         if let Some(g) = gate {
             table.insert("gate".into(), g);
+        }
+        if let Some(p) = posture {
+            table.insert("posture".into(), p);
         }
         let cfg = Config::deserialize(table).map_err(|e| format!("{file}: {}", e.message()))?;
         cfg.reconciler

@@ -1,5 +1,5 @@
 //! The posture monitor: `twokey posture aws` run by `twokey serve` every
-//! `[posture] interval`, so the guard rails around two-person control are
+//! `[posture.aws] interval`, so the guard rails around two-person control are
 //! watched continuously, not once.
 //!
 //! Per pass, under the store lease [`LEASE`] (one replica scans; the others
@@ -44,20 +44,20 @@ impl<'de> Deserialize<'de> for Interval {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
         let ms = twokey_core::time::parse_duration(&s)
-            .map_err(|e| serde::de::Error::custom(format!("[posture] interval {s:?}: {e}")))?;
+            .map_err(|e| serde::de::Error::custom(format!("[posture.aws] interval {s:?}: {e}")))?;
         if ms < 1_000 {
             return Err(serde::de::Error::custom(format!(
-                "[posture] interval {s:?} is shorter than 1s"
+                "[posture.aws] interval {s:?} is shorter than 1s"
             )));
         }
         Ok(Interval(ms))
     }
 }
 
-/// `[posture]` in `twokey.toml`.
+/// `[posture.aws]` in `twokey.toml`.
 ///
 /// ```toml
-/// [posture]
+/// [posture.aws]
 /// interval = "1h"                        # time between scans
 /// regions = ["us-east-1", "eu-west-1"]   # default: every enabled region
 /// member_role = "OrganizationAccountAccessRole"

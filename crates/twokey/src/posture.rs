@@ -1,5 +1,6 @@
 //! `twokey posture`: the two-person baseline of an AWS organisation
-//! (the checks, collection and output live in `twokey-posture`).
+//! (the checks, collection and output live in `twokey-posture`) and of a
+//! GitHub organisation (`twokey-posture-github`).
 
 use clap::Subcommand;
 
@@ -14,6 +15,11 @@ pub enum PostureCmd {
     /// grant (the graph of who can become whom), unused roles, credentials
     /// and services, escalation policies, twokey's target roles.
     Iam(twokey_posture::cli::AwsArgs),
+    /// Check a GitHub organisation: the effective protection of default
+    /// branches (classic protection and rulesets), reviews, bypass, Actions
+    /// approval, workflow token, production environments, the gate on IaC
+    /// repositories.
+    Github(twokey_posture_github::cli::GithubArgs),
 }
 
 /// Runs the subcommand; its exit status.
@@ -30,6 +36,9 @@ pub async fn run(cmd: PostureCmd) -> anyhow::Result<i32> {
                     .collect();
             }
             twokey_posture::cli::run(&args, &mut std::io::stdout().lock()).await
+        }
+        PostureCmd::Github(args) => {
+            twokey_posture_github::cli::run(&args, &mut std::io::stdout().lock()).await
         }
     }
 }

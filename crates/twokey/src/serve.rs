@@ -88,6 +88,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<i32> {
     let mut ledger_cfg = twokey_server::checkpoints::LedgerConfig::default();
     let mut gate_cfg: Option<twokey_gate::config::GateConfig> = None;
     let mut posture_cfg: Option<twokey_server::posture::PostureConfig> = None;
+    let mut github_posture_cfg: Option<twokey_posture_github::GithubPostureConfig> = None;
     let key_default: PathBuf;
     let mut notifiers = Vec::new();
     let mut scim_cfg: Option<twokey_server::scim::ScimConfig> = None;
@@ -124,12 +125,17 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<i32> {
             bail!("give --config twokey.toml, or --dev for a local instance")
         };
         let cfg = load_config(cfg_path)?;
-        if cfg.gate.is_some() {
+        if cfg.gate.is_some() || cfg.posture.as_ref().is_some_and(|p| p.github.is_some()) {
             let text = std::fs::read_to_string(cfg_path)
                 .with_context(|| format!("cannot read {}", cfg_path.display()))?;
             gate_cfg =
                 twokey_gate::config::GateConfig::parse_file(&text, &cfg_path.display().to_string())
                     .map_err(anyhow::Error::msg)?;
+            github_posture_cfg = twokey_posture_github::GithubPostureConfig::parse_file(
+                &text,
+                &cfg_path.display().to_string(),
+            )
+            .map_err(anyhow::Error::msg)?;
         }
         let text = std::fs::read_to_string(&cfg.policy)
             .with_context(|| format!("cannot read policy {}", cfg.policy))?;
@@ -139,7 +145,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<i32> {
         notifiers = twokey_notify::notifications::build_notifiers(&cfg.notifications)
             .map_err(anyhow::Error::msg)?;
         ledger_cfg = cfg.ledger.clone();
-        posture_cfg = cfg.posture.clone();
+        posture_cfg = cfg.posture.as_ref().and_then(|p| p.aws.clone());
         scim_cfg = cfg.scim.clone();
         key_default = cfg_path
             .parent()
@@ -184,15 +190,29 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<i32> {
         },
         dev_login: args.dev,
     };
+    let file = args
+        .config
+        .as_ref()
+        .map(|p| p.display().to_string())
+        .unwrap_or_default();
+    let watcher = match github_posture_cfg {
+        Some(p) => Some(build_watcher(
+            p,
+            gate_cfg.as_ref(),
+            store.clone(),
+            &opts.node,
+            &file,
+        )?),
+        None => None,
+    };
     let gate = match gate_cfg {
-        Some(g) => {
-            let file = args
-                .config
-                .as_ref()
-                .map(|p| p.display().to_string())
-                .unwrap_or_default();
-            Some(build_gate(g, store.clone(), &opts.node, &file)?)
-        }
+        Some(g) => Some(build_gate(
+            g,
+            store.clone(),
+            &opts.node,
+            &file,
+            watcher.clone(),
+        )?),
         None => None,
     };
     let public_url = opts.public_url.clone();
@@ -249,6 +269,21 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<i32> {
         tracing::info!(clients = s.client.len(), "SCIM provisioning on /scim/v2");
         ui = ui.merge(twokey_server::scim::router(broker.clone(), s, &public_url));
     }
+    if let Some(w) = &watcher {
+        ui = ui.merge(twokey_posture_github::watch::router(
+            w.clone(),
+            broker.clone(),
+        ));
+        if let Some(every) = w.scope.config.interval {
+            tokio::spawn(w.clone().run_schedule(every, rx.clone()));
+        }
+        tracing::info!(
+            org = %w.scope.config.org,
+            action = ?w.action,
+            interval = ?w.scope.config.interval,
+            "GitHub posture: settings events through /v1/gate/github, restores on /v1/posture/github/restores"
+        );
+    }
     let doc = Some(twokey_web::openapi());
     twokey_server::serve_documented(broker, ui, doc, listener, rx, Some(checkpointer)).await?;
     if let Some(g) = &gate {
@@ -266,6 +301,7 @@ fn build_gate(
     store: Store,
     node: &str,
     file: &str,
+    watcher: Option<Arc<twokey_posture_github::watch::Watcher>>,
 ) -> anyhow::Result<Arc<twokey_gate::Gate>> {
     use twokey_gate::github::{GitHub, RestGitHub};
     let secret = cfg
@@ -293,16 +329,51 @@ fn build_gate(
         github: github.clone(),
         max_bytes: 512 << 20,
     });
-    Ok(Arc::new(
-        twokey_gate::Gate::new(
-            cfg,
-            secret,
-            twokey_gate::db::GateDb::new(store),
-            github,
-            checkout,
-        )
-        .with_node(node),
-    ))
+    let mut gate = twokey_gate::Gate::new(
+        cfg,
+        secret,
+        twokey_gate::db::GateDb::new(store),
+        github,
+        checkout,
+    )
+    .with_node(node);
+    if let Some(w) = watcher {
+        gate = gate.with_settings_watcher(w);
+    }
+    Ok(Arc::new(gate))
+}
+
+/// The GitHub posture from `[posture.github]`: its own credentials or the
+/// gate's, the gate's repositories as IaC, on the broker's store.
+fn build_watcher(
+    cfg: twokey_posture_github::GithubPostureConfig,
+    gate: Option<&twokey_gate::config::GateConfig>,
+    store: Store,
+    node: &str,
+    file: &str,
+) -> anyhow::Result<Arc<twokey_posture_github::watch::Watcher>> {
+    use twokey_gate::github::{Auth, RestGitHub};
+    let auth = cfg
+        .auth(gate.map(|g| g.load_auth()))
+        .map_err(|e| anyhow::anyhow!("{file}: [posture.github]: {e}"))?;
+    let app = matches!(auth, Auth::App { .. });
+    let github = Arc::new(
+        RestGitHub::with_auth(&cfg.api_url, auth)
+            .map_err(|e| anyhow::anyhow!("{file}: [posture.github]: {e}"))?,
+    );
+    let mut gate_repos: Vec<String> = Vec::new();
+    if let Some(g) = gate {
+        gate_repos.extend(g.allow.iter().cloned());
+        gate_repos.extend(g.project.iter().map(|p| p.repo.clone()));
+    }
+    let baseline = cfg.baseline(app);
+    let scope = twokey_posture_github::collect::Scope {
+        config: cfg,
+        gate_repos,
+    };
+    Ok(Arc::new(twokey_posture_github::watch::Watcher::new(
+        scope, baseline, github, store, node,
+    )))
 }
 
 /// Every provider kind this binary knows: the built-in ones and the AWS
