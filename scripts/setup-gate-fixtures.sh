@@ -36,5 +36,5 @@ if [ -z "$tf" ]; then
 fi
 chmod +x "$tf"
 ln -sf "$tf" "$venv/terraform"
-"$venv/terraform" version | head -n1 >&2
+"$venv/terraform" version | sed -n 1p >&2
 echo "$venv/terraform"

@@ -661,7 +661,15 @@ pub fn end_for_departure(
         }
         _ => return None,
     };
-    Some((next, vec![Event::new(kind, &system, data)]))
+    // The typed kinds' data plus why and by whom (extra keys a typed reader
+    // ignores, so the entry still parses as its kind).
+    let event = Event {
+        kind: kind.into(),
+        actor: system.to_string(),
+        alert: false,
+        data,
+    };
+    Some((next, vec![event]))
 }
 
 /// A pending request whose timeout has passed times out.
