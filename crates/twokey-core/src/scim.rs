@@ -373,7 +373,7 @@ pub fn sanitize(kind: Kind, input: &Value) -> Result<Map<String, Value>, ScimErr
     Ok(out)
 }
 
-fn strip_urn<'a>(kind: Kind, key: &'a str) -> &'a str {
+fn strip_urn(kind: Kind, key: &str) -> &str {
     let urn = kind.schema();
     if key.len() > urn.len() && key[..urn.len()].eq_ignore_ascii_case(urn) {
         key[urn.len()..].trim_start_matches(':')

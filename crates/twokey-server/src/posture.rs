@@ -173,14 +173,27 @@ impl PostureMonitor {
             member_role: self.config.member_role.clone(),
             concurrency: self.config.concurrency.max(1),
             targets,
+            gateway: vec![],
+            service_last_accessed: false,
         })
     }
 
     fn settings(&self) -> Settings {
-        Settings {
+        let mut s = Settings {
             log_archive_account: self.config.log_archive_account.clone(),
             ..Settings::default()
+        };
+        // The policy's `[posture]` (switches, exceptions, break-glass users);
+        // the policy in force was validated when it was loaded.
+        let policy = self.broker.policy();
+        if let Err(e) = twokey_posture::cli::apply_policy(
+            &mut s,
+            &policy.policy,
+            std::path::Path::new("the policy in force"),
+        ) {
+            tracing::warn!(error = %e, "posture: the policy's [posture] is not applied");
         }
+        s
     }
 
     /// One scan: collect, evaluate, record the changes, store the results,
