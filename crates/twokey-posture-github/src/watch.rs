@@ -139,6 +139,7 @@ impl Watcher {
                 let st = match s.as_str() {
                     "pass" => Status::Pass,
                     "fail" => Status::Fail,
+                    "excepted" => Status::Excepted,
                     _ => Status::Error,
                 };
                 out.insert(key(f), st);
@@ -159,6 +160,7 @@ impl Watcher {
                 Status::Pass => "pass",
                 Status::Fail => "fail",
                 Status::Error => "error",
+                Status::Excepted => "excepted",
             };
             sqlx::query(
                 "INSERT INTO github_posture_state (check_id, resource, status, checked_at) VALUES ($1, $2, $3, $4) \
