@@ -156,7 +156,9 @@ pub(crate) fn validate(
         if r.check.trim().is_empty() {
             issue(offset, "[[posture.exception]] needs a check id".into());
         }
-        if r.account != "*" && !(r.account.len() == 12 && r.account.bytes().all(|b| b.is_ascii_digit())) {
+        if r.account != "*"
+            && !(r.account.len() == 12 && r.account.bytes().all(|b| b.is_ascii_digit()))
+        {
             issue(
                 offset,
                 format!(
@@ -184,8 +186,11 @@ pub(crate) fn validate(
             None => None,
             Some(d) => match (d.date, d.time) {
                 (Some(date), None) if d.offset.is_none() => Some(
-                    days_from_civil(i64::from(date.year), u32::from(date.month), u32::from(date.day))
-                        * 86_400_000
+                    days_from_civil(
+                        i64::from(date.year),
+                        u32::from(date.month),
+                        u32::from(date.day),
+                    ) * 86_400_000
                         + 86_399_999,
                 ),
                 _ => {

@@ -160,7 +160,8 @@ impl AwsArgs {
 fn read_policy(file: &std::path::Path) -> anyhow::Result<twokey_core::Policy> {
     let text =
         std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
-    twokey_core::Policy::parse(&text, &file.display().to_string()).map_err(|e| anyhow::anyhow!("{e}"))
+    twokey_core::Policy::parse(&text, &file.display().to_string())
+        .map_err(|e| anyhow::anyhow!("{e}"))
 }
 
 /// What the policy in force tells the checks: its `[posture]` switches,
@@ -185,7 +186,12 @@ pub fn apply_policy(
         .entitlements
         .values()
         .filter(|e| e.provider == "aws_security_group")
-        .filter_map(|e| e.target.get("group_id").and_then(|v| v.as_str()).map(str::to_string))
+        .filter_map(|e| {
+            e.target
+                .get("group_id")
+                .and_then(|v| v.as_str())
+                .map(str::to_string)
+        })
         .collect();
     Ok(())
 }

@@ -119,7 +119,11 @@ impl Registry {
             .into_iter()
             .filter(|(id, _)| self.get(id).is_none())
             .map(|(id, line)| {
-                let at = if line > 0 { format!("line {line}: ") } else { String::new() };
+                let at = if line > 0 {
+                    format!("line {line}: ")
+                } else {
+                    String::new()
+                };
                 format!("{at}[posture] names unknown check {id:?}")
             })
             .collect()
@@ -163,7 +167,10 @@ mod tests {
             until_ms,
             line: 12,
         };
-        let settings = |posture| Settings { posture, ..Settings::default() };
+        let settings = |posture| Settings {
+            posture,
+            ..Settings::default()
+        };
         let r = Registry::builtin();
         let run = |s: &Settings, id: &str| {
             r.evaluate(&f, s)
@@ -174,21 +181,46 @@ mod tests {
         };
         let plain = settings(PostureConfig::default());
         assert_eq!(run(&plain, "guardduty.enabled")[0].0, Status::Fail);
-        let off = settings(PostureConfig { disabled: vec!["guardduty.enabled".into()], ..Default::default() });
+        let off = settings(PostureConfig {
+            disabled: vec!["guardduty.enabled".into()],
+            ..Default::default()
+        });
         assert!(run(&off, "guardduty.enabled").is_empty());
         assert_eq!(run(&off, "securityhub.enabled")[0].0, Status::Fail);
-        let excepted = settings(PostureConfig { exceptions: vec![exception(ACCOUNT, None)], ..Default::default() });
+        let excepted = settings(PostureConfig {
+            exceptions: vec![exception(ACCOUNT, None)],
+            ..Default::default()
+        });
         let got = run(&excepted, "guardduty.enabled");
         assert_eq!(got[0].0, Status::Excepted);
-        assert!(got[0].1.contains("line 12: sandbox account (CHG-7)"), "{}", got[0].1);
+        assert!(
+            got[0].1.contains("line 12: sandbox account (CHG-7)"),
+            "{}",
+            got[0].1
+        );
         // Another account's exception, or one that lapsed, does not apply.
-        let other = settings(PostureConfig { exceptions: vec![exception("999999999999", None)], ..Default::default() });
+        let other = settings(PostureConfig {
+            exceptions: vec![exception("999999999999", None)],
+            ..Default::default()
+        });
         assert_eq!(run(&other, "guardduty.enabled")[0].0, Status::Fail);
-        let lapsed = settings(PostureConfig { exceptions: vec![exception("*", Some(NOW - 1))], ..Default::default() });
+        let lapsed = settings(PostureConfig {
+            exceptions: vec![exception("*", Some(NOW - 1))],
+            ..Default::default()
+        });
         assert_eq!(run(&lapsed, "guardduty.enabled")[0].0, Status::Fail);
         // Unknown ids are named with their line.
-        let typo = PostureConfig { exceptions: vec![PostureException { check: "guardduty.enable".into(), ..exception("*", None) }], ..Default::default() };
-        assert_eq!(r.unknown_in(&typo), vec!["line 12: [posture] names unknown check \"guardduty.enable\"".to_string()]);
+        let typo = PostureConfig {
+            exceptions: vec![PostureException {
+                check: "guardduty.enable".into(),
+                ..exception("*", None)
+            }],
+            ..Default::default()
+        };
+        assert_eq!(
+            r.unknown_in(&typo),
+            vec!["line 12: [posture] names unknown check \"guardduty.enable\"".to_string()]
+        );
     }
 
     #[test]

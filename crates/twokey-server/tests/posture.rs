@@ -162,7 +162,10 @@ fn the_interval_is_a_typed_duration_with_clear_errors() {
     assert_eq!(ok.interval, Interval(90 * 60_000));
     assert_eq!(ok.member_role, "OrganizationAccountAccessRole");
     let e = toml::from_str::<PostureConfig>("interval = \"soon\"").expect_err("bad");
-    assert!(e.to_string().contains("[posture.aws] interval \"soon\""), "{e}");
+    assert!(
+        e.to_string().contains("[posture.aws] interval \"soon\""),
+        "{e}"
+    );
     let e = toml::from_str::<PostureConfig>("interval = \"10ms\"").expect_err("short");
     assert!(e.to_string().contains("shorter than 1s"), "{e}");
     let e = toml::from_str::<PostureConfig>("interval = \"1h\"\nregion_list = []")

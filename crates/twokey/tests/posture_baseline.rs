@@ -52,7 +52,9 @@ async fn member_account(moto: &Moto, mgmt: &SdkConfig) -> (String, SdkConfig) {
     let config = twokey_aws::client::Connection {
         endpoint_url: Some(moto.url()),
         region: Some("us-east-1".into()),
-        assume_role_arn: Some(format!("arn:aws:iam::{id}:role/OrganizationAccountAccessRole")),
+        assume_role_arn: Some(format!(
+            "arn:aws:iam::{id}:role/OrganizationAccountAccessRole"
+        )),
         ..Default::default()
     }
     .load()
@@ -62,7 +64,11 @@ async fn member_account(moto: &Moto, mgmt: &SdkConfig) -> (String, SdkConfig) {
 
 async fn bucket(s3: &aws_sdk_s3::Client, name: &str, kms: Option<&str>, log_to: Option<&str>) {
     use aws_sdk_s3::types::*;
-    s3.create_bucket().bucket(name).send().await.expect("bucket");
+    s3.create_bucket()
+        .bucket(name)
+        .send()
+        .await
+        .expect("bucket");
     if let Some(key) = kms {
         s3.put_bucket_encryption()
             .bucket(name)
@@ -113,8 +119,17 @@ async fn seed(mgmt: &SdkConfig, member: &SdkConfig) -> Value {
     // without rotation (fail) whose policy opens kms:* to everyone (fail).
     let kms = aws_sdk_kms::Client::new(mgmt);
     let good = kms.create_key().send().await.expect("key");
-    let good = good.key_metadata().expect("meta").arn().expect("arn").to_string();
-    kms.enable_key_rotation().key_id(&good).send().await.expect("rotation");
+    let good = good
+        .key_metadata()
+        .expect("meta")
+        .arn()
+        .expect("arn")
+        .to_string();
+    kms.enable_key_rotation()
+        .key_id(&good)
+        .send()
+        .await
+        .expect("rotation");
     let open_policy = json!({"Version": "2012-10-17", "Statement": [
         {"Sid": "open", "Effect": "Allow", "Principal": "*", "Action": "kms:*", "Resource": "*"}]});
     let open = kms
@@ -123,7 +138,12 @@ async fn seed(mgmt: &SdkConfig, member: &SdkConfig) -> Value {
         .send()
         .await
         .expect("open key");
-    let open = open.key_metadata().expect("meta").arn().expect("arn").to_string();
+    let open = open
+        .key_metadata()
+        .expect("meta")
+        .arn()
+        .expect("arn")
+        .to_string();
 
     // S3: an SSE-KMS ledger bucket with access logging (encryption pass,
     // logging pass); a second "ledger" bucket on SSE-S3 without logging
@@ -208,7 +228,11 @@ async fn seed(mgmt: &SdkConfig, member: &SdkConfig) -> Value {
         .send()
         .await
         .expect("topic");
-    sns.create_topic().name("plain-alerts").send().await.expect("topic");
+    sns.create_topic()
+        .name("plain-alerts")
+        .send()
+        .await
+        .expect("topic");
 
     // VPC flow logs: a VPC with one (pass); the default VPC has none (fail).
     let ec2 = aws_sdk_ec2::Client::new(mgmt);
@@ -247,7 +271,11 @@ async fn seed(mgmt: &SdkConfig, member: &SdkConfig) -> Value {
     // (pass), 7 days in eu-west-1 (fail); the trail's group keeps forever (pass).
     let logs = aws_sdk_cloudwatchlogs::Client::new(mgmt);
     for (g, days) in [("short", Some(30)), ("long", Some(400)), ("trail", None)] {
-        logs.create_log_group().log_group_name(g).send().await.expect("group");
+        logs.create_log_group()
+            .log_group_name(g)
+            .send()
+            .await
+            .expect("group");
         if let Some(d) = days {
             logs.put_retention_policy()
                 .log_group_name(g)
@@ -258,7 +286,12 @@ async fn seed(mgmt: &SdkConfig, member: &SdkConfig) -> Value {
         }
     }
     let eu_logs = aws_sdk_cloudwatchlogs::Client::new(&eu);
-    eu_logs.create_log_group().log_group_name("eu-short").send().await.expect("group");
+    eu_logs
+        .create_log_group()
+        .log_group_name("eu-short")
+        .send()
+        .await
+        .expect("group");
     eu_logs
         .put_retention_policy()
         .log_group_name("eu-short")
@@ -333,7 +366,11 @@ async fn seed(mgmt: &SdkConfig, member: &SdkConfig) -> Value {
         .await
         .expect("password policy");
     let miam = aws_sdk_iam::Client::new(member);
-    miam.create_user().user_name("legacy").send().await.expect("user");
+    miam.create_user()
+        .user_name("legacy")
+        .send()
+        .await
+        .expect("user");
     miam.update_account_password_policy()
         .minimum_password_length(8)
         .send()
@@ -372,7 +409,11 @@ fn finding<'a>(fs: &'a [Value], check: &str, account: &str, resource: &str) -> &
     let hits: Vec<&Value> = fs
         .iter()
         .filter(|f| f["check"] == check && f["account"] == account)
-        .filter(|f| f["resource"].as_str().is_some_and(|r| r.ends_with(resource)))
+        .filter(|f| {
+            f["resource"]
+                .as_str()
+                .is_some_and(|r| r.ends_with(resource))
+        })
         .collect();
     assert_eq!(hits.len(), 1, "{check} {account} {resource}: {hits:#?}");
     hits[0]
@@ -389,9 +430,21 @@ async fn every_baseline_check_passes_and_fails_on_moto_through_the_binary() {
     std::fs::write(&policy_file, policy()).expect("policy");
     let url = moto.url();
     let out = Command::new(bin())
-        .args(["posture", "aws", "--endpoint-url", &url, "--regions", REGIONS])
+        .args([
+            "posture",
+            "aws",
+            "--endpoint-url",
+            &url,
+            "--regions",
+            REGIONS,
+        ])
         .args(["--policy", policy_file.to_str().expect("path")])
-        .args(["--log-bucket", "ledger-kms,ledger-sse-s3", "--format", "json"])
+        .args([
+            "--log-bucket",
+            "ledger-kms,ledger-sse-s3",
+            "--format",
+            "json",
+        ])
         .output()
         .expect("run twokey");
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -408,18 +461,63 @@ async fn every_baseline_check_passes_and_fails_on_moto_through_the_binary() {
     let (vpc, default_vpc) = (key("vpc"), key("default_vpc"));
     let m = member.as_str();
     let cases: Vec<(&str, &str, String, &str)> = vec![
-        ("s3.default_encryption", MGMT, ":::ledger-kms".into(), "pass"),
-        ("s3.default_encryption", MGMT, ":::ledger-sse-s3".into(), "fail"),
-        ("s3.default_encryption", MGMT, ":::access-logs".into(), "pass"),
-        ("s3.log_bucket_access_logging", MGMT, ":::ledger-kms".into(), "pass"),
-        ("s3.log_bucket_access_logging", MGMT, ":::ledger-sse-s3".into(), "fail"),
-        ("ec2.ebs_encryption_by_default", MGMT, "us-east-1:123456789012:ebs-encryption-by-default".into(), "pass"),
-        ("ec2.ebs_encryption_by_default", MGMT, "eu-west-1:123456789012:ebs-encryption-by-default".into(), "fail"),
+        (
+            "s3.default_encryption",
+            MGMT,
+            ":::ledger-kms".into(),
+            "pass",
+        ),
+        (
+            "s3.default_encryption",
+            MGMT,
+            ":::ledger-sse-s3".into(),
+            "fail",
+        ),
+        (
+            "s3.default_encryption",
+            MGMT,
+            ":::access-logs".into(),
+            "pass",
+        ),
+        (
+            "s3.log_bucket_access_logging",
+            MGMT,
+            ":::ledger-kms".into(),
+            "pass",
+        ),
+        (
+            "s3.log_bucket_access_logging",
+            MGMT,
+            ":::ledger-sse-s3".into(),
+            "fail",
+        ),
+        (
+            "ec2.ebs_encryption_by_default",
+            MGMT,
+            "us-east-1:123456789012:ebs-encryption-by-default".into(),
+            "pass",
+        ),
+        (
+            "ec2.ebs_encryption_by_default",
+            MGMT,
+            "eu-west-1:123456789012:ebs-encryption-by-default".into(),
+            "fail",
+        ),
         ("rds.storage_encrypted", MGMT, ":db:db-enc".into(), "pass"),
         ("rds.storage_encrypted", MGMT, ":db:db-plain".into(), "fail"),
         ("redshift.encrypted", MGMT, ":cluster:wh-enc".into(), "pass"),
-        ("redshift.encrypted", MGMT, ":cluster:wh-plain".into(), "fail"),
-        ("backup.vault_customer_key", MGMT, ":backup-vault:cmk".into(), "pass"),
+        (
+            "redshift.encrypted",
+            MGMT,
+            ":cluster:wh-plain".into(),
+            "fail",
+        ),
+        (
+            "backup.vault_customer_key",
+            MGMT,
+            ":backup-vault:cmk".into(),
+            "pass",
+        ),
         ("kms.rotation_enabled", MGMT, good.clone(), "pass"),
         ("kms.rotation_enabled", MGMT, open.clone(), "fail"),
         ("kms.policy_not_open", MGMT, good.clone(), "pass"),
@@ -429,45 +527,119 @@ async fn every_baseline_check_passes_and_fails_on_moto_through_the_binary() {
         ("sns.encrypted", MGMT, ":alerts".into(), "pass"),
         ("sns.encrypted", MGMT, ":plain-alerts".into(), "fail"),
         ("vpc.flow_logs", MGMT, format!("vpc/{vpc}"), "pass"),
-        ("cloudtrail.realtime_delivery", MGMT, ":trail/rt".into(), "pass"),
-        ("cloudtrail.realtime_delivery", MGMT, ":trail/quiet".into(), "fail"),
-        ("cloudtrail.realtime_delivery", MGMT, ":trail/eb".into(), "pass"),
-        ("logs.retention_days", MGMT, ":log-group:long".into(), "pass"),
-        ("logs.retention_days", MGMT, ":log-group:trail".into(), "pass"),
-        ("logs.retention_days", MGMT, ":log-group:eu-short".into(), "fail"),
-        ("logs.retention_days", MGMT, ":log-group:short".into(), "excepted"),
+        (
+            "cloudtrail.realtime_delivery",
+            MGMT,
+            ":trail/rt".into(),
+            "pass",
+        ),
+        (
+            "cloudtrail.realtime_delivery",
+            MGMT,
+            ":trail/quiet".into(),
+            "fail",
+        ),
+        (
+            "cloudtrail.realtime_delivery",
+            MGMT,
+            ":trail/eb".into(),
+            "pass",
+        ),
+        (
+            "logs.retention_days",
+            MGMT,
+            ":log-group:long".into(),
+            "pass",
+        ),
+        (
+            "logs.retention_days",
+            MGMT,
+            ":log-group:trail".into(),
+            "pass",
+        ),
+        (
+            "logs.retention_days",
+            MGMT,
+            ":log-group:eu-short".into(),
+            "fail",
+        ),
+        (
+            "logs.retention_days",
+            MGMT,
+            ":log-group:short".into(),
+            "excepted",
+        ),
         ("identity.federation", MGMT, ":root".into(), "pass"),
         ("identity.federation", m, ":root".into(), "fail"),
-        ("iam.console_users_break_glass", MGMT, "user/breakglass".into(), "pass"),
-        ("iam.console_users_break_glass", MGMT, "user/alice".into(), "fail"),
-        ("iam.password_policy", MGMT, ":account-password-policy".into(), "pass"),
-        ("iam.password_policy", m, ":account-password-policy".into(), "fail"),
+        (
+            "iam.console_users_break_glass",
+            MGMT,
+            "user/breakglass".into(),
+            "pass",
+        ),
+        (
+            "iam.console_users_break_glass",
+            MGMT,
+            "user/alice".into(),
+            "fail",
+        ),
+        (
+            "iam.password_policy",
+            MGMT,
+            ":account-password-policy".into(),
+            "pass",
+        ),
+        (
+            "iam.password_policy",
+            m,
+            ":account-password-policy".into(),
+            "fail",
+        ),
     ];
     let mut wrong = Vec::new();
     for (check, account, resource, want) in &cases {
         let f = finding(&fs, check, account, resource);
         if f["status"] != *want {
-            wrong.push(format!("{check} {account} {resource}: {} ({})", f["status"], f["message"]));
+            wrong.push(format!(
+                "{check} {account} {resource}: {} ({})",
+                f["status"], f["message"]
+            ));
         }
     }
     // The default VPC (one per region) has no flow log.
     let default_vpc_findings: Vec<&Value> = fs
         .iter()
-        .filter(|f| f["check"] == "vpc.flow_logs" && f["resource"].as_str().is_some_and(|r| r.ends_with(&default_vpc)))
+        .filter(|f| {
+            f["check"] == "vpc.flow_logs"
+                && f["resource"]
+                    .as_str()
+                    .is_some_and(|r| r.ends_with(&default_vpc))
+        })
         .collect();
     assert!(
-        !default_vpc_findings.is_empty() && default_vpc_findings.iter().all(|f| f["status"] == "fail"),
+        !default_vpc_findings.is_empty()
+            && default_vpc_findings.iter().all(|f| f["status"] == "fail"),
         "{default_vpc_findings:#?}"
     );
     // A vault without a customer key is never a pass.
-    let vault = finding(&fs, "backup.vault_customer_key", MGMT, ":backup-vault:default-key");
+    let vault = finding(
+        &fs,
+        "backup.vault_customer_key",
+        MGMT,
+        ":backup-vault:default-key",
+    );
     if vault["status"] == "pass" {
         wrong.push(format!("default-key vault passed: {}", vault["message"]));
     }
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
     // The exception's reason is shown with the finding.
     let excepted = finding(&fs, "logs.retention_days", MGMT, ":log-group:short");
-    assert!(excepted["message"].as_str().is_some_and(|m| m.contains("CHG-42")), "{excepted}");
+    assert!(
+        excepted["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("CHG-42")),
+        "{excepted}"
+    );
     assert_eq!(v["summary"]["excepted"], 1, "{}", v["summary"]);
 }
 
@@ -475,7 +647,11 @@ async fn every_baseline_check_passes_and_fails_on_moto_through_the_binary() {
 fn a_posture_section_naming_an_unknown_check_is_refused() {
     let dir = tempfile::tempdir().expect("tempdir");
     let policy_file = dir.path().join("policy.toml");
-    std::fs::write(&policy_file, policy().replace("logs.retention_days", "logs.retension_days")).expect("policy");
+    std::fs::write(
+        &policy_file,
+        policy().replace("logs.retention_days", "logs.retension_days"),
+    )
+    .expect("policy");
     let facts = dir.path().join("facts.json");
     std::fs::write(&facts, r#"{"collected_at_ms": 0}"#).expect("facts");
     let out = Command::new(bin())
@@ -485,5 +661,8 @@ fn a_posture_section_naming_an_unknown_check_is_refused() {
         .expect("run twokey");
     let err = String::from_utf8_lossy(&out.stderr);
     assert_ne!(out.status.code(), Some(0));
-    assert!(err.contains("unknown check \"logs.retension_days\"") && err.contains("line"), "{err}");
+    assert!(
+        err.contains("unknown check \"logs.retension_days\"") && err.contains("line"),
+        "{err}"
+    );
 }

@@ -22,8 +22,13 @@ pub const CHECK: Check = Check {
 };
 
 fn evaluate(facts: &Facts, _: &Settings) -> Vec<Finding> {
-    per_region_baseline(facts, CHECK.id, "Backup vault keys", |b| &b.vault_keys, |at, _, vs| {
-        vs.iter()
+    per_region_baseline(
+        facts,
+        CHECK.id,
+        "Backup vault keys",
+        |b| &b.vault_keys,
+        |at, _, vs| {
+            vs.iter()
             .map(|v| {
                 let evidence = json!(v);
                 match (&v.key_arn, v.customer_managed) {
@@ -47,7 +52,8 @@ fn evaluate(facts: &Facts, _: &Settings) -> Vec<Finding> {
                 }
             })
             .collect()
-    })
+        },
+    )
 }
 
 #[cfg(test)]
@@ -61,9 +67,25 @@ mod tests {
     #[test]
     fn aws_managed_fails_customer_passes_unknown_is_an_error() {
         let mut f = facts();
-        let k = |c| VaultKey { vault: "v".into(), key_arn: Some("arn:aws:kms:eu-west-1:1:key/x".into()), customer_managed: c };
-        region_mut(&mut f).baseline.as_mut().expect("baseline").vault_keys =
-            Collected::Ok(vec![k(Some(false)), k(Some(true)), k(None), VaultKey { vault: "n".into(), key_arn: None, customer_managed: None }]);
+        let k = |c| VaultKey {
+            vault: "v".into(),
+            key_arn: Some("arn:aws:kms:eu-west-1:1:key/x".into()),
+            customer_managed: c,
+        };
+        region_mut(&mut f)
+            .baseline
+            .as_mut()
+            .expect("baseline")
+            .vault_keys = Collected::Ok(vec![
+            k(Some(false)),
+            k(Some(true)),
+            k(None),
+            VaultKey {
+                vault: "n".into(),
+                key_arn: None,
+                customer_managed: None,
+            },
+        ]);
         assert_eq!(statuses(&CHECK, &f), vec![Fail, Pass, Error, Fail]);
     }
 }

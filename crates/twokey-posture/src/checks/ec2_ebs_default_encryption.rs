@@ -30,7 +30,10 @@ fn evaluate(facts: &Facts, _: &Settings) -> Vec<Finding> {
         |at, account, on| {
             let region = at.region.unwrap_or_default();
             vec![at.decide(
-                format!("arn:aws:ec2:{region}:{}:ebs-encryption-by-default", account.id),
+                format!(
+                    "arn:aws:ec2:{region}:{}:ebs-encryption-by-default",
+                    account.id
+                ),
                 *on,
                 format!(
                     "EBS encryption by default is {} in {region}",
@@ -53,8 +56,11 @@ mod tests {
     fn off_fails_on_passes() {
         let mut f = facts();
         assert_eq!(statuses(&CHECK, &f), vec![Fail]);
-        region_mut(&mut f).baseline.as_mut().expect("baseline").ebs_encryption_by_default =
-            Collected::Ok(true);
+        region_mut(&mut f)
+            .baseline
+            .as_mut()
+            .expect("baseline")
+            .ebs_encryption_by_default = Collected::Ok(true);
         assert_eq!(statuses(&CHECK, &f), vec![Pass]);
     }
 }

@@ -33,9 +33,15 @@ fn evaluate(facts: &Facts, settings: &Settings) -> Vec<Finding> {
                     u.arn.clone(),
                     break_glass,
                     if break_glass {
-                        format!("user {} has a console password as a named break-glass user", u.name)
+                        format!(
+                            "user {} has a console password as a named break-glass user",
+                            u.name
+                        )
                     } else {
-                        format!("user {} has a console password and is not a break-glass user", u.name)
+                        format!(
+                            "user {} has a console password and is not a break-glass user",
+                            u.name
+                        )
                     },
                     json!({"password": u.password, "break_glass": break_glass}),
                 )
@@ -58,12 +64,21 @@ mod tests {
             name: n.into(),
             arn: format!("arn:aws:iam::1:user/{n}"),
             created_ms: 0,
-            password: pw.then_some(Password { created_ms: 0, last_used_ms: None }),
+            password: pw.then_some(Password {
+                created_ms: 0,
+                last_used_ms: None,
+            }),
             access_keys: vec![],
         };
         iam(&mut f).users = vec![u("alice", true), u("bg", true), u("ci", false)];
-        let s = Settings { break_glass_users: vec!["bg".into()], ..Settings::default() };
-        let got: Vec<_> = (CHECK.evaluate)(&f, &s).into_iter().map(|x| x.status).collect();
+        let s = Settings {
+            break_glass_users: vec!["bg".into()],
+            ..Settings::default()
+        };
+        let got: Vec<_> = (CHECK.evaluate)(&f, &s)
+            .into_iter()
+            .map(|x| x.status)
+            .collect();
         assert_eq!(got, vec![Fail, Pass]);
     }
 }

@@ -30,47 +30,68 @@ pub const CHECK: Check = Check {
 
 fn evaluate(facts: &Facts, settings: &Settings) -> Vec<Finding> {
     let min = settings.password_min_length;
-    per_account_baseline(facts, CHECK.id, "the password policy", |b| &b.password_policy, |at, account, scan, policy| {
-        // Only accounts where users remain need one.
-        let users = match &scan.iam {
-            Collected::Ok(i) => i.users.len(),
-            Collected::Error(_) => 0,
-        };
-        if users == 0 {
-            return vec![];
-        }
-        let resource = format!("arn:aws:iam::{}:account-password-policy", account.id);
-        let Some(p) = policy else {
-            return vec![at.decide(resource, false, format!("account {} has {users} IAM users and no password policy", account.id), json!(null))];
-        };
-        let mut weak = Vec::new();
-        if p.minimum_length < min as i32 {
-            weak.push(format!("minimum length {} (< {min})", p.minimum_length));
-        }
-        for (on, what) in [
-            (p.require_symbols, "symbols"),
-            (p.require_numbers, "numbers"),
-            (p.require_uppercase, "uppercase letters"),
-            (p.require_lowercase, "lowercase letters"),
-        ] {
-            if !on {
-                weak.push(format!("{what} not required"));
+    per_account_baseline(
+        facts,
+        CHECK.id,
+        "the password policy",
+        |b| &b.password_policy,
+        |at, account, scan, policy| {
+            // Only accounts where users remain need one.
+            let users = match &scan.iam {
+                Collected::Ok(i) => i.users.len(),
+                Collected::Error(_) => 0,
+            };
+            if users == 0 {
+                return vec![];
             }
-        }
-        if p.reuse_prevention.unwrap_or(0) < 24 {
-            weak.push(format!("reuse prevention {} (< 24)", p.reuse_prevention.unwrap_or(0)));
-        }
-        vec![at.decide(
-            resource,
-            weak.is_empty(),
-            if weak.is_empty() {
-                format!("account {}'s password policy is strong", account.id)
-            } else {
-                format!("account {}'s password policy is weak: {}", account.id, weak.join(", "))
-            },
-            json!(p),
-        )]
-    })
+            let resource = format!("arn:aws:iam::{}:account-password-policy", account.id);
+            let Some(p) = policy else {
+                return vec![at.decide(
+                    resource,
+                    false,
+                    format!(
+                        "account {} has {users} IAM users and no password policy",
+                        account.id
+                    ),
+                    json!(null),
+                )];
+            };
+            let mut weak = Vec::new();
+            if p.minimum_length < min as i32 {
+                weak.push(format!("minimum length {} (< {min})", p.minimum_length));
+            }
+            for (on, what) in [
+                (p.require_symbols, "symbols"),
+                (p.require_numbers, "numbers"),
+                (p.require_uppercase, "uppercase letters"),
+                (p.require_lowercase, "lowercase letters"),
+            ] {
+                if !on {
+                    weak.push(format!("{what} not required"));
+                }
+            }
+            if p.reuse_prevention.unwrap_or(0) < 24 {
+                weak.push(format!(
+                    "reuse prevention {} (< 24)",
+                    p.reuse_prevention.unwrap_or(0)
+                ));
+            }
+            vec![at.decide(
+                resource,
+                weak.is_empty(),
+                if weak.is_empty() {
+                    format!("account {}'s password policy is strong", account.id)
+                } else {
+                    format!(
+                        "account {}'s password policy is weak: {}",
+                        account.id,
+                        weak.join(", ")
+                    )
+                },
+                json!(p),
+            )]
+        },
+    )
 }
 
 #[cfg(test)]
@@ -85,16 +106,37 @@ mod tests {
     fn judged_only_where_users_remain() {
         let mut f = facts();
         assert!(statuses(&CHECK, &f).is_empty());
-        iam(&mut f).users = vec![User { name: "bg".into(), arn: "a".into(), created_ms: 0, password: None, access_keys: vec![] }];
+        iam(&mut f).users = vec![User {
+            name: "bg".into(),
+            arn: "a".into(),
+            created_ms: 0,
+            password: None,
+            access_keys: vec![],
+        }];
         assert_eq!(statuses(&CHECK, &f), vec![Fail]);
         let strong = PasswordPolicy {
-            minimum_length: 14, require_symbols: true, require_numbers: true, require_uppercase: true,
-            require_lowercase: true, reuse_prevention: Some(24), max_age_days: None,
+            minimum_length: 14,
+            require_symbols: true,
+            require_numbers: true,
+            require_uppercase: true,
+            require_lowercase: true,
+            reuse_prevention: Some(24),
+            max_age_days: None,
         };
-        scan(&mut f, 0).baseline.as_mut().expect("baseline").password_policy =
-            Collected::Ok(Some(PasswordPolicy { minimum_length: 8, ..strong }));
+        scan(&mut f, 0)
+            .baseline
+            .as_mut()
+            .expect("baseline")
+            .password_policy = Collected::Ok(Some(PasswordPolicy {
+            minimum_length: 8,
+            ..strong
+        }));
         assert_eq!(statuses(&CHECK, &f), vec![Fail]);
-        scan(&mut f, 0).baseline.as_mut().expect("baseline").password_policy = Collected::Ok(Some(strong));
+        scan(&mut f, 0)
+            .baseline
+            .as_mut()
+            .expect("baseline")
+            .password_policy = Collected::Ok(Some(strong));
         assert_eq!(statuses(&CHECK, &f), vec![Pass]);
     }
 }

@@ -39,9 +39,14 @@ fn evaluate(facts: &Facts, _: &Settings) -> Vec<Finding> {
         .flatten()
         .cloned()
         .collect();
-    per_account_baseline(facts, CHECK.id, "IAM identity providers", |b| &b.identity_providers, |at, account, _, idps| {
-        let ok = !identity_center.is_empty() || !idps.is_empty();
-        vec![at.decide(
+    per_account_baseline(
+        facts,
+        CHECK.id,
+        "IAM identity providers",
+        |b| &b.identity_providers,
+        |at, account, _, idps| {
+            let ok = !identity_center.is_empty() || !idps.is_empty();
+            vec![at.decide(
             format!("arn:aws:iam::{}:root", account.id),
             ok,
             match (identity_center.first(), idps.first()) {
@@ -51,7 +56,8 @@ fn evaluate(facts: &Facts, _: &Settings) -> Vec<Finding> {
             },
             json!({"identity_center": identity_center, "identity_providers": idps}),
         )]
-    })
+        },
+    )
 }
 
 #[cfg(test)]
@@ -65,14 +71,24 @@ mod tests {
     fn an_idp_or_identity_center_passes() {
         let mut f = facts();
         assert_eq!(statuses(&CHECK, &f), vec![Fail]);
-        scan(&mut f, 0).baseline.as_mut().expect("baseline").identity_providers =
-            Collected::Ok(vec!["arn:aws:iam::1:saml-provider/okta".into()]);
+        scan(&mut f, 0)
+            .baseline
+            .as_mut()
+            .expect("baseline")
+            .identity_providers = Collected::Ok(vec!["arn:aws:iam::1:saml-provider/okta".into()]);
         assert_eq!(statuses(&CHECK, &f), vec![Pass]);
-        scan(&mut f, 0).baseline.as_mut().expect("baseline").identity_providers = Collected::Ok(vec![]);
+        scan(&mut f, 0)
+            .baseline
+            .as_mut()
+            .expect("baseline")
+            .identity_providers = Collected::Ok(vec![]);
         let mut mgmt = account("111111111111", true);
         if let Collected::Ok(s) = &mut mgmt.scan {
-            s.regions[0].baseline.as_mut().expect("baseline").identity_center =
-                Collected::Ok(vec!["arn:aws:sso:::instance/ssoins-1".into()]);
+            s.regions[0]
+                .baseline
+                .as_mut()
+                .expect("baseline")
+                .identity_center = Collected::Ok(vec!["arn:aws:sso:::instance/ssoins-1".into()]);
         }
         f.accounts.push(mgmt);
         assert_eq!(statuses(&CHECK, &f), vec![Pass, Pass]);

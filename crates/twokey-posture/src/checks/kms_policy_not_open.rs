@@ -56,14 +56,20 @@ pub fn open_statements(policy: &Value) -> Vec<Value> {
                         .iter()
                         .any(|x| *x == "*" || x.eq_ignore_ascii_case("kms:*"))
                 })
-                && s.get("Condition").is_none_or(|c| c.as_object().is_none_or(|o| o.is_empty()))
+                && s.get("Condition")
+                    .is_none_or(|c| c.as_object().is_none_or(|o| o.is_empty()))
         })
         .collect()
 }
 
 fn evaluate(facts: &Facts, _: &Settings) -> Vec<Finding> {
-    per_region_baseline(facts, CHECK.id, "KMS keys", |b| &b.kms_keys, |at, _, keys| {
-        keys.iter()
+    per_region_baseline(
+        facts,
+        CHECK.id,
+        "KMS keys",
+        |b| &b.kms_keys,
+        |at, _, keys| {
+            keys.iter()
             .map(|k| {
                 let open = open_statements(&k.policy);
                 at.decide(
@@ -78,7 +84,8 @@ fn evaluate(facts: &Facts, _: &Settings) -> Vec<Finding> {
                 )
             })
             .collect()
-    })
+        },
+    )
 }
 
 #[cfg(test)]
@@ -90,7 +97,13 @@ mod tests {
     use crate::Status::*;
 
     fn key(policy: Value) -> KmsKey {
-        KmsKey { arn: "k".into(), enabled: true, symmetric: true, rotation: true, policy }
+        KmsKey {
+            arn: "k".into(),
+            enabled: true,
+            symmetric: true,
+            rotation: true,
+            policy,
+        }
     }
 
     #[test]
@@ -102,8 +115,17 @@ mod tests {
         let conditioned = json!({"Statement": [{"Effect": "Allow", "Principal": "*", "Action": "kms:*", "Resource": "*",
             "Condition": {"StringEquals": {"kms:CallerAccount": "1"}}}]});
         let decrypt_only = json!({"Statement": [{"Effect": "Allow", "Principal": "*", "Action": "kms:Decrypt", "Resource": "*"}]});
-        region_mut(&mut f).baseline.as_mut().expect("baseline").kms_keys =
-            Collected::Ok(vec![key(root), key(open), key(open_aws), key(conditioned), key(decrypt_only)]);
+        region_mut(&mut f)
+            .baseline
+            .as_mut()
+            .expect("baseline")
+            .kms_keys = Collected::Ok(vec![
+            key(root),
+            key(open),
+            key(open_aws),
+            key(conditioned),
+            key(decrypt_only),
+        ]);
         assert_eq!(statuses(&CHECK, &f), vec![Pass, Fail, Fail, Pass, Pass]);
     }
 }

@@ -22,25 +22,31 @@ pub const CHECK: Check = Check {
 };
 
 fn evaluate(facts: &Facts, _: &Settings) -> Vec<Finding> {
-    per_region_baseline(facts, CHECK.id, "KMS keys", |b| &b.kms_keys, |at, _, keys| {
-        keys.iter()
-            // Asymmetric and HMAC keys cannot rotate automatically; disabled
-            // keys protect nothing new.
-            .filter(|k| k.enabled && k.symmetric)
-            .map(|k| {
-                at.decide(
-                    k.arn.clone(),
-                    k.rotation,
-                    format!(
-                        "key {} {} automatic rotation",
-                        k.arn,
-                        if k.rotation { "has" } else { "does not have" }
-                    ),
-                    json!({"rotation": k.rotation}),
-                )
-            })
-            .collect()
-    })
+    per_region_baseline(
+        facts,
+        CHECK.id,
+        "KMS keys",
+        |b| &b.kms_keys,
+        |at, _, keys| {
+            keys.iter()
+                // Asymmetric and HMAC keys cannot rotate automatically; disabled
+                // keys protect nothing new.
+                .filter(|k| k.enabled && k.symmetric)
+                .map(|k| {
+                    at.decide(
+                        k.arn.clone(),
+                        k.rotation,
+                        format!(
+                            "key {} {} automatic rotation",
+                            k.arn,
+                            if k.rotation { "has" } else { "does not have" }
+                        ),
+                        json!({"rotation": k.rotation}),
+                    )
+                })
+                .collect()
+        },
+    )
 }
 
 #[cfg(test)]
@@ -54,9 +60,23 @@ mod tests {
     #[test]
     fn rotation_off_fails_asymmetric_and_disabled_are_not_judged() {
         let mut f = facts();
-        let k = |enabled, symmetric, rotation| KmsKey { arn: "k".into(), enabled, symmetric, rotation, policy: serde_json::Value::Null };
-        region_mut(&mut f).baseline.as_mut().expect("baseline").kms_keys =
-            Collected::Ok(vec![k(true, true, false), k(true, true, true), k(true, false, false), k(false, true, false)]);
+        let k = |enabled, symmetric, rotation| KmsKey {
+            arn: "k".into(),
+            enabled,
+            symmetric,
+            rotation,
+            policy: serde_json::Value::Null,
+        };
+        region_mut(&mut f)
+            .baseline
+            .as_mut()
+            .expect("baseline")
+            .kms_keys = Collected::Ok(vec![
+            k(true, true, false),
+            k(true, true, true),
+            k(true, false, false),
+            k(false, true, false),
+        ]);
         assert_eq!(statuses(&CHECK, &f), vec![Fail, Pass]);
     }
 }

@@ -23,23 +23,32 @@ pub const CHECK: Check = Check {
 
 fn evaluate(facts: &Facts, settings: &Settings) -> Vec<Finding> {
     let min = settings.log_retention_min_days;
-    per_region_baseline(facts, CHECK.id, "CloudWatch Logs groups", |b| &b.log_groups, |at, _, groups| {
-        groups
-            .iter()
-            .map(|g| {
-                let ok = g.retention_days.is_none_or(|d| d >= 0 && d as u32 >= min);
-                at.decide(
-                    g.arn.clone(),
-                    ok,
-                    match g.retention_days {
-                        None => format!("log group {} keeps events forever", g.arn),
-                        Some(d) => format!("log group {} keeps events {d} days (at least {min} wanted)", g.arn),
-                    },
-                    json!({"retention_days": g.retention_days, "min_days": min}),
-                )
-            })
-            .collect()
-    })
+    per_region_baseline(
+        facts,
+        CHECK.id,
+        "CloudWatch Logs groups",
+        |b| &b.log_groups,
+        |at, _, groups| {
+            groups
+                .iter()
+                .map(|g| {
+                    let ok = g.retention_days.is_none_or(|d| d >= 0 && d as u32 >= min);
+                    at.decide(
+                        g.arn.clone(),
+                        ok,
+                        match g.retention_days {
+                            None => format!("log group {} keeps events forever", g.arn),
+                            Some(d) => format!(
+                                "log group {} keeps events {d} days (at least {min} wanted)",
+                                g.arn
+                            ),
+                        },
+                        json!({"retention_days": g.retention_days, "min_days": min}),
+                    )
+                })
+                .collect()
+        },
+    )
 }
 
 #[cfg(test)]
@@ -53,9 +62,15 @@ mod tests {
     #[test]
     fn short_retention_fails_forever_passes() {
         let mut f = facts();
-        let g = |d| LogGroup { arn: "g".into(), retention_days: d };
-        region_mut(&mut f).baseline.as_mut().expect("baseline").log_groups =
-            Collected::Ok(vec![g(Some(30)), g(Some(365)), g(None), g(Some(3653))]);
+        let g = |d| LogGroup {
+            arn: "g".into(),
+            retention_days: d,
+        };
+        region_mut(&mut f)
+            .baseline
+            .as_mut()
+            .expect("baseline")
+            .log_groups = Collected::Ok(vec![g(Some(30)), g(Some(365)), g(None), g(Some(3653))]);
         assert_eq!(statuses(&CHECK, &f), vec![Fail, Pass, Pass, Pass]);
     }
 }

@@ -5,44 +5,46 @@
 //! and turn a part that could not be collected into an error finding, so a
 //! check's code holds only its decisions.
 
-use crate::facts::{Account, AccountBaseline, AccountScan, Collected, Facts, Region, RegionBaseline};
+use crate::facts::{
+    Account, AccountBaseline, AccountScan, Collected, Facts, Region, RegionBaseline,
+};
 use crate::model::{Finding, For};
 
-pub mod backup_vault_lock;
 pub mod backup_vault_customer_key;
+pub mod backup_vault_lock;
+pub mod cloudtrail_bucket_account;
+pub mod cloudtrail_object_lock;
 pub mod cloudtrail_realtime;
+pub mod cloudtrail_trail;
+pub mod config_recorder;
+pub mod custody_rotated;
 pub mod ec2_ebs_default_encryption;
+pub mod guardduty_enabled;
 pub mod iam_console_users;
 pub mod iam_password_policy;
+pub mod iam_privilege_escalation;
+pub mod iam_standing_access;
+pub mod iam_unused_credentials;
+pub mod iam_unused_roles;
+pub mod iam_workload_users;
 pub mod identity_federation;
 pub mod kms_policy_not_open;
 pub mod kms_rotation;
 pub mod logs_retention;
 pub mod rds_storage_encrypted;
 pub mod redshift_encrypted;
-pub mod s3_default_encryption;
-pub mod s3_log_bucket_logging;
-pub mod sqs_sns_encrypted;
-pub mod vpc_flow_logs;
-pub mod cloudtrail_bucket_account;
-pub mod cloudtrail_object_lock;
-pub mod cloudtrail_trail;
-pub mod config_recorder;
-pub mod custody_rotated;
-pub mod guardduty_enabled;
-pub mod iam_privilege_escalation;
-pub mod iam_standing_access;
-pub mod iam_unused_credentials;
-pub mod iam_unused_roles;
-pub mod iam_workload_users;
 pub mod root_centralized_access;
 pub mod root_hardware_mfa;
 pub mod root_management_custody;
 pub mod root_member_credentials;
 pub mod root_no_access_keys;
+pub mod s3_default_encryption;
+pub mod s3_log_bucket_logging;
 pub mod scp_monitoring;
 pub mod securityhub_enabled;
+pub mod sqs_sns_encrypted;
 pub mod twokey_assume_trust;
+pub mod vpc_flow_logs;
 
 /// Runs `f` on every reached account; an unreached account gives one error
 /// finding.

@@ -22,23 +22,33 @@ pub const CHECK: Check = Check {
 };
 
 fn evaluate(facts: &Facts, _: &Settings) -> Vec<Finding> {
-    per_region_baseline(facts, CHECK.id, "RDS databases", |b| &b.databases, |at, _, dbs| {
-        dbs.iter()
-            .map(|d| {
-                let kind = if d.cluster { "Aurora cluster" } else { "DB instance" };
-                at.decide(
-                    d.arn.clone(),
-                    d.encrypted,
-                    if d.encrypted {
-                        format!("{kind} {} is encrypted", d.arn)
+    per_region_baseline(
+        facts,
+        CHECK.id,
+        "RDS databases",
+        |b| &b.databases,
+        |at, _, dbs| {
+            dbs.iter()
+                .map(|d| {
+                    let kind = if d.cluster {
+                        "Aurora cluster"
                     } else {
-                        format!("{kind} {} has unencrypted storage", d.arn)
-                    },
-                    json!(d),
-                )
-            })
-            .collect()
-    })
+                        "DB instance"
+                    };
+                    at.decide(
+                        d.arn.clone(),
+                        d.encrypted,
+                        if d.encrypted {
+                            format!("{kind} {} is encrypted", d.arn)
+                        } else {
+                            format!("{kind} {} has unencrypted storage", d.arn)
+                        },
+                        json!(d),
+                    )
+                })
+                .collect()
+        },
+    )
 }
 
 #[cfg(test)]
@@ -52,9 +62,23 @@ mod tests {
     #[test]
     fn unencrypted_fails_encrypted_passes() {
         let mut f = facts();
-        region_mut(&mut f).baseline.as_mut().expect("baseline").databases = Collected::Ok(vec![
-            Database { arn: "arn:aws:rds:eu-west-1:1:db:a".into(), encrypted: false, kms_key: None, cluster: false },
-            Database { arn: "arn:aws:rds:eu-west-1:1:cluster:b".into(), encrypted: true, kms_key: Some("k".into()), cluster: true },
+        region_mut(&mut f)
+            .baseline
+            .as_mut()
+            .expect("baseline")
+            .databases = Collected::Ok(vec![
+            Database {
+                arn: "arn:aws:rds:eu-west-1:1:db:a".into(),
+                encrypted: false,
+                kms_key: None,
+                cluster: false,
+            },
+            Database {
+                arn: "arn:aws:rds:eu-west-1:1:cluster:b".into(),
+                encrypted: true,
+                kms_key: Some("k".into()),
+                cluster: true,
+            },
         ]);
         assert_eq!(statuses(&CHECK, &f), vec![Fail, Pass]);
     }

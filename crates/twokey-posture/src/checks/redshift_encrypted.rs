@@ -22,23 +22,29 @@ pub const CHECK: Check = Check {
 };
 
 fn evaluate(facts: &Facts, _: &Settings) -> Vec<Finding> {
-    per_region_baseline(facts, CHECK.id, "Redshift clusters", |b| &b.redshift, |at, account, cs| {
-        let region = at.region.unwrap_or_default();
-        cs.iter()
-            .map(|c| {
-                at.decide(
-                    format!("arn:aws:redshift:{region}:{}:cluster:{}", account.id, c.id),
-                    c.encrypted,
-                    if c.encrypted {
-                        format!("Redshift cluster {} is encrypted", c.id)
-                    } else {
-                        format!("Redshift cluster {} is not encrypted at rest", c.id)
-                    },
-                    json!(c),
-                )
-            })
-            .collect()
-    })
+    per_region_baseline(
+        facts,
+        CHECK.id,
+        "Redshift clusters",
+        |b| &b.redshift,
+        |at, account, cs| {
+            let region = at.region.unwrap_or_default();
+            cs.iter()
+                .map(|c| {
+                    at.decide(
+                        format!("arn:aws:redshift:{region}:{}:cluster:{}", account.id, c.id),
+                        c.encrypted,
+                        if c.encrypted {
+                            format!("Redshift cluster {} is encrypted", c.id)
+                        } else {
+                            format!("Redshift cluster {} is not encrypted at rest", c.id)
+                        },
+                        json!(c),
+                    )
+                })
+                .collect()
+        },
+    )
 }
 
 #[cfg(test)]
@@ -52,9 +58,21 @@ mod tests {
     #[test]
     fn unencrypted_fails_encrypted_passes() {
         let mut f = facts();
-        region_mut(&mut f).baseline.as_mut().expect("baseline").redshift = Collected::Ok(vec![
-            Warehouse { id: "a".into(), encrypted: false, kms_key: None },
-            Warehouse { id: "b".into(), encrypted: true, kms_key: None },
+        region_mut(&mut f)
+            .baseline
+            .as_mut()
+            .expect("baseline")
+            .redshift = Collected::Ok(vec![
+            Warehouse {
+                id: "a".into(),
+                encrypted: false,
+                kms_key: None,
+            },
+            Warehouse {
+                id: "b".into(),
+                encrypted: true,
+                kms_key: None,
+            },
         ]);
         assert_eq!(statuses(&CHECK, &f), vec![Fail, Pass]);
     }

@@ -25,8 +25,13 @@ pub const CHECK: Check = Check {
 
 fn evaluate(facts: &Facts, settings: &Settings) -> Vec<Finding> {
     let trail_buckets: Vec<&str> = facts.trails().map(|(_, t)| t.bucket.as_str()).collect();
-    per_account_baseline(facts, CHECK.id, "S3 bucket encryption", |b| &b.buckets, |at, _, _, buckets| {
-        buckets
+    per_account_baseline(
+        facts,
+        CHECK.id,
+        "S3 bucket encryption",
+        |b| &b.buckets,
+        |at, _, _, buckets| {
+            buckets
             .iter()
             .map(|b| {
                 let needs_kms = trail_buckets.contains(&b.name.as_str())
@@ -48,7 +53,8 @@ fn evaluate(facts: &Facts, settings: &Settings) -> Vec<Finding> {
                 )
             })
             .collect()
-    })
+        },
+    )
 }
 
 #[cfg(test)]
@@ -80,7 +86,10 @@ mod tests {
             kms_buckets: vec!["ledger".into(), "ledger-kms".into()],
             ..Settings::default()
         };
-        let got: Vec<_> = (CHECK.evaluate)(&f, &settings).into_iter().map(|x| x.status).collect();
+        let got: Vec<_> = (CHECK.evaluate)(&f, &settings)
+            .into_iter()
+            .map(|x| x.status)
+            .collect();
         assert_eq!(got, vec![Fail, Pass, Fail, Pass]);
     }
 

@@ -27,23 +27,31 @@ fn evaluate(facts: &Facts, settings: &Settings) -> Vec<Finding> {
     evidence_buckets.extend(settings.log_buckets.iter().cloned());
     evidence_buckets.sort();
     evidence_buckets.dedup();
-    per_account_baseline(facts, CHECK.id, "S3 bucket logging", |b| &b.buckets, |at, _, _, buckets| {
-        buckets
-            .iter()
-            .filter(|b| evidence_buckets.contains(&b.name))
-            .map(|b| {
-                at.decide(
-                    format!("arn:aws:s3:::{}", b.name),
-                    b.logging_target.is_some(),
-                    match &b.logging_target {
-                        Some(t) => format!("evidence bucket {} logs access to {t}", b.name),
-                        None => format!("evidence bucket {} has no server access logging", b.name),
-                    },
-                    json!({"logging_target": b.logging_target}),
-                )
-            })
-            .collect()
-    })
+    per_account_baseline(
+        facts,
+        CHECK.id,
+        "S3 bucket logging",
+        |b| &b.buckets,
+        |at, _, _, buckets| {
+            buckets
+                .iter()
+                .filter(|b| evidence_buckets.contains(&b.name))
+                .map(|b| {
+                    at.decide(
+                        format!("arn:aws:s3:::{}", b.name),
+                        b.logging_target.is_some(),
+                        match &b.logging_target {
+                            Some(t) => format!("evidence bucket {} logs access to {t}", b.name),
+                            None => {
+                                format!("evidence bucket {} has no server access logging", b.name)
+                            }
+                        },
+                        json!({"logging_target": b.logging_target}),
+                    )
+                })
+                .collect()
+        },
+    )
 }
 
 #[cfg(test)]
@@ -57,11 +65,24 @@ mod tests {
     #[test]
     fn only_evidence_buckets_are_judged() {
         let mut f = facts();
-        let b = |n: &str, t: Option<&str>| BucketSettings { name: n.into(), logging_target: t.map(str::to_string), ..Default::default() };
-        scan(&mut f, 0).baseline.as_mut().expect("baseline").buckets =
-            Collected::Ok(vec![b("ledger", None), b("ledger2", Some("access")), b("other", None)]);
-        let s = Settings { log_buckets: vec!["ledger".into(), "ledger2".into()], ..Settings::default() };
-        let got: Vec<_> = (CHECK.evaluate)(&f, &s).into_iter().map(|x| x.status).collect();
+        let b = |n: &str, t: Option<&str>| BucketSettings {
+            name: n.into(),
+            logging_target: t.map(str::to_string),
+            ..Default::default()
+        };
+        scan(&mut f, 0).baseline.as_mut().expect("baseline").buckets = Collected::Ok(vec![
+            b("ledger", None),
+            b("ledger2", Some("access")),
+            b("other", None),
+        ]);
+        let s = Settings {
+            log_buckets: vec!["ledger".into(), "ledger2".into()],
+            ..Settings::default()
+        };
+        let got: Vec<_> = (CHECK.evaluate)(&f, &s)
+            .into_iter()
+            .map(|x| x.status)
+            .collect();
         assert_eq!(got, vec![Fail, Pass]);
     }
 }

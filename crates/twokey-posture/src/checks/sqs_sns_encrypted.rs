@@ -37,41 +37,57 @@ pub const TOPICS: Check = Check {
 };
 
 fn queues(facts: &Facts, _: &Settings) -> Vec<Finding> {
-    per_region_baseline(facts, QUEUES.id, "SQS queues", |b| &b.queues, |at, _, qs| {
-        qs.iter()
-            .map(|q| {
-                let ok = q.kms_key.is_some() || q.managed_sse;
-                at.decide(
-                    q.arn.clone(),
-                    ok,
-                    match (&q.kms_key, q.managed_sse) {
-                        (Some(k), _) => format!("queue {} is encrypted with KMS key {k}", q.arn),
-                        (None, true) => format!("queue {} is encrypted with SQS-managed keys", q.arn),
-                        (None, false) => format!("queue {} is not encrypted at rest", q.arn),
-                    },
-                    json!(q),
-                )
-            })
-            .collect()
-    })
+    per_region_baseline(
+        facts,
+        QUEUES.id,
+        "SQS queues",
+        |b| &b.queues,
+        |at, _, qs| {
+            qs.iter()
+                .map(|q| {
+                    let ok = q.kms_key.is_some() || q.managed_sse;
+                    at.decide(
+                        q.arn.clone(),
+                        ok,
+                        match (&q.kms_key, q.managed_sse) {
+                            (Some(k), _) => {
+                                format!("queue {} is encrypted with KMS key {k}", q.arn)
+                            }
+                            (None, true) => {
+                                format!("queue {} is encrypted with SQS-managed keys", q.arn)
+                            }
+                            (None, false) => format!("queue {} is not encrypted at rest", q.arn),
+                        },
+                        json!(q),
+                    )
+                })
+                .collect()
+        },
+    )
 }
 
 fn topics(facts: &Facts, _: &Settings) -> Vec<Finding> {
-    per_region_baseline(facts, TOPICS.id, "SNS topics", |b| &b.topics, |at, _, ts| {
-        ts.iter()
-            .map(|t| {
-                at.decide(
-                    t.arn.clone(),
-                    t.kms_key.is_some(),
-                    match &t.kms_key {
-                        Some(k) => format!("topic {} is encrypted with KMS key {k}", t.arn),
-                        None => format!("topic {} is not encrypted with KMS", t.arn),
-                    },
-                    json!(t),
-                )
-            })
-            .collect()
-    })
+    per_region_baseline(
+        facts,
+        TOPICS.id,
+        "SNS topics",
+        |b| &b.topics,
+        |at, _, ts| {
+            ts.iter()
+                .map(|t| {
+                    at.decide(
+                        t.arn.clone(),
+                        t.kms_key.is_some(),
+                        match &t.kms_key {
+                            Some(k) => format!("topic {} is encrypted with KMS key {k}", t.arn),
+                            None => format!("topic {} is not encrypted with KMS", t.arn),
+                        },
+                        json!(t),
+                    )
+                })
+                .collect()
+        },
+    )
 }
 
 #[cfg(test)]
@@ -85,7 +101,11 @@ mod tests {
     #[test]
     fn unencrypted_queues_and_topics_fail() {
         let mut f = facts();
-        let e = |k: Option<&str>, m| Encrypted { arn: "a".into(), kms_key: k.map(str::to_string), managed_sse: m };
+        let e = |k: Option<&str>, m| Encrypted {
+            arn: "a".into(),
+            kms_key: k.map(str::to_string),
+            managed_sse: m,
+        };
         let b = region_mut(&mut f).baseline.as_mut().expect("baseline");
         b.queues = Collected::Ok(vec![e(None, false), e(None, true), e(Some("k"), false)]);
         b.topics = Collected::Ok(vec![e(None, false), e(Some("k"), false)]);

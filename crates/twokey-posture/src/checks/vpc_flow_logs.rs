@@ -25,23 +25,28 @@ pub const CHECK: Check = Check {
 fn evaluate(facts: &Facts, settings: &Settings) -> Vec<Finding> {
     let mut out = Vec::new();
     // The security groups' VPCs come from the same region's facts.
-    for f in per_region_baseline(facts, CHECK.id, "VPCs", |b| &b.vpcs, |at, account, vpcs| {
-        let region = at.region.unwrap_or_default();
-        let groups: Vec<(String, String)> = facts
-            .account(&account.id)
-            .and_then(|a| match &a.scan {
-                crate::facts::Collected::Ok(s) => s.regions.iter().find(|r| r.name == region),
-                crate::facts::Collected::Error(_) => None,
-            })
-            .and_then(|r| r.baseline.as_ref())
-            .and_then(|b| b.security_groups.as_result().ok().cloned())
-            .unwrap_or_default();
-        let bastion_vpcs: Vec<&str> = groups
-            .iter()
-            .filter(|(g, _)| settings.bastion_groups.contains(g))
-            .map(|(_, v)| v.as_str())
-            .collect();
-        vpcs.iter()
+    for f in per_region_baseline(
+        facts,
+        CHECK.id,
+        "VPCs",
+        |b| &b.vpcs,
+        |at, account, vpcs| {
+            let region = at.region.unwrap_or_default();
+            let groups: Vec<(String, String)> = facts
+                .account(&account.id)
+                .and_then(|a| match &a.scan {
+                    crate::facts::Collected::Ok(s) => s.regions.iter().find(|r| r.name == region),
+                    crate::facts::Collected::Error(_) => None,
+                })
+                .and_then(|r| r.baseline.as_ref())
+                .and_then(|b| b.security_groups.as_result().ok().cloned())
+                .unwrap_or_default();
+            let bastion_vpcs: Vec<&str> = groups
+                .iter()
+                .filter(|(g, _)| settings.bastion_groups.contains(g))
+                .map(|(_, v)| v.as_str())
+                .collect();
+            vpcs.iter()
             .filter(|v| settings.bastion_groups.is_empty() || bastion_vpcs.contains(&v.id.as_str()))
             .map(|v| {
                 at.decide(
@@ -56,7 +61,8 @@ fn evaluate(facts: &Facts, settings: &Settings) -> Vec<Finding> {
                 )
             })
             .collect()
-    }) {
+        },
+    ) {
         out.push(f);
     }
     out
@@ -75,13 +81,25 @@ mod tests {
         let mut f = facts();
         let b = region_mut(&mut f).baseline.as_mut().expect("baseline");
         b.vpcs = Collected::Ok(vec![
-            Vpc { id: "vpc-a".into(), flow_logs: vec![] },
-            Vpc { id: "vpc-b".into(), flow_logs: vec!["fl-1".into()] },
+            Vpc {
+                id: "vpc-a".into(),
+                flow_logs: vec![],
+            },
+            Vpc {
+                id: "vpc-b".into(),
+                flow_logs: vec!["fl-1".into()],
+            },
         ]);
         b.security_groups = Collected::Ok(vec![("sg-bastion".into(), "vpc-a".into())]);
         assert_eq!(statuses(&CHECK, &f), vec![Fail, Pass]);
-        let s = Settings { bastion_groups: vec!["sg-bastion".into()], ..Settings::default() };
-        let got: Vec<_> = (CHECK.evaluate)(&f, &s).into_iter().map(|x| (x.resource.ends_with("vpc-a"), x.status)).collect();
+        let s = Settings {
+            bastion_groups: vec!["sg-bastion".into()],
+            ..Settings::default()
+        };
+        let got: Vec<_> = (CHECK.evaluate)(&f, &s)
+            .into_iter()
+            .map(|x| (x.resource.ends_with("vpc-a"), x.status))
+            .collect();
         assert_eq!(got, vec![(true, Fail)]);
     }
 }

@@ -15,7 +15,11 @@ use crate::facts::baseline::{
 use crate::facts::Collected;
 
 /// The account-wide part; `buckets` are the names `ListBuckets` gave.
-pub(super) async fn account(config: &SdkConfig, account: &str, buckets: &[String]) -> AccountBaseline {
+pub(super) async fn account(
+    config: &SdkConfig,
+    account: &str,
+    buckets: &[String],
+) -> AccountBaseline {
     let at = format!("account {account}");
     let iam = aws_sdk_iam::Client::new(config);
     let (buckets, identity_providers, password_policy) = tokio::join!(
@@ -30,7 +34,10 @@ pub(super) async fn account(config: &SdkConfig, account: &str, buckets: &[String
     }
 }
 
-async fn bucket_settings(config: &SdkConfig, names: &[String]) -> Result<Vec<BucketSettings>, String> {
+async fn bucket_settings(
+    config: &SdkConfig,
+    names: &[String],
+) -> Result<Vec<BucketSettings>, String> {
     let s3 = aws_sdk_s3::Client::new(config);
     let mut out = Vec::with_capacity(names.len());
     for name in names {
@@ -46,7 +53,8 @@ async fn bucket_settings(config: &SdkConfig, names: &[String]) -> Result<Vec<Buc
             Some("EU") => "eu-west-1".to_string(),
             Some(r) => r.to_string(),
         };
-        let client = aws_sdk_s3::Client::new(&config.to_builder().region(Region::new(region)).build());
+        let client =
+            aws_sdk_s3::Client::new(&config.to_builder().region(Region::new(region)).build());
         let (encryption, kms_key) = match client.get_bucket_encryption().bucket(name).send().await {
             Ok(o) => {
                 let rule = o
@@ -58,7 +66,9 @@ async fn bucket_settings(config: &SdkConfig, names: &[String]) -> Result<Vec<Buc
                     rule.and_then(|r| r.kms_master_key_id()).map(str::to_string),
                 )
             }
-            Err(e) if code(&e) == Some("ServerSideEncryptionConfigurationNotFoundError") => (None, None),
+            Err(e) if code(&e) == Some("ServerSideEncryptionConfigurationNotFoundError") => {
+                (None, None)
+            }
             Err(e) => return Err(failed("s3:GetBucketEncryption", name, e)),
         };
         let logging_target = client
@@ -102,7 +112,10 @@ async fn identity_providers(iam: &aws_sdk_iam::Client, at: &str) -> Result<Vec<S
         .collect())
 }
 
-async fn password_policy(iam: &aws_sdk_iam::Client, at: &str) -> Result<Option<PasswordPolicy>, String> {
+async fn password_policy(
+    iam: &aws_sdk_iam::Client,
+    at: &str,
+) -> Result<Option<PasswordPolicy>, String> {
     match iam.get_account_password_policy().send().await {
         Ok(o) => Ok(o.password_policy().map(|p| PasswordPolicy {
             minimum_length: p.minimum_password_length().unwrap_or(0),
@@ -243,13 +256,17 @@ async fn kms_keys(config: &SdkConfig, at: &str) -> Result<Vec<KmsKey>, String> {
             .send()
             .await
             .map_err(|e| failed("kms:DescribeKey", id, e))?;
-        let Some(meta) = meta.key_metadata() else { continue };
+        let Some(meta) = meta.key_metadata() else {
+            continue;
+        };
         if meta.key_manager() != Some(&KeyManagerType::Customer) {
             continue;
         }
         let arn = meta.arn().unwrap_or(id).to_string();
         let enabled = meta.key_state() == Some(&KeyState::Enabled);
-        let symmetric = meta.key_spec().is_none_or(|s| *s == KeySpec::SymmetricDefault);
+        let symmetric = meta
+            .key_spec()
+            .is_none_or(|s| *s == KeySpec::SymmetricDefault);
         let rotation = if enabled && symmetric {
             kms.get_key_rotation_status()
                 .key_id(id)
@@ -268,10 +285,19 @@ async fn kms_keys(config: &SdkConfig, at: &str) -> Result<Vec<KmsKey>, String> {
             .await
             .map_err(|e| failed("kms:GetKeyPolicy", &arn, e))?
             .policy()
-            .map(|p| serde_json::from_str(p).map_err(|e| format!("kms:GetKeyPolicy on {arn}: not JSON: {e}")))
+            .map(|p| {
+                serde_json::from_str(p)
+                    .map_err(|e| format!("kms:GetKeyPolicy on {arn}: not JSON: {e}"))
+            })
             .transpose()?
             .unwrap_or(serde_json::Value::Null);
-        out.push(KmsKey { arn, enabled, symmetric, rotation, policy });
+        out.push(KmsKey {
+            arn,
+            enabled,
+            symmetric,
+            rotation,
+            policy,
+        });
     }
     Ok(out)
 }
@@ -333,7 +359,11 @@ async fn topics(config: &SdkConfig, at: &str) -> Result<Vec<Encrypted>, String> 
             .and_then(|a| a.get("KmsMasterKeyId"))
             .filter(|k| !k.is_empty())
             .cloned();
-        out.push(Encrypted { arn: arn.to_string(), kms_key, managed_sse: false });
+        out.push(Encrypted {
+            arn: arn.to_string(),
+            kms_key,
+            managed_sse: false,
+        });
     }
     Ok(out)
 }
@@ -399,7 +429,10 @@ async fn vpcs(ec2: &aws_sdk_ec2::Client, at: &str) -> Result<Vec<Vpc>, String> {
         .collect())
 }
 
-async fn security_groups(ec2: &aws_sdk_ec2::Client, at: &str) -> Result<Vec<(String, String)>, String> {
+async fn security_groups(
+    ec2: &aws_sdk_ec2::Client,
+    at: &str,
+) -> Result<Vec<(String, String)>, String> {
     let groups = ec2
         .describe_security_groups()
         .into_paginator()
@@ -452,8 +485,16 @@ async fn trail_log_groups(
         .trail_list()
         .iter()
         .filter(|t| t.home_region() == Some(region))
-        .filter(|t| t.trail_arn().is_some_and(|a| a.contains(&format!(":{account}:"))))
-        .filter_map(|t| Some((t.trail_arn()?.to_string(), t.cloud_watch_logs_log_group_arn()?.to_string())))
+        .filter(|t| {
+            t.trail_arn()
+                .is_some_and(|a| a.contains(&format!(":{account}:")))
+        })
+        .filter_map(|t| {
+            Some((
+                t.trail_arn()?.to_string(),
+                t.cloud_watch_logs_log_group_arn()?.to_string(),
+            ))
+        })
         .collect())
 }
 
@@ -471,7 +512,9 @@ async fn cloudtrail_rules(config: &SdkConfig, at: &str) -> Result<Vec<String>, S
             .map_err(|e| failed("events:ListRules", at, e))?;
         for r in page.rules() {
             let enabled = r.state().is_none_or(|s| s.as_str() == "ENABLED");
-            let matches = r.event_pattern().is_some_and(|p| p.contains("AWS API Call via CloudTrail"));
+            let matches = r
+                .event_pattern()
+                .is_some_and(|p| p.contains("AWS API Call via CloudTrail"));
             if enabled && matches {
                 out.push(r.arn().or(r.name()).unwrap_or_default().to_string());
             }
