@@ -12,7 +12,6 @@ use crate::facts::baseline::{
     AccountBaseline, BucketSettings, Database, Encrypted, KmsKey, LogGroup, PasswordPolicy,
     RegionBaseline, VaultKey, Vpc, Warehouse,
 };
-use crate::facts::Collected;
 
 /// The account-wide part; `buckets` are the names `ListBuckets` gave.
 pub(super) async fn account(
