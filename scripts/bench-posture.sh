@@ -66,6 +66,25 @@ measure twokey env AWS_ENDPOINT_URL="$PROXY_URL" "$BIN" posture aws --regions "$
   --include-empty-vaults --format json >"$WORK/twokey.json" 2>"$WORK/twokey.err" || true
 TK_CALLS=$(calls)
 
+# Every Prowler check a twokey check names that this Prowler has (a renamed or
+# newer id is left out and listed).
+"$PROWLER" aws --list-checks-json 2>/dev/null >"$WORK/prowler-checks.json" || echo '{}' >"$WORK/prowler-checks.json"
+PROWLER_CHECKS=$(python3 - "$WORK/twokey.json" "$WORK/prowler-checks.json" <<'PY'
+import json, sys
+ours = sorted({p for c in json.load(open(sys.argv[1]))["checks"] for p in c.get("prowler", [])})
+try:
+    have = {c for v in json.load(open(sys.argv[2])).values() for c in (v if isinstance(v, list) else [v])}
+except (ValueError, AttributeError):
+    have = set()
+missing = [c for c in ours if have and c not in have]
+if missing:
+    print("Prowler lacks: " + ", ".join(missing), file=sys.stderr)
+print(" ".join(c for c in ours if not have or c in have))
+PY
+)
+export PROWLER_CHECKS
+echo "shared checks ($(wc -w <<<"$PROWLER_CHECKS") Prowler ids): $PROWLER_CHECKS"
+
 reset_counts
 measure prowler bash scripts/bench/prowler-all.sh "$PROWLER" "$PROXY_URL" "$WORK/prowler" "$MGMT" "$WORK/members" us-east-1 eu-west-1
 PR_CALLS=$(calls)

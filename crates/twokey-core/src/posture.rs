@@ -16,6 +16,11 @@
 //! resource = "arn:aws:s3:::public-site-*"   # exact, or `*` wildcards
 //! reason = "static website, public by design (CHG-1234)"
 //! until = 2027-06-30                        # optional: the exception lapses after this day
+//!
+//! [posture.as_code]                         # the GitHub repositories that hold the guard rails
+//! guardrails = "acme/guardrails"            # the SCPs (`twokey scp generate` output)
+//! posture = "acme/guardrails"               # the posture configuration (twokey.toml)
+//! policy = "acme/twokey-policy"             # this policy
 //! ```
 //!
 //! Check ids are not known here (the core knows no checks); the posture
@@ -35,6 +40,42 @@ pub struct PostureConfig {
     pub log_retention_days: Option<u32>,
     /// Resources a check does not judge, each with its reason.
     pub exceptions: Vec<PostureException>,
+    /// Where the guard rails live as code (`[posture.as_code]`).
+    #[serde(default)]
+    pub as_code: AsCode,
+}
+
+/// The GitHub repositories (`owner/name`) that hold the guard rails, so
+/// `code.guardrails_protected` can ask whether the deploy gate protects
+/// them. `None`: not declared.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AsCode {
+    /// The guard-rail SCPs.
+    pub guardrails: Option<String>,
+    /// The posture configuration (`twokey.toml`).
+    pub posture: Option<String>,
+    /// The twokey policy itself.
+    pub policy: Option<String>,
+}
+
+impl AsCode {
+    /// Each guard rail with the repository declared for it, in a fixed order:
+    /// (`guardrails`, what it is, repository).
+    pub fn items(&self) -> [(&'static str, &'static str, Option<&str>); 3] {
+        [
+            (
+                "guardrails",
+                "the guard-rail SCPs",
+                self.guardrails.as_deref(),
+            ),
+            (
+                "posture",
+                "the posture configuration",
+                self.posture.as_deref(),
+            ),
+            ("policy", "the twokey policy", self.policy.as_deref()),
+        ]
+    }
 }
 
 /// One excepted resource.
@@ -118,6 +159,28 @@ pub(crate) struct RawPosture {
     log_retention_days: Option<u32>,
     #[serde(default)]
     exception: Vec<Spanned<RawException>>,
+    as_code: Option<RawAsCode>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAsCode {
+    guardrails: Option<String>,
+    posture: Option<String>,
+    policy: Option<String>,
+}
+
+/// `owner/name`: two non-empty parts of GitHub's name characters.
+fn is_repo_name(s: &str) -> bool {
+    let mut parts = s.split('/');
+    let ok = |p: Option<&str>| {
+        p.is_some_and(|p| {
+            !p.is_empty()
+                && p.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        })
+    };
+    ok(parts.next()) && ok(parts.next()) && parts.next().is_none()
 }
 
 #[derive(Deserialize)]
@@ -146,7 +209,25 @@ pub(crate) fn validate(
         break_glass_users: raw.break_glass_users.clone(),
         log_retention_days: raw.log_retention_days,
         exceptions: vec![],
+        as_code: AsCode::default(),
     };
+    if let Some(c) = &raw.as_code {
+        out.as_code = AsCode {
+            guardrails: c.guardrails.clone(),
+            posture: c.posture.clone(),
+            policy: c.policy.clone(),
+        };
+        for (key, _, repo) in out.as_code.items() {
+            if let Some(r) = repo.filter(|r| !is_repo_name(r)) {
+                issue(
+                    at,
+                    format!(
+                        "[posture.as_code] {key} = {r:?} is not a GitHub repository (owner/name)"
+                    ),
+                );
+            }
+        }
+    }
     if raw.log_retention_days == Some(0) {
         issue(at, "[posture] log_retention_days must be at least 1".into());
     }
@@ -239,6 +320,15 @@ mod tests {
         assert!(!wildcard("abc", "abcd"));
         assert!(wildcard("arn:aws:s3:::site-*", "arn:aws:s3:::site-prod"));
         assert!(!wildcard("arn:aws:s3:::site-*", "arn:aws:s3:::logs"));
+    }
+
+    #[test]
+    fn repository_names_are_owner_slash_name() {
+        assert!(is_repo_name("acme/guard-rails.v2"));
+        assert!(!is_repo_name("acme"));
+        assert!(!is_repo_name("acme/"));
+        assert!(!is_repo_name("acme/a/b"));
+        assert!(!is_repo_name("https://github.com/acme/x"));
     }
 
     #[test]

@@ -116,7 +116,7 @@ pub fn protection_call(r: &RepoFacts, base: &Baseline) -> ApiCall {
         Ok(Some(c)) => c.required_status_checks.clone().unwrap_or_default(),
         _ => vec![],
     };
-    if r.iac && !contexts.iter().any(|c| *c == base.gate_check) {
+    if r.iac && !contexts.contains(&base.gate_check) {
         contexts.push(base.gate_check.clone());
     }
     let checks = if contexts.is_empty() {

@@ -369,7 +369,7 @@ async fn rules_for_branch(
     let mut out = Vec::new();
     if repo.branch == b {
         for (id, (owner, rs)) in &w.rulesets {
-            let mine = owner.as_deref().map_or(true, |x| x == k);
+            let mine = owner.as_deref().is_none_or(|x| x == k);
             if !mine || rs["enforcement"] != "active" || !applies(rs, &r, &b) {
                 continue;
             }

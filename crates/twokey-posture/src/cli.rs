@@ -44,6 +44,12 @@ pub struct AwsArgs {
     /// judged with its sealing state unknown.
     #[arg(long, value_name = "FILE")]
     pub custody: Option<PathBuf>,
+    /// The findings of a GitHub posture scan (`twokey posture github
+    /// --format json` saved to a file): `code.guardrails_protected` reads
+    /// from them whether the repositories of `[posture.as_code]` are
+    /// protected by the deploy gate.
+    #[arg(long, value_name = "FILE")]
+    pub github_results: Option<PathBuf>,
     /// Output format.
     #[arg(long, value_enum, default_value = "table")]
     pub format: Format,
@@ -305,6 +311,16 @@ pub async fn run(args: &AwsArgs, out: &mut dyn Write) -> anyhow::Result<i32> {
         }
         _ => {}
     }
+    if let Some(f) = &args.github_results {
+        let text =
+            std::fs::read_to_string(f).with_context(|| format!("cannot read {}", f.display()))?;
+        facts.github = Some(github_findings(&text).with_context(|| {
+            format!(
+                "{}: not the JSON of `twokey posture github --format json`",
+                f.display()
+            )
+        })?);
+    }
     if let Some(f) = &args.save_facts {
         let text = serde_json::to_string_pretty(&facts)?;
         std::fs::write(f, text).with_context(|| format!("cannot write {}", f.display()))?;
@@ -321,6 +337,28 @@ pub async fn run(args: &AwsArgs, out: &mut dyn Write) -> anyhow::Result<i32> {
     } else {
         0
     })
+}
+
+/// The findings of a GitHub posture report: its JSON object's `findings`,
+/// or a bare array of findings.
+pub fn github_findings(text: &str) -> anyhow::Result<Vec<crate::Finding>> {
+    let v: serde_json::Value = serde_json::from_str(text)?;
+    let findings = match v {
+        serde_json::Value::Object(mut o) => o
+            .remove("findings")
+            .ok_or_else(|| anyhow::anyhow!("no \"findings\" in the report"))?,
+        v @ serde_json::Value::Array(_) => v,
+        _ => bail!("expected a report object or an array of findings"),
+    };
+    let findings: Vec<crate::Finding> = serde_json::from_value(findings)?;
+    if let Some(f) = findings.iter().find(|f| !f.check.starts_with("github.")) {
+        bail!(
+            "finding of {:?} on {:?} is not a GitHub posture finding",
+            f.check,
+            f.resource
+        );
+    }
+    Ok(findings)
 }
 
 /// `twokey scp generate` arguments.
@@ -374,4 +412,26 @@ pub fn run_scp_generate(args: &ScpGenerateArgs, out: &mut dyn Write) -> anyhow::
         .with_context(|| format!("cannot write {}", tf.display()))?;
     writeln!(out, "{}", tf.display())?;
     Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::github_findings;
+
+    const FINDING: &str = r#"{"check":"github.no_bypass","account":"acme","resource":"acme/x","status":"pass","message":"m"}"#;
+
+    #[test]
+    fn github_results_are_a_report_or_an_array_of_github_findings() {
+        let report = format!("{{\"findings\":[{FINDING}]}}");
+        assert_eq!(github_findings(&report).map(|v| v.len()).ok(), Some(1));
+        assert_eq!(
+            github_findings(&format!("[{FINDING}]"))
+                .map(|v| v.len())
+                .ok(),
+            Some(1)
+        );
+        assert!(github_findings("{}").is_err());
+        let aws = FINDING.replace("github.no_bypass", "s3.default_encryption");
+        assert!(github_findings(&format!("[{aws}]")).is_err());
+    }
 }

@@ -65,6 +65,11 @@ pub struct Facts {
     /// with their sealing state when the twokey server was read.
     #[serde(default)]
     pub custody: Vec<CustodyFact>,
+    /// The findings of a GitHub posture scan (`twokey posture github
+    /// --format json`, given with `--github-results`), for the guard rails
+    /// kept as code; `None` when none was given.
+    #[serde(default)]
+    pub github: Option<Vec<crate::model::Finding>>,
 }
 
 impl Facts {

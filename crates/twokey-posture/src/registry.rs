@@ -53,6 +53,8 @@ impl Registry {
         r.add(checks::identity_federation::CHECK);
         r.add(checks::iam_console_users::CHECK);
         r.add(checks::iam_password_policy::CHECK);
+        // Security as code: the guard rails live where the deploy gate protects them.
+        r.add(checks::code_guardrails_protected::CHECK);
         r
     }
 

@@ -16,6 +16,7 @@ pub mod cloudtrail_bucket_account;
 pub mod cloudtrail_object_lock;
 pub mod cloudtrail_realtime;
 pub mod cloudtrail_trail;
+pub mod code_guardrails_protected;
 pub mod config_recorder;
 pub mod custody_rotated;
 pub mod ec2_ebs_default_encryption;
@@ -204,6 +205,7 @@ pub(crate) mod fixture {
             twokey_gateway: vec![],
             root_access: None,
             custody: vec![],
+            github: None,
         }
     }
 

@@ -196,6 +196,7 @@ pub async fn collect(opts: &Options, now_ms: i64, progress: Progress) -> anyhow:
         twokey_gateway: opts.gateway.clone(),
         root_access: None,
         custody: vec![],
+        github: None,
     };
     if facts.organization.is_some() {
         facts.root_access = Some(root::root_access(&base).await);
