@@ -120,6 +120,38 @@ fn subject(f: &Finding) -> String {
     format!("posture:{}", f.check)
 }
 
+/// The GitHub posture's stored states as findings; `None` when there are none.
+fn github_findings(states: &[twokey_store::GithubPostureState]) -> Option<Vec<Finding>> {
+    if states.is_empty() {
+        return None;
+    }
+    Some(
+        states
+            .iter()
+            .map(|s| {
+                let status = match s.status.as_str() {
+                    "pass" => Status::Pass,
+                    "fail" => Status::Fail,
+                    "excepted" => Status::Excepted,
+                    _ => Status::Error,
+                };
+                Finding {
+                    check: s.check.clone(),
+                    account: String::new(),
+                    region: None,
+                    resource: s.resource.clone(),
+                    status,
+                    message: format!(
+                        "{} on {}: {} (GitHub posture)",
+                        s.check, s.resource, s.status
+                    ),
+                    evidence: serde_json::Value::Null,
+                }
+            })
+            .collect(),
+    )
+}
+
 fn finding_of(r: &PostureRow) -> Finding {
     Finding {
         check: r.check.clone(),
@@ -209,9 +241,12 @@ impl PostureMonitor {
         let started = b.now();
         let opts = self.options()?;
         let quiet: collect::Progress = Arc::new(|_, _, _| {});
-        let facts = collect::collect(&opts, started, quiet)
+        let mut facts = collect::collect(&opts, started, quiet)
             .await
             .map_err(|e| ApiError::Internal(format!("posture scan: {e:#}")))?;
+        // When the GitHub posture runs here too, its last state judges the
+        // guard rails kept as code (`code.guardrails_protected`).
+        facts.github = github_findings(&b.store().github_posture_states().await?);
         let registry = Registry::builtin();
         let now = registry.evaluate(&facts, &self.settings());
         let before: Vec<Finding> = b.store().posture().await?.iter().map(finding_of).collect();

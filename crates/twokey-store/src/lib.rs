@@ -29,7 +29,7 @@ use twokey_core::{Actor, Event, Millis, Proposal, Request, State};
 use twokey_ledger::LedgerEntry;
 
 pub use ledger::{CheckpointRow, LedgerHead, LedgerRoot, RawLedgerRow};
-pub use posture::PostureRow;
+pub use posture::{GithubPostureState, PostureRow};
 pub use web_state::{PutError, WebState};
 
 /// Storage errors.

@@ -86,3 +86,40 @@ impl Store {
             .map_err(StoreError::from)
     }
 }
+
+/// The last known status of one GitHub posture check on one repository
+/// (migration 0025, written by the GitHub posture watcher).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GithubPostureState {
+    /// The check id (`github.no_bypass`).
+    pub check: String,
+    /// The repository (`owner/name`) or organisation.
+    pub resource: String,
+    /// `pass`, `fail`, `error` or `excepted`.
+    pub status: String,
+    /// When it was judged (Unix ms).
+    pub checked_at: Millis,
+}
+
+impl Store {
+    /// Every GitHub posture state, ordered by check and resource; empty when
+    /// the GitHub posture does not run here.
+    pub async fn github_posture_states(&self) -> Result<Vec<GithubPostureState>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT check_id, resource, status, checked_at FROM github_posture_state ORDER BY check_id, resource",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(GithubPostureState {
+                    check: r.try_get(0)?,
+                    resource: r.try_get(1)?,
+                    status: r.try_get(2)?,
+                    checked_at: r.try_get(3)?,
+                })
+            })
+            .collect::<Result<Vec<_>, sqlx::Error>>()
+            .map_err(StoreError::from)
+    }
+}
