@@ -166,18 +166,26 @@ async fn hands_out_a_session_that_acts_in_the_member_account_and_lasts_at_most_9
     let asked = sts.calls()[0].duration_seconds;
     assert!((898..=900).contains(&asked), "{asked}");
     // The handed-out credentials are moto's and act in the member account.
-    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .region(aws_config::Region::new(REGION))
-        .endpoint_url(moto.url())
-        .credentials_provider(aws_credential_types::Credentials::new(
-            key,
-            c["SecretAccessKey"].as_str().expect("secret"),
-            c["SessionToken"].as_str().map(str::to_string),
-            None,
-            "handed-out",
-        ))
-        .load()
-        .await;
+    let sdk = twokey_aws::client::Connection {
+        region: Some(REGION.to_string()),
+        endpoint_url: Some(moto.url()),
+        ..Default::default()
+    }
+    .load_gateway()
+    .await
+    .to_builder()
+    .credentials_provider(
+        aws_credential_types::provider::SharedCredentialsProvider::new(
+            aws_credential_types::Credentials::new(
+                key,
+                c["SecretAccessKey"].as_str().expect("secret"),
+                c["SessionToken"].as_str().map(str::to_string),
+                None,
+                "handed-out",
+            ),
+        ),
+    )
+    .build();
     let me = aws_sdk_sts::Client::new(&sdk)
         .get_caller_identity()
         .send()
@@ -252,18 +260,27 @@ async fn the_stand_in_refuses_what_sts_refuses() {
     let client = |secret: &str, region: &str| {
         let (secret, region, url) = (secret.to_string(), region.to_string(), sts.url.clone());
         async move {
-            let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
-                .region(aws_config::Region::new(region))
-                .endpoint_url(url)
-                .credentials_provider(aws_credential_types::Credentials::new(
-                    "AKIDTESTING",
-                    secret,
-                    None,
-                    None,
-                    "test",
-                ))
-                .load()
-                .await;
+            // The product's loader (its rustls HTTP client), with the test's keys.
+            let sdk = twokey_aws::client::Connection {
+                region: Some(region),
+                endpoint_url: Some(url),
+                ..Default::default()
+            }
+            .load_gateway()
+            .await
+            .to_builder()
+            .credentials_provider(
+                aws_credential_types::provider::SharedCredentialsProvider::new(
+                    aws_credential_types::Credentials::new(
+                        "AKIDTESTING",
+                        secret,
+                        None,
+                        None,
+                        "test",
+                    ),
+                ),
+            )
+            .build();
             aws_sdk_sts::Client::new(&sdk)
         }
     };

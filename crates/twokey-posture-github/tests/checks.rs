@@ -282,6 +282,9 @@ async fn a_second_scan_is_answered_not_modified_and_unreadable_parts_are_errors(
     let gh = StandIn::start(spec, ORG).await.expect("stand-in");
     let r = gh.add_repo("good", "main");
     gh.set_protection(&r, StandIn::baseline_protection(1, &[]));
+    // Every read answers 200 with an ETag (a 404, like GitHub's for a
+    // missing CODEOWNERS, carries none and is asked again in full).
+    gh.set_codeowners(&r, true);
     let client = Arc::new(RestGitHub::new(&gh.url, "x").expect("client"));
     let scope = Arc::new(Scope {
         config: config(""),

@@ -307,6 +307,18 @@ impl PostureMonitor {
                 scanned_at: facts.collected_at_ms,
             })
             .collect();
+        // One result per check and resource: a check that judged a resource
+        // twice is a bug to name, not a database constraint to surface.
+        let mut seen = std::collections::BTreeSet::new();
+        if let Some(dup) = rows
+            .iter()
+            .find(|r| !seen.insert((&r.check, &r.account, &r.region, &r.resource)))
+        {
+            return Err(ApiError::Internal(format!(
+                "posture scan: check {} judged {} in account {} region {:?} twice",
+                dup.check, dup.resource, dup.account, dup.region
+            )));
+        }
         b.store().replace_posture(&rows).await?;
         b.metrics.posture_scanned(&rows);
         Ok(PassReport {

@@ -93,6 +93,22 @@ async fn bucket(s3: &aws_sdk_s3::Client, name: &str, kms: Option<&str>, log_to: 
             .expect("encryption");
     }
     if let Some(target) = log_to {
+        // The target lets the logging service write, as S3 (and moto) require.
+        let policy = json!({
+            "Version": "2012-10-17",
+            "Statement": [{
+                "Effect": "Allow",
+                "Principal": {"Service": "logging.s3.amazonaws.com"},
+                "Action": ["s3:PutObject"],
+                "Resource": format!("arn:aws:s3:::{target}/*"),
+            }],
+        });
+        s3.put_bucket_policy()
+            .bucket(target)
+            .policy(policy.to_string())
+            .send()
+            .await
+            .expect("log target policy");
         s3.put_bucket_logging()
             .bucket(name)
             .bucket_logging_status(

@@ -73,9 +73,17 @@ fn judge(at: &For<'_>, facts: &Facts, key: &str, what: &str, repo: Option<&str>)
             json!({ "repository": repo }),
         );
     };
+    // Branch checks name `owner/name@branch` (the default branch), the others
+    // `owner/name`.
     let of_repo: Vec<&Finding> = github
         .iter()
-        .filter(|f| f.resource.eq_ignore_ascii_case(repo))
+        .filter(|f| {
+            let name = f
+                .resource
+                .split_once('@')
+                .map_or(f.resource.as_str(), |(r, _)| r);
+            name.eq_ignore_ascii_case(repo)
+        })
         .collect();
     if of_repo.is_empty() {
         return at.finding(
@@ -147,8 +155,19 @@ mod tests {
         }
     }
 
+    /// Passing findings of every required check; the branch checks name the
+    /// default branch, as the GitHub posture does.
     fn all(repo: &str) -> Vec<Finding> {
-        REQUIRED.iter().map(|c| github(repo, Pass, c)).collect()
+        REQUIRED
+            .iter()
+            .map(|c| {
+                if c.starts_with("github.gate_") {
+                    github(repo, Pass, c)
+                } else {
+                    github(&format!("{repo}@main"), Pass, c)
+                }
+            })
+            .collect()
     }
 
     fn settings(guardrails: Option<&str>, policy: Option<&str>) -> Settings {

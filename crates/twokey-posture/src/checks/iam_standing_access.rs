@@ -115,7 +115,21 @@ pub fn defaults(facts: &Facts) -> Vec<HighRisk> {
             &format!("twokey target of {}", t.entitlement),
         ));
     }
-    out
+    // An action on a resource is asked once, with every reason it is risky
+    // (`backup:DeleteBackupVaultLockConfiguration` on `*` both disables
+    // monitoring and deletes backup data when no vault is known).
+    let mut merged: Vec<HighRisk> = Vec::with_capacity(out.len());
+    for r in out {
+        match merged
+            .iter_mut()
+            .find(|m| m.action == r.action && m.resource == r.resource)
+        {
+            Some(m) if !m.why.contains(&r.why) => m.why = format!("{}; {}", m.why, r.why),
+            Some(_) => {}
+            None => merged.push(r),
+        }
+    }
+    merged
 }
 
 /// Reads `ACTION` or `ACTION=RESOURCE` (the `--high-risk` syntax).
@@ -331,6 +345,29 @@ fn evaluate(facts: &Facts, settings: &Settings) -> Vec<Finding> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_default_action_and_resource_is_asked_once() {
+        let f = crate::checks::fixture::facts();
+        let d = defaults(&f);
+        let mut keys: Vec<(&str, &str)> = d
+            .iter()
+            .map(|r| (r.action.as_str(), r.resource.as_str()))
+            .collect();
+        let n = keys.len();
+        keys.sort();
+        keys.dedup();
+        assert_eq!(keys.len(), n, "{d:#?}");
+        let lock = d
+            .iter()
+            .find(|r| r.action == "backup:DeleteBackupVaultLockConfiguration" && r.resource == "*")
+            .expect("asked");
+        assert!(
+            lock.why.contains("monitoring") && lock.why.contains("backup"),
+            "{}",
+            lock.why
+        );
+    }
     use crate::checks::fixture::*;
     use crate::facts::AssumeTarget;
 
