@@ -6,7 +6,7 @@
 set -euo pipefail
 venv="${TWOKEY_SCIM_VENV:-$HOME/.cache/twokey/venv-scim}"
 version="0.5.2"
-if [ -x "$venv/bin/python" ] && "$venv/bin/python" -c "import importlib.metadata as m, sys; sys.exit(m.version('scim2-tester') != '$version')" 2>/dev/null; then
+if [ -x "$venv/bin/python" ] && "$venv/bin/python" -c "import importlib.metadata as m, sys, httpx2; sys.exit(m.version('scim2-tester') != '$version')" 2>/dev/null; then
   echo "$venv/bin/python"
   exit 0
 fi
@@ -17,5 +17,6 @@ fi
 mkdir -p "$(dirname "$venv")"
 python3 -m venv "$venv"
 "$venv/bin/pip" install --quiet --upgrade pip >&2
-"$venv/bin/pip" install --quiet "scim2-tester==$version" >&2
+# The httpx2 extra: the HTTP engine tests/scim/check.py drives the server with.
+"$venv/bin/pip" install --quiet "scim2-tester[httpx2]==$version" >&2
 echo "$venv/bin/python"

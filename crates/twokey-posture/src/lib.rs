@@ -17,7 +17,10 @@
 //! ```
 //! use twokey_posture::{facts::Facts, Registry, Settings};
 //! let findings = Registry::builtin().evaluate(&Facts::default(), &Settings::default());
-//! assert!(findings.is_empty()); // no accounts, nothing to judge
+//! // No accounts: nothing in AWS to judge; only that the guard rails are not
+//! // declared as code (`[posture.as_code]`).
+//! assert!(findings.iter().all(|f| f.check == "code.guardrails_protected"));
+//! assert_eq!(findings.len(), 3);
 //! ```
 
 pub mod changes;

@@ -35,6 +35,7 @@ fn evaluate(facts: &Facts, settings: &Settings) -> Vec<Finding> {
             .iter()
             .map(|b| {
                 let needs_kms = trail_buckets.contains(&b.name.as_str())
+                    || settings.log_buckets.iter().any(|k| k == &b.name)
                     || settings.kms_buckets.iter().any(|k| k == &b.name);
                 let kms = b.encryption.as_deref().is_some_and(|a| a.starts_with("aws:kms"));
                 let (ok, msg) = match (&b.encryption, needs_kms) {
@@ -84,6 +85,16 @@ mod tests {
         ]);
         let settings = Settings {
             kms_buckets: vec!["ledger".into(), "ledger-kms".into()],
+            ..Settings::default()
+        };
+        let got: Vec<_> = (CHECK.evaluate)(&f, &settings)
+            .into_iter()
+            .map(|x| x.status)
+            .collect();
+        assert_eq!(got, vec![Fail, Pass, Fail, Pass]);
+        // A `--log-bucket` (the ledger's) needs SSE-KMS too.
+        let settings = Settings {
+            log_buckets: vec!["ledger".into()],
             ..Settings::default()
         };
         let got: Vec<_> = (CHECK.evaluate)(&f, &settings)
