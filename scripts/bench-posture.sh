@@ -48,7 +48,9 @@ measure() {
   local name=$1; shift
   local status=0
   /usr/bin/time -f "%e %U %S %M" -o "$WORK/t" "$@" || status=$?
-  read -r wall user sys rss <"$WORK/t"
+  # GNU time writes "Command exited with non-zero status N" first when the
+  # command fails (twokey exits 3 on failing checks): the figures are the last line.
+  read -r wall user sys rss < <(tail -1 "$WORK/t")
   echo "$name $wall $(echo "$user + $sys" | bc) $rss" >>"$WORK/times"
   return 0
 }

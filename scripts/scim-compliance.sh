@@ -25,6 +25,9 @@ groups = ["admins", "approvers"]
 [[identity]]
 name = "carol"
 groups = ["admins"]
+[[identity]]
+name = "alice"
+groups = ["eng"]
 
 [[entitlement]]
 name = "demo"
