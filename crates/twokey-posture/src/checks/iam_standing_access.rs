@@ -61,6 +61,64 @@ pub const BACKUP_DELETION: &[&str] = &[
     "backup:UpdateRecoveryPointLifecycle",
 ];
 
+/// Making the KMS key of backup data unusable (each customer-managed key a
+/// Backup vault encrypts with).
+pub const KEY_DESTRUCTION: &[&str] = &[
+    "kms:ScheduleKeyDeletion",
+    "kms:DisableKey",
+    "kms:PutKeyPolicy",
+];
+
+/// The customer-managed KMS keys the Backup vaults encrypt with, sorted.
+fn backup_keys(facts: &Facts) -> Vec<String> {
+    let mut keys: Vec<String> = regional_baselines(facts)
+        .filter_map(|(_, _, b)| b.vault_keys.as_result().ok())
+        .flatten()
+        .filter(|v| v.customer_managed == Some(true))
+        .filter_map(|v| v.key_arn.clone())
+        .collect();
+    keys.sort();
+    keys.dedup();
+    keys
+}
+
+/// Every collected regional baseline with its account id and region.
+fn regional_baselines(
+    facts: &Facts,
+) -> impl Iterator<Item = (&str, &str, &crate::facts::RegionBaseline)> {
+    facts.accounts.iter().flat_map(|a| {
+        let regions = match &a.scan {
+            Collected::Ok(s) => s.regions.as_slice(),
+            Collected::Error(_) => &[],
+        };
+        regions.iter().filter_map(move |r| {
+            r.baseline
+                .as_ref()
+                .map(|b| (a.id.as_str(), r.name.as_str(), b))
+        })
+    })
+}
+
+/// `ec2:AuthorizeSecurityGroupIngress` on each of twokey's bastion security
+/// groups (the policy's `aws_security_group` entitlements) found in the
+/// facts: opening one without a grant is what twokey gates.
+pub fn bastion_risks(facts: &Facts, groups: &[String]) -> Vec<HighRisk> {
+    let mut out = Vec::new();
+    for (account, region, b) in regional_baselines(facts) {
+        let Ok(found) = b.security_groups.as_result() else {
+            continue;
+        };
+        for (id, _vpc) in found.iter().filter(|(id, _)| groups.contains(id)) {
+            out.push(HighRisk {
+                action: "ec2:AuthorizeSecurityGroupIngress".into(),
+                resource: format!("arn:aws:ec2:{region}:{account}:security-group/{id}"),
+                why: "opens a bastion security group twokey gates".into(),
+            });
+        }
+    }
+    out
+}
+
 /// The default high-risk list for these facts.
 pub fn defaults(facts: &Facts) -> Vec<HighRisk> {
     let risk = |action: &str, resource: &str, why: &str| HighRisk {
@@ -103,6 +161,11 @@ pub fn defaults(facts: &Facts) -> Vec<HighRisk> {
     for v in &vaults {
         for a in BACKUP_DELETION {
             out.push(risk(a, v, "deletes backup data"));
+        }
+    }
+    for k in backup_keys(facts) {
+        for a in KEY_DESTRUCTION {
+            out.push(risk(a, &k, "destroys or locks the key of backup data"));
         }
     }
     for a in IAM_ADMIN {
@@ -227,6 +290,23 @@ pub fn graph(facts: &Facts) -> (Option<Graph>, Vec<(String, String)>) {
             }
         }
     }
+    // KMS key policies (the keys of log and backup data among them). The
+    // evaluator treats a key policy like any resource policy: it can grant
+    // on its own, as in KMS; it does not model that an identity policy
+    // needs the key policy to delegate to the account, so it may name more
+    // holders than KMS would, never fewer.
+    for (account, _, b) in regional_baselines(facts) {
+        let Ok(keys) = b.kms_keys.as_result() else {
+            continue;
+        };
+        for k in keys.iter().filter(|k| !k.policy.is_null()) {
+            let id = format!("key policy of {}", k.arn);
+            match Policy::parse(&id, &k.policy.to_string()) {
+                Ok(policy) => resource_policies.push((k.arn.clone(), NamedPolicy { id, policy })),
+                Err(e) => errors.push((account.to_string(), e.to_string())),
+            }
+        }
+    }
     if inputs.is_empty() {
         return (None, errors);
     }
@@ -276,7 +356,9 @@ fn evaluate(facts: &Facts, settings: &Settings) -> Vec<Finding> {
     }
     let Some(g) = graph else { return out };
     let list = if settings.high_risk.is_empty() {
-        defaults(facts)
+        let mut l = defaults(facts);
+        l.extend(bastion_risks(facts, &settings.bastion_groups));
+        l
     } else {
         settings.high_risk.clone()
     };
@@ -448,6 +530,76 @@ mod tests {
             out[0].message.contains("AccessDenied"),
             "{}",
             out[0].message
+        );
+    }
+
+    const KEY: &str = "arn:aws:kms:eu-west-1:222233334444:key/backup-key";
+
+    /// A vault encrypting with a customer key whose key policy lets the user
+    /// `ops` delete it, though no identity policy of `ops` allows it.
+    fn with_backup_key() -> Facts {
+        let ops = json!({"UserName": "ops", "Arn": "arn:aws:iam::222233334444:user/ops"});
+        let mut f = with(details(json!([ops]), json!([admin_role()])));
+        let b = region_mut(&mut f).baseline.as_mut().expect("baseline");
+        b.vault_keys = Collected::Ok(vec![crate::facts::baseline::VaultKey {
+            vault: "arn:aws:backup:eu-west-1:222233334444:backup-vault:main".into(),
+            key_arn: Some(KEY.into()),
+            customer_managed: Some(true),
+        }]);
+        b.kms_keys = Collected::Ok(vec![crate::facts::baseline::KmsKey {
+            arn: KEY.into(),
+            enabled: true,
+            symmetric: true,
+            rotation: true,
+            policy: json!({"Version": "2012-10-17", "Statement": [{"Sid": "OpsMayDelete", "Effect": "Allow",
+                "Principal": {"AWS": "arn:aws:iam::222233334444:user/ops"},
+                "Action": "kms:ScheduleKeyDeletion", "Resource": "*"}]}),
+        }]);
+        b.security_groups = Collected::Ok(vec![("sg-bastion".into(), "vpc-1".into())]);
+        f
+    }
+
+    #[test]
+    fn the_key_of_backup_data_is_high_risk_and_its_key_policy_grants() {
+        let f = with_backup_key();
+        let d = defaults(&f);
+        for a in KEY_DESTRUCTION {
+            assert!(
+                d.iter().any(|r| r.action == *a && r.resource == KEY),
+                "{a}: {d:#?}"
+            );
+        }
+        let settings = Settings {
+            high_risk: vec![parse_risk(&format!("kms:ScheduleKeyDeletion={KEY}")).expect("risk")],
+            ..Settings::default()
+        };
+        let out = (CHECK.evaluate)(&f, &settings);
+        assert_eq!(out.len(), 1, "{out:#?}");
+        assert_eq!(out[0].status, Status::Fail, "{}", out[0].message);
+        assert!(out[0].message.contains("user/ops"), "{}", out[0].message);
+        let path = out[0].evidence["holders"].to_string();
+        assert!(path.contains("key policy of"), "{path}");
+    }
+
+    #[test]
+    fn bastion_groups_of_the_policy_are_asked_by_their_arn() {
+        let f = with_backup_key();
+        let r = bastion_risks(&f, &["sg-bastion".to_string(), "sg-absent".to_string()]);
+        assert_eq!(r.len(), 1, "{r:#?}");
+        assert_eq!(r[0].action, "ec2:AuthorizeSecurityGroupIngress");
+        assert_eq!(
+            r[0].resource,
+            "arn:aws:ec2:eu-west-1:222233334444:security-group/sg-bastion"
+        );
+        let settings = Settings {
+            bastion_groups: vec!["sg-bastion".into()],
+            ..Settings::default()
+        };
+        let out = (CHECK.evaluate)(&f, &settings);
+        assert!(
+            out.iter().any(|x| x.resource.contains("AuthorizeSecurityGroupIngress on arn:aws:ec2:eu-west-1:222233334444:security-group/sg-bastion")),
+            "{:#?}",
+            out.iter().map(|x| &x.resource).collect::<Vec<_>>()
         );
     }
 
