@@ -166,26 +166,18 @@ async fn hands_out_a_session_that_acts_in_the_member_account_and_lasts_at_most_9
     let asked = sts.calls()[0].duration_seconds;
     assert!((898..=900).contains(&asked), "{asked}");
     // The handed-out credentials are moto's and act in the member account.
-    let sdk = twokey_aws::client::Connection {
-        region: Some(REGION.to_string()),
-        endpoint_url: Some(moto.url()),
-        ..Default::default()
-    }
-    .load_gateway()
-    .await
-    .to_builder()
-    .credentials_provider(
-        aws_credential_types::provider::SharedCredentialsProvider::new(
-            aws_credential_types::Credentials::new(
-                key,
-                c["SecretAccessKey"].as_str().expect("secret"),
-                c["SessionToken"].as_str().map(str::to_string),
-                None,
-                "handed-out",
-            ),
+    let sdk = common::sdk_config(
+        REGION,
+        &moto.url(),
+        aws_credential_types::Credentials::new(
+            key,
+            c["SecretAccessKey"].as_str().expect("secret"),
+            c["SessionToken"].as_str().map(str::to_string),
+            None,
+            "handed-out",
         ),
     )
-    .build();
+    .await;
     let me = aws_sdk_sts::Client::new(&sdk)
         .get_caller_identity()
         .send()
@@ -260,27 +252,12 @@ async fn the_stand_in_refuses_what_sts_refuses() {
     let client = |secret: &str, region: &str| {
         let (secret, region, url) = (secret.to_string(), region.to_string(), sts.url.clone());
         async move {
-            // The product's loader (its rustls HTTP client), with the test's keys.
-            let sdk = twokey_aws::client::Connection {
-                region: Some(region),
-                endpoint_url: Some(url),
-                ..Default::default()
-            }
-            .load_gateway()
-            .await
-            .to_builder()
-            .credentials_provider(
-                aws_credential_types::provider::SharedCredentialsProvider::new(
-                    aws_credential_types::Credentials::new(
-                        "AKIDTESTING",
-                        secret,
-                        None,
-                        None,
-                        "test",
-                    ),
-                ),
+            let sdk = common::sdk_config(
+                &region,
+                &url,
+                aws_credential_types::Credentials::new("AKIDTESTING", secret, None, None, "test"),
             )
-            .build();
+            .await;
             aws_sdk_sts::Client::new(&sdk)
         }
     };

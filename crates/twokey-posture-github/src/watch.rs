@@ -136,13 +136,7 @@ impl Watcher {
             .map_err(|e| format!("posture state: {e}"))?;
             if let Some(r) = row {
                 let s: String = r.try_get(0).map_err(|e| e.to_string())?;
-                let st = match s.as_str() {
-                    "pass" => Status::Pass,
-                    "fail" => Status::Fail,
-                    "excepted" => Status::Excepted,
-                    _ => Status::Error,
-                };
-                out.insert(key(f), st);
+                out.insert(key(f), Status::parse(&s).unwrap_or(Status::Error));
             }
         }
         Ok(out)
@@ -156,12 +150,7 @@ impl Watcher {
             .await
             .map_err(|e| format!("posture state: {e}"))?;
         for f in findings {
-            let st = match f.status {
-                Status::Pass => "pass",
-                Status::Fail => "fail",
-                Status::Error => "error",
-                Status::Excepted => "excepted",
-            };
+            let st = f.status.as_str().to_ascii_lowercase();
             sqlx::query(
                 "INSERT INTO github_posture_state (check_id, resource, status, checked_at) VALUES ($1, $2, $3, $4) \
                  ON CONFLICT (check_id, resource) DO UPDATE SET status = excluded.status, checked_at = excluded.checked_at",

@@ -86,6 +86,31 @@ impl Facts {
         })
     }
 
+    /// The account findings about the organisation as a whole are filed
+    /// under: the management account, else the first scanned; `""` when none.
+    pub fn home_account(&self) -> &str {
+        self.accounts
+            .iter()
+            .find(|a| a.management)
+            .or(self.accounts.first())
+            .map_or("", |a| a.id.as_str())
+    }
+
+    /// Every collected regional baseline, with its account id and region.
+    pub fn region_baselines(&self) -> impl Iterator<Item = (&str, &str, &RegionBaseline)> {
+        self.accounts.iter().flat_map(|a| {
+            let regions = match &a.scan {
+                Collected::Ok(s) => s.regions.as_slice(),
+                Collected::Error(_) => &[],
+            };
+            regions.iter().filter_map(move |r| {
+                r.baseline
+                    .as_ref()
+                    .map(|b| (a.id.as_str(), r.name.as_str(), b))
+            })
+        })
+    }
+
     /// Every trail of every scanned account and region, with its account.
     pub fn trails(&self) -> impl Iterator<Item = (&Account, &Trail)> {
         self.accounts.iter().flat_map(|a| {

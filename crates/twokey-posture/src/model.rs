@@ -106,6 +106,17 @@ pub enum Status {
 }
 
 impl Status {
+    /// Every status.
+    pub const ALL: [Status; 4] = [Self::Pass, Self::Fail, Self::Error, Self::Excepted];
+
+    /// The status named `s` in any case (`PASS` as stored in the posture
+    /// results, `pass` as in JSON and the GitHub posture state).
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|v| v.as_str().eq_ignore_ascii_case(s))
+    }
+
     /// `PASS`, `FAIL`, `ERROR`.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -128,25 +128,17 @@ fn github_findings(states: &[twokey_store::GithubPostureState]) -> Option<Vec<Fi
     Some(
         states
             .iter()
-            .map(|s| {
-                let status = match s.status.as_str() {
-                    "pass" => Status::Pass,
-                    "fail" => Status::Fail,
-                    "excepted" => Status::Excepted,
-                    _ => Status::Error,
-                };
-                Finding {
-                    check: s.check.clone(),
-                    account: String::new(),
-                    region: None,
-                    resource: s.resource.clone(),
-                    status,
-                    message: format!(
-                        "{} on {}: {} (GitHub posture)",
-                        s.check, s.resource, s.status
-                    ),
-                    evidence: serde_json::Value::Null,
-                }
+            .map(|s| Finding {
+                check: s.check.clone(),
+                account: String::new(),
+                region: None,
+                resource: s.resource.clone(),
+                status: Status::parse(&s.status).unwrap_or(Status::Error),
+                message: format!(
+                    "{} on {}: {} (GitHub posture)",
+                    s.check, s.resource, s.status
+                ),
+                evidence: serde_json::Value::Null,
             })
             .collect(),
     )
@@ -158,12 +150,7 @@ fn finding_of(r: &PostureRow) -> Finding {
         account: r.account.clone(),
         region: (!r.region.is_empty()).then(|| r.region.clone()),
         resource: r.resource.clone(),
-        status: match r.status.as_str() {
-            "PASS" => Status::Pass,
-            "FAIL" => Status::Fail,
-            "EXCEPTED" => Status::Excepted,
-            _ => Status::Error,
-        },
+        status: Status::parse(&r.status).unwrap_or(Status::Error),
         message: r.message.clone(),
         evidence: serde_json::from_str(&r.evidence).unwrap_or(serde_json::Value::Null),
     }

@@ -14,6 +14,28 @@ use twokey_providers::GrantSpec;
 
 static ENV: Once = Once::new();
 
+/// An SDK configuration for `url` in `region` signed with `credentials`,
+/// through the product's own loader (its rustls HTTP client: the workspace
+/// builds the SDK without a default one).
+pub async fn sdk_config(
+    region: &str,
+    url: &str,
+    credentials: aws_credential_types::Credentials,
+) -> aws_config::SdkConfig {
+    Connection {
+        region: Some(region.to_string()),
+        endpoint_url: Some(url.to_string()),
+        ..Default::default()
+    }
+    .load_gateway()
+    .await
+    .to_builder()
+    .credentials_provider(
+        aws_credential_types::provider::SharedCredentialsProvider::new(credentials),
+    )
+    .build()
+}
+
 /// Credentials and settings every SDK client in the tests picks up.
 pub fn test_env() {
     ENV.call_once(|| {

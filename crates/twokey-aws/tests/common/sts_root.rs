@@ -395,28 +395,18 @@ async fn assume_root(
         _ => {
             // A session at moto in the member account: moto maps its key to
             // that account, so S3 and IAM calls with it act there.
-            // The product's own loader (its rustls HTTP client), with moto's
-            // test credentials.
-            let sdk = twokey_aws::client::Connection {
-                region: Some(region),
-                endpoint_url: Some(moto_url.clone()),
-                ..Default::default()
-            }
-            .load_gateway()
-            .await
-            .to_builder()
-            .credentials_provider(
-                aws_credential_types::provider::SharedCredentialsProvider::new(
-                    aws_credential_types::Credentials::new(
-                        "AKIDTESTING",
-                        "testing",
-                        None,
-                        None,
-                        "stand-in",
-                    ),
+            let sdk = super::sdk_config(
+                &region,
+                &moto_url,
+                aws_credential_types::Credentials::new(
+                    "AKIDTESTING",
+                    "testing",
+                    None,
+                    None,
+                    "stand-in",
                 ),
             )
-            .build();
+            .await;
             let out = aws_sdk_sts::Client::new(&sdk)
                 .assume_role()
                 .role_arn(format!(

@@ -39,14 +39,7 @@ pub const CHECK: Check = Check {
 };
 
 fn evaluate(facts: &Facts, settings: &Settings) -> Vec<Finding> {
-    let account = facts
-        .accounts
-        .iter()
-        .find(|a| a.management)
-        .or(facts.accounts.first())
-        .map(|a| a.id.as_str())
-        .unwrap_or("");
-    let at = For::new(CHECK.id, account);
+    let at = For::new(CHECK.id, facts.home_account());
     settings
         .posture
         .as_code
@@ -96,25 +89,30 @@ fn judge(at: &For<'_>, facts: &Facts, key: &str, what: &str, repo: Option<&str>)
     let mut missing = Vec::new();
     let mut results = serde_json::Map::new();
     for check in REQUIRED {
-        let found: Vec<&&Finding> = of_repo.iter().filter(|f| f.check == *check).collect();
+        let found: Vec<&Finding> = of_repo
+            .iter()
+            .copied()
+            .filter(|f| f.check == *check)
+            .collect();
         // An excepted finding is an approved exception, not protection.
-        let ok = !found.is_empty() && found.iter().all(|f| f.status == Status::Pass);
-        let status = match found.first() {
-            None => "absent".to_string(),
-            Some(_) if ok => "pass".to_string(),
-            Some(_) => found
-                .iter()
-                .map(|f| f.status.as_str().to_ascii_lowercase())
-                .find(|s| s != "pass")
-                .unwrap_or_default(),
+        let (status, why) = match (
+            found.first(),
+            found.iter().find(|f| f.status != Status::Pass),
+        ) {
+            (None, _) => (
+                "absent".to_string(),
+                Some(format!(
+                    "{check} (not judged: list {repo} as IaC in [posture.github])"
+                )),
+            ),
+            (Some(_), Some(f)) => (
+                f.status.as_str().to_ascii_lowercase(),
+                Some(format!("{check} ({})", f.message)),
+            ),
+            (Some(_), None) => ("pass".to_string(), None),
         };
         results.insert((*check).to_string(), json!(status));
-        if !ok {
-            missing.push(match found.iter().find(|f| f.status != Status::Pass) {
-                Some(f) => format!("{check} ({})", f.message),
-                None => format!("{check} (not judged: list {repo} as IaC in [posture.github])"),
-            });
-        }
+        missing.extend(why);
     }
     let evidence = json!({ "repository": repo, "github": results });
     if missing.is_empty() {
@@ -178,19 +176,12 @@ mod tests {
         s
     }
 
-    fn run(f: &crate::facts::Facts, s: &Settings) -> Vec<Status> {
-        (CHECK.evaluate)(f, s)
-            .into_iter()
-            .map(|x| x.status)
-            .collect()
-    }
-
     #[test]
     fn undeclared_guard_rails_fail_and_missing_results_are_errors() {
         let f = facts();
-        assert_eq!(run(&f, &Settings::default()), vec![Fail, Fail, Fail]);
+        assert_eq!(statuses(&CHECK, &f), vec![Fail, Fail, Fail]);
         let s = settings(Some("acme/guardrails"), None);
-        assert_eq!(run(&f, &s), vec![Error, Error, Fail]);
+        assert_eq!(statuses_with(&CHECK, &f, &s), vec![Error, Error, Fail]);
     }
 
     #[test]
@@ -200,7 +191,7 @@ mod tests {
         found.extend(all("acme/twokey-policy"));
         f.github = Some(found);
         let s = settings(Some("acme/guardrails"), Some("acme/twokey-policy"));
-        assert_eq!(run(&f, &s), vec![Pass, Pass, Pass]);
+        assert_eq!(statuses_with(&CHECK, &f, &s), vec![Pass, Pass, Pass]);
     }
 
     #[test]
@@ -236,6 +227,6 @@ mod tests {
         assert!(out[2].message.contains("not judged"), "{}", out[2].message);
         // A repository the scan did not cover is an error, not a pass.
         f.github = Some(all("acme/guardrails"));
-        assert_eq!(run(&f, &s), vec![Pass, Pass, Error]);
+        assert_eq!(statuses_with(&CHECK, &f, &s), vec![Pass, Pass, Error]);
     }
 }

@@ -71,7 +71,8 @@ pub const KEY_DESTRUCTION: &[&str] = &[
 
 /// The customer-managed KMS keys the Backup vaults encrypt with, sorted.
 fn backup_keys(facts: &Facts) -> Vec<String> {
-    let mut keys: Vec<String> = regional_baselines(facts)
+    let mut keys: Vec<String> = facts
+        .region_baselines()
         .filter_map(|(_, _, b)| b.vault_keys.as_result().ok())
         .flatten()
         .filter(|v| v.customer_managed == Some(true))
@@ -82,29 +83,12 @@ fn backup_keys(facts: &Facts) -> Vec<String> {
     keys
 }
 
-/// Every collected regional baseline with its account id and region.
-fn regional_baselines(
-    facts: &Facts,
-) -> impl Iterator<Item = (&str, &str, &crate::facts::RegionBaseline)> {
-    facts.accounts.iter().flat_map(|a| {
-        let regions = match &a.scan {
-            Collected::Ok(s) => s.regions.as_slice(),
-            Collected::Error(_) => &[],
-        };
-        regions.iter().filter_map(move |r| {
-            r.baseline
-                .as_ref()
-                .map(|b| (a.id.as_str(), r.name.as_str(), b))
-        })
-    })
-}
-
 /// `ec2:AuthorizeSecurityGroupIngress` on each of twokey's bastion security
 /// groups (the policy's `aws_security_group` entitlements) found in the
 /// facts: opening one without a grant is what twokey gates.
 pub fn bastion_risks(facts: &Facts, groups: &[String]) -> Vec<HighRisk> {
     let mut out = Vec::new();
-    for (account, region, b) in regional_baselines(facts) {
+    for (account, region, b) in facts.region_baselines() {
         let Ok(found) = b.security_groups.as_result() else {
             continue;
         };
@@ -295,7 +279,7 @@ pub fn graph(facts: &Facts) -> (Option<Graph>, Vec<(String, String)>) {
     // on its own, as in KMS; it does not model that an identity policy
     // needs the key policy to delegate to the account, so it may name more
     // holders than KMS would, never fewer.
-    for (account, _, b) in regional_baselines(facts) {
+    for (account, _, b) in facts.region_baselines() {
         let Ok(keys) = b.kms_keys.as_result() else {
             continue;
         };
@@ -362,13 +346,7 @@ fn evaluate(facts: &Facts, settings: &Settings) -> Vec<Finding> {
     } else {
         settings.high_risk.clone()
     };
-    let home = facts
-        .accounts
-        .iter()
-        .find(|a| a.management)
-        .or(facts.accounts.first())
-        .map(|a| a.id.clone())
-        .unwrap_or_default();
+    let home = facts.home_account().to_string();
     for a in g.answer_all(&list) {
         let account = a
             .risk

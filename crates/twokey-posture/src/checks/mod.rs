@@ -229,7 +229,16 @@ pub(crate) mod fixture {
 
     /// The statuses of a check's findings, in order.
     pub fn statuses(check: &crate::Check, f: &Facts) -> Vec<crate::Status> {
-        (check.evaluate)(f, &crate::Settings::default())
+        statuses_with(check, f, &crate::Settings::default())
+    }
+
+    /// The same, under `settings`.
+    pub fn statuses_with(
+        check: &crate::Check,
+        f: &Facts,
+        settings: &crate::Settings,
+    ) -> Vec<crate::Status> {
+        (check.evaluate)(f, settings)
             .into_iter()
             .map(|x| x.status)
             .collect()

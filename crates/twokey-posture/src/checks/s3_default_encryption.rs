@@ -87,21 +87,19 @@ mod tests {
             kms_buckets: vec!["ledger".into(), "ledger-kms".into()],
             ..Settings::default()
         };
-        let got: Vec<_> = (CHECK.evaluate)(&f, &settings)
-            .into_iter()
-            .map(|x| x.status)
-            .collect();
-        assert_eq!(got, vec![Fail, Pass, Fail, Pass]);
+        assert_eq!(
+            statuses_with(&CHECK, &f, &settings),
+            vec![Fail, Pass, Fail, Pass]
+        );
         // A `--log-bucket` (the ledger's) needs SSE-KMS too.
         let settings = Settings {
             log_buckets: vec!["ledger".into()],
             ..Settings::default()
         };
-        let got: Vec<_> = (CHECK.evaluate)(&f, &settings)
-            .into_iter()
-            .map(|x| x.status)
-            .collect();
-        assert_eq!(got, vec![Fail, Pass, Fail, Pass]);
+        assert_eq!(
+            statuses_with(&CHECK, &f, &settings),
+            vec![Fail, Pass, Fail, Pass]
+        );
     }
 
     #[test]
