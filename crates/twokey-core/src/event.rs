@@ -115,6 +115,8 @@ ledger_events! {
     GrantApplyFailed(ProviderFailed) = "grant.apply_failed",
     /// Revoking a grant keeps failing.
     GrantRevokeFailed(ProviderFailed) = "grant.revoke_failed",
+    /// What an ended grant did (its activity digest).
+    GrantActivity(crate::activity::ActivityDigest) = "grant.activity",
     /// A second person reviewed a break-glass use.
     BreakGlassReviewed(Comment) = "break_glass.reviewed",
     /// The first policy was loaded from its file.
@@ -228,6 +230,7 @@ impl LedgerEvent {
             | E::GrantExpiring(_)
             | E::GrantRevoked(_)
             | E::GrantExpired(_)
+            | E::GrantActivity(_)
             | E::BreakGlassReviewed(_)
             | E::PolicyLoaded(_)
             | E::PolicyProposed(_)
@@ -294,6 +297,7 @@ impl EventKind {
             | K::GrantExpiring
             | K::GrantApplyFailed
             | K::GrantRevokeFailed
+            | K::GrantActivity
             | K::BreakGlassReviewed
             | K::PolicyLoaded
             | K::PolicyProposed

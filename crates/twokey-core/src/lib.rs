@@ -7,6 +7,7 @@
 //! function from data to data. That is what makes the separation-of-duties
 //! rules property-testable (see `tests/invariants.rs`).
 
+pub mod activity;
 pub mod custody;
 pub mod event;
 pub mod identity;

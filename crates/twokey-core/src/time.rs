@@ -15,3 +15,11 @@ pub fn format_duration(ms: i64) -> String {
     let secs = (ms.max(0) / 1000) as u64;
     humantime::format_duration(std::time::Duration::from_secs(secs)).to_string()
 }
+
+/// RFC 3339 UTC time of Unix milliseconds (`2026-12-02T16:00:00.123Z`);
+/// times before the epoch print as the epoch.
+pub fn format_time(ms: Millis) -> String {
+    let t =
+        std::time::UNIX_EPOCH + std::time::Duration::from_millis(u64::try_from(ms).unwrap_or(0));
+    humantime::format_rfc3339_millis(t).to_string()
+}

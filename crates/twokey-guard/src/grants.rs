@@ -99,6 +99,14 @@ pub struct Target {
     pub accounts: BTreeSet<String>,
     /// `target.task` (`aws_root_task`): the task policy's name.
     pub task: Option<String>,
+    /// `target.addresses` (`aws_security_group`): person to CIDR.
+    pub addresses: BTreeMap<String, String>,
+    /// `target.port` (`aws_security_group`).
+    pub port: Option<u16>,
+    /// `target.mode` (`postgres`: `login` or `membership`).
+    pub mode: Option<String>,
+    /// `target.users` (`postgres` membership): person to database user.
+    pub users: BTreeMap<String, String>,
 }
 
 /// The provider whose grants open root sessions.
@@ -239,6 +247,27 @@ impl GrantIndex {
                 .get("task")
                 .and_then(Value::as_str)
                 .map(str::to_string);
+            let table = |key: &str| -> BTreeMap<String, String> {
+                match e.target.get(key) {
+                    Some(Value::Object(m)) => m
+                        .iter()
+                        .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+                        .collect(),
+                    _ => BTreeMap::new(),
+                }
+            };
+            let addresses = table("addresses");
+            let users = table("users");
+            let port = e
+                .target
+                .get("port")
+                .and_then(Value::as_u64)
+                .and_then(|p| u16::try_from(p).ok());
+            let mode = e
+                .target
+                .get("mode")
+                .and_then(Value::as_str)
+                .map(str::to_string);
             idx.targets.insert(
                 name,
                 Target {
@@ -247,6 +276,10 @@ impl GrantIndex {
                     principals,
                     accounts,
                     task,
+                    addresses,
+                    port,
+                    mode,
+                    users,
                 },
             );
         }
@@ -567,8 +600,16 @@ pub enum GrantSource {
 }
 
 impl GrantSource {
-    /// Loads the index (network calls run on a private runtime).
+    /// Loads the index of the active grants (network calls run on a
+    /// private runtime).
     pub fn load(&self) -> anyhow::Result<GrantIndex> {
+        self.load_scope("active")
+    }
+
+    /// Loads the index of the requests in `scope` (`active`, or `all` for
+    /// grants that have ended too; `all` needs an admin's or auditor's
+    /// token).
+    pub fn load_scope(&self, scope: &str) -> anyhow::Result<GrantIndex> {
         match self {
             GrantSource::File(p) => {
                 let text = std::fs::read_to_string(p)
@@ -578,6 +619,7 @@ impl GrantSource {
             GrantSource::Server { url, token } => {
                 let rt = crate::rt::Rt::new()?;
                 let (url, token) = (url.trim_end_matches('/').to_string(), token.clone());
+                let scope = scope.to_string();
                 let (reqs, pol) = rt.run(async move {
                     let client = reqwest::Client::builder()
                         .timeout(std::time::Duration::from_secs(30))
@@ -605,7 +647,7 @@ impl GrantSource {
                                 .with_context(|| format!("grants: GET {u}: not JSON"))
                         }
                     };
-                    let reqs = get("/v1/requests?scope=active").await?;
+                    let reqs = get(&format!("/v1/requests?scope={scope}")).await?;
                     let pol = get("/v1/policy").await?;
                     Ok((reqs, pol))
                 })?;

@@ -7,6 +7,8 @@
 //!   [`WatchArgs`] + [`run_watch`]) and the [`Scanner`] they share.
 //! - [`grants`]: grant correlation ("outside two-person control"):
 //!   [`grants::GrantIndex`] and the pure [`grants::correlate`].
+//! - [`activity`]: `twokey guard activity`, what each grant did (CloudTrail,
+//!   PostgreSQL server log, VPC flow logs attributed to grants).
 //! - [`output`]: NDJSON, OCSF Detection Finding and table formats.
 //! - [`pack`]: twokey's built-in rule pack for the two-person-integrity
 //!   baseline, compiled into the binary.
@@ -14,6 +16,7 @@
 //! Matching itself is done by the `twokey-sigma` crate.
 #![warn(missing_docs)]
 
+pub mod activity;
 #[cfg(feature = "aws")]
 pub mod aws;
 pub mod grants;

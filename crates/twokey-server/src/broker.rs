@@ -53,6 +53,8 @@ pub struct BrokerOptions {
     /// How long after activation an active grant whose access is not at its
     /// target is reported missing.
     pub reconcile_grace_ms: i64,
+    /// `[activity]`: what each grant did, and when its digest is written.
+    pub activity: crate::activity::ActivityConfig,
 }
 
 impl Default for BrokerOptions {
@@ -67,6 +69,7 @@ impl Default for BrokerOptions {
             public_url: "http://127.0.0.1:8080".into(),
             reconcile_interval_ms: crate::reconciler::DEFAULT_INTERVAL_MS,
             reconcile_grace_ms: crate::reconciler::DEFAULT_GRACE_MS,
+            activity: crate::activity::ActivityConfig::default(),
         }
     }
 }
@@ -86,6 +89,8 @@ pub struct Broker {
     notifiers: RwLock<Vec<Arc<dyn Notifier>>>,
     /// Prometheus metrics.
     pub metrics: Metrics,
+    /// When the activity digests were last looked for.
+    pub(crate) activity_pass: std::sync::atomic::AtomicI64,
 }
 
 /// Builds the providers of every entitlement; errors name the entitlement and
@@ -225,6 +230,7 @@ impl Broker {
             sinks,
             notifiers: RwLock::new(Vec::new()),
             metrics: Metrics::new(),
+            activity_pass: std::sync::atomic::AtomicI64::new(0),
         });
         Ok((broker, warning))
     }
@@ -1085,6 +1091,9 @@ impl Broker {
             }
             if let Err(e) = self.deliver_alerts().await {
                 tracing::error!(error = %e, "alert delivery failed");
+            }
+            if let Err(e) = self.digest_activity_due().await {
+                tracing::error!(error = %e, "writing grant activity digests failed; retried on the next pass");
             }
             let now = self.now();
             let next = self

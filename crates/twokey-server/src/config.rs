@@ -58,6 +58,9 @@ pub struct Config {
     /// `[scim]`: provisioning of users and groups by the identity provider.
     #[serde(default)]
     pub scim: Option<crate::scim::ScimConfig>,
+    /// `[activity]`: what each grant did (records from the guard, digests).
+    #[serde(default)]
+    pub activity: crate::activity::ActivityConfig,
 }
 
 /// `[posture]`: what `twokey serve` watches continuously.

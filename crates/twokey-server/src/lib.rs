@@ -6,6 +6,7 @@
 //! business rule lives in this crate that is not in `twokey-core`; what lives
 //! here is orchestration (transactions, retries, leases, provider calls).
 
+pub mod activity;
 pub mod api;
 pub mod broker;
 pub mod checkpoints;

@@ -12,6 +12,7 @@
 //! - Ledger appends are serialised by the `ledger_head` row, which every
 //!   transaction updates first: entry indexes are contiguous and in commit order.
 
+pub mod activity;
 pub mod custody;
 pub mod directory;
 mod ledger;
@@ -144,6 +145,8 @@ pub struct Change {
     /// deactivated it, checked inside the transaction after the ledger head
     /// is taken, so it is ordered against the deactivation itself.
     pub acting: Option<String>,
+    /// A grant's activity digest written with this change's (one) entry.
+    pub activity_digest: Option<activity::ActivityDigestWrite>,
 }
 
 /// A registered WebAuthn credential (security key) of one identity.
@@ -473,6 +476,9 @@ async fn apply(
             let due = change
                 .next_due
                 .unwrap_or_else(|| twokey_core::request::next_due(&req));
+            if req.state == State::Active {
+                activity::open(tx, &req.id).await?;
+            }
             match expected {
                 None => {
                     sqlx::query(
@@ -614,6 +620,16 @@ async fn apply(
 
         custody::apply(tx, change.now, &change.custody).await?;
         directory::apply(tx, change.now, change.acting.as_deref(), &change.directory).await?;
+
+        if let Some(w) = &change.activity_digest {
+            let index = entries.first().map(|e| e.index).ok_or_else(|| {
+                StoreError::Corrupt(
+                    w.request_id.clone(),
+                    "an activity digest without its entry".into(),
+                )
+            })?;
+            activity::mark_digested(tx, w, index).await?;
+        }
 
         for (entry, (_, ev)) in entries.iter().zip(change.events.iter()) {
             if change.notify && twokey_core::notify::is_notification(&entry.kind) {

@@ -441,6 +441,14 @@ pub async fn request_page(
         body.push_str(&format!(r#"<section><h2>Actions</h2>{actions}</section>"#));
     }
 
+    // What the grant did (records the guard attributed to it).
+    if r.activated_at.is_some() {
+        match st.broker.activity(&r.id, 200).await {
+            Ok(a) => body.push_str(&activity_section(&a).into_string()),
+            Err(err) => return api_error(err),
+        }
+    }
+
     // Timeline from the ledger.
     body.push_str(r#"<section><h2>Timeline (from the ledger)</h2><ol class="timeline">"#);
     for t in &timeline {
@@ -461,6 +469,41 @@ pub async fn request_page(
     }
     body.push_str("</ol></section>");
     ok(&s, &format!("Request {}", r.id), &body)
+}
+
+/// The request page's activity section (maud escapes every value).
+fn activity_section(a: &twokey_server::activity::ActivityView) -> maud::Markup {
+    maud::html! {
+        section {
+            h2 { "Activity (attributed by the guard)" }
+            p.muted {
+                (a.events) " records"
+                @if a.overflow > 0 { " (" (a.overflow) " beyond the per-grant bound, counted only)" }
+                @match a.digest_index {
+                    Some(i) => { "; digest #" (i) " (revision " (a.revision) ") in the ledger" }
+                    None => { "; its digest is written to the ledger once the grant has ended and settled" }
+                }
+                @if (a.records.len() as i64) < a.events { "; showing the first " (a.records.len()) }
+            }
+            @if !a.records.is_empty() {
+                table.activity {
+                    thead { tr { th { "Time" } th { "Source" } th { "Action" } th { "Principal" } th { "From" } th { "Outcome" } } }
+                    tbody {
+                        @for rec in &a.records {
+                            tr {
+                                td { (time(rec.event_time)) }
+                                td { (rec.source.as_str()) }
+                                td { code { (rec.action) } }
+                                td { (rec.principal) }
+                                td { (rec.source_ip) }
+                                td { @if rec.outcome.is_empty() { "ok" } @else { strong { (rec.outcome) } } }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
 }
 
 fn form_button(rid: &str, action: &str, label: &str, csrf: &str, class: &str) -> String {

@@ -89,7 +89,13 @@ enum Cmd {
         scope: String,
     },
     /// Show one request with its timeline.
-    Show { id: String },
+    Show {
+        id: String,
+        /// What the grant did: the CloudTrail, PostgreSQL and flow log
+        /// records the guard attributed to it, and its ledger digest.
+        #[arg(long)]
+        activity: bool,
+    },
     /// Show the one-time secret of your grant (a generated password).
     Secret { id: String },
     /// Who the token belongs to.
@@ -137,6 +143,8 @@ enum GuardCmd {
     Scan(twokey_guard::ScanArgs),
     /// Run continuously on a stream and report findings as they come.
     Watch(twokey_guard::WatchArgs),
+    /// What each grant did: CloudTrail, PostgreSQL and flow log records attributed to grants.
+    Activity(twokey_guard::activity::ActivityArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -205,6 +213,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
         }
         Cmd::Guard(GuardCmd::Watch(args)) => {
             return twokey_guard::run_watch(&args, &mut std::io::stdout().lock())
+        }
+        Cmd::Guard(GuardCmd::Activity(args)) => {
+            return twokey_guard::activity::run_activity(
+                &args,
+                &mut std::io::stdout().lock(),
+                &mut std::io::stderr().lock(),
+            )
         }
         Cmd::Posture(cmd) => return crate::posture::run(cmd).await,
         Cmd::Scp(cmd) => return crate::posture::run_scp(cmd),
@@ -308,11 +323,22 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
                 }
             });
         }
-        Cmd::Show { id } => {
+        Cmd::Show { id, activity } => {
             let v = client
                 .call(Method::GET, &format!("/v1/requests/{id}"), None)
                 .await?;
-            out(&v, &show);
+            if activity {
+                let a = client
+                    .call(Method::GET, &format!("/v1/requests/{id}/activity"), None)
+                    .await?;
+                if json_out {
+                    println!("{}", serde_json::to_string_pretty(&a)?);
+                } else {
+                    println!("{}\n{}", show(&v), show_activity(&a));
+                }
+            } else {
+                out(&v, &show);
+            }
         }
         Cmd::Secret { id } => {
             let v = client
@@ -538,6 +564,43 @@ fn next_step(v: &Value) -> String {
         Some("approved") => "approved: activating".into(),
         _ => String::new(),
     }
+}
+
+/// The activity table of `twokey show ID --activity`.
+fn show_activity(a: &Value) -> String {
+    let events = a["events"].as_i64().unwrap_or(0);
+    let records = a["records"].as_array().map_or(&[][..], Vec::as_slice);
+    let mut s = format!("  activity: {events} records");
+    if let Some(o) = a["overflow"].as_i64().filter(|o| *o > 0) {
+        s.push_str(&format!(" ({o} beyond the per-grant bound, counted only)"));
+    }
+    match a["digest_index"].as_u64() {
+        Some(i) => s.push_str(&format!(
+            "; digest #{i} (revision {}) in the ledger",
+            a["revision"]
+        )),
+        None => s.push_str("; digest written once the grant has ended and settled"),
+    }
+    if (records.len() as i64) < events {
+        s.push_str(&format!("; showing the first {}", records.len()));
+    }
+    for r in records {
+        let outcome = r["outcome"].as_str().unwrap_or_default();
+        s.push_str(&format!(
+            "\n    {}  {:<10} {:<48} {}  from {}{}",
+            twokey_core::time::format_time(r["event_time"].as_i64().unwrap_or(0)),
+            r["source"].as_str().unwrap_or("?"),
+            r["action"].as_str().unwrap_or("?"),
+            r["principal"].as_str().unwrap_or(""),
+            r["source_ip"].as_str().unwrap_or(""),
+            if outcome.is_empty() {
+                String::new()
+            } else {
+                format!("  FAILED {outcome}")
+            }
+        ));
+    }
+    s
 }
 
 fn show(v: &Value) -> String {

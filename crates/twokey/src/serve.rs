@@ -166,6 +166,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<i32> {
         let (interval, grace) = cfg.reconciler.millis().map_err(anyhow::Error::msg)?;
         o.reconcile_interval_ms = interval;
         o.reconcile_grace_ms = grace;
+        cfg.activity.validate().map_err(anyhow::Error::msg)?;
+        o.activity = cfg.activity.clone();
         (
             store,
             policy,

@@ -480,6 +480,10 @@ public_url = "http://127.0.0.1"
 interval = "{reconcile_interval}"
 grace = "1s"
 
+[activity]
+settle = "1s"
+skew = "2s"
+
 [[alerts.sink]]
 kind = "webhook"
 url = "{hook}"
@@ -1025,4 +1029,264 @@ users = { alice = "u-alice" }
         !out.status.success() && err.contains("[reconciler] interval"),
         "{err}"
     );
+}
+
+/// CloudTrail records from the shared real-shaped events, each rewritten to
+/// a call in a session of `role` by `source_identity` at `at_ms`.
+fn trail_records(n: usize, role: &str, source_identity: &str, at_ms: i64, tag: &str) -> Vec<Value> {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/data/cloudtrail/panther-test-events.ndjson");
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{}: {e} (../shared beside the repo)", path.display()));
+    text.lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v["eventSource"].is_string() && v["eventName"].is_string())
+        .take(n)
+        .enumerate()
+        .map(|(i, mut v)| {
+            v["userIdentity"] = serde_json::json!({
+                "type": "AssumedRole",
+                "principalId": format!("AROAEXAMPLE:{source_identity}"),
+                "arn": format!("arn:aws:sts::{ACCOUNT}:assumed-role/{role}/{source_identity}-session"),
+                "accountId": ACCOUNT,
+                "sessionContext": {
+                    "sessionIssuer": {"type": "Role", "arn": arn("role", role), "accountId": ACCOUNT},
+                    "sourceIdentity": source_identity,
+                    "attributes": {"mfaAuthenticated": "false"}
+                }
+            });
+            v["eventTime"] = Value::String(twokey_core::time::format_time(at_ms + i as i64 * 100));
+            v["eventID"] = Value::String(format!("{tag}-{i}-0b1c2d3e"));
+            v
+        })
+        .collect()
+}
+
+fn write_trail(dir: &std::path::Path, name: &str, records: &[Value]) -> std::path::PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, serde_json::json!({ "Records": records }).to_string()).expect("write trail");
+    p
+}
+
+/// One ledger entry through the API, as an admin reads it.
+async fn ledger_entry(r: &Running, index: u64) -> Value {
+    let v: Value = reqwest::Client::new()
+        .get(format!("{}/v1/ledger?from={index}&limit=1", r.server.url))
+        .bearer_auth(&r.bob)
+        .send()
+        .await
+        .expect("GET /v1/ledger")
+        .json()
+        .await
+        .expect("ledger json");
+    v.as_array()
+        .and_then(|a| a.first())
+        .cloned()
+        .expect("the entry")
+}
+
+fn activity(r: &Running, token: &str, id: &str) -> Value {
+    let out = ok(
+        &cli(r, token, &["--json", "show", id, "--activity"]),
+        "twokey show --activity",
+    );
+    serde_json::from_str(&out).expect("activity json")
+}
+
+/// What each grant did, end to end: an `aws_iam_assume` and an
+/// `aws_security_group` grant at moto; CloudTrail records (the shared
+/// real-shaped events, put in the grant's role session) and VPC flow log
+/// records go through `twokey guard activity --submit`; only the grant's
+/// own calls and flows are filed, a second submission files nothing twice,
+/// a non-admin cannot file; once the grants ended the digest is in the
+/// ledger and its hash is the test's own over the records; a record that
+/// arrives late gives a second digest that supersedes the first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grant_activity_from_cloudtrail_and_flow_logs_is_attributed_and_digested() {
+    use sha2::Digest as _;
+    let Some(r) = start("1h").await else { return };
+    let iam_id = request_and_approve(&r, "prod-admin", "8s");
+    let sg_id = request_and_approve(&r, "bastion-ssh", "8s");
+    let iam = wait_state(&r, &iam_id, "active", 30).await;
+    let sg = wait_state(&r, &sg_id, "active", 30).await;
+    let from = iam["activated_at"].as_i64().expect("activated_at");
+    let sg_from = sg["activated_at"].as_i64().expect("activated_at");
+    let dir = r.env.path();
+
+    // Alice's calls in her session of the role, during the grant.
+    let mine = trail_records(5, ROLE, "alice", from + 200, "alice");
+    // Not hers: mallory's session of the same role, alice in another
+    // role, alice an hour before the grant.
+    let mut others = trail_records(2, ROLE, "mallory", from + 200, "mallory");
+    others.extend(trail_records(
+        2,
+        STANDING_ROLE,
+        "alice",
+        from + 200,
+        "other-role",
+    ));
+    others.extend(trail_records(2, ROLE, "alice", from - 3_600_000, "before"));
+    let mut all = mine.clone();
+    all.extend(others);
+    let trail = write_trail(dir, "trail.json", &all);
+    // Flows: alice's address to port 22 during the SG grant; another
+    // address; another port.
+    let start_s = (sg_from + 1_000) / 1000;
+    let flows = dir.join("flows.log");
+    std::fs::write(
+        &flows,
+        format!(
+            "version account-id interface-id srcaddr dstaddr srcport dstport protocol packets bytes start end action log-status\n\
+             2 {ACCOUNT} eni-0bastion 203.0.113.7 10.0.0.5 50123 22 6 40 8120 {start_s} {end} ACCEPT OK\n\
+             2 {ACCOUNT} eni-0bastion 198.51.100.9 10.0.0.5 50124 22 6 3 180 {start_s} {end} ACCEPT OK\n\
+             2 {ACCOUNT} eni-0bastion 203.0.113.7 10.0.0.5 50125 5432 6 3 180 {start_s} {end} ACCEPT OK\n",
+            end = start_s + 1
+        ),
+    )
+    .expect("write flows");
+
+    let trail_s = trail.to_str().expect("utf-8 path");
+    let flows_s = flows.to_str().expect("utf-8 path");
+    // Only an admin files activity (alice is the requester, not an admin).
+    let refused = cli(&r, &r.alice, &["guard", "activity", trail_s, "--submit"]);
+    assert!(!refused.status.success(), "a non-admin filed activity");
+    let o = cli(
+        &r,
+        &r.bob,
+        &[
+            "guard",
+            "activity",
+            trail_s,
+            "--flow-log",
+            flows_s,
+            "--submit",
+        ],
+    );
+    let err = String::from_utf8_lossy(&o.stderr).to_string();
+    assert!(o.status.success(), "{err}");
+    assert!(err.contains("filed 6, already filed 0"), "{err}");
+    // Again: nothing twice.
+    let o = cli(
+        &r,
+        &r.bob,
+        &[
+            "guard",
+            "activity",
+            trail_s,
+            "--flow-log",
+            flows_s,
+            "--submit",
+        ],
+    );
+    let err = String::from_utf8_lossy(&o.stderr).to_string();
+    assert!(err.contains("filed 0, already filed 6"), "{err}");
+
+    // The requester reads what her grant did: exactly her five calls.
+    let a = activity(&r, &r.alice, &iam_id);
+    assert_eq!(a["events"], 5, "{a}");
+    let ids: Vec<&str> = a["records"]
+        .as_array()
+        .expect("records")
+        .iter()
+        .map(|x| x["event_id"].as_str().expect("event_id"))
+        .collect();
+    let want: Vec<String> = mine
+        .iter()
+        .map(|v| v["eventID"].as_str().expect("id").to_string())
+        .collect();
+    assert_eq!(ids, want);
+    let first = &a["records"][0];
+    assert_eq!(
+        first["action"],
+        format!(
+            "{}:{}",
+            mine[0]["eventSource"].as_str().expect("src"),
+            mine[0]["eventName"].as_str().expect("name")
+        )
+    );
+    assert_eq!(
+        first["principal"],
+        format!("arn:aws:sts::{ACCOUNT}:assumed-role/{ROLE}/alice-session")
+    );
+    let s = activity(&r, &r.alice, &sg_id);
+    assert_eq!(s["events"], 1, "{s}");
+    assert_eq!(s["records"][0]["action"], "tcp/22");
+    assert_eq!(s["records"][0]["source_ip"], "203.0.113.7");
+    // The text view names the calls.
+    let text = ok(
+        &cli(&r, &r.alice, &["show", &iam_id, "--activity"]),
+        "show --activity",
+    );
+    assert!(text.contains("activity: 5 records"), "{text}");
+
+    // Ended and settled: the digest is in the ledger, and anyone holding
+    // the records can recompute its hash.
+    wait_state(&r, &iam_id, "expired", 40).await;
+    let digested = wait_until("the activity digest", Duration::from_secs(30), || async {
+        let a = activity(&r, &r.alice, &iam_id);
+        if a["digest_index"].is_u64() {
+            Ok(a)
+        } else {
+            Err(format!("no digest yet: {a}"))
+        }
+    })
+    .await;
+    let index = digested["digest_index"].as_u64().expect("index");
+    let entry = ledger_entry(&r, index).await;
+    assert_eq!(entry["kind"], "grant.activity", "{entry}");
+    assert_eq!(entry["subject"], iam_id.as_str());
+    assert_eq!(entry["data"]["events"], 5);
+    assert_eq!(entry["data"]["revision"], 1);
+    let mut lines: Vec<String> = want.iter().map(|i| format!("cloudtrail:{i}")).collect();
+    lines.sort();
+    let mut h = sha2::Sha256::new();
+    for l in &lines {
+        h.update(l.as_bytes());
+        h.update(b"\n");
+    }
+    assert_eq!(entry["data"]["records_sha256"], hex::encode(h.finalize()));
+
+    // A record delivered late (inside the grant's window): a new digest.
+    let late = trail_records(1, ROLE, "alice", from + 3_000, "late");
+    let late_trail = write_trail(dir, "late.json", &late);
+    ok(
+        &cli(
+            &r,
+            &r.bob,
+            &[
+                "guard",
+                "activity",
+                late_trail.to_str().expect("path"),
+                "--submit",
+            ],
+        ),
+        "late activity",
+    );
+    let again = wait_until("the second digest", Duration::from_secs(30), || async {
+        let a = activity(&r, &r.alice, &iam_id);
+        if a["revision"] == 2 {
+            Ok(a)
+        } else {
+            Err(format!("revision {}", a["revision"]))
+        }
+    })
+    .await;
+    assert_eq!(again["events"], 6);
+    let second = again["digest_index"].as_u64().expect("index");
+    let log = ledger(&r);
+    assert!(log.matches("grant.activity").count() >= 2, "{log}");
+    let e2 = ledger_entry(&r, second).await;
+    assert_eq!(e2["data"]["supersedes"], index);
+    drop(r.env);
+}
+
+#[test]
+fn the_guard_names_postgres_login_roles_as_the_provider_does() {
+    for id in ["r-01HX", "REQ_9.z", &"x".repeat(80), "ümlaut-id"] {
+        assert_eq!(
+            twokey_guard::activity::postgres_login_role(id),
+            twokey_providers::postgres::PostgresProvider::login_role_name(id),
+            "{id}"
+        );
+    }
 }
