@@ -58,6 +58,9 @@ pub struct Config {
     /// `[scim]`: provisioning of users and groups by the identity provider.
     #[serde(default)]
     pub scim: Option<crate::scim::ScimConfig>,
+    /// `[slack]`: Approve / Deny buttons in Slack (bot token, signing secret, links).
+    #[serde(default)]
+    pub slack: Option<crate::slack::SlackConfig>,
 }
 
 /// `[posture]`: what `twokey serve` watches continuously.
@@ -195,6 +198,9 @@ impl Config {
             .map_err(|e| format!("{file}: {e}"))?;
         if let Some(scim) = &cfg.scim {
             scim.validate().map_err(|e| format!("{file}: {e}"))?;
+        }
+        if let Some(slack) = &cfg.slack {
+            slack.validate().map_err(|e| format!("{file}: {e}"))?;
         }
         Ok(cfg)
     }

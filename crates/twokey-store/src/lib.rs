@@ -16,6 +16,7 @@ pub mod custody;
 pub mod directory;
 mod ledger;
 mod posture;
+pub mod slack;
 pub mod testing;
 pub mod web_state;
 
@@ -30,6 +31,7 @@ use twokey_ledger::LedgerEntry;
 
 pub use ledger::{CheckpointRow, LedgerHead, LedgerRoot, RawLedgerRow};
 pub use posture::{GithubPostureState, PostureRow};
+pub use slack::SlackMessageRow;
 pub use web_state::{PutError, WebState};
 
 /// Storage errors.
