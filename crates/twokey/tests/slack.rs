@@ -657,6 +657,13 @@ identity = "twokey|carol"
     let bob = env.token("bob");
     let carol = env.token("carol");
     let server = Server::start(&env, "slack", &["--backoff-ms", "200"]);
+    // On PostgreSQL, a second replica on the same database: a replay must
+    // be refused by either, so what was seen is in the store, not in one
+    // process.
+    let replica = env
+        .database
+        .starts_with("postgres")
+        .then(|| Server::start(&env, "slack-replica", &["--backoff-ms", "200"]));
     let base = server.url.clone();
     let alice = Person {
         token: alice,
@@ -834,8 +841,9 @@ identity = "twokey|carol"
         "{:?}",
         r.body
     );
-    let r = post_raw(&base, &approve_by_bob, Some(&ts), Some(&sig)).await;
-    assert_eq!(r.status, 401, "replay: {:?}", r.body);
+    let replay_to = replica.as_ref().map_or(base.as_str(), |r| r.url.as_str());
+    let r = post_raw(replay_to, &approve_by_bob, Some(&ts), Some(&sig)).await;
+    assert_eq!(r.status, 401, "replay to the other replica: {:?}", r.body);
     assert!(
         r.body["error"].as_str().unwrap_or("").contains("replay"),
         "{:?}",
@@ -985,6 +993,7 @@ identity = "twokey|carol"
         "(request, approver) recorded for every posted message"
     );
     assert!(!server.log_text().contains(SIGNING_SECRET) && !server.log_text().contains(BOT_TOKEN));
+    drop(replica);
     drop(server);
 }
 
