@@ -113,9 +113,8 @@ impl SlackConfig {
         if self.signing_secret.expose().len() < 16 {
             return Err("[slack] signing_secret is shorter than 16 characters".into());
         }
-        match reqwest_free_url_check(&self.api_url) {
-            Ok(()) => {}
-            Err(e) => return Err(format!("[slack] api_url {:?}: {e}", self.api_url)),
+        if let Err(e) = url_check(&self.api_url) {
+            return Err(format!("[slack] api_url {:?}: {e}", self.api_url));
         }
         if self.link.is_empty() {
             return Err("[slack] has no [[slack.link]]: no Slack user could approve".into());
@@ -155,7 +154,8 @@ impl SlackConfig {
     }
 }
 
-fn reqwest_free_url_check(u: &str) -> Result<(), String> {
+/// An http(s) URL with a host (reqwest, in `twokey-notify`, parses it fully).
+fn url_check(u: &str) -> Result<(), String> {
     let rest = u
         .strip_prefix("https://")
         .or_else(|| u.strip_prefix("http://"))
@@ -521,10 +521,7 @@ impl SlackApp {
                 first_error.get_or_insert(e.to_string());
             }
         }
-        match first_error {
-            None => Ok(()),
-            Some(e) => Err(e),
-        }
+        first_error.map_or(Ok(()), Err)
     }
 }
 

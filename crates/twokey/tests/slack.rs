@@ -718,13 +718,8 @@ identity = "twokey|carol"
         let blocks = &p.body["blocks"];
         assert!(has_buttons(blocks), "{blocks}");
         let text = blocks.to_string();
-        for want in [
-            "alice",
-            "door",
-            "slack test",
-            "INC-7",
-            &format!("/ui/requests/{id}"),
-        ] {
+        let page = format!("/ui/requests/{id}");
+        for want in ["alice", "door", "slack test", "INC-7", page.as_str()] {
             assert!(text.contains(want), "the message shows {want:?}: {text}");
         }
         let buttons: Vec<(&str, &str)> = blocks
