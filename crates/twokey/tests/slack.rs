@@ -243,7 +243,6 @@ fn block_actions(user: &str, action_id: &str, request_id: &str) -> Value {
             "action_id": action_id,
             "text": { "type": "plain_text", "text": "Approve", "emoji": true },
             "value": request_id,
-            "style": "primary",
             "action_ts": "1700000001.123456"
         }]
     })
