@@ -50,6 +50,9 @@ if [ -f scripts/setup-gate-fixtures.sh ]; then
   export TWOKEY_TERRAFORM
 fi
 
+step "@slack/bolt (npm): the payload model and request verifier for the Approve-from-Slack test"
+bash scripts/setup-slack-fixtures.sh >/dev/null
+
 step "iam-simulate (npm) as the IAM evaluation oracle for twokey-iam"
 TWOKEY_IAM_ORACLE="$(bash scripts/setup-iam-oracle.sh)"
 export TWOKEY_IAM_ORACLE

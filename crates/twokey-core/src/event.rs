@@ -187,6 +187,9 @@ ledger_events! {
     GateDrift(Drift) = "gate.drift",
     /// A drift check could not run.
     GateDriftFailed(DriftFailed) = "gate.drift_failed",
+    /// An Approve-from-Slack interactivity request was refused (signature,
+    /// timestamp, replay, or a Slack user without a configured link).
+    SlackRefused(SlackRefused) = "slack.refused",
     /// A benchmark's probe entry (`twokey-bench` only).
     BenchProbe(serde_json::Value) = "bench.probe",
 }
@@ -215,7 +218,8 @@ impl LedgerEvent {
             | E::GateApplyRecovered(_)
             | E::GateApplyUnresolved(_)
             | E::GateDrift(_)
-            | E::GateDriftFailed(_) => true,
+            | E::GateDriftFailed(_)
+            | E::SlackRefused(_) => true,
             E::GateRefused(r) => r.alerts(),
             E::GateApplyResult(r) => !r.ok,
             E::RequestCreated(_)
@@ -287,12 +291,12 @@ impl EventKind {
             | K::RequestApproved
             | K::RequestDenied
             | K::RequestTimedOut
+            | K::RequestCancelled
             | K::GrantActivated
             | K::GrantExpired
             | K::GrantRevoked => true,
             K::RequestBreakGlass
             | K::ReviewRefused
-            | K::RequestCancelled
             | K::GrantRevokeRequested
             | K::GrantExpiring
             | K::GrantApplyFailed
@@ -333,6 +337,7 @@ impl EventKind {
             | K::GateDriftCheck
             | K::GateDrift
             | K::GateDriftFailed
+            | K::SlackRefused
             | K::BenchProbe => false,
         }
     }
@@ -787,6 +792,35 @@ impl GateRefused {
             GateRefused::NoPlanForHead { .. } => "no_plan_for_head",
         }
     }
+}
+
+/// `slack.refused`: an interactivity request twokey did not act on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SlackRefused {
+    /// Why.
+    pub reason: SlackRefusal,
+    /// What was wrong, in words (never the signing secret or a signature).
+    pub detail: String,
+    /// The Slack user id the payload named, when it was read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slack_user: Option<String>,
+    /// The Slack team (workspace) id the payload named, when it was read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slack_team: Option<String>,
+}
+
+/// Why Slack interactivity was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SlackRefusal {
+    /// `X-Slack-Signature` missing, malformed or not matching.
+    Signature,
+    /// `X-Slack-Request-Timestamp` missing, malformed or outside the window.
+    Timestamp,
+    /// The same signed request was taken before.
+    Replayed,
+    /// The Slack user has no configured link to a twokey identity.
+    UnlinkedUser,
 }
 
 /// `gate.delivery_resumed`.

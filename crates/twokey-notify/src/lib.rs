@@ -23,6 +23,7 @@
 //! the caller's choice, so an alert is never sent twice behind its back.
 
 pub mod notifications;
+pub mod slack_app;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -87,6 +87,8 @@ pub struct Broker {
     activations: tokio::sync::broadcast::Sender<String>,
     sinks: Vec<Arc<dyn AlertSink>>,
     notifiers: RwLock<Vec<Arc<dyn Notifier>>>,
+    /// Approve from Slack, when `[slack]` is configured.
+    slack: RwLock<Option<Arc<crate::slack::SlackApp>>>,
     /// Prometheus metrics.
     pub metrics: Metrics,
     /// When the activity digests were last looked for.
@@ -229,6 +231,7 @@ impl Broker {
             activations: tokio::sync::broadcast::channel(1024).0,
             sinks,
             notifiers: RwLock::new(Vec::new()),
+            slack: RwLock::new(None),
             metrics: Metrics::new(),
             activity_pass: std::sync::atomic::AtomicI64::new(0),
         });
@@ -244,12 +247,34 @@ impl Broker {
         }
     }
 
-    /// Whether any notifier is set (on every commit: no copy of the list).
-    fn has_notifiers(&self) -> bool {
-        match self.notifiers.read() {
-            Ok(g) => !g.is_empty(),
-            Err(poisoned) => !poisoned.into_inner().is_empty(),
+    /// Sets the Slack app (Approve from Slack): its messages go through the
+    /// notification outbox like the notifiers'.
+    pub fn set_slack(&self, app: Arc<crate::slack::SlackApp>) {
+        match self.slack.write() {
+            Ok(mut g) => *g = Some(app),
+            Err(poisoned) => *poisoned.into_inner() = Some(app),
         }
+    }
+
+    fn slack(&self) -> Option<Arc<crate::slack::SlackApp>> {
+        match self.slack.read() {
+            Ok(g) => g.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Whether any notifier (or the Slack app) is set (on every commit: no
+    /// copy of the list).
+    fn has_notifiers(&self) -> bool {
+        let slack = match self.slack.read() {
+            Ok(g) => g.is_some(),
+            Err(poisoned) => poisoned.into_inner().is_some(),
+        };
+        slack
+            || match self.notifiers.read() {
+                Ok(g) => !g.is_empty(),
+                Err(poisoned) => !poisoned.into_inner().is_empty(),
+            }
     }
 
     fn notifiers(&self) -> Vec<Arc<dyn Notifier>> {
@@ -1246,7 +1271,8 @@ impl Broker {
     /// goes only to the channels that failed.
     pub async fn deliver_notifications(&self) -> Result<(), ApiError> {
         let notifiers = self.notifiers();
-        if notifiers.is_empty() {
+        let slack = self.slack();
+        if notifiers.is_empty() && slack.is_none() {
             return Ok(());
         }
         let now = self.now();
@@ -1299,6 +1325,23 @@ impl Broker {
                         }
                     }
                 }
+                // Approve from Slack: approver messages and their updates,
+                // once per row (the app records each message it posted).
+                if let Some(app) = &slack {
+                    if !row.delivered.contains(crate::slack::CHANNEL) {
+                        match app.deliver(self, &e.kind, &req, &people).await {
+                            Ok(()) => {
+                                self.store
+                                    .outbox_delivered(&row.id, crate::slack::CHANNEL, now)
+                                    .await?
+                            }
+                            Err(er) => {
+                                tracing::warn!(error = %er, "Slack delivery failed; will retry");
+                                err = Some(format!("{}: {er}", crate::slack::CHANNEL));
+                            }
+                        }
+                    }
+                }
             }
             self.outbox_result(&row, now, err.as_deref()).await?;
         }
@@ -1345,6 +1388,14 @@ impl Broker {
                     "Drift check of {} project {} failed",
                     e.data["repo"].as_str().unwrap_or("?"),
                     e.data["project"].as_str().unwrap_or("?")
+                ),
+            ),
+            "slack.refused" => (
+                Severity::Warning,
+                format!(
+                    "Slack interactivity refused ({}): {}",
+                    e.data["reason"].as_str().unwrap_or("?"),
+                    e.data["detail"].as_str().unwrap_or("?")
                 ),
             ),
             "gate.refused" => (

@@ -61,6 +61,9 @@ pub struct Config {
     /// `[activity]`: what each grant did (records from the guard, digests).
     #[serde(default)]
     pub activity: crate::activity::ActivityConfig,
+    /// `[slack]`: Approve / Deny buttons in Slack (bot token, signing secret, links).
+    #[serde(default)]
+    pub slack: Option<crate::slack::SlackConfig>,
 }
 
 /// `[posture]`: what `twokey serve` watches continuously.
@@ -198,6 +201,9 @@ impl Config {
             .map_err(|e| format!("{file}: {e}"))?;
         if let Some(scim) = &cfg.scim {
             scim.validate().map_err(|e| format!("{file}: {e}"))?;
+        }
+        if let Some(slack) = &cfg.slack {
+            slack.validate().map_err(|e| format!("{file}: {e}"))?;
         }
         Ok(cfg)
     }

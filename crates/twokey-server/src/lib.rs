@@ -20,6 +20,7 @@ pub mod metrics;
 pub mod posture;
 pub mod reconciler;
 pub mod scim;
+pub mod slack;
 
 pub use broker::{Broker, BrokerOptions};
 pub use clock::{Clock, SystemClock};

@@ -17,6 +17,7 @@ pub mod custody;
 pub mod directory;
 mod ledger;
 mod posture;
+pub mod slack;
 pub mod testing;
 pub mod web_state;
 
@@ -31,6 +32,7 @@ use twokey_ledger::LedgerEntry;
 
 pub use ledger::{CheckpointRow, LedgerHead, LedgerRoot, RawLedgerRow};
 pub use posture::{GithubPostureState, PostureRow};
+pub use slack::SlackMessageRow;
 pub use web_state::{PutError, WebState};
 
 /// Storage errors.

@@ -92,6 +92,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<i32> {
     let key_default: PathBuf;
     let mut notifiers = Vec::new();
     let mut scim_cfg: Option<twokey_server::scim::ScimConfig> = None;
+    let mut slack_cfg: Option<twokey_server::slack::SlackConfig> = None;
     let (store, policy, listen, sinks, mut opts, dev_dir) = if args.dev {
         let listen = args
             .listen
@@ -147,6 +148,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<i32> {
         ledger_cfg = cfg.ledger.clone();
         posture_cfg = cfg.posture.as_ref().and_then(|p| p.aws.clone());
         scim_cfg = cfg.scim.clone();
+        slack_cfg = cfg.slack.clone();
         key_default = cfg_path
             .parent()
             .map(|d| d.join("ledger.key"))
@@ -235,6 +237,16 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<i32> {
         tracing::warn!("{w}");
     }
     broker.set_notifiers(notifiers);
+    let slack = match slack_cfg {
+        Some(s) => {
+            let app = twokey_server::slack::SlackApp::new(s, &public_url)
+                .map_err(|e| anyhow::anyhow!("{file}: {e}"))?;
+            let app = Arc::new(app);
+            broker.set_slack(app.clone());
+            Some(app)
+        }
+        None => None,
+    };
     if let Some(dir) = &dev_dir {
         write_dev_tokens(&broker, dir).await?;
     }
@@ -270,6 +282,14 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<i32> {
     if let Some(s) = scim_cfg {
         tracing::info!(clients = s.client.len(), "SCIM provisioning on /scim/v2");
         ui = ui.merge(twokey_server::scim::router(broker.clone(), s, &public_url));
+    }
+    if let Some(app) = slack {
+        tracing::info!(
+            links = app.links(),
+            "Approve from Slack on {}",
+            twokey_server::slack::PATH
+        );
+        ui = ui.merge(twokey_server::slack::router(broker.clone(), app));
     }
     if let Some(w) = &watcher {
         ui = ui.merge(twokey_posture_github::watch::router(
