@@ -45,6 +45,7 @@ fn api_routes() -> OpenApiRouter<Arc<Broker>> {
         .routes(routes!(reject_proposal))
         .routes(routes!(ledger))
         .merge(crate::custody::routes())
+        .merge(crate::report::routes())
 }
 
 /// The OpenAPI document of the API alone (what `/v1/openapi.json` serves

@@ -18,6 +18,7 @@ pub mod error;
 pub mod metrics;
 pub mod posture;
 pub mod reconciler;
+pub mod report;
 pub mod scim;
 
 pub use broker::{Broker, BrokerOptions};
