@@ -37,6 +37,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("post", "/v1/policy/proposals/{id}/approve"),
     ("post", "/v1/policy/proposals/{id}/reject"),
     ("get", "/v1/ledger"),
+    ("get", "/v1/reports/access"),
 ];
 
 const METHODS: &[&str] = &["get", "post", "put", "patch", "delete"];
