@@ -631,9 +631,7 @@ fn grant_row(ctx: &Ctx<'_>, id: &str, positions: &[usize], period: Period) -> Op
                 r.ended_at_ms = Some(x.ended_at);
                 end_entry_time = Some(e.time_ms);
             }
-            E::BreakGlassReviewed(c) => {
-                r.break_glass_reviews.push(decision(e, c.comment, false))
-            }
+            E::BreakGlassReviewed(c) => r.break_glass_reviews.push(decision(e, c.comment, false)),
             other => r.problems.push(format!(
                 "entry {}: {} is not a request entry",
                 e.index,
@@ -764,7 +762,11 @@ fn summary(data: &serde_json::Value) -> String {
 
 /// Builds the report of `period` from the whole ledger (`entries`, in index
 /// order) and its signed checkpoints. Pure.
-pub fn build(entries: &[LedgerEntry], checkpoints: &[CheckpointInfo], period: Period) -> AccessReport {
+pub fn build(
+    entries: &[LedgerEntry],
+    checkpoints: &[CheckpointInfo],
+    period: Period,
+) -> AccessReport {
     let (integrity, leaves, unconfirmed_from) = check(entries, checkpoints);
     let mut sizes: Vec<u64> = checkpoints.iter().map(|c| c.size).collect();
     sizes.sort_unstable();
@@ -817,11 +819,25 @@ pub fn build(entries: &[LedgerEntry], checkpoints: &[CheckpointInfo], period: Pe
     }
     let grants = request_order
         .iter()
-        .filter_map(|id| grant_row(&ctx, id, requests.get(id).map_or(&[][..], Vec::as_slice), period))
+        .filter_map(|id| {
+            grant_row(
+                &ctx,
+                id,
+                requests.get(id).map_or(&[][..], Vec::as_slice),
+                period,
+            )
+        })
         .collect();
     let policy_changes = proposal_order
         .iter()
-        .filter_map(|id| policy_row(&ctx, id, proposals.get(id).map_or(&[][..], Vec::as_slice), period))
+        .filter_map(|id| {
+            policy_row(
+                &ctx,
+                id,
+                proposals.get(id).map_or(&[][..], Vec::as_slice),
+                period,
+            )
+        })
         .collect();
     AccessReport {
         from: rfc3339(period.from),
@@ -1244,9 +1260,7 @@ impl ReportFormat {
             None | Some("") | Some("json") => Ok(Self::Json),
             Some("csv") => Ok(Self::Csv),
             Some("html") => Ok(Self::Html),
-            Some(other) => Err(format!(
-                "format: {other:?} is not one of json, csv, html"
-            )),
+            Some(other) => Err(format!("format: {other:?} is not one of json, csv, html")),
         }
     }
 
@@ -1346,7 +1360,14 @@ mod tests {
             let e = e.by(actor);
             self.raw(t, subject, &e.kind, &e.actor, e.data)
         }
-        fn raw(&mut self, t: Millis, subject: &str, kind: &str, actor: &str, data: serde_json::Value) -> u64 {
+        fn raw(
+            &mut self,
+            t: Millis,
+            subject: &str,
+            kind: &str,
+            actor: &str,
+            data: serde_json::Value,
+        ) -> u64 {
             let index = self.0.len() as u64;
             self.0.push(LedgerEntry {
                 index,
@@ -1410,7 +1431,12 @@ mod tests {
             );
         }
         fn expire(&mut self, t: Millis, id: &str) {
-            self.push(t, id, SYSTEM, LedgerEvent::GrantExpiring(ev::Expiring { ends_at: t }));
+            self.push(
+                t,
+                id,
+                SYSTEM,
+                LedgerEvent::GrantExpiring(ev::Expiring { ends_at: t }),
+            );
             self.push(
                 t + 1,
                 id,
@@ -1509,17 +1535,28 @@ mod tests {
         assert_eq!(ids, ["req-into", "req-across", "req-open"]);
         let into = grant(&r, "req-into");
         assert!(into.started_before_period && !into.open_after_period);
-        assert_eq!(into.entries.first().map(|e| e.time_ms), Some(60), "shown whole");
+        assert_eq!(
+            into.entries.first().map(|e| e.time_ms),
+            Some(60),
+            "shown whole"
+        );
         assert_eq!(into.outcome, Outcome::Expired);
         let across = grant(&r, "req-across");
         assert!(across.started_before_period && across.open_after_period);
-        assert_eq!(across.outcome, Outcome::Expired, "how it ended after the period");
+        assert_eq!(
+            across.outcome,
+            Outcome::Expired,
+            "how it ended after the period"
+        );
         let open = grant(&r, "req-open");
         assert!(!open.started_before_period && open.open_after_period);
         assert_eq!(open.outcome, Outcome::Active);
         assert_eq!(open.ended_at_ms, None);
         // Not checkpointed at all.
-        assert!(open.entries.iter().all(|e| e.checkpoint.is_none() && e.matches_checkpoint.is_none()));
+        assert!(open
+            .entries
+            .iter()
+            .all(|e| e.checkpoint.is_none() && e.matches_checkpoint.is_none()));
     }
 
     #[test]
@@ -1544,7 +1581,12 @@ mod tests {
                 mfa: None,
             }),
         );
-        l.push(120, "req-d", CAROL, LedgerEvent::RequestDenied(ev::Empty {}));
+        l.push(
+            120,
+            "req-d",
+            CAROL,
+            LedgerEvent::RequestDenied(ev::Empty {}),
+        );
         let r = build(&l.0, &[], period(0, 1_000));
         let g = grant(&r, "req-d");
         assert_eq!(g.outcome, Outcome::Denied);
@@ -1600,7 +1642,12 @@ mod tests {
         l.create(100, "req-r", "r", false);
         l.approve(110, "req-r", BOB, "ok");
         l.activate(120, "req-r", false);
-        l.push(130, "req-r", BOB, LedgerEvent::GrantRevokeRequested(ev::RevokeRequested { at: 130 }));
+        l.push(
+            130,
+            "req-r",
+            BOB,
+            LedgerEvent::GrantRevokeRequested(ev::RevokeRequested { at: 130 }),
+        );
         l.push(
             131,
             "req-r",
@@ -1675,7 +1722,14 @@ mod tests {
                 base_hash: "new".into(),
             }),
         );
-        l.push(170, "prop-2", CAROL, LedgerEvent::PolicyRejected(ev::PolicyRejected { proposal: "prop-2".into() }));
+        l.push(
+            170,
+            "prop-2",
+            CAROL,
+            LedgerEvent::PolicyRejected(ev::PolicyRejected {
+                proposal: "prop-2".into(),
+            }),
+        );
         l.raw(
             180,
             "posture:s3.public",
@@ -1691,11 +1745,17 @@ mod tests {
         assert_eq!(p.approvals[0].by, CAROL);
         assert_eq!(p.outcome, PolicyOutcome::Applied);
         assert_eq!(p.decided_at_ms, Some(150));
-        assert_eq!((p.hash.as_str(), p.base_hash.as_deref()), ("new", Some("old")));
+        assert_eq!(
+            (p.hash.as_str(), p.base_hash.as_deref()),
+            ("new", Some("old"))
+        );
         assert_eq!(r.policy_changes[1].outcome, PolicyOutcome::Rejected);
         assert_eq!(r.policy_changes[1].decided_by.as_deref(), Some(CAROL));
         assert_eq!(r.posture_changes.len(), 1);
-        assert_eq!(r.posture_changes[0].summary, "check=s3.public resource=bucket-1");
+        assert_eq!(
+            r.posture_changes[0].summary,
+            "check=s3.public resource=bucket-1"
+        );
         assert_eq!(r.posture_changes[0].entry.index, 5);
         assert!(r.grants.is_empty());
     }
@@ -1721,16 +1781,34 @@ mod tests {
         assert_eq!(m("req-3"), Some(false));
         assert_eq!(m("req-4"), Some(false));
         assert_eq!(m("req-5"), None, "not checkpointed");
-        assert_eq!(grant(&r, "req-3").reason, "forged", "shown as stored, but flagged");
+        assert_eq!(
+            grant(&r, "req-3").reason,
+            "forged",
+            "shown as stored, but flagged"
+        );
         // A removed entry: the checkpoint covers more than the ledger holds.
-        let r = build(&l.0[..3], &[l.checkpoint(2), l.checkpoint(4)], period(0, 1_000));
+        let r = build(
+            &l.0[..3],
+            &[l.checkpoint(2), l.checkpoint(4)],
+            period(0, 1_000),
+        );
         assert!(!r.integrity.ok);
-        assert!(r.integrity.problems.iter().any(|p| p.contains("removed")), "{:?}", r.integrity.problems);
+        assert!(
+            r.integrity.problems.iter().any(|p| p.contains("removed")),
+            "{:?}",
+            r.integrity.problems
+        );
         // A checkpoint whose signature did not verify.
-        let bad = [CheckpointInfo { size: 2, root: Err("bad signature".into()) }];
+        let bad = [CheckpointInfo {
+            size: 2,
+            root: Err("bad signature".into()),
+        }];
         let r = build(&l.0, &bad, period(0, 1_000));
         assert_eq!(r.integrity.unconfirmed_from, Some(0));
-        assert_eq!(grant(&r, "req-1").entries[0].matches_checkpoint, Some(false));
+        assert_eq!(
+            grant(&r, "req-1").entries[0].matches_checkpoint,
+            Some(false)
+        );
     }
 
     #[test]
@@ -1742,7 +1820,12 @@ mod tests {
         let r = build(&l.0, &[l.checkpoint(2)], period(0, 1_000));
         let text = to_csv(&r).expect("csv");
         let mut rd = csv::Reader::from_reader(text.as_bytes());
-        let header: Vec<String> = rd.headers().expect("header").iter().map(String::from).collect();
+        let header: Vec<String> = rd
+            .headers()
+            .expect("header")
+            .iter()
+            .map(String::from)
+            .collect();
         assert_eq!(header, CSV_COLUMNS);
         let rows: Vec<csv::StringRecord> = rd.records().map(|r| r.expect("row")).collect();
         assert_eq!(rows.len(), 1);
@@ -1754,7 +1837,10 @@ mod tests {
         assert_eq!(col("reason"), "<script>alert(1)</script>, \"quoted\"");
         assert_eq!(col("ledger_indexes"), "0 1 2 3");
         assert_eq!(col("checkpoints"), "2 2 - -");
-        assert_eq!(col("matches_checkpoint"), "partly (later entries not yet checkpointed)");
+        assert_eq!(
+            col("matches_checkpoint"),
+            "partly (later entries not yet checkpointed)"
+        );
         assert_eq!(col("outcome"), "active");
         let html = to_html(&r);
         assert!(!html.contains("<script>"), "{html}");
@@ -1780,7 +1866,9 @@ mod tests {
             Err(PeriodError::Reversed(_))
         ));
         assert_eq!(ReportFormat::parse(Some("csv")), Ok(ReportFormat::Csv));
-        assert!(ReportFormat::parse(Some("xml")).unwrap_err().starts_with("format:"));
+        assert!(ReportFormat::parse(Some("xml"))
+            .unwrap_err()
+            .starts_with("format:"));
     }
     /// How long `build` takes on a ledger of 100,000 entries (20,000
     /// grants of five entries): `cargo test -p twokey-server --lib
@@ -1795,7 +1883,15 @@ mod tests {
             l.create(t, &id, "load", false);
             l.approve(t + 1, &id, BOB, "ok");
             l.activate(t + 2, &id, false);
-            l.push(t + 3, &id, SYSTEM, LedgerEvent::GrantExpired(ev::Ended { ended_at: t + 3, ends_at: Some(t + 3) }));
+            l.push(
+                t + 3,
+                &id,
+                SYSTEM,
+                LedgerEvent::GrantExpired(ev::Ended {
+                    ended_at: t + 3,
+                    ends_at: Some(t + 3),
+                }),
+            );
         }
         let cps: Vec<CheckpointInfo> = (1..=10).map(|k| l.checkpoint(k * 10_000)).collect();
         let started = std::time::Instant::now();

@@ -41,35 +41,65 @@ async fn the_report_has_exactly_the_periods_rows_for_auditors_only() {
         assert_eq!(h.approve("bob", &revoked).await.0, 200);
         h.wait_state(&revoked, "active", 10).await;
         let (s, v) = h
-            .call("carol", Method::POST, &format!("/v1/requests/{revoked}/revoke"), None)
+            .call(
+                "carol",
+                Method::POST,
+                &format!("/v1/requests/{revoked}/revoke"),
+                None,
+            )
             .await;
         assert_eq!(s, 200, "{v}");
         // Denied by dave.
         let denied = h.request("alice", "demo", "30m").await;
         let (s, v) = h
-            .call("dave", Method::POST, &format!("/v1/requests/{denied}/deny"), Some(json!({"comment": "no ticket"})))
+            .call(
+                "dave",
+                Method::POST,
+                &format!("/v1/requests/{denied}/deny"),
+                Some(json!({"comment": "no ticket"})),
+            )
             .await;
         assert_eq!(s, 200, "{v}");
         // Break-glass, reviewed by carol.
         let (s, v) = h
-            .call("erin", Method::POST, "/v1/requests", Some(json!({"entitlement": "demo", "reason": "prod down", "break_glass": true})))
+            .call(
+                "erin",
+                Method::POST,
+                "/v1/requests",
+                Some(json!({"entitlement": "demo", "reason": "prod down", "break_glass": true})),
+            )
             .await;
         assert_eq!(s, 201, "{v}");
         let glass = v["id"].as_str().expect("id").to_string();
         h.wait_state(&glass, "active", 10).await;
         let (s, v) = h
-            .call("carol", Method::POST, &format!("/v1/requests/{glass}/review-break-glass"), Some(json!({"comment": "justified"})))
+            .call(
+                "carol",
+                Method::POST,
+                &format!("/v1/requests/{glass}/review-break-glass"),
+                Some(json!({"comment": "justified"})),
+            )
             .await;
         assert_eq!(s, 200, "{v}");
         // A policy change: bob proposes, carol approves (applied).
         let text = format!("{}\n# report test\n", h.broker.policy().policy.text);
         let (s, v) = h
-            .call("bob", Method::POST, "/v1/policy/proposals", Some(json!({"text": text})))
+            .call(
+                "bob",
+                Method::POST,
+                "/v1/policy/proposals",
+                Some(json!({"text": text})),
+            )
             .await;
         assert_eq!(s, 201, "{v}");
         let proposal = v["id"].as_str().expect("id").to_string();
         let (s, v) = h
-            .call("carol", Method::POST, &format!("/v1/policy/proposals/{proposal}/approve"), None)
+            .call(
+                "carol",
+                Method::POST,
+                &format!("/v1/policy/proposals/{proposal}/approve"),
+                None,
+            )
             .await;
         assert_eq!(s, 200, "{v}");
         h.wait_state(&expired, "expired", 15).await;
@@ -90,8 +120,20 @@ async fn the_report_has_exactly_the_periods_rows_for_auditors_only() {
         assert_eq!(s, 401);
 
         let grants = r["grants"].as_array().expect("grants");
-        let ids: Vec<&str> = grants.iter().filter_map(|g| g["request_id"].as_str()).collect();
-        assert_eq!(ids, [expired.as_str(), revoked.as_str(), denied.as_str(), glass.as_str()], "{url}: {r}");
+        let ids: Vec<&str> = grants
+            .iter()
+            .filter_map(|g| g["request_id"].as_str())
+            .collect();
+        assert_eq!(
+            ids,
+            [
+                expired.as_str(),
+                revoked.as_str(),
+                denied.as_str(),
+                glass.as_str()
+            ],
+            "{url}: {r}"
+        );
         let row = |id: &str| grants.iter().find(|g| g["request_id"] == id).expect("row");
 
         let e = row(&expired);
@@ -102,16 +144,30 @@ async fn the_report_has_exactly_the_periods_rows_for_auditors_only() {
         assert_eq!(e["approvals"].as_array().map(Vec::len), Some(1));
         assert!(who(&e["approvals"][0]["by"], "bob"), "{e}");
         assert_eq!(e["approvals"][0]["comment"], "ok");
-        assert!(e["activated_at_ms"].is_i64() && e["ended_at_ms"].is_i64(), "{e}");
+        assert!(
+            e["activated_at_ms"].is_i64() && e["ended_at_ms"].is_i64(),
+            "{e}"
+        );
         assert_eq!(e["started_before_period"], false);
         assert_eq!(e["open_after_period"], false);
-        let kinds: Vec<&str> = e["entries"].as_array().expect("entries").iter().filter_map(|x| x["kind"].as_str()).collect();
+        let kinds: Vec<&str> = e["entries"]
+            .as_array()
+            .expect("entries")
+            .iter()
+            .filter_map(|x| x["kind"].as_str())
+            .collect();
         assert_eq!(kinds.first(), Some(&"request.created"));
         assert_eq!(kinds.last(), Some(&"grant.expired"));
         for x in e["entries"].as_array().expect("entries") {
-            assert!(x["index"].is_u64() && x["leaf_hash"].as_str().is_some_and(|l| l.len() == 64), "{x}");
+            assert!(
+                x["index"].is_u64() && x["leaf_hash"].as_str().is_some_and(|l| l.len() == 64),
+                "{x}"
+            );
             // No checkpointer runs in this harness.
-            assert!(x["checkpoint"].is_null() && x["matches_checkpoint"].is_null(), "{x}");
+            assert!(
+                x["checkpoint"].is_null() && x["matches_checkpoint"].is_null(),
+                "{x}"
+            );
         }
 
         let v = row(&revoked);
@@ -150,11 +206,21 @@ async fn the_report_has_exactly_the_periods_rows_for_auditors_only() {
             .await
             .expect("csv");
         assert_eq!(resp.status(), 200);
-        assert!(resp.headers()["content-type"].to_str().unwrap_or("").starts_with("text/csv"));
+        assert!(resp.headers()["content-type"]
+            .to_str()
+            .unwrap_or("")
+            .starts_with("text/csv"));
         let text = resp.text().await.expect("body");
         let mut rd = csv::Reader::from_reader(text.as_bytes());
-        let sections: Vec<String> = rd.records().map(|r| r.expect("row")[0].to_string()).collect();
-        assert_eq!(sections, ["grant", "grant", "grant", "grant", "policy"], "{text}");
+        let sections: Vec<String> = rd
+            .records()
+            .map(|r| r.expect("row")[0].to_string())
+            .collect();
+        assert_eq!(
+            sections,
+            ["grant", "grant", "grant", "grant", "policy"],
+            "{text}"
+        );
         // HTML: printable, escaped.
         let resp = h
             .http
@@ -163,24 +229,47 @@ async fn the_report_has_exactly_the_periods_rows_for_auditors_only() {
             .send()
             .await
             .expect("html");
-        assert!(resp.headers()["content-type"].to_str().unwrap_or("").starts_with("text/html"));
+        assert!(resp.headers()["content-type"]
+            .to_str()
+            .unwrap_or("")
+            .starts_with("text/html"));
         let html = resp.text().await.expect("body");
-        assert!(html.contains("@media print") && html.contains(&glass), "{html}");
+        assert!(
+            html.contains("@media print") && html.contains(&glass),
+            "{html}"
+        );
 
         // Bad parameters: a 400 naming the parameter; from after to: 422.
         for (path, status, names) in [
-            (format!("/v1/reports/access?from=yesterday&to={to}"), 400, "from"),
-            (format!("/v1/reports/access?from={from}&to=2026-13-40T00:00:00Z"), 400, "to"),
+            (
+                format!("/v1/reports/access?from=yesterday&to={to}"),
+                400,
+                "from",
+            ),
+            (
+                format!("/v1/reports/access?from={from}&to=2026-13-40T00:00:00Z"),
+                400,
+                "to",
+            ),
             (format!("/v1/reports/access?from={from}"), 400, "to"),
             (format!("{q}&format=xml"), 400, "format"),
-            (format!("/v1/reports/access?from={to}&to={from}"), 422, "from"),
+            (
+                format!("/v1/reports/access?from={to}&to={from}"),
+                422,
+                "from",
+            ),
         ] {
             let (s, v) = h.call("frank", Method::GET, &path, None).await;
             assert_eq!(s, status, "{url}: {path}: {v}");
-            assert!(v["detail"].as_str().is_some_and(|d| d.contains(names)), "{path}: {v}");
+            assert!(
+                v["detail"].as_str().is_some_and(|d| d.contains(names)),
+                "{path}: {v}"
+            );
         }
         // A non-auditor learns nothing, not even about the parameters.
-        let (s, _) = h.call("alice", Method::GET, "/v1/reports/access?from=x&to=y", None).await;
+        let (s, _) = h
+            .call("alice", Method::GET, "/v1/reports/access?from=x&to=y", None)
+            .await;
         assert_eq!(s, 403);
         h.stop().await;
     }

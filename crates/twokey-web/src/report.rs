@@ -76,7 +76,9 @@ pub async fn page_handler(
                 Ok(r) => {
                     // The report's own times are RFC 3339 in UTC: nothing in
                     // them needs URL encoding.
-                    let link = |f: &str| format!("/ui/report/download?from={}&to={}&format={f}", r.from, r.to);
+                    let link = |f: &str| {
+                        format!("/ui/report/download?from={}&to={}&format={f}", r.from, r.to)
+                    };
                     maud::html! {
                         (form)
                         p class="noprint" {
@@ -105,11 +107,7 @@ pub async fn page_handler(
 }
 
 /// `GET /ui/report/download?from&to&format`: the report as a file.
-pub async fn download(
-    State(st): State<AppState>,
-    s: Session,
-    Query(q): Query<Params>,
-) -> Response {
+pub async fn download(State(st): State<AppState>, s: Session, Query(q): Query<Params>) -> Response {
     if let Err(err) =
         twokey_server::api::require_read_all(&st.broker, &s.actor, "The evidence report")
     {

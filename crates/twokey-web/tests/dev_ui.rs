@@ -388,7 +388,10 @@ async fn the_report_page_is_for_auditors_and_admins_escapes_and_downloads() {
     let from = twokey_server::report::rfc3339(now - 3_600_000);
     let to = twokey_server::report::rfc3339(now + 3_600_000);
     let q = format!("/ui/report?from={from}&to={to}");
-    assert_eq!(call(&app, "GET", &q, &alice, "").await.status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        call(&app, "GET", &q, &alice, "").await.status,
+        StatusCode::FORBIDDEN
+    );
     let form = call(&app, "GET", "/ui/report", &frank, "").await;
     assert_eq!(form.status, StatusCode::OK);
     assert!(form.body.contains("name=\"from\""), "{}", form.body);
@@ -397,14 +400,43 @@ async fn the_report_page_is_for_auditors_and_admins_escapes_and_downloads() {
     assert!(page.body.contains("req-web1"), "{}", page.body);
     assert!(!page.body.contains("<script>alert"), "not escaped");
     assert!(page.body.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
-    assert!(page.body.contains("/ui/report/download?from="), "{}", page.body);
-    let bad = call(&app, "GET", &format!("/ui/report?from=soon&to={to}"), &frank, "").await;
+    assert!(
+        page.body.contains("/ui/report/download?from="),
+        "{}",
+        page.body
+    );
+    let bad = call(
+        &app,
+        "GET",
+        &format!("/ui/report?from=soon&to={to}"),
+        &frank,
+        "",
+    )
+    .await;
     assert_eq!(bad.status, StatusCode::BAD_REQUEST);
     assert!(bad.body.contains("from:"), "{}", bad.body);
-    let csv = call(&app, "GET", &format!("/ui/report/download?from={from}&to={to}&format=csv"), &frank, "").await;
+    let csv = call(
+        &app,
+        "GET",
+        &format!("/ui/report/download?from={from}&to={to}&format=csv"),
+        &frank,
+        "",
+    )
+    .await;
     assert_eq!(csv.status, StatusCode::OK);
     assert!(csv.body.starts_with("section,id,"), "{}", csv.body);
-    assert!(csv.body.contains("grant,req-web1,demo,dev|alice"), "{}", csv.body);
-    let denied = call(&app, "GET", &format!("/ui/report/download?from={from}&to={to}&format=csv"), &alice, "").await;
+    assert!(
+        csv.body.contains("grant,req-web1,demo,dev|alice"),
+        "{}",
+        csv.body
+    );
+    let denied = call(
+        &app,
+        "GET",
+        &format!("/ui/report/download?from={from}&to={to}&format=csv"),
+        &alice,
+        "",
+    )
+    .await;
     assert_eq!(denied.status, StatusCode::FORBIDDEN);
 }

@@ -82,7 +82,9 @@ pub async fn run(cmd: ReportCmd, client: &Client) -> anyhow::Result<i32> {
         }
     };
     match &a.out {
-        Some(p) => std::fs::write(p, &text).with_context(|| format!("cannot write {}", p.display()))?,
+        Some(p) => {
+            std::fs::write(p, &text).with_context(|| format!("cannot write {}", p.display()))?
+        }
         None => print!("{text}"),
     }
     // CSV and HTML from the server carry the check in their rows only.

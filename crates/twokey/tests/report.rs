@@ -85,44 +85,247 @@ async fn rec(store: &Store, t: i64, subject: &str, events: Vec<(&str, LedgerEven
 /// the last entries stay unsigned.
 async fn scenario(store: &Store, cp: &Checkpointer) {
     // Starts 10 minutes before the period (T0), expires inside it.
-    rec(store, T0 - 10 * MIN, "req-boundary", vec![(ALICE, created("INC-7 boundary", false))]).await;
-    rec(store, T0 - 9 * MIN, "req-boundary", vec![(BOB, approved("ok")), (SYSTEM, complete())]).await;
-    rec(store, T0 - 9 * MIN, "req-boundary", vec![(SYSTEM, activated(T0 - 9 * MIN, false))]).await;
+    rec(
+        store,
+        T0 - 10 * MIN,
+        "req-boundary",
+        vec![(ALICE, created("INC-7 boundary", false))],
+    )
+    .await;
+    rec(
+        store,
+        T0 - 9 * MIN,
+        "req-boundary",
+        vec![(BOB, approved("ok")), (SYSTEM, complete())],
+    )
+    .await;
+    rec(
+        store,
+        T0 - 9 * MIN,
+        "req-boundary",
+        vec![(SYSTEM, activated(T0 - 9 * MIN, false))],
+    )
+    .await;
     assert!(cp.sign_if_grown(1).await.expect("sign").is_some());
     // Approved and expired.
-    rec(store, T0 + MIN, "req-expired", vec![(ALICE, created("INC-7 fix the index", false))]).await;
-    rec(store, T0 + 2 * MIN, "req-expired", vec![(BOB, approved("looks right")), (SYSTEM, complete())]).await;
-    rec(store, T0 + 2 * MIN, "req-expired", vec![(SYSTEM, activated(T0 + 2 * MIN, false))]).await;
-    rec(store, T0 + 21 * MIN, "req-boundary", vec![(SYSTEM, LedgerEvent::GrantExpiring(ev::Expiring { ends_at: T0 + 21 * MIN }))]).await;
-    rec(store, T0 + 21 * MIN, "req-boundary", vec![(SYSTEM, LedgerEvent::GrantExpired(ev::Ended { ended_at: T0 + 21 * MIN, ends_at: Some(T0 + 21 * MIN) }))]).await;
-    rec(store, T0 + 32 * MIN, "req-expired", vec![(SYSTEM, LedgerEvent::GrantExpiring(ev::Expiring { ends_at: T0 + 32 * MIN }))]).await;
-    rec(store, T0 + 32 * MIN, "req-expired", vec![(SYSTEM, LedgerEvent::GrantExpired(ev::Ended { ended_at: T0 + 32 * MIN, ends_at: Some(T0 + 32 * MIN) }))]).await;
+    rec(
+        store,
+        T0 + MIN,
+        "req-expired",
+        vec![(ALICE, created("INC-7 fix the index", false))],
+    )
+    .await;
+    rec(
+        store,
+        T0 + 2 * MIN,
+        "req-expired",
+        vec![(BOB, approved("looks right")), (SYSTEM, complete())],
+    )
+    .await;
+    rec(
+        store,
+        T0 + 2 * MIN,
+        "req-expired",
+        vec![(SYSTEM, activated(T0 + 2 * MIN, false))],
+    )
+    .await;
+    rec(
+        store,
+        T0 + 21 * MIN,
+        "req-boundary",
+        vec![(
+            SYSTEM,
+            LedgerEvent::GrantExpiring(ev::Expiring {
+                ends_at: T0 + 21 * MIN,
+            }),
+        )],
+    )
+    .await;
+    rec(
+        store,
+        T0 + 21 * MIN,
+        "req-boundary",
+        vec![(
+            SYSTEM,
+            LedgerEvent::GrantExpired(ev::Ended {
+                ended_at: T0 + 21 * MIN,
+                ends_at: Some(T0 + 21 * MIN),
+            }),
+        )],
+    )
+    .await;
+    rec(
+        store,
+        T0 + 32 * MIN,
+        "req-expired",
+        vec![(
+            SYSTEM,
+            LedgerEvent::GrantExpiring(ev::Expiring {
+                ends_at: T0 + 32 * MIN,
+            }),
+        )],
+    )
+    .await;
+    rec(
+        store,
+        T0 + 32 * MIN,
+        "req-expired",
+        vec![(
+            SYSTEM,
+            LedgerEvent::GrantExpired(ev::Ended {
+                ended_at: T0 + 32 * MIN,
+                ends_at: Some(T0 + 32 * MIN),
+            }),
+        )],
+    )
+    .await;
     assert!(cp.sign_if_grown(1).await.expect("sign").is_some());
     // Revoked early by carol.
-    rec(store, T0 + 40 * MIN, "req-revoked", vec![(ALICE, created("INC-8 rotate keys", false))]).await;
-    rec(store, T0 + 41 * MIN, "req-revoked", vec![(BOB, approved("go")), (SYSTEM, complete())]).await;
-    rec(store, T0 + 41 * MIN, "req-revoked", vec![(SYSTEM, activated(T0 + 41 * MIN, false))]).await;
-    rec(store, T0 + 45 * MIN, "req-revoked", vec![(CAROL, LedgerEvent::GrantRevokeRequested(ev::RevokeRequested { at: T0 + 45 * MIN }))]).await;
-    rec(store, T0 + 45 * MIN, "req-revoked", vec![(SYSTEM, LedgerEvent::GrantRevoked(ev::Ended { ended_at: T0 + 45 * MIN, ends_at: Some(T0 + 71 * MIN) }))]).await;
+    rec(
+        store,
+        T0 + 40 * MIN,
+        "req-revoked",
+        vec![(ALICE, created("INC-8 rotate keys", false))],
+    )
+    .await;
+    rec(
+        store,
+        T0 + 41 * MIN,
+        "req-revoked",
+        vec![(BOB, approved("go")), (SYSTEM, complete())],
+    )
+    .await;
+    rec(
+        store,
+        T0 + 41 * MIN,
+        "req-revoked",
+        vec![(SYSTEM, activated(T0 + 41 * MIN, false))],
+    )
+    .await;
+    rec(
+        store,
+        T0 + 45 * MIN,
+        "req-revoked",
+        vec![(
+            CAROL,
+            LedgerEvent::GrantRevokeRequested(ev::RevokeRequested { at: T0 + 45 * MIN }),
+        )],
+    )
+    .await;
+    rec(
+        store,
+        T0 + 45 * MIN,
+        "req-revoked",
+        vec![(
+            SYSTEM,
+            LedgerEvent::GrantRevoked(ev::Ended {
+                ended_at: T0 + 45 * MIN,
+                ends_at: Some(T0 + 71 * MIN),
+            }),
+        )],
+    )
+    .await;
     // Denied.
-    rec(store, T0 + 50 * MIN, "req-denied", vec![(ALICE, created("INC-9 curiosity", false))]).await;
-    rec(store, T0 + 51 * MIN, "req-denied", vec![(CAROL, LedgerEvent::ReviewDenied(ev::ReviewData { comment: "not needed".into(), mfa: None })), (CAROL, LedgerEvent::RequestDenied(ev::Empty {}))]).await;
+    rec(
+        store,
+        T0 + 50 * MIN,
+        "req-denied",
+        vec![(ALICE, created("INC-9 curiosity", false))],
+    )
+    .await;
+    rec(
+        store,
+        T0 + 51 * MIN,
+        "req-denied",
+        vec![
+            (
+                CAROL,
+                LedgerEvent::ReviewDenied(ev::ReviewData {
+                    comment: "not needed".into(),
+                    mfa: None,
+                }),
+            ),
+            (CAROL, LedgerEvent::RequestDenied(ev::Empty {})),
+        ],
+    )
+    .await;
     // Break-glass, reviewed by carol.
-    rec(store, T0 + 60 * MIN, "req-glass", vec![
-        (ALICE, created("prod down", true)),
-        (ALICE, LedgerEvent::RequestBreakGlass(ev::BreakGlass { entitlement: "prod-db".into(), reason: "prod down".into() })),
-        (SYSTEM, activated(T0 + 60 * MIN, true)),
-    ]).await;
-    rec(store, T0 + 70 * MIN, "req-glass", vec![(CAROL, LedgerEvent::BreakGlassReviewed(ev::Comment { comment: "justified".into() }))]).await;
+    rec(
+        store,
+        T0 + 60 * MIN,
+        "req-glass",
+        vec![
+            (ALICE, created("prod down", true)),
+            (
+                ALICE,
+                LedgerEvent::RequestBreakGlass(ev::BreakGlass {
+                    entitlement: "prod-db".into(),
+                    reason: "prod down".into(),
+                }),
+            ),
+            (SYSTEM, activated(T0 + 60 * MIN, true)),
+        ],
+    )
+    .await;
+    rec(
+        store,
+        T0 + 70 * MIN,
+        "req-glass",
+        vec![(
+            CAROL,
+            LedgerEvent::BreakGlassReviewed(ev::Comment {
+                comment: "justified".into(),
+            }),
+        )],
+    )
+    .await;
     // A policy change: proposed by bob, approved and applied by carol.
-    rec(store, T0 + 80 * MIN, "prop-1", vec![(BOB, LedgerEvent::PolicyProposed(ev::PolicyProposed { proposal: "prop-1".into(), hash: "newhash".into(), base_hash: "policyhash".into() }))]).await;
-    rec(store, T0 + 81 * MIN, "prop-1", vec![
-        (CAROL, LedgerEvent::PolicyApproved(ev::PolicyApproved { proposal: "prop-1".into(), hash: "newhash".into() })),
-        (CAROL, LedgerEvent::PolicyApplied(ev::PolicyApplied { proposal: "prop-1".into(), hash: "newhash".into(), previous: "policyhash".into() })),
-    ]).await;
+    rec(
+        store,
+        T0 + 80 * MIN,
+        "prop-1",
+        vec![(
+            BOB,
+            LedgerEvent::PolicyProposed(ev::PolicyProposed {
+                proposal: "prop-1".into(),
+                hash: "newhash".into(),
+                base_hash: "policyhash".into(),
+            }),
+        )],
+    )
+    .await;
+    rec(
+        store,
+        T0 + 81 * MIN,
+        "prop-1",
+        vec![
+            (
+                CAROL,
+                LedgerEvent::PolicyApproved(ev::PolicyApproved {
+                    proposal: "prop-1".into(),
+                    hash: "newhash".into(),
+                }),
+            ),
+            (
+                CAROL,
+                LedgerEvent::PolicyApplied(ev::PolicyApplied {
+                    proposal: "prop-1".into(),
+                    hash: "newhash".into(),
+                    previous: "policyhash".into(),
+                }),
+            ),
+        ],
+    )
+    .await;
     assert!(cp.sign_if_grown(1).await.expect("sign").is_some());
     // After the period (T0 + 2h): not in the report, and not checkpointed.
-    rec(store, T0 + 200 * MIN, "req-later", vec![(ALICE, created("later", false))]).await;
+    rec(
+        store,
+        T0 + 200 * MIN,
+        "req-later",
+        vec![(ALICE, created("later", false))],
+    )
+    .await;
 }
 
 fn run(args: &[&str]) -> (i32, String, String) {
@@ -139,11 +342,24 @@ const TO: &str = "2026-03-01T02:00:00Z";
 
 fn report(url: &str, key: &str, out: &Path) -> (i32, AccessReport, String) {
     let (code, _, err) = run(&[
-        "report", "access", "--database", url, "--from", FROM, "--to", TO, "--format", "json",
-        "--public-key", key, "--out", &out.display().to_string(),
+        "report",
+        "access",
+        "--database",
+        url,
+        "--from",
+        FROM,
+        "--to",
+        TO,
+        "--format",
+        "json",
+        "--public-key",
+        key,
+        "--out",
+        &out.display().to_string(),
     ]);
     let text = std::fs::read_to_string(out).unwrap_or_else(|e| panic!("no report ({e}): {err}"));
-    let r: AccessReport = serde_json::from_str(&text).unwrap_or_else(|e| panic!("report JSON: {e}\n{text}"));
+    let r: AccessReport =
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("report JSON: {e}\n{text}"));
     (code, r, err)
 }
 
@@ -152,16 +368,29 @@ fn report(url: &str, key: &str, out: &Path) -> (i32, AccessReport, String) {
 fn prove(url: &str, key: &str, index: u64, dir: &Path) -> Result<(LedgerEntry, Vec<u8>), String> {
     let d = dir.join(format!("proof-{index}"));
     let ds = d.display().to_string();
-    let (code, out, err) = run(&["audit", "prove", &index.to_string(), "--database", url, "--out", &ds]);
+    let (code, out, err) = run(&[
+        "audit",
+        "prove",
+        &index.to_string(),
+        "--database",
+        url,
+        "--out",
+        &ds,
+    ]);
     if code != 0 {
         return Err(format!("prove {index}: exit {code}: {out}{err}"));
     }
     let (code, out, err) = run(&[
-        "audit", "verify-proof",
-        "--proof", &format!("{ds}/proof"),
-        "--entry", &format!("{ds}/entry.json"),
-        "--checkpoint", &format!("{ds}/checkpoint"),
-        "--public-key", key,
+        "audit",
+        "verify-proof",
+        "--proof",
+        &format!("{ds}/proof"),
+        "--entry",
+        &format!("{ds}/entry.json"),
+        "--checkpoint",
+        &format!("{ds}/checkpoint"),
+        "--public-key",
+        key,
     ]);
     if code != 0 || !out.starts_with("ok: entry") {
         return Err(format!("verify-proof {index}: exit {code}: {out}{err}"));
@@ -184,32 +413,81 @@ fn leaf_hex(bytes: &[u8]) -> String {
 /// Every row's every index proves and verifies; the proven entries are what
 /// the row says, and the row's fields are what those entries alone give.
 fn check_rows(url: &str, key: &str, r: &AccessReport, dir: &Path) {
-    let period = Period { from: r.from_ms, to: r.to_ms };
+    let period = Period {
+        from: r.from_ms,
+        to: r.to_ms,
+    };
     let mut proven_rows = 0;
     for g in &r.grants {
         let mut proven = Vec::new();
         for e in &g.entries {
-            let (entry, bytes) = prove(url, key, e.index, dir).unwrap_or_else(|m| panic!("{url}: {}: {m}", g.request_id));
+            let (entry, bytes) = prove(url, key, e.index, dir)
+                .unwrap_or_else(|m| panic!("{url}: {}: {m}", g.request_id));
             assert_eq!(entry.index, e.index);
-            assert_eq!(entry.kind, e.kind, "{url}: row {} index {}", g.request_id, e.index);
+            assert_eq!(
+                entry.kind, e.kind,
+                "{url}: row {} index {}",
+                g.request_id, e.index
+            );
             assert_eq!(entry.subject, g.request_id, "{url}: index {}", e.index);
             assert_eq!(entry.time_ms, e.time_ms);
             assert_eq!(leaf_hex(&bytes), e.leaf_hash, "{url}: index {}", e.index);
-            assert!(e.checkpoint.is_some() && e.matches_checkpoint == Some(true), "{url}: {e:?}");
+            assert!(
+                e.checkpoint.is_some() && e.matches_checkpoint == Some(true),
+                "{url}: {e:?}"
+            );
             proven.push(entry);
         }
         // The row again, from the proven entries alone.
         let again = report::build(&proven, &[], period);
-        let a = again.grants.iter().find(|x| x.request_id == g.request_id).expect("rebuilt row");
+        let a = again
+            .grants
+            .iter()
+            .find(|x| x.request_id == g.request_id)
+            .expect("rebuilt row");
         assert_eq!(
-            (&a.entitlement, &a.requester, &a.reason, &a.ticket, a.requested_at_ms, &a.approvals, &a.denials, &a.break_glass_reviews),
-            (&g.entitlement, &g.requester, &g.reason, &g.ticket, g.requested_at_ms, &g.approvals, &g.denials, &g.break_glass_reviews),
-            "{url}: {}", g.request_id
+            (
+                &a.entitlement,
+                &a.requester,
+                &a.reason,
+                &a.ticket,
+                a.requested_at_ms,
+                &a.approvals,
+                &a.denials,
+                &a.break_glass_reviews
+            ),
+            (
+                &g.entitlement,
+                &g.requester,
+                &g.reason,
+                &g.ticket,
+                g.requested_at_ms,
+                &g.approvals,
+                &g.denials,
+                &g.break_glass_reviews
+            ),
+            "{url}: {}",
+            g.request_id
         );
         assert_eq!(
-            (a.break_glass, a.activated_at_ms, a.ended_at_ms, a.outcome, &a.ended_by, &a.end_reason),
-            (g.break_glass, g.activated_at_ms, g.ended_at_ms, g.outcome, &g.ended_by, &g.end_reason),
-            "{url}: {}", g.request_id
+            (
+                a.break_glass,
+                a.activated_at_ms,
+                a.ended_at_ms,
+                a.outcome,
+                &a.ended_by,
+                &a.end_reason
+            ),
+            (
+                g.break_glass,
+                g.activated_at_ms,
+                g.ended_at_ms,
+                g.outcome,
+                &g.ended_by,
+                &g.end_reason
+            ),
+            "{url}: {}",
+            g.request_id
         );
         // And the facts an auditor reads straight off the created entry.
         let c = &proven[0];
@@ -221,8 +499,12 @@ fn check_rows(url: &str, key: &str, r: &AccessReport, dir: &Path) {
     }
     for p in &r.policy_changes {
         for e in &p.entries {
-            let (entry, bytes) = prove(url, key, e.index, dir).unwrap_or_else(|m| panic!("{url}: {m}"));
-            assert_eq!((entry.kind.as_str(), entry.subject.as_str()), (e.kind.as_str(), p.proposal.as_str()));
+            let (entry, bytes) =
+                prove(url, key, e.index, dir).unwrap_or_else(|m| panic!("{url}: {m}"));
+            assert_eq!(
+                (entry.kind.as_str(), entry.subject.as_str()),
+                (e.kind.as_str(), p.proposal.as_str())
+            );
             assert_eq!(leaf_hex(&bytes), e.leaf_hash);
         }
         proven_rows += 1;
@@ -233,7 +515,11 @@ fn check_rows(url: &str, key: &str, r: &AccessReport, dir: &Path) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn report_rows_verify_against_the_ledger_and_tampering_is_caught() {
     let dir = tempfile::tempdir().expect("tempdir");
-    for (n, url) in both(dir.path(), "twokey_report").await.into_iter().enumerate() {
+    for (n, url) in both(dir.path(), "twokey_report")
+        .await
+        .into_iter()
+        .enumerate()
+    {
         let work = dir.path().join(format!("b{n}"));
         std::fs::create_dir_all(&work).expect("dir");
         let store = Store::open(&url).await.expect("open");
@@ -244,16 +530,33 @@ async fn report_rows_verify_against_the_ledger_and_tampering_is_caught() {
             signer,
             vec![Arc::new(DirBundleSink::new(work.join("bundles")))],
             Arc::new(SystemClock),
-            CheckpointOptions { origin: ORIGIN.into(), ..Default::default() },
+            CheckpointOptions {
+                origin: ORIGIN.into(),
+                ..Default::default()
+            },
         );
         scenario(&store, &cp).await;
 
         let out = work.join("report.json");
         let (code, r, err) = report(&url, &key, &out);
         assert_eq!(code, 0, "{url}: {err}");
-        assert!(r.integrity.ok && r.integrity.signatures_checked, "{url}: {:?}", r.integrity);
+        assert!(
+            r.integrity.ok && r.integrity.signatures_checked,
+            "{url}: {:?}",
+            r.integrity
+        );
         let ids: Vec<&str> = r.grants.iter().map(|g| g.request_id.as_str()).collect();
-        assert_eq!(ids, ["req-boundary", "req-expired", "req-revoked", "req-denied", "req-glass"], "{url}");
+        assert_eq!(
+            ids,
+            [
+                "req-boundary",
+                "req-expired",
+                "req-revoked",
+                "req-denied",
+                "req-glass"
+            ],
+            "{url}"
+        );
         let g = |id: &str| r.grants.iter().find(|g| g.request_id == id).expect("row");
         assert!(g("req-boundary").started_before_period);
         assert_eq!(g("req-boundary").outcome.as_str(), "expired");
@@ -267,11 +570,31 @@ async fn report_rows_verify_against_the_ledger_and_tampering_is_caught() {
 
         // CSV and HTML from the same database.
         let csv_path = work.join("report.csv");
-        let (code, _, err) = run(&["report", "access", "--database", &url, "--from", FROM, "--to", TO, "--format", "csv", "--out", &csv_path.display().to_string()]);
+        let (code, _, err) = run(&[
+            "report",
+            "access",
+            "--database",
+            &url,
+            "--from",
+            FROM,
+            "--to",
+            TO,
+            "--format",
+            "csv",
+            "--out",
+            &csv_path.display().to_string(),
+        ]);
         assert_eq!(code, 0, "{err}");
         let csv_text = std::fs::read_to_string(&csv_path).expect("csv");
-        assert_eq!(csv_text.lines().filter(|l| l.starts_with("grant,")).count(), 5, "{csv_text}");
-        assert!(csv_text.lines().any(|l| l.starts_with("policy,prop-1,")), "{csv_text}");
+        assert_eq!(
+            csv_text.lines().filter(|l| l.starts_with("grant,")).count(),
+            5,
+            "{csv_text}"
+        );
+        assert!(
+            csv_text.lines().any(|l| l.starts_with("policy,prop-1,")),
+            "{csv_text}"
+        );
 
         // Tampering: the reason of req-expired's request rewritten in SQL
         // (the report rehashes every entry; it never reads the stored
@@ -284,14 +607,34 @@ async fn report_rows_verify_against_the_ledger_and_tampering_is_caught() {
             .expect("tamper");
         let (code, t, err) = report(&url, &key, &work.join("tampered.json"));
         assert_eq!(code, 1, "{url}: the tampered ledger was not flagged: {err}");
-        assert!(err.contains("does not match its signed checkpoints"), "{err}");
+        assert!(
+            err.contains("does not match its signed checkpoints"),
+            "{err}"
+        );
         assert!(!t.integrity.ok);
-        let row = t.grants.iter().find(|x| x.request_id == "req-expired").expect("row");
+        let row = t
+            .grants
+            .iter()
+            .find(|x| x.request_id == "req-expired")
+            .expect("row");
         assert_eq!(row.reason, "INC-7 drop the table", "shown as stored");
-        assert_eq!(row.entries[0].matches_checkpoint, Some(false), "{url}: not flagged");
-        let before = t.grants.iter().find(|x| x.request_id == "req-boundary").expect("row");
-        assert_eq!(before.entries[0].matches_checkpoint, Some(true), "entries under the last good checkpoint stay confirmed");
-        let m = prove(&url, &key, idx, &work.join("after")).expect_err("the proof of a tampered entry must fail");
+        assert_eq!(
+            row.entries[0].matches_checkpoint,
+            Some(false),
+            "{url}: not flagged"
+        );
+        let before = t
+            .grants
+            .iter()
+            .find(|x| x.request_id == "req-boundary")
+            .expect("row");
+        assert_eq!(
+            before.entries[0].matches_checkpoint,
+            Some(true),
+            "entries under the last good checkpoint stay confirmed"
+        );
+        let m = prove(&url, &key, idx, &work.join("after"))
+            .expect_err("the proof of a tampered entry must fail");
         assert!(m.contains("does not match its own checkpoint"), "{m}");
         // The original report's claim can no longer be backed by a proof.
         assert_eq!(g("req-expired").reason, "INC-7 fix the index");
