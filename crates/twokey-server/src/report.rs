@@ -1290,11 +1290,11 @@ impl ReportFormat {
 #[into_params(parameter_in = Query)]
 struct ReportQuery {
     /// Start of the period, RFC 3339 (`2026-01-01T00:00:00Z`), inclusive.
-    #[param(format = DateTime)]
-    from: String,
+    #[param(value_type = String, format = DateTime, required = true)]
+    from: Option<String>,
     /// End of the period, RFC 3339, inclusive; not before `from`.
-    #[param(format = DateTime)]
-    to: String,
+    #[param(value_type = String, format = DateTime, required = true)]
+    to: Option<String>,
     /// `json` (default), `csv` or `html`.
     #[param(value_type = Option<ReportFormat>, inline)]
     format: Option<String>,
@@ -1333,7 +1333,14 @@ async fn access_report(
     Query(q): Query<ReportQuery>,
 ) -> Result<Response, ApiError> {
     require_read_all(&b, &actor, "the access report")?;
-    let period = Period::parse(&q.from, &q.to).map_err(period_error)?;
+    let missing = |name: &str| {
+        ApiError::BadRequest(format!(
+            "{name}: missing; give an RFC 3339 time such as 2026-01-31T00:00:00Z"
+        ))
+    };
+    let from = q.from.as_deref().ok_or_else(|| missing("from"))?;
+    let to = q.to.as_deref().ok_or_else(|| missing("to"))?;
+    let period = Period::parse(from, to).map_err(period_error)?;
     let format = ReportFormat::parse(q.format.as_deref()).map_err(ApiError::BadRequest)?;
     let report = load(b.store(), period, None).await?;
     let (media, body) = format
