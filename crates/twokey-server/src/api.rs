@@ -46,6 +46,7 @@ fn api_routes() -> OpenApiRouter<Arc<Broker>> {
         .routes(routes!(ledger))
         .merge(crate::custody::routes())
         .merge(crate::activity::routes())
+        .merge(crate::report::routes())
 }
 
 /// The OpenAPI document of the API alone (what `/v1/openapi.json` serves

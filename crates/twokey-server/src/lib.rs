@@ -19,6 +19,7 @@ pub mod error;
 pub mod metrics;
 pub mod posture;
 pub mod reconciler;
+pub mod report;
 pub mod scim;
 pub mod slack;
 

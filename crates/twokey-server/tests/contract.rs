@@ -37,6 +37,9 @@ const ROUTES: &[(&str, &str)] = &[
     ("post", "/v1/policy/proposals/{id}/approve"),
     ("post", "/v1/policy/proposals/{id}/reject"),
     ("get", "/v1/ledger"),
+    ("get", "/v1/reports/access"),
+    ("post", "/v1/activity"),
+    ("get", "/v1/requests/{id}/activity"),
 ];
 
 const METHODS: &[&str] = &["get", "post", "put", "patch", "delete"];

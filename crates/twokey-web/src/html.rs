@@ -37,6 +37,7 @@ pub fn page(title: &str, who: Option<Who<'_>>, body: &str) -> String {
 <li><a href="/ui/">Dashboard</a></li>
 <li><a href="/ui/request">New request</a></li>
 <li><a href="/ui/audit">Audit log</a></li>
+<li><a href="/ui/report">Evidence report</a></li>
 <li><a href="/ui/posture">Posture</a></li>
 <li><a href="/ui/policy">Policy</a></li>
 <li><a href="/ui/keys">Security keys</a></li>

@@ -32,6 +32,7 @@ mod cli_login;
 mod html;
 mod mfa;
 mod pages;
+mod report;
 mod state;
 
 use std::sync::Arc;
@@ -183,6 +184,8 @@ pub fn router(broker: Arc<Broker>, cfg: WebConfig) -> Router<()> {
         .route("/ui/audit", get(pages::audit))
         .route("/ui/posture", get(pages::posture))
         .route("/ui/policy", get(pages::policy))
+        .route("/ui/report", get(report::page_handler))
+        .route("/ui/report/download", get(report::download))
         .layer(axum::middleware::map_response(security_headers))
         .with_state(state)
 }

@@ -359,3 +359,84 @@ async fn the_posture_page_is_for_auditors_and_admins_and_escapes() {
     let pass = page.find("cloudtrail.trail").expect("passing row");
     assert!(fail < pass, "failing first");
 }
+
+#[tokio::test]
+async fn the_report_page_is_for_auditors_and_admins_escapes_and_downloads() {
+    use twokey_core::{event as ev, LedgerEvent};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = format!("sqlite://{}", dir.path().join("r.db").display());
+    let app = app_with(dir.path(), &url, policy_with_a_password()).await;
+    let (alice, frank) = (sign_in(&app, "alice").await, sign_in(&app, "frank").await);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_millis() as i64;
+    let replica = Store::open(&url).await.expect("replica");
+    let created = LedgerEvent::RequestCreated(ev::RequestCreated {
+        entitlement: "demo".into(),
+        duration_ms: 60_000,
+        reason: "<script>alert(1)</script>".into(),
+        ticket: None,
+        break_glass: false,
+        extends: None,
+    })
+    .by("dev|alice");
+    replica
+        .record(now, "h", vec![("req-web1".into(), created)])
+        .await
+        .expect("entry");
+    let from = twokey_server::report::rfc3339(now - 3_600_000);
+    let to = twokey_server::report::rfc3339(now + 3_600_000);
+    let q = format!("/ui/report?from={from}&to={to}");
+    assert_eq!(
+        call(&app, "GET", &q, &alice, "").await.status,
+        StatusCode::FORBIDDEN
+    );
+    let form = call(&app, "GET", "/ui/report", &frank, "").await;
+    assert_eq!(form.status, StatusCode::OK);
+    assert!(form.body.contains("name=\"from\""), "{}", form.body);
+    let page = call(&app, "GET", &q, &frank, "").await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    assert!(page.body.contains("req-web1"), "{}", page.body);
+    assert!(!page.body.contains("<script>alert"), "not escaped");
+    assert!(page.body.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
+    assert!(
+        page.body.contains("/ui/report/download?from="),
+        "{}",
+        page.body
+    );
+    let bad = call(
+        &app,
+        "GET",
+        &format!("/ui/report?from=soon&to={to}"),
+        &frank,
+        "",
+    )
+    .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    assert!(bad.body.contains("from:"), "{}", bad.body);
+    let csv = call(
+        &app,
+        "GET",
+        &format!("/ui/report/download?from={from}&to={to}&format=csv"),
+        &frank,
+        "",
+    )
+    .await;
+    assert_eq!(csv.status, StatusCode::OK);
+    assert!(csv.body.starts_with("section,id,"), "{}", csv.body);
+    assert!(
+        csv.body.contains("grant,req-web1,demo,dev|alice"),
+        "{}",
+        csv.body
+    );
+    let denied = call(
+        &app,
+        "GET",
+        &format!("/ui/report/download?from={from}&to={to}&format=csv"),
+        &alice,
+        "",
+    )
+    .await;
+    assert_eq!(denied.status, StatusCode::FORBIDDEN);
+}

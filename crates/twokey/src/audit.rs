@@ -239,7 +239,7 @@ fn public_key(a: &PublicKeyArgs) -> anyhow::Result<i32> {
     Ok(0)
 }
 
-fn read_key(s: &str) -> anyhow::Result<NoteVerifier> {
+pub(crate) fn read_key(s: &str) -> anyhow::Result<NoteVerifier> {
     let text = if Path::new(s).is_file() {
         std::fs::read_to_string(s).with_context(|| format!("cannot read {s}"))?
     } else {

@@ -119,6 +119,9 @@ enum Cmd {
     /// The tamper-evident ledger: public key, verify, prove, show.
     #[command(subcommand)]
     Audit(crate::audit::AuditCmd),
+    /// The auditor's evidence report of a period (JSON, CSV, printable HTML).
+    #[command(subcommand)]
+    Report(crate::report::ReportCmd),
     /// Sigma rules over CloudTrail: high-risk activity and calls outside two-person control.
     #[command(subcommand)]
     Guard(GuardCmd),
@@ -222,6 +225,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             )
         }
         Cmd::Posture(cmd) => return crate::posture::run(cmd).await,
+        Cmd::Report(cmd) => return crate::report::run(cmd, &client).await,
         Cmd::Scp(cmd) => return crate::posture::run_scp(cmd),
         Cmd::Can(args) => return crate::can::run(&args, json_out),
         Cmd::WhoCan(args) => return crate::who_can::run(&args, json_out).await,

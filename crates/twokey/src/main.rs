@@ -7,6 +7,7 @@ mod client;
 mod custody;
 mod login;
 mod posture;
+mod report;
 mod serve;
 mod who_can;
 
