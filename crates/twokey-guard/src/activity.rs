@@ -265,6 +265,54 @@ fn active_at(g: &Grant, at: i64) -> bool {
     g.from_ms <= at && at < g.until_ms
 }
 
+/// What a log line records: `statement SELECT` (the statement's first
+/// word, from `log_statement`), `connection authorized`, `disconnection`,
+/// `error SELECT` (a failed command, by its tag), else the message's head.
+pub fn pg_action(line: &PgLine, failed: bool) -> String {
+    let msg = line.message.trim();
+    if let Some(sql) = msg.strip_prefix("statement: ").or_else(|| {
+        msg.strip_prefix("execute ")
+            .and_then(|m| m.split_once(": ").map(|(_, q)| q))
+    }) {
+        let word: String = sql
+            .trim_start()
+            .chars()
+            .take_while(|c| c.is_ascii_alphabetic())
+            .collect();
+        return format!("statement {}", word.to_ascii_uppercase());
+    }
+    let tag = match line.command.as_str() {
+        "" | "idle" | "authentication" | "startup" => None,
+        t => Some(t),
+    };
+    if failed {
+        return match tag {
+            Some(t) => format!("error {t}"),
+            None => "error".into(),
+        };
+    }
+    for head in [
+        "connection authorized",
+        "connection received",
+        "disconnection",
+    ] {
+        if msg.starts_with(head) {
+            return head.into();
+        }
+    }
+    let head: String = msg
+        .split(':')
+        .next()
+        .unwrap_or_default()
+        .chars()
+        .take(64)
+        .collect();
+    match tag {
+        Some(t) if head.is_empty() => t.to_string(),
+        _ => head,
+    }
+}
+
 /// The grant a PostgreSQL log line belongs to, if any.
 pub fn postgres_record(line: &PgLine, index: &GrantIndex) -> Option<Record> {
     if line.user.is_empty() {
@@ -283,16 +331,8 @@ pub fn postgres_record(line: &PgLine, index: &GrantIndex) -> Option<Record> {
             _ => false,
         }
     })?;
-    let action = if !line.command.is_empty() {
-        line.command.clone()
-    } else {
-        line.message
-            .split(':')
-            .next()
-            .unwrap_or_default()
-            .to_string()
-    };
     let failed = matches!(line.severity.as_str(), "ERROR" | "FATAL" | "PANIC");
+    let action = pg_action(line, failed);
     Some(Record {
         request_id: grant.request_id.clone(),
         event_id: format!("{}:{}", line.session, line.line),
@@ -751,7 +791,7 @@ mod tests {
         line.at = 1_200_000;
         let r = postgres_record(&line, &idx).expect("attributed");
         assert_eq!(r.request_id, "r-pg");
-        assert_eq!(r.action, "SELECT");
+        assert_eq!(r.action, "statement SELECT");
         assert_eq!(r.source_ip, "127.0.0.1");
         assert_eq!(r.event_id, "674d1a2b.1092:3");
         // Outside it, or another role: nobody's.

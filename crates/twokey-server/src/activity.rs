@@ -141,6 +141,7 @@ pub struct ActivityView {
 #[into_params(parameter_in = Query)]
 pub struct ActivityQuery {
     /// Most records returned (1–10000, default 1000).
+    #[param(minimum = 1, maximum = 10000)]
     pub limit: Option<u32>,
 }
 
