@@ -375,6 +375,9 @@ pub struct Trail {
     pub management_read: bool,
     /// Management events recorded: write.
     pub management_write: bool,
+    /// `KmsKeyId`: the KMS key the trail's log files are encrypted with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kms_key: Option<String>,
 }
 
 /// An AWS Backup vault.

@@ -329,6 +329,7 @@ async fn seed(mgmt: &SdkConfig, member: &SdkConfig) -> Value {
     ct.create_trail()
         .name("realtime")
         .s3_bucket_name("ledger-kms")
+        .kms_key_id(&good)
         .cloud_watch_logs_log_group_arn(&trail_group)
         .cloud_watch_logs_role_arn(format!("arn:aws:iam::{MGMT}:role/trail-to-logs"))
         .send()
@@ -467,6 +468,10 @@ async fn every_baseline_check_passes_and_fails_on_moto_through_the_binary() {
             "--format",
             "json",
         ])
+        .args([
+            "--save-facts",
+            dir.path().join("facts.json").to_str().expect("path"),
+        ])
         .output()
         .expect("run twokey");
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -480,6 +485,22 @@ async fn every_baseline_check_passes_and_fails_on_moto_through_the_binary() {
     let fs = v["findings"].as_array().expect("findings").clone();
     let key = |k: &str| seeded[k].as_str().expect("seeded").to_string();
     let (good, open) = (key("good_key"), key("open_key"));
+    // The trail's KMS key is collected (the log data's key, asked as high
+    // risk by `iam.standing_high_risk`).
+    let saved: Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join("facts.json")).expect("saved facts"),
+    )
+    .expect("facts json");
+    let realtime: Vec<&Value> = saved["accounts"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|a| a["scan"]["ok"]["regions"].as_array().into_iter().flatten())
+        .flat_map(|r| r["trails"]["ok"].as_array().into_iter().flatten())
+        .filter(|t| t["name"] == "realtime")
+        .collect();
+    assert_eq!(realtime.len(), 1, "{saved}");
+    assert_eq!(realtime[0]["kms_key"], good.as_str(), "{}", realtime[0]);
     let (vpc, default_vpc) = (key("vpc"), key("default_vpc"));
     let m = member.as_str();
     let cases: Vec<(&str, &str, String, &str)> = vec![

@@ -119,6 +119,7 @@ mod tests {
             bucket: "logs".into(),
             management_read: true,
             management_write: true,
+            kms_key: None,
         }
     }
 

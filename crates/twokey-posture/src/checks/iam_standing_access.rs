@@ -83,6 +83,33 @@ fn backup_keys(facts: &Facts) -> Vec<String> {
     keys
 }
 
+/// The KMS keys log data is encrypted with, sorted: each trail's `KmsKeyId`
+/// and the SSE-KMS key of each trail bucket (only keys named by ARN: an
+/// alias or a bare key id cannot be matched to a key policy).
+fn log_keys(facts: &Facts) -> Vec<String> {
+    let buckets: Vec<&str> = facts.trails().map(|(_, t)| t.bucket.as_str()).collect();
+    let mut keys: Vec<String> = facts
+        .trails()
+        .filter_map(|(_, t)| t.kms_key.clone())
+        .collect();
+    for a in &facts.accounts {
+        let Collected::Ok(s) = &a.scan else { continue };
+        let Some(Collected::Ok(found)) = s.baseline.as_ref().map(|b| &b.buckets) else {
+            continue;
+        };
+        keys.extend(
+            found
+                .iter()
+                .filter(|b| buckets.contains(&b.name.as_str()))
+                .filter_map(|b| b.kms_key.clone()),
+        );
+    }
+    keys.retain(|k| k.starts_with("arn:") && k.contains(":key/"));
+    keys.sort();
+    keys.dedup();
+    keys
+}
+
 /// `ec2:AuthorizeSecurityGroupIngress` on each of twokey's bastion security
 /// groups (the policy's `aws_security_group` entitlements) found in the
 /// facts: opening one without a grant is what twokey gates.
@@ -150,6 +177,11 @@ pub fn defaults(facts: &Facts) -> Vec<HighRisk> {
     for k in backup_keys(facts) {
         for a in KEY_DESTRUCTION {
             out.push(risk(a, &k, "destroys or locks the key of backup data"));
+        }
+    }
+    for k in log_keys(facts) {
+        for a in KEY_DESTRUCTION {
+            out.push(risk(a, &k, "destroys or locks the key of log data"));
         }
     }
     for a in IAM_ADMIN {
@@ -557,6 +589,61 @@ mod tests {
         assert!(out[0].message.contains("user/ops"), "{}", out[0].message);
         let path = out[0].evidence["holders"].to_string();
         assert!(path.contains("key policy of"), "{path}");
+    }
+
+    #[test]
+    fn the_keys_of_log_data_are_high_risk() {
+        const TRAIL_KEY: &str = "arn:aws:kms:eu-west-1:222233334444:key/trail-key";
+        const BUCKET_KEY: &str = "arn:aws:kms:eu-west-1:222233334444:key/bucket-key";
+        let mut f = with_backup_key();
+        region_mut(&mut f).trails = Collected::Ok(vec![crate::facts::Trail {
+            arn: "arn:aws:cloudtrail:eu-west-1:222233334444:trail/org".into(),
+            bucket: "org-trail-logs".into(),
+            kms_key: Some(TRAIL_KEY.into()),
+            ..Default::default()
+        }]);
+        let bucket = |name: &str, key: &str| crate::facts::baseline::BucketSettings {
+            name: name.into(),
+            encryption: Some("aws:kms".into()),
+            kms_key: Some(key.into()),
+            logging_target: None,
+        };
+        if let Collected::Ok(s) = &mut f.accounts[0].scan {
+            s.baseline = Some(crate::facts::baseline::AccountBaseline {
+                buckets: Collected::Ok(vec![
+                    bucket("org-trail-logs", BUCKET_KEY),
+                    // Not a trail bucket; and an alias cannot be matched.
+                    bucket("other", "arn:aws:kms:eu-west-1:222233334444:key/other"),
+                ]),
+                ..Default::default()
+            });
+        }
+        let d = defaults(&f);
+        for key in [TRAIL_KEY, BUCKET_KEY] {
+            for a in KEY_DESTRUCTION {
+                let r = d
+                    .iter()
+                    .find(|r| r.action == *a && r.resource == key)
+                    .unwrap_or_else(|| panic!("{a} on {key}: {d:#?}"));
+                assert!(r.why.contains("log data"), "{}", r.why);
+            }
+        }
+        assert!(
+            !d.iter().any(|r| r.resource.ends_with("key/other")),
+            "{d:#?}"
+        );
+        // The backup key is still asked, for its own reason.
+        assert!(d
+            .iter()
+            .any(|r| r.resource == KEY && r.why.contains("backup data")));
+        // An alias as the trail's key is left out (no key policy matches it).
+        let mut g = f.clone();
+        region_mut(&mut g).trails = Collected::Ok(vec![crate::facts::Trail {
+            bucket: "x".into(),
+            kms_key: Some("alias/trail".into()),
+            ..Default::default()
+        }]);
+        assert!(!defaults(&g).iter().any(|r| r.resource.contains("alias/")));
     }
 
     #[test]

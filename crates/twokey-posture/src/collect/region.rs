@@ -80,6 +80,7 @@ async fn trails(config: &SdkConfig, account: &str, at: &str) -> Result<Vec<Trail
             bucket: t.s3_bucket_name().unwrap_or_default().to_string(),
             management_read: read,
             management_write: write,
+            kms_key: t.kms_key_id().map(str::to_string),
         });
     }
     Ok(v)
