@@ -202,6 +202,10 @@ pub struct Proposal {
     /// The outcome of applying it.
     #[serde(default)]
     pub result: Option<String>,
+    /// When a writer took it up to apply it (an approved proposal whose
+    /// claim is older than the scan lease was interrupted and is resumed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub applying_since: Option<Millis>,
     /// Optimistic-concurrency version.
     pub version: i64,
 }
@@ -240,6 +244,7 @@ pub fn open(
         approved_by: None,
         state: RestoreState::Open,
         result: None,
+        applying_since: None,
         version: 0,
     };
     let e = event(

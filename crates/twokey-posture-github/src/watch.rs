@@ -415,6 +415,20 @@ impl Watcher {
     /// Makes an approved proposal's calls, re-checks the repository, and
     /// records the outcome.
     pub async fn apply(&self, p: &Proposal) -> Result<Proposal, String> {
+        // Take it up first (conditional on the version read), so the approve
+        // handler and a resume pass never both make the calls.
+        let claimed = Proposal {
+            version: p.version + 1,
+            applying_since: Some(self.now()),
+            ..p.clone()
+        };
+        if !self.update(&claimed, p.version).await? {
+            return self
+                .proposal(&p.id)
+                .await?
+                .ok_or_else(|| format!("restore {} is gone", p.id));
+        }
+        let p = &claimed;
         let mut errors = Vec::new();
         for c in &p.calls {
             let method = reqwest::Method::from_bytes(c.method.as_bytes())
@@ -473,6 +487,28 @@ impl Watcher {
         Ok(next)
     }
 
+    /// Applies approved restores whose apply was interrupted (the process
+    /// stopped between the approval and the calls, or during them): those
+    /// approved and not taken up, or taken up longer ago than the scan lease.
+    /// The calls are idempotent `PUT`s, so making them again is safe.
+    pub async fn resume_approved(&self) -> Result<usize, String> {
+        let now = self.now();
+        let lease_ms = self.scope.config.lease.as_millis() as i64;
+        let mut resumed = 0;
+        for p in self.proposals().await? {
+            if p.state != RestoreState::Approved
+                || p.applying_since
+                    .is_some_and(|t| now.saturating_sub(t) < lease_ms)
+            {
+                continue;
+            }
+            let done = self.apply(&p).await?;
+            tracing::warn!(id = %p.id, state = done.state.as_str(), "posture github: resumed an interrupted restore");
+            resumed += 1;
+        }
+        Ok(resumed)
+    }
+
     /// One scheduled full scan, if this replica holds the lease.
     pub async fn scan_once(&self) -> Result<Option<Outcome>, String> {
         let now = self.now();
@@ -484,6 +520,10 @@ impl Watcher {
             .map_err(|e| format!("scan lease: {e}"))?
         {
             return Ok(None);
+        }
+        // Never silent: a failed resume is logged and found again next pass.
+        if let Err(e) = self.resume_approved().await {
+            tracing::error!(error = %e, "posture github: resuming approved restores failed; retried on the next scan");
         }
         let facts = collect::collect(self.github.clone(), self.scope.clone(), now).await?;
         let out = self.process(&facts, "scheduled scan", None, false).await?;

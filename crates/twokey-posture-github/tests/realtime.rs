@@ -468,3 +468,135 @@ async fn alert_mode_alerts_without_a_proposal_and_unsigned_events_are_refused() 
     assert_eq!(s, 200);
     assert!(text.contains("another organisation"), "{text}");
 }
+
+/// Writes a proposal's row as if the approval had committed and the process
+/// stopped before (or while) making the calls.
+async fn crash_after_approval(w: &World, id: &str, applying_since: Option<i64>) {
+    let (_, mut p) = api(
+        w,
+        "bob",
+        reqwest::Method::GET,
+        &format!("/v1/posture/github/restores/{id}"),
+    )
+    .await;
+    let version = p["version"].as_i64().expect("version");
+    p["state"] = json!("approved");
+    p["approved_by"] = json!({"issuer": "twokey", "subject": "carol"});
+    p["version"] = json!(version + 1);
+    if let Some(t) = applying_since {
+        p["applying_since"] = json!(t);
+    }
+    let done = sqlx::query(
+        "UPDATE github_restores SET state = 'approved', doc = $1, version = $2 WHERE id = $3 AND version = $4",
+    )
+    .bind(p.to_string())
+    .bind(version + 1)
+    .bind(id)
+    .bind(version)
+    .execute(w.store.pool())
+    .await
+    .expect("update");
+    assert_eq!(done.rows_affected(), 1);
+}
+
+/// An approved restore whose apply was interrupted is made by the next
+/// scheduled scan; one a live writer took up within the lease is left to it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interrupted_restore_is_resumed_by_the_next_scan() {
+    let Some(w) = start("propose").await else {
+        return;
+    };
+    w.watcher.scan_once().await.expect("scan").expect("lease");
+    let deploy = format!("{ORG}/deploy");
+    w.gh.delete_protection(&deploy);
+    let body = protection_event(&w, &deploy, "deleted", "mallory");
+    let hook = format!("{}/v1/gate/github", w.url);
+    let (status, text) = deliver(
+        &w.http,
+        &hook,
+        "branch_protection_rule",
+        "d-9",
+        &sign(SECRET, &body),
+        &body,
+    )
+    .await
+    .expect("deliver");
+    assert_eq!(status, 200, "{text}");
+    let (_, list) = api(
+        &w,
+        "bob",
+        reqwest::Method::GET,
+        "/v1/posture/github/restores",
+    )
+    .await;
+    let id = list[0]["id"].as_str().expect("id").to_string();
+    let (s, v) = api(
+        &w,
+        "bob",
+        reqwest::Method::POST,
+        &format!("/v1/posture/github/restores/{id}/propose"),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+
+    // Taken up a moment ago by a live writer: the scan leaves it.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .expect("clock");
+    crash_after_approval(&w, &id, Some(now)).await;
+    w.watcher.scan_once().await.expect("scan");
+    let (_, v) = api(
+        &w,
+        "bob",
+        reqwest::Method::GET,
+        &format!("/v1/posture/github/restores/{id}"),
+    )
+    .await;
+    assert_eq!(v["state"], "approved", "{v}");
+    assert!(
+        w.gh.protection(&deploy).is_none(),
+        "applied by the scan while a writer held it"
+    );
+
+    // Taken up long ago (the process died): the scan makes the calls.
+    let (_, cur) = api(
+        &w,
+        "bob",
+        reqwest::Method::GET,
+        &format!("/v1/posture/github/restores/{id}"),
+    )
+    .await;
+    let version = cur["version"].as_i64().expect("version");
+    let mut stale = cur.clone();
+    stale["applying_since"] = json!(1);
+    sqlx::query("UPDATE github_restores SET doc = $1 WHERE id = $2 AND version = $3")
+        .bind(stale.to_string())
+        .bind(&id)
+        .bind(version)
+        .execute(w.store.pool())
+        .await
+        .expect("stale claim");
+    w.watcher.scan_once().await.expect("scan");
+    let (_, v) = api(
+        &w,
+        "bob",
+        reqwest::Method::GET,
+        &format!("/v1/posture/github/restores/{id}"),
+    )
+    .await;
+    assert_eq!(v["state"], "applied", "{v}");
+    let p = w.gh.protection(&deploy).expect("restored");
+    assert_eq!(
+        p["required_pull_request_reviews"]["required_approving_review_count"], 2,
+        "{p}"
+    );
+    let applied = ledger(&w.store)
+        .await
+        .into_iter()
+        .filter(|e| e.0 == "posture.github.restore_applied")
+        .count();
+    assert_eq!(applied, 1);
+    // Nothing left to resume.
+    assert_eq!(w.watcher.resume_approved().await.expect("resume"), 0);
+}
