@@ -65,7 +65,7 @@ pub struct ActivityRecord {
     /// Where it was read.
     pub source: ActivitySource,
     /// When it happened (Unix ms).
-    #[serde(deserialize_with = "whole_millis")]
+    #[serde(deserialize_with = "crate::time::whole_number")]
     pub event_time: Millis,
     /// What was done: `eventSource:eventName` for CloudTrail, the command
     /// tag or message kind for PostgreSQL, `tcp/22` for flow logs.
@@ -85,24 +85,6 @@ pub struct ActivityRecord {
     /// A short excerpt (resources, statement), JSON or text.
     #[serde(default)]
     pub detail: String,
-}
-
-/// An integer that JSON may write as `9` or `9.0` (JSON Schema's
-/// `integer` admits both); anything fractional or out of range is refused.
-fn whole_millis<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Millis, D::Error> {
-    use serde::de::Error;
-    let n = serde_json::Number::deserialize(d)?;
-    if let Some(v) = n.as_i64() {
-        return Ok(v);
-    }
-    match n.as_f64() {
-        // Only where a double is exact (|f| <= 2^53): beyond, `-9223372036854775809`
-        // would round into range.
-        Some(f) if f.fract() == 0.0 && f.abs() <= 9_007_199_254_740_992.0 => Ok(f as i64),
-        _ => Err(D::Error::custom(format!(
-            "{n} is not a whole number of milliseconds"
-        ))),
-    }
 }
 
 /// Why a record is not filed under its grant.

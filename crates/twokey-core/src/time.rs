@@ -16,6 +16,28 @@ pub fn format_duration(ms: i64) -> String {
     humantime::format_duration(std::time::Duration::from_secs(secs)).to_string()
 }
 
+/// Deserializes an integer that JSON may write as `9` or `9.0` (JSON
+/// Schema's `integer` admits both). A float is taken only where a double is
+/// exact (|f| <= 2^53: beyond, `-9223372036854775809` would round into
+/// range); anything fractional or out of `T`'s range is refused.
+pub fn whole_number<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: TryFrom<i128>,
+{
+    use serde::de::{Deserialize, Error};
+    let n = serde_json::Number::deserialize(d)?;
+    let v: i128 = match (n.as_u64(), n.as_i64(), n.as_f64()) {
+        (Some(u), _, _) => u.into(),
+        (None, Some(i), _) => i.into(),
+        (None, None, Some(f)) if f.fract() == 0.0 && f.abs() <= 9_007_199_254_740_992.0 => {
+            f as i128
+        }
+        _ => return Err(D::Error::custom(format!("{n} is not a whole number"))),
+    };
+    T::try_from(v).map_err(|_| D::Error::custom(format!("{v} is out of range")))
+}
+
 /// RFC 3339 UTC time of Unix milliseconds (`2026-12-02T16:00:00.123Z`);
 /// times before the epoch print as the epoch.
 pub fn format_time(ms: Millis) -> String {

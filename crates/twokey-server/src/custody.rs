@@ -23,23 +23,6 @@ use crate::api::{ApiJson, Auth};
 use crate::broker::Broker;
 use crate::error::{ApiError, Problem};
 
-/// An integer field that JSON may write as `9` or `9.0` (JSON Schema's
-/// `integer` admits both); anything fractional or out of range is refused.
-fn integral<'de, D, T>(d: D) -> Result<T, D::Error>
-where
-    D: serde::Deserializer<'de>,
-    T: TryFrom<u64>,
-{
-    use serde::de::Error;
-    let n = serde_json::Number::deserialize(d)?;
-    let v = match (n.as_u64(), n.as_f64()) {
-        (Some(v), _) => v,
-        (None, Some(f)) if f.fract() == 0.0 && f >= 0.0 && f <= u64::MAX as f64 => f as u64,
-        _ => return Err(D::Error::custom(format!("{n} is not a whole number"))),
-    };
-    T::try_from(v).map_err(|_| D::Error::custom(format!("{v} is out of range")))
-}
-
 /// Largest envelope accepted (base64 of an age file holding one share).
 const MAX_ENVELOPE: usize = 16 * 1024;
 
@@ -141,7 +124,7 @@ async fn list_secrets(
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct SealBody {
     /// The new generation (current + 1).
-    #[serde(deserialize_with = "integral")]
+    #[serde(deserialize_with = "twokey_core::time::whole_number")]
     pub generation: u64,
     /// One sealed share per custodian, in policy order.
     pub shares: Vec<SealedShare>,
@@ -152,7 +135,7 @@ pub struct SealBody {
 pub struct SealedShare {
     /// 1-based index.
     #[schema(minimum = 1, maximum = 255)]
-    #[serde(deserialize_with = "integral")]
+    #[serde(deserialize_with = "twokey_core::time::whole_number")]
     pub index: u8,
     /// The age file, base64.
     pub envelope: String,
@@ -479,7 +462,7 @@ async fn my_share(
 pub struct ReleaseBody {
     /// The custodian's share index.
     #[schema(minimum = 1, maximum = 255)]
-    #[serde(deserialize_with = "integral")]
+    #[serde(deserialize_with = "twokey_core::time::whole_number")]
     pub index: u8,
     /// The share re-sealed to the one-time recipient, base64.
     pub envelope: String,

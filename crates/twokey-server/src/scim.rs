@@ -287,11 +287,6 @@ fn store_error(e: StoreError) -> ScimError {
     }
 }
 
-fn rfc3339(ms: i64) -> String {
-    let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms.max(0) as u64);
-    humantime::format_rfc3339_millis(t).to_string()
-}
-
 fn parse_body(body: &Bytes) -> Result<Value, ScimError> {
     serde_json::from_slice(body)
         .map_err(|e| ScimError::bad("invalidSyntax", format!("the body is not JSON: {e}")))
@@ -510,8 +505,8 @@ impl Scim {
     fn meta(&self, kind: Kind, id: &str, created: i64, updated: i64, version: i64) -> Value {
         json!({
             "resourceType": kind.name(),
-            "created": rfc3339(created),
-            "lastModified": rfc3339(updated),
+            "created": twokey_core::time::format_time(created),
+            "lastModified": twokey_core::time::format_time(updated),
             "location": format!("{}{}/{id}", self.base, kind.endpoint()),
             "version": model::etag(version),
         })
