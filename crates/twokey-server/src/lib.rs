@@ -53,47 +53,21 @@ pub fn new_id(prefix: &str) -> String {
     format!("{prefix}-{s}")
 }
 
-/// Serves the API on `listener` and runs the scheduler until `shutdown` fires.
+/// Serves the API on `listener` and runs the scheduler and the reconciler
+/// until `shutdown` fires (no web UI, no checkpointer: what the server's own
+/// tests run).
 pub async fn serve(
     broker: std::sync::Arc<Broker>,
     listener: tokio::net::TcpListener,
     shutdown: tokio::sync::watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
-    serve_with_ledger(broker, listener, shutdown, None).await
+    serve_documented(broker, axum::Router::new(), None, listener, shutdown, None).await
 }
 
-/// [`serve`], plus the ledger checkpointer (signs and publishes checkpoints,
-/// and signs a last one at shutdown).
-pub async fn serve_with_ledger(
-    broker: std::sync::Arc<Broker>,
-    listener: tokio::net::TcpListener,
-    shutdown: tokio::sync::watch::Receiver<bool>,
-    checkpointer: Option<checkpoints::Checkpointer>,
-) -> anyhow::Result<()> {
-    serve_all(
-        broker,
-        axum::Router::new(),
-        listener,
-        shutdown,
-        checkpointer,
-    )
-    .await
-}
-
-/// Everything: the API with `extra` routes (the web UI) merged in, the
-/// scheduler, the reconciler, and the ledger checkpointer when given.
-pub async fn serve_all(
-    broker: std::sync::Arc<Broker>,
-    extra: axum::Router,
-    listener: tokio::net::TcpListener,
-    shutdown: tokio::sync::watch::Receiver<bool>,
-    checkpointer: Option<checkpoints::Checkpointer>,
-) -> anyhow::Result<()> {
-    serve_documented(broker, extra, None, listener, shutdown, checkpointer).await
-}
-
-/// [`serve_all`], with `extra_doc` (the OpenAPI operations of the `extra`
-/// routes) merged into `/v1/openapi.json`.
+/// Everything: the API with `extra` routes (the web UI) merged in, with
+/// `extra_doc` (the OpenAPI operations of the `extra` routes) merged into
+/// `/v1/openapi.json`, the scheduler, the reconciler, and the ledger
+/// checkpointer when given.
 pub async fn serve_documented(
     broker: std::sync::Arc<Broker>,
     extra: axum::Router,
