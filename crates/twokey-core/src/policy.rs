@@ -99,6 +99,46 @@ pub struct ApprovalRule {
     pub exclude_requester_groups: bool,
 }
 
+/// The regex a ticket id must match, compiled when the policy is parsed (not
+/// on every request). Compares, prints and serialises as its source text.
+#[derive(Debug, Clone)]
+pub struct TicketPattern(regex::Regex);
+
+impl TicketPattern {
+    /// Compiles `pattern`; the error says what is wrong with it.
+    pub fn new(pattern: &str) -> Result<Self, regex::Error> {
+        regex::Regex::new(pattern).map(Self)
+    }
+
+    /// The pattern as written in the policy.
+    pub fn as_str(&self) -> &str {
+        self.0.as_str()
+    }
+
+    /// Whether `ticket` matches.
+    pub fn is_match(&self, ticket: &str) -> bool {
+        self.0.is_match(ticket)
+    }
+}
+
+impl PartialEq for TicketPattern {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl std::fmt::Display for TicketPattern {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for TicketPattern {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
 /// Something that can be requested.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Entitlement {
@@ -125,7 +165,8 @@ pub struct Entitlement {
     /// Whether a reason is required.
     pub reason_required: bool,
     /// Regex a ticket id must match; when set, a ticket is required.
-    pub ticket_pattern: Option<String>,
+    /// Compiled once, when the policy is parsed.
+    pub ticket_pattern: Option<TicketPattern>,
     /// Whether break-glass self-activation is allowed.
     pub break_glass: bool,
     /// Whether an approval must be confirmed with the approver's security key
@@ -664,8 +705,8 @@ impl Policy {
             }
             let ticket_pattern = match &e.ticket_pattern {
                 Some(p) => {
-                    match regex::Regex::new(p.get_ref()) {
-                        Ok(_) => Some(p.get_ref().clone()),
+                    match TicketPattern::new(p.get_ref()) {
+                        Ok(pattern) => Some(pattern),
                         Err(err) => {
                             issues.push(lines.issue(p, format!("entitlement {name:?}: ticket_pattern is not a valid regex: {err}")));
                             None

@@ -333,8 +333,6 @@ pub fn create(
         .map(|t| t.trim().to_string())
         .filter(|t| !t.is_empty());
     if let Some(pattern) = &ent.ticket_pattern {
-        let re = regex::Regex::new(pattern)
-            .map_err(|e| DomainError::Invalid(format!("policy ticket_pattern: {e}")))?;
         match &ticket {
             None => {
                 return Err(DomainError::Invalid(format!(
@@ -342,7 +340,7 @@ pub fn create(
                     ent.name
                 )))
             }
-            Some(t) if !re.is_match(t) => {
+            Some(t) if !pattern.is_match(t) => {
                 return Err(DomainError::Invalid(format!(
                     "ticket {t:?} does not match {pattern}"
                 )))

@@ -10,6 +10,44 @@ pub fn parse_duration(s: &str) -> Result<i64, String> {
     i64::try_from(d.as_millis()).map_err(|_| format!("duration {s:?} is too long"))
 }
 
+/// A length of time read from configuration (`"30m"`, `"8h"`, `"2h30m"`),
+/// parsed when the configuration loads: a bad value is an error that names
+/// it, never a silent default. Held in milliseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ConfigDuration(i64);
+
+impl ConfigDuration {
+    /// A duration of `ms` milliseconds (negative counts as zero).
+    pub const fn from_ms(ms: i64) -> Self {
+        Self(if ms < 0 { 0 } else { ms })
+    }
+
+    /// The duration in milliseconds.
+    pub const fn as_ms(self) -> i64 {
+        self.0
+    }
+}
+
+impl std::str::FromStr for ConfigDuration {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        parse_duration(s).map(Self::from_ms)
+    }
+}
+
+impl std::fmt::Display for ConfigDuration {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&format_duration(self.0))
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ConfigDuration {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 /// Formats milliseconds as a short human duration (`1h 30m`).
 pub fn format_duration(ms: i64) -> String {
     let secs = (ms.max(0) / 1000) as u64;
@@ -44,4 +82,18 @@ pub fn format_time(ms: Millis) -> String {
     let t =
         std::time::UNIX_EPOCH + std::time::Duration::from_millis(u64::try_from(ms).unwrap_or(0));
     humantime::format_rfc3339_millis(t).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ConfigDuration;
+
+    #[test]
+    fn config_durations_parse_or_say_what_is_wrong() {
+        let d: ConfigDuration = "2h30m".parse().unwrap();
+        assert_eq!(d.as_ms(), 9_000_000);
+        assert_eq!(d.to_string(), "2h 30m");
+        let err = "soon".parse::<ConfigDuration>().unwrap_err();
+        assert!(err.contains("\"soon\""), "{err}");
+    }
 }

@@ -115,7 +115,10 @@ fn a_valid_policy_parses() {
     assert_eq!(demo.pending_timeout_ms, 3600 * 1000);
     assert!(demo.reason_required);
     assert!(demo.break_glass);
-    assert_eq!(demo.ticket_pattern.as_deref(), Some("^INC-[0-9]+$"));
+    assert_eq!(
+        demo.ticket_pattern.as_ref().map(|p| p.as_str()),
+        Some("^INC-[0-9]+$")
+    );
     assert_eq!(demo.approval.count, 1);
     assert_eq!(demo.approval.from, vec!["approvers".to_string()]);
     assert!(!demo.approval.exclude_requester_groups);

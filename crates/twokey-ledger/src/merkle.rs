@@ -454,7 +454,7 @@ impl Frontier {
     /// must be a multiple of `2^height` (else the tree would not be RFC 6962's
     /// and this returns `false`, changing nothing).
     pub fn push_subtree(&mut self, root: Hash, height: u32) -> bool {
-        if height >= 63 || self.size % (1u64 << height) != 0 {
+        if height >= 63 || !self.size.is_multiple_of(1u64 << height) {
             return false;
         }
         let mut h = root;

@@ -40,7 +40,7 @@ fn checkpoints(entries: &[LedgerEntry], key: &NoteSigner) -> Vec<(String, String
     let mut out = Vec::new();
     for e in entries {
         f.push(e.leaf_hash());
-        if f.size() % EVERY == 0 {
+        if f.size().is_multiple_of(EVERY) {
             let cp = Checkpoint::new(ORIGIN, f.size(), f.root());
             out.push((format!("checkpoint {}", f.size()), key.sign_checkpoint(&cp)));
         }
@@ -448,7 +448,7 @@ fn batch_verification_reports_what_entry_by_entry_does() {
     let mut trusted = String::new();
     for e in &l {
         f.push(e.leaf_hash());
-        if f.size() % 1000 == 0 || f.size() == 4100 || f.size() == BIG {
+        if f.size().is_multiple_of(1000) || f.size() == 4100 || f.size() == BIG {
             let cp = key.sign_checkpoint(&Checkpoint::new(ORIGIN, f.size(), f.root()));
             if f.size() == 4100 {
                 trusted = cp;

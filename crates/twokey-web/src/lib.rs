@@ -75,9 +75,10 @@ pub struct SsoConfig {
     /// Extra scopes to ask for besides `openid profile email`.
     #[serde(default)]
     pub scopes: Vec<String>,
-    /// Session lifetime such as `8h` (default).
+    /// Session lifetime such as `8h` (default); a value that is not a
+    /// duration is refused when the configuration loads.
     #[serde(default)]
-    pub session_ttl: Option<String>,
+    pub session_ttl: Option<twokey_core::time::ConfigDuration>,
 }
 
 fn default_groups_claim() -> String {
@@ -118,9 +119,8 @@ impl WebConfig {
     fn session_ttl_ms(&self) -> i64 {
         self.sso
             .as_ref()
-            .and_then(|s| s.session_ttl.as_deref())
-            .and_then(|s| twokey_core::time::parse_duration(s).ok())
-            .unwrap_or(8 * 3_600_000)
+            .and_then(|s| s.session_ttl)
+            .map_or(8 * 3_600_000, |ttl| ttl.as_ms())
     }
 
     fn secure_cookies(&self) -> bool {
@@ -221,4 +221,39 @@ async fn security_headers(mut resp: Response) -> Response {
     );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sso(extra: &str) -> Result<SsoConfig, String> {
+        let table: toml::Table =
+            format!("issuer_url = \"http://127.0.0.1:1\"\nclient_id = \"twokey\"\n{extra}")
+                .parse()
+                .expect("test TOML");
+        SsoConfig::from_table(table)
+    }
+
+    fn ttl_ms(cfg: SsoConfig) -> i64 {
+        WebConfig {
+            public_url: "http://127.0.0.1".into(),
+            sso: Some(cfg),
+            dev_login: false,
+        }
+        .session_ttl_ms()
+    }
+
+    #[test]
+    fn session_ttl_is_parsed_when_the_config_loads() {
+        assert_eq!(ttl_ms(sso("session_ttl = \"90m\"").unwrap()), 90 * 60_000);
+        assert_eq!(ttl_ms(sso("").unwrap()), 8 * 3_600_000);
+    }
+
+    #[test]
+    fn a_bad_session_ttl_is_an_error_not_eight_hours() {
+        let err = sso("session_ttl = \"eight hours\"").unwrap_err();
+        assert!(err.starts_with("[sso]"), "{err}");
+        assert!(err.contains("eight hours"), "{err}");
+    }
 }

@@ -165,7 +165,7 @@ pub async fn request_form(State(st): State<AppState>, s: Session) -> Response {
             ticket = ent
                 .ticket_pattern
                 .as_ref()
-                .map(|p| format!("; ticket matching <code>{}</code>", e(p)))
+                .map(|p| format!("; ticket matching <code>{}</code>", e(p.as_str())))
                 .unwrap_or_default(),
         ));
     }

@@ -93,6 +93,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<i32> {
     let mut notifiers = Vec::new();
     let mut scim_cfg: Option<twokey_server::scim::ScimConfig> = None;
     let mut slack_cfg: Option<twokey_server::slack::SlackConfig> = None;
+    let mut sso_table = None;
     let (store, policy, listen, sinks, mut opts, dev_dir) = if args.dev {
         let listen = args
             .listen
@@ -125,10 +126,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<i32> {
         let Some(cfg_path) = &args.config else {
             bail!("give --config twokey.toml, or --dev for a local instance")
         };
-        let cfg = load_config(cfg_path)?;
+        // The file is read once; the server, the gate and the GitHub posture
+        // each parse their own sections of the same text.
+        let (cfg, text) = load_config(cfg_path)?;
         if cfg.gate.is_some() || cfg.posture.as_ref().is_some_and(|p| p.github.is_some()) {
-            let text = std::fs::read_to_string(cfg_path)
-                .with_context(|| format!("cannot read {}", cfg_path.display()))?;
             gate_cfg =
                 twokey_gate::config::GateConfig::parse_file(&text, &cfg_path.display().to_string())
                     .map_err(anyhow::Error::msg)?;
@@ -149,6 +150,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<i32> {
         posture_cfg = cfg.posture.as_ref().and_then(|p| p.aws.clone());
         scim_cfg = cfg.scim.clone();
         slack_cfg = cfg.slack.clone();
+        sso_table = cfg.sso.clone();
         key_default = cfg_path
             .parent()
             .map(|d| d.join("ledger.key"))
@@ -184,14 +186,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<i32> {
     }
     let web = twokey_web::WebConfig {
         public_url: opts.public_url.clone(),
-        sso: match (&args.config, args.dev) {
-            (Some(p), false) => load_config(p)?
-                .sso
-                .map(twokey_web::SsoConfig::from_table)
-                .transpose()
-                .map_err(anyhow::Error::msg)?,
-            _ => None,
-        },
+        sso: sso_table
+            .map(twokey_web::SsoConfig::from_table)
+            .transpose()
+            .map_err(anyhow::Error::msg)?,
         dev_login: args.dev,
     };
     let file = args
@@ -407,10 +405,13 @@ pub fn registry() -> Registry {
     r
 }
 
-fn load_config(path: &Path) -> anyhow::Result<Config> {
+/// The server configuration, and the file's text for the sections other
+/// crates parse (`[gate]`, `[posture.github]`).
+fn load_config(path: &Path) -> anyhow::Result<(Config, String)> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-    Config::parse(&text, &path.display().to_string()).map_err(|e| anyhow::anyhow!(e))
+    let cfg = Config::parse(&text, &path.display().to_string()).map_err(|e| anyhow::anyhow!(e))?;
+    Ok((cfg, text))
 }
 
 async fn write_dev_tokens(broker: &Broker, dir: &Path) -> anyhow::Result<()> {
@@ -438,7 +439,7 @@ async fn write_dev_tokens(broker: &Broker, dir: &Path) -> anyhow::Result<()> {
 }
 
 pub async fn issue_token(config: &Path, identity: &str, ttl: Option<&str>) -> anyhow::Result<i32> {
-    let cfg = load_config(config)?;
+    let (cfg, _) = load_config(config)?;
     let store = Store::open(&cfg.database).await?;
     let text = match store.current_policy().await? {
         Some((_, t)) => t,

@@ -197,7 +197,7 @@ fn main() {
     let mut h = Frontier::new();
     for l in &hashes {
         h.push(*l);
-        if h.size() % CHECKPOINT_EVERY == 0 || h.size() == n {
+        if h.size().is_multiple_of(CHECKPOINT_EVERY) || h.size() == n {
             let cp = Checkpoint::new("bench.example/ledger", h.size(), h.root());
             cps.push((format!("checkpoint {}", h.size()), key.sign_checkpoint(&cp)));
         }
