@@ -318,6 +318,12 @@ impl<'r> Scanner<'r> {
         if self.hits.is_empty() {
             return Ok(0);
         }
+        let corr_hits = self.correlator.observe(self.set, &ev, &self.hits);
+        // Hits of correlation base rules alone (not emitting) write nothing:
+        // the record is neither validated nor copied.
+        if corr_hits.is_empty() && !self.hits.iter().any(|&i| self.set.rules()[i].emit) {
+            return Ok(0);
+        }
         // The reader checks structure, not every nested literal: the record
         // is validated in full once, before it is copied into findings.
         let raw: &serde_json::value::RawValue =
@@ -328,7 +334,6 @@ impl<'r> Scanner<'r> {
         let event_id = top_str(&ev, "eventID");
         let event_name = top_str(&ev, "eventName");
         let event_time = top_str(&ev, "eventTime");
-        let corr_hits = self.correlator.observe(self.set, &ev, &self.hits);
         let coverage = self.coverage(
             raw,
             event_time.as_deref(),
