@@ -30,43 +30,6 @@ pub trait Checkout: Send + Sync {
     async fn checkout(&self, repo: &str, sha: &str, dest: &Path) -> Result<(), String>;
 }
 
-/// A shallow `git fetch` of exactly the commit, authenticated with a token
-/// passed as a header (never written into the remote URL or config).
-pub struct GitCheckout {
-    /// `https://github.com`.
-    pub base: String,
-    /// Token.
-    pub token: String,
-}
-
-#[async_trait]
-impl Checkout for GitCheckout {
-    async fn checkout(&self, repo: &str, sha: &str, dest: &Path) -> Result<(), String> {
-        let url = format!("{}/{repo}.git", self.base.trim_end_matches('/'));
-        let header = format!("http.extraHeader=Authorization: Bearer {}", self.token);
-        let run = |args: Vec<String>| async move {
-            let out = tokio::process::Command::new("git")
-                .args(&args)
-                .current_dir(dest)
-                .output()
-                .await
-                .map_err(|e| e.to_string())?;
-            if out.status.success() {
-                Ok(())
-            } else {
-                Err(String::from_utf8_lossy(&out.stderr).into_owned())
-            }
-        };
-        let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
-        run(s(&["init", "-q"])).await?;
-        run(s(&[
-            "-c", &header, "fetch", "-q", "--depth", "1", &url, sha,
-        ]))
-        .await?;
-        run(s(&["checkout", "-q", "--detach", "FETCH_HEAD"])).await
-    }
-}
-
 /// Source trees from the REST API's tarball of the commit
 /// (`GET /repos/{repo}/tarball/{sha}`), with the same credentials as every
 /// other call: no git, no clone URL, no token on disk.
