@@ -686,13 +686,30 @@ pub async fn posture(State(st): State<AppState>, s: Session) -> Response {
         Ok(r) => r,
         Err(err) => return api_error(err.into()),
     };
-    if rows.is_empty() {
+    let github = match st.broker.store().github_posture_states().await {
+        Ok(r) => r,
+        Err(err) => return api_error(err.into()),
+    };
+    if rows.is_empty() && github.is_empty() {
         return ok(
             &s,
             "Posture",
-            "<p>No posture scan yet. Turn it on with <code>[posture] interval = \"1h\"</code> in <code>twokey.toml</code>.</p>",
+            "<p>No posture scan yet. Turn it on with <code>[posture] interval = \"1h\"</code> (AWS) or <code>[posture.github] interval</code> (GitHub) in <code>twokey.toml</code>.</p>",
         );
     }
+    let mut body = if rows.is_empty() {
+        String::from("<p>No AWS posture scan yet.</p>")
+    } else {
+        aws_posture(&rows)
+    };
+    body.push_str(&github_posture(&github));
+    body.push_str("<p>Each change (newly failing, fixed, a GitHub restore proposed or applied) is a <code>posture.*</code> entry in the <a href=\"/ui/audit\">audit log</a>.</p>");
+    ok(&s, "Posture", &body)
+}
+
+/// The AWS part of `/ui/posture`: counts, failing by severity, every row
+/// failing first.
+fn aws_posture(rows: &[twokey_store::PostureRow]) -> String {
     let rank = |st: &str| match st {
         "FAIL" => 0,
         "ERROR" => 1,
@@ -744,8 +761,48 @@ pub async fn posture(State(st): State<AppState>, s: Session) -> Response {
             st = e(&r.status),
         ));
     }
-    body.push_str("</tbody></table><p>Each change (newly failing, fixed) is a <code>posture.*</code> entry in the <a href=\"/ui/audit\">audit log</a>.</p>");
-    ok(&s, "Posture", &body)
+    body.push_str("</tbody></table>");
+    body
+}
+
+/// The GitHub part of `/ui/posture`: the GitHub posture watcher's last
+/// status of each check per repository (or organisation), failing first.
+fn github_posture(states: &[twokey_store::GithubPostureState]) -> String {
+    if states.is_empty() {
+        return "<h2>GitHub</h2><p>No GitHub posture scan yet.</p>".into();
+    }
+    let rank = |st: &str| match st {
+        "fail" => 0,
+        "error" => 1,
+        "excepted" => 2,
+        _ => 3,
+    };
+    let mut sorted: Vec<&twokey_store::GithubPostureState> = states.iter().collect();
+    sorted.sort_by(|a, b| {
+        (rank(&a.status), &a.resource, &a.check).cmp(&(rank(&b.status), &b.resource, &b.check))
+    });
+    let count = |st: &str| states.iter().filter(|r| r.status == st).count();
+    let at = states.iter().map(|r| r.checked_at).max().unwrap_or(0);
+    let mut body = format!(
+        r#"<h2>GitHub</h2><p role="status">Last check {}: <strong>{} failing</strong>, {} passing, {} excepted, {} not collected.</p>
+<table><caption>Every GitHub check on every repository, failing first</caption><thead><tr><th scope="col">Status</th><th scope="col">Check</th><th scope="col">Repository</th><th scope="col">Checked</th></tr></thead><tbody>"#,
+        time(at),
+        count("fail"),
+        count("pass"),
+        count("excepted"),
+        count("error"),
+    );
+    for r in sorted {
+        body.push_str(&format!(
+            r#"<tr class="posture-{st}"><td>{st}</td><td><code>{}</code></td><td><code>{}</code></td><td>{}</td></tr>"#,
+            e(&r.check),
+            e(&r.resource),
+            time(r.checked_at),
+            st = e(&r.status),
+        ));
+    }
+    body.push_str("</tbody></table>");
+    body
 }
 
 /// `GET /ui/policy`: the policy in force, credentials redacted.

@@ -360,6 +360,53 @@ async fn the_posture_page_is_for_auditors_and_admins_and_escapes() {
     assert!(fail < pass, "failing first");
 }
 
+/// `/ui/posture` also shows the GitHub posture watcher's last status of each
+/// check per repository, failing first, escaped, for the same readers.
+#[tokio::test]
+async fn the_posture_page_shows_the_github_posture() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = format!("sqlite://{}", dir.path().join("g.db").display());
+    let app = app_with(dir.path(), &url, policy_with_a_password()).await;
+    let (alice, frank) = (sign_in(&app, "alice").await, sign_in(&app, "frank").await);
+    let replica = Store::open(&url).await.expect("replica");
+    for (check, resource, status) in [
+        ("github.pull_request_required", "acme/infra", "pass"),
+        ("github.no_bypass", "acme/<b>app</b>", "fail"),
+        ("github.force_push_blocked", "acme/app", "excepted"),
+    ] {
+        sqlx::query(
+            "INSERT INTO github_posture_state (check_id, resource, status, checked_at) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(check)
+        .bind(resource)
+        .bind(status)
+        .bind(1_800_000_000_000_i64)
+        .execute(replica.pool())
+        .await
+        .expect("state row");
+    }
+    let denied = call(&app, "GET", "/ui/posture", &alice, "").await;
+    assert_eq!(denied.status, StatusCode::FORBIDDEN);
+    let page = call(&app, "GET", "/ui/posture", &frank, "").await;
+    assert_eq!(page.status, StatusCode::OK);
+    let page = page.body;
+    assert!(page.contains("No AWS posture scan yet"), "{page}");
+    assert!(
+        page.contains("<strong>1 failing</strong>, 1 passing, 1 excepted"),
+        "{page}"
+    );
+    assert!(!page.contains("<b>app</b>"), "not escaped");
+    assert!(page.contains("acme/&lt;b&gt;app&lt;/b&gt;"), "{page}");
+    let fail = page.find("github.no_bypass").expect("failing row");
+    let excepted = page
+        .find("github.force_push_blocked")
+        .expect("excepted row");
+    let pass = page
+        .find("github.pull_request_required")
+        .expect("passing row");
+    assert!(fail < excepted && excepted < pass, "failing first");
+}
+
 #[tokio::test]
 async fn the_report_page_is_for_auditors_and_admins_escapes_and_downloads() {
     use twokey_core::{event as ev, LedgerEvent};
