@@ -190,6 +190,48 @@ ledger_events! {
     /// An Approve-from-Slack interactivity request was refused (signature,
     /// timestamp, replay, or a Slack user without a configured link).
     SlackRefused(SlackRefused) = "slack.refused",
+    /// An AWS posture check started failing on a resource.
+    PostureFailing(PostureChange) = "posture.failing",
+    /// An AWS posture check passes again (or its resource is gone).
+    PostureFixed(PostureChange) = "posture.fixed",
+    /// An AWS posture check could not decide (an error collecting facts).
+    PostureUndetermined(PostureChange) = "posture.undetermined",
+    /// A GitHub protection check went from passing to failing.
+    PostureGithubRegression(GithubRegression) = "posture.github.regression",
+    /// A GitHub protection check passes again.
+    PostureGithubRecovered(GithubRecovered) = "posture.github.recovered",
+    /// A scheduled GitHub posture scan finished.
+    PostureGithubScan(GithubScan) = "posture.github.scan",
+    /// twokey opened a proposal to restore a repository's protection.
+    PostureGithubRestoreOpened(RestoreOpened) = "posture.github.restore_opened",
+    /// A person proposed a restore for approval.
+    PostureGithubRestoreProposed(RestoreRef) = "posture.github.restore_proposed",
+    /// A second person approved a restore.
+    PostureGithubRestoreApproved(RestoreApproved) = "posture.github.restore_approved",
+    /// A person rejected a restore.
+    PostureGithubRestoreRejected(RestoreRef) = "posture.github.restore_rejected",
+    /// An approved restore was applied.
+    PostureGithubRestoreApplied(RestoreResult) = "posture.github.restore_applied",
+    /// Applying an approved restore failed.
+    PostureGithubRestoreFailed(RestoreResult) = "posture.github.restore_failed",
+    /// A restore step was refused (the proposer approving their own).
+    PostureGithubRestoreRefused(RestoreRefused) = "posture.github.restore_refused",
+    /// The directory (SCIM) created a user.
+    DirectoryUserCreated(DirectoryUser) = "directory.user.created",
+    /// The directory changed a user.
+    DirectoryUserUpdated(DirectoryUser) = "directory.user.updated",
+    /// The directory deactivated a user.
+    DirectoryUserDeactivated(DirectoryUser) = "directory.user.deactivated",
+    /// The directory reactivated a user.
+    DirectoryUserReactivated(DirectoryUser) = "directory.user.reactivated",
+    /// The directory deleted a user.
+    DirectoryUserDeleted(DirectoryUser) = "directory.user.deleted",
+    /// The directory created a group.
+    DirectoryGroupCreated(DirectoryGroup) = "directory.group.created",
+    /// The directory changed a group's members or name.
+    DirectoryGroupUpdated(DirectoryGroup) = "directory.group.updated",
+    /// The directory deleted a group.
+    DirectoryGroupDeleted(DirectoryGroup) = "directory.group.deleted",
     /// A benchmark's probe entry (`twokey-bench` only).
     BenchProbe(serde_json::Value) = "bench.probe",
 }
@@ -219,7 +261,15 @@ impl LedgerEvent {
             | E::GateApplyUnresolved(_)
             | E::GateDrift(_)
             | E::GateDriftFailed(_)
-            | E::SlackRefused(_) => true,
+            | E::SlackRefused(_)
+            | E::PostureFailing(_)
+            | E::PostureFixed(_)
+            | E::PostureUndetermined(_)
+            | E::PostureGithubRegression(_)
+            | E::PostureGithubRestoreOpened(_)
+            | E::PostureGithubRestoreRejected(_)
+            | E::PostureGithubRestoreFailed(_)
+            | E::PostureGithubRestoreRefused(_) => true,
             E::GateRefused(r) => r.alerts(),
             E::GateApplyResult(r) => !r.ok,
             E::RequestCreated(_)
@@ -252,6 +302,19 @@ impl LedgerEvent {
             | E::GatePlan(_)
             | E::GateApplyEvidence(_)
             | E::GateDriftCheck(_)
+            | E::PostureGithubRecovered(_)
+            | E::PostureGithubScan(_)
+            | E::PostureGithubRestoreProposed(_)
+            | E::PostureGithubRestoreApproved(_)
+            | E::PostureGithubRestoreApplied(_)
+            | E::DirectoryUserCreated(_)
+            | E::DirectoryUserUpdated(_)
+            | E::DirectoryUserDeactivated(_)
+            | E::DirectoryUserReactivated(_)
+            | E::DirectoryUserDeleted(_)
+            | E::DirectoryGroupCreated(_)
+            | E::DirectoryGroupUpdated(_)
+            | E::DirectoryGroupDeleted(_)
             | E::BenchProbe(_) => false,
         }
     }
@@ -338,6 +401,27 @@ impl EventKind {
             | K::GateDrift
             | K::GateDriftFailed
             | K::SlackRefused
+            | K::PostureFailing
+            | K::PostureFixed
+            | K::PostureUndetermined
+            | K::PostureGithubRegression
+            | K::PostureGithubRecovered
+            | K::PostureGithubScan
+            | K::PostureGithubRestoreOpened
+            | K::PostureGithubRestoreProposed
+            | K::PostureGithubRestoreApproved
+            | K::PostureGithubRestoreRejected
+            | K::PostureGithubRestoreApplied
+            | K::PostureGithubRestoreFailed
+            | K::PostureGithubRestoreRefused
+            | K::DirectoryUserCreated
+            | K::DirectoryUserUpdated
+            | K::DirectoryUserDeactivated
+            | K::DirectoryUserReactivated
+            | K::DirectoryUserDeleted
+            | K::DirectoryGroupCreated
+            | K::DirectoryGroupUpdated
+            | K::DirectoryGroupDeleted
             | K::BenchProbe => false,
         }
     }
@@ -623,7 +707,7 @@ pub struct ListFailed {
     /// The target's error.
     pub error: String,
     /// Failures in a row.
-    pub failures: u64,
+    pub failures: i64,
 }
 
 /// `reconcile.missing`.
@@ -823,6 +907,18 @@ pub enum SlackRefusal {
     UnlinkedUser,
 }
 
+impl SlackRefusal {
+    /// The reason as stored (`signature`, `unlinked_user`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SlackRefusal::Signature => "signature",
+            SlackRefusal::Timestamp => "timestamp",
+            SlackRefusal::Replayed => "replayed",
+            SlackRefusal::UnlinkedUser => "unlinked_user",
+        }
+    }
+}
+
 /// `gate.delivery_resumed`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeliveryResumed {
@@ -991,4 +1087,166 @@ pub struct DriftFailed {
     /// Terraform's output (redacted, shortened), when it ran.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub output: Option<String>,
+}
+
+/// `posture.failing`, `posture.fixed`, `posture.undetermined`: a change of an
+/// AWS posture check's result on one resource.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PostureChange {
+    /// The check's id.
+    pub check: String,
+    /// The check's severity (none for a check this build no longer has).
+    pub severity: Option<String>,
+    /// The account.
+    pub account: String,
+    /// The region, for regional resources.
+    pub region: Option<String>,
+    /// The resource.
+    pub resource: String,
+    /// What was found now (none when the resource is gone).
+    pub message: Option<String>,
+    /// The status before (`PASS`, `FAIL`, `ERROR`, `EXCEPTED`; none when first seen).
+    pub before: Option<String>,
+    /// The status now (none when the resource is gone).
+    pub status: Option<String>,
+    /// Whether the resource is gone (a fix by removal).
+    pub gone: bool,
+}
+
+/// `posture.github.regression`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GithubRegression {
+    /// The check's id.
+    pub check: String,
+    /// The repository (or organisation setting).
+    pub resource: String,
+    /// The organisation.
+    pub org: String,
+    /// What was found.
+    pub message: String,
+    /// What set off the check (`repository_ruleset webhook`, `scheduled scan`).
+    pub cause: String,
+    /// Who changed the setting, when an event said.
+    pub sender: Option<String>,
+    /// The facts the decision rests on.
+    pub evidence: serde_json::Value,
+}
+
+/// `posture.github.recovered`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GithubRecovered {
+    /// The check's id.
+    pub check: String,
+    /// The repository (or organisation setting).
+    pub resource: String,
+    /// What was found.
+    pub message: String,
+    /// What set off the check.
+    pub cause: String,
+}
+
+/// `posture.github.scan`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GithubScan {
+    /// The organisation.
+    pub org: String,
+    /// Repositories scanned.
+    pub repositories: usize,
+    /// Findings evaluated.
+    pub findings: usize,
+    /// Regressions found.
+    pub regressions: usize,
+    /// The GitHub API calls made (by kind).
+    pub api: serde_json::Value,
+}
+
+/// `posture.github.restore_opened`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RestoreOpened {
+    /// Proposal id.
+    pub id: String,
+    /// The repository.
+    pub resource: String,
+    /// The regressions it restores (`check resource`).
+    pub regressions: Vec<String>,
+    /// The exact API calls it would make.
+    pub calls: serde_json::Value,
+    /// What set off the check.
+    pub cause: String,
+}
+
+/// `posture.github.restore_proposed`, `posture.github.restore_rejected`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RestoreRef {
+    /// Proposal id.
+    pub id: String,
+    /// The repository.
+    pub resource: String,
+}
+
+/// `posture.github.restore_approved`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RestoreApproved {
+    /// Proposal id.
+    pub id: String,
+    /// The repository.
+    pub resource: String,
+    /// Who proposed it (never the approver).
+    pub proposed_by: Option<crate::IdentityKey>,
+}
+
+/// `posture.github.restore_applied`, `posture.github.restore_failed`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RestoreResult {
+    /// Proposal id.
+    pub id: String,
+    /// The repository.
+    pub resource: String,
+    /// What GitHub answered.
+    pub result: String,
+}
+
+/// `posture.github.restore_refused`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RestoreRefused {
+    /// Proposal id.
+    pub id: String,
+    /// Why.
+    pub reason: String,
+}
+
+/// `directory.user.*`: a SCIM write of a user.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DirectoryUser {
+    /// The SCIM id.
+    pub id: String,
+    /// `userName`.
+    #[serde(rename = "userName")]
+    pub user_name: String,
+    /// `externalId`.
+    #[serde(rename = "externalId")]
+    pub external_id: Option<String>,
+    /// The twokey identity it maps to.
+    pub identity: Option<String>,
+    /// Whether it is active (not on deletion).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub active: Option<bool>,
+    /// How it was written (`POST`, `PUT`, `PATCH`; not on deletion).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub via: Option<String>,
+}
+
+/// `directory.group.*`: a SCIM write of a group.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DirectoryGroup {
+    /// The SCIM id.
+    pub id: String,
+    /// `displayName`.
+    #[serde(rename = "displayName")]
+    pub display_name: String,
+    /// Members added (not on deletion).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub added: Option<Vec<String>>,
+    /// Members removed (every member, on deletion).
+    pub removed: Vec<String>,
 }

@@ -26,8 +26,8 @@ pub use identity::{Actor, IdentityKey};
 pub use policy::{ApprovalRule, Entitlement, Policy, PolicyError, PolicyIssue};
 pub use proposal::{Proposal, ProposalState, ProposalView};
 pub use request::{
-    DomainError, EndReason, Event, MfaConfirmation, NewRequest, Request, Review, ReviewDecision,
-    State,
+    allowed_actions, Action, DomainError, EndReason, Event, MfaConfirmation, NewRequest, Request,
+    Review, ReviewDecision, State,
 };
 pub use secret::Secret;
 pub use time::Millis;

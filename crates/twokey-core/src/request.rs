@@ -855,6 +855,97 @@ pub fn may_read(policy: &Policy, actor: &Actor, req: &Request) -> bool {
         })
 }
 
+/// Something a person can do to a request: the web UI's buttons and the
+/// CLI's hints come from [`allowed_actions`], never from rules of their own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "kebab-case")]
+pub enum Action {
+    /// Approve a pending request.
+    Approve,
+    /// Deny a pending request.
+    Deny,
+    /// Withdraw one's own pending request.
+    Cancel,
+    /// End an approved or active grant early.
+    Revoke,
+    /// Ask for more time on one's own active grant (a new request).
+    Extend,
+    /// Mark a break-glass use reviewed.
+    ReviewBreakGlass,
+}
+
+impl Action {
+    /// Every action.
+    pub const ALL: [Action; 6] = [
+        Action::Approve,
+        Action::Deny,
+        Action::Cancel,
+        Action::Revoke,
+        Action::Extend,
+        Action::ReviewBreakGlass,
+    ];
+
+    /// The name in URLs and the CLI (`approve`, `review-break-glass`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Approve => "approve",
+            Action::Deny => "deny",
+            Action::Cancel => "cancel",
+            Action::Revoke => "revoke",
+            Action::Extend => "extend",
+            Action::ReviewBreakGlass => "review-break-glass",
+        }
+    }
+
+    /// The action of a name.
+    pub fn parse(s: &str) -> Option<Action> {
+        Action::ALL.into_iter().find(|a| a.as_str() == s)
+    }
+}
+
+/// What `actor` may do to `req` at `now`, by the rules the transitions
+/// ([`review_confirmed`], [`cancel`], [`begin_revoke`], [`extend`],
+/// [`review_break_glass`]) enforce; `tests/invariants.rs` holds the two to
+/// each other over random histories. An approval of an entitlement with
+/// `approver_mfa` is listed: it still needs a security-key confirmation.
+/// Input that can be wrong (a comment too long, an extension over the
+/// maximum) is the transition's to refuse.
+pub fn allowed_actions(
+    policy: &Policy,
+    req: &Request,
+    actor: &Actor,
+    now: Millis,
+) -> BTreeSet<Action> {
+    let mut out = BTreeSet::new();
+    let mine = actor.is(&req.requester);
+    let ent = policy.entitlement(&req.entitlement);
+    let eligible = ent.is_some_and(|e| {
+        e.may_approve(actor, &req.requester, &req.requester_groups)
+            .is_ok()
+    });
+    let reviewed = req.reviews.iter().any(|r| actor.is(&r.reviewer));
+    if req.state == State::Pending && now < req.pending_until && !mine && eligible && !reviewed {
+        out.insert(Action::Approve);
+        out.insert(Action::Deny);
+    }
+    if req.state == State::Pending && mine {
+        out.insert(Action::Cancel);
+    }
+    if matches!(req.state, State::Active | State::Approved)
+        && (mine || policy.is_admin(actor) || ent.is_some_and(|e| actor.in_any(&e.approval.from)))
+    {
+        out.insert(Action::Revoke);
+    }
+    if req.state == State::Active && mine && ent.is_some_and(|e| e.may_request(actor)) {
+        out.insert(Action::Extend);
+    }
+    if req.needs_review && !mine && ent.is_some() && (eligible || policy.is_admin(actor)) {
+        out.insert(Action::ReviewBreakGlass);
+    }
+    out
+}
+
 /// When the scheduler next has something to do for this request, if ever
 /// (`Some(0)`: as soon as possible).
 pub fn next_due(req: &Request) -> Option<Millis> {

@@ -18,7 +18,8 @@ use twokey_core::request::{
     review_break_glass, time_out,
 };
 use twokey_core::{
-    Actor, DomainError, Event, IdentityKey, NewRequest, Policy, Request, ReviewDecision, State,
+    allowed_actions, Action, Actor, DomainError, Event, IdentityKey, NewRequest, Policy, Request,
+    ReviewDecision, State,
 };
 
 const SEC: i64 = 1000;
@@ -226,6 +227,10 @@ struct Stats {
     activations: usize,
     break_glass_activations: usize,
     two_approval_activations: usize,
+    /// `allowed_actions` checks against the transition: listed and accepted.
+    actions_allowed: BTreeMap<Action, usize>,
+    /// Not listed and refused.
+    actions_refused: BTreeMap<Action, usize>,
     final_states: BTreeMap<&'static str, usize>,
 }
 
@@ -354,6 +359,7 @@ impl<'p> Model<'p> {
                 let Some((_, base)) = self.read(req, *stale) else {
                     return;
                 };
+                self.check_allowed(op, &base);
                 let id = format!("r{}", self.history.len());
                 let out = extend(p, &self.actors[*who], &base, DURATIONS[*dur], "", &id, now);
                 if let Ok((r, _)) = &out {
@@ -382,6 +388,7 @@ impl<'p> Model<'p> {
                 let Some((idx, base)) = self.read(req, stale) else {
                     return;
                 };
+                self.check_allowed(op, &base);
                 let out = match op {
                     Op::Review { who, approve, .. } => {
                         let d = if *approve {
@@ -405,6 +412,48 @@ impl<'p> Model<'p> {
                 self.commit(idx, &base, out);
             }
         }
+    }
+
+    /// `allowed_actions` lists a person's action exactly when its transition
+    /// accepts it (with neutral input: no comment, the default duration).
+    fn check_allowed(&mut self, op: &Op, base: &Request) {
+        let (p, now) = (self.policy, self.now);
+        let (who, action) = match op {
+            Op::Review { who, approve, .. } => (
+                *who,
+                if *approve {
+                    Action::Approve
+                } else {
+                    Action::Deny
+                },
+            ),
+            Op::Cancel { who, .. } => (*who, Action::Cancel),
+            Op::BeginRevoke { who, .. } => (*who, Action::Revoke),
+            Op::ReviewBreakGlass { who, .. } => (*who, Action::ReviewBreakGlass),
+            Op::Extend { who, .. } => (*who, Action::Extend),
+            _ => return,
+        };
+        let actor = &self.actors[who];
+        let accepted = match action {
+            Action::Approve => review(p, base, actor, ReviewDecision::Approve, "", now).is_ok(),
+            Action::Deny => review(p, base, actor, ReviewDecision::Deny, "", now).is_ok(),
+            Action::Cancel => cancel(base, actor, now).is_ok(),
+            Action::Revoke => begin_revoke(p, base, actor, now).is_ok(),
+            Action::ReviewBreakGlass => review_break_glass(p, base, actor, "").is_ok(),
+            Action::Extend => extend(p, actor, base, None, "", "probe", now).is_ok(),
+        };
+        let listed = allowed_actions(p, base, actor, now).contains(&action);
+        assert_eq!(
+            listed, accepted,
+            "allowed_actions says {listed} for {action:?} by {} on {base:?}; the transition says {accepted}",
+            actor.name
+        );
+        let tally = if accepted {
+            &mut self.stats.actions_allowed
+        } else {
+            &mut self.stats.actions_refused
+        };
+        *tally.entry(action).or_default() += 1;
     }
 
     fn actor(&self, key: &IdentityKey) -> &Actor {
@@ -680,6 +729,12 @@ fn the_generator_reaches_the_interesting_states() {
         for (k, v) in s.final_states {
             *total.final_states.entry(k).or_default() += v;
         }
+        for (k, v) in s.actions_allowed {
+            *total.actions_allowed.entry(k).or_default() += v;
+        }
+        for (k, v) in s.actions_refused {
+            *total.actions_refused.entry(k).or_default() += v;
+        }
     }
     println!("{total:#?}");
     assert!(total.activations >= 30, "{total:#?}");
@@ -687,6 +742,17 @@ fn the_generator_reaches_the_interesting_states() {
     assert!(total.two_approval_activations >= 2, "{total:#?}");
     assert!(total.lost_races >= 20, "{total:#?}");
     assert!(total.self_approvals_refused >= 10, "{total:#?}");
+    // `allowed_actions` was held to every person's transition both ways.
+    for a in Action::ALL {
+        assert!(
+            total.actions_allowed.get(&a).copied().unwrap_or(0) > 0,
+            "never allowed {a:?}: {total:#?}"
+        );
+        assert!(
+            total.actions_refused.get(&a).copied().unwrap_or(0) > 0,
+            "never refused {a:?}: {total:#?}"
+        );
+    }
     for s in [
         "pending",
         "approved",

@@ -15,8 +15,9 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
+use twokey_core::event::{RestoreApproved, RestoreOpened, RestoreRef, RestoreResult};
 use twokey_core::request::DomainError;
-use twokey_core::{Actor, Event, IdentityKey, Millis};
+use twokey_core::{Actor, Event, IdentityKey, LedgerEvent, Millis};
 use twokey_posture::{Finding, Status};
 
 use crate::effective::effective;
@@ -215,15 +216,6 @@ pub fn subject(id: &str) -> String {
     format!("posture:github:restore:{id}")
 }
 
-fn event(kind: &str, actor: &str, alert: bool, data: Value) -> Event {
-    Event {
-        kind: kind.into(),
-        actor: actor.into(),
-        alert,
-        data,
-    }
-}
-
 /// Opens a proposal (by twokey) for `calls`.
 pub fn open(
     id: &str,
@@ -247,12 +239,14 @@ pub fn open(
         applying_since: None,
         version: 0,
     };
-    let e = event(
-        "posture.github.restore_opened",
-        "twokey|posture-github",
-        true,
-        json!({ "id": id, "resource": resource, "regressions": p.regressions, "calls": p.calls, "cause": cause }),
-    );
+    let e = LedgerEvent::PostureGithubRestoreOpened(RestoreOpened {
+        id: id.into(),
+        resource: resource.into(),
+        regressions: p.regressions.clone(),
+        calls: json!(p.calls),
+        cause: cause.into(),
+    })
+    .by(crate::watch::ACTOR);
     (p, e)
 }
 
@@ -284,12 +278,11 @@ pub fn propose(p: &Proposal, who: &Actor, admin: bool) -> Result<(Proposal, Even
     let mut n = bump(p);
     n.state = RestoreState::Proposed;
     n.proposed_by = Some(who.key.clone());
-    let e = event(
-        "posture.github.restore_proposed",
-        &who.key.to_string(),
-        false,
-        json!({ "id": p.id, "resource": p.resource }),
-    );
+    let e = LedgerEvent::PostureGithubRestoreProposed(RestoreRef {
+        id: p.id.clone(),
+        resource: p.resource.clone(),
+    })
+    .by(who.key.to_string());
     Ok((n, e))
 }
 
@@ -316,12 +309,12 @@ pub fn approve(p: &Proposal, who: &Actor, admin: bool) -> Result<(Proposal, Even
     let mut n = bump(p);
     n.state = RestoreState::Approved;
     n.approved_by = Some(who.key.clone());
-    let e = event(
-        "posture.github.restore_approved",
-        &who.key.to_string(),
-        false,
-        json!({ "id": p.id, "resource": p.resource, "proposed_by": p.proposed_by }),
-    );
+    let e = LedgerEvent::PostureGithubRestoreApproved(RestoreApproved {
+        id: p.id.clone(),
+        resource: p.resource.clone(),
+        proposed_by: p.proposed_by.clone(),
+    })
+    .by(who.key.to_string());
     Ok((n, e))
 }
 
@@ -341,12 +334,11 @@ pub fn reject(p: &Proposal, who: &Actor, admin: bool) -> Result<(Proposal, Event
     }
     let mut n = bump(p);
     n.state = RestoreState::Rejected;
-    let e = event(
-        "posture.github.restore_rejected",
-        &who.key.to_string(),
-        true,
-        json!({ "id": p.id, "resource": p.resource }),
-    );
+    let e = LedgerEvent::PostureGithubRestoreRejected(RestoreRef {
+        id: p.id.clone(),
+        resource: p.resource.clone(),
+    })
+    .by(who.key.to_string());
     Ok((n, e))
 }
 
@@ -359,16 +351,17 @@ pub fn finish(p: &Proposal, ok: bool, result: &str) -> (Proposal, Event) {
         RestoreState::Failed
     };
     n.result = Some(result.into());
-    let e = event(
-        if ok {
-            "posture.github.restore_applied"
-        } else {
-            "posture.github.restore_failed"
-        },
-        "twokey|posture-github",
-        !ok,
-        json!({ "id": p.id, "resource": p.resource, "result": result }),
-    );
+    let data = RestoreResult {
+        id: p.id.clone(),
+        resource: p.resource.clone(),
+        result: result.into(),
+    };
+    let e = if ok {
+        LedgerEvent::PostureGithubRestoreApplied(data)
+    } else {
+        LedgerEvent::PostureGithubRestoreFailed(data)
+    }
+    .by(crate::watch::ACTOR);
     (n, e)
 }
 

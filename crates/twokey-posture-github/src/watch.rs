@@ -19,12 +19,13 @@ use axum::routing::{get, post};
 use axum::Json;
 use serde_json::json;
 use sqlx::Row;
-use twokey_core::{Actor, Event, Millis};
+use twokey_core::event::{GithubRecovered, GithubRegression, GithubScan, RestoreRefused};
+use twokey_core::{Actor, Event, LedgerEvent, Millis};
 use twokey_gate::github::RestGitHub;
 use twokey_gate::webhook::SettingsEvent;
 use twokey_posture::{Finding, Status};
 use twokey_server::{ApiError, Broker};
-use twokey_store::Store;
+use twokey_store::{Change, RestoreWrite, Store, StoreError};
 
 use crate::collect::{self, Scope};
 use crate::facts::Facts;
@@ -194,32 +195,29 @@ impl Watcher {
                     out.regressions.push(key(f));
                     events.push((
                         format!("posture:github:{}", f.resource),
-                        Event {
-                            kind: "posture.github.regression".into(),
-                            actor: ACTOR.into(),
-                            alert: true,
-                            data: json!({
-                                "check": f.check,
-                                "resource": f.resource,
-                                "org": f.account,
-                                "message": f.message,
-                                "cause": cause,
-                                "sender": sender,
-                                "evidence": f.evidence,
-                            }),
-                        },
+                        LedgerEvent::PostureGithubRegression(GithubRegression {
+                            check: f.check.clone(),
+                            resource: f.resource.clone(),
+                            org: f.account.clone(),
+                            message: f.message.clone(),
+                            cause: cause.into(),
+                            sender: sender.map(String::from),
+                            evidence: f.evidence.clone(),
+                        })
+                        .by(ACTOR),
                     ));
                 }
                 (Some(Status::Fail), Status::Pass) => {
                     out.recovered.push(key(f));
                     events.push((
                         format!("posture:github:{}", f.resource),
-                        Event {
-                            kind: "posture.github.recovered".into(),
-                            actor: ACTOR.into(),
-                            alert: false,
-                            data: json!({ "check": f.check, "resource": f.resource, "message": f.message, "cause": cause }),
-                        },
+                        LedgerEvent::PostureGithubRecovered(GithubRecovered {
+                            check: f.check.clone(),
+                            resource: f.resource.clone(),
+                            message: f.message.clone(),
+                            cause: cause.into(),
+                        })
+                        .by(ACTOR),
                     ));
                 }
                 _ => {}
@@ -272,18 +270,18 @@ impl Watcher {
                 cause,
                 self.now(),
             );
-            self.insert(&p).await?;
-            if let Err(e) = self.record(vec![(restore::subject(&id), ev)]).await {
-                // No proposal without its ledger entry.
-                if let Err(d) = sqlx::query("DELETE FROM github_restores WHERE id = $1")
-                    .bind(&id)
-                    .execute(self.store.pool())
-                    .await
-                {
-                    tracing::error!(%id, error = %d, "posture: cannot remove an unrecorded restore proposal");
-                }
-                return Err(e);
-            }
+            // No proposal without its ledger entry: one transaction.
+            let write = RestoreWrite::Insert {
+                id: p.id.clone(),
+                resource: p.resource.clone(),
+                state: p.state.as_str().into(),
+                doc: serde_json::to_string(&p).map_err(|e| e.to_string())?,
+                version: p.version,
+                created_at: p.opened_at,
+            };
+            self.commit(restore::subject(&id), ev, write)
+                .await
+                .map_err(|e| e.to_string())?;
             opened.push(id);
         }
         Ok(opened)
@@ -301,20 +299,35 @@ impl Watcher {
         Ok(n > 0)
     }
 
-    async fn insert(&self, p: &Proposal) -> Result<(), String> {
-        sqlx::query(
-            "INSERT INTO github_restores (id, resource, state, doc, version, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind(&p.id)
-        .bind(&p.resource)
-        .bind(p.state.as_str())
-        .bind(serde_json::to_string(p).map_err(|e| e.to_string())?)
-        .bind(p.version)
-        .bind(p.opened_at)
-        .execute(self.store.pool())
-        .await
-        .map_err(|e| format!("restores: {e}"))?;
-        Ok(())
+    /// Writes a proposal's row and the ledger entry of its step in one
+    /// transaction.
+    async fn commit(
+        &self,
+        subject: String,
+        ev: Event,
+        write: RestoreWrite,
+    ) -> Result<(), StoreError> {
+        self.store
+            .commit(Change {
+                now: self.now(),
+                policy_hash: self.policy_hash().await,
+                events: vec![(subject, ev)],
+                restores: vec![write],
+                ..Default::default()
+            })
+            .await
+            .map(|_| ())
+    }
+
+    /// The write that replaces the proposal at version `expected` by `next`.
+    fn update_write(next: &Proposal, expected: i64) -> Result<RestoreWrite, String> {
+        Ok(RestoreWrite::Update {
+            id: next.id.clone(),
+            state: next.state.as_str().into(),
+            doc: serde_json::to_string(next).map_err(|e| e.to_string())?,
+            version: next.version,
+            expected,
+        })
     }
 
     /// Replaces the proposal at `expected` version with `next`; false when
@@ -364,8 +377,8 @@ impl Watcher {
     }
 
     /// Moves a proposal one step (`f` is the pure transition): the row at
-    /// its version, then its ledger entry; if the ledger cannot be written
-    /// the row is put back and the step refused.
+    /// its version and its ledger entry in one transaction, so neither is
+    /// written without the other.
     async fn step(
         &self,
         id: &str,
@@ -380,12 +393,11 @@ impl Watcher {
             Ok(x) => x,
             Err(e) => {
                 if matches!(e, twokey_core::request::DomainError::SelfApproval) {
-                    let refused = Event {
-                        kind: "posture.github.restore_refused".into(),
-                        actor: ACTOR.into(),
-                        alert: true,
-                        data: json!({ "id": id, "reason": "the proposer may not approve their own restore" }),
-                    };
+                    let refused = LedgerEvent::PostureGithubRestoreRefused(RestoreRefused {
+                        id: id.to_string(),
+                        reason: "the proposer may not approve their own restore".into(),
+                    })
+                    .by(ACTOR);
                     if let Err(err) = self.record(vec![(restore::subject(id), refused)]).await {
                         tracing::error!(%id, error = %err, "posture: cannot record a refused self-approval");
                     }
@@ -393,23 +405,17 @@ impl Watcher {
                 return Err(e.into());
             }
         };
-        if !self
-            .update(&next, p.version)
-            .await
-            .map_err(ApiError::Internal)?
-        {
-            return Err(twokey_core::request::DomainError::WrongState(format!(
-                "restore {id} changed meanwhile; read it again"
-            ))
-            .into());
+        let write = Self::update_write(&next, p.version).map_err(ApiError::Internal)?;
+        match self.commit(restore::subject(id), ev, write).await {
+            Ok(()) => Ok(next),
+            Err(StoreError::Conflict) => Err(twokey_core::request::DomainError::WrongState(
+                format!("restore {id} changed meanwhile; read it again"),
+            )
+            .into()),
+            Err(e) => Err(ApiError::Internal(format!(
+                "the ledger could not be written, so the restore did not move: {e}"
+            ))),
         }
-        if let Err(e) = self.record(vec![(restore::subject(id), ev)]).await {
-            if let Err(back) = self.update(&p, next.version).await {
-                tracing::error!(%id, error = %back, "posture: cannot put back a restore step whose ledger entry failed");
-            }
-            return Err(ApiError::Internal(e));
-        }
-        Ok(next)
     }
 
     /// Makes an approved proposal's calls, re-checks the repository, and
@@ -478,8 +484,25 @@ impl Watcher {
             )
         };
         let (next, ev) = restore::finish(p, ok, &text);
-        self.record(vec![(restore::subject(&p.id), ev)]).await?;
-        self.update(&next, p.version).await?;
+        // The outcome and its evidence together; a conflict means another
+        // pass finished it first.
+        match self
+            .commit(
+                restore::subject(&p.id),
+                ev,
+                Self::update_write(&next, p.version)?,
+            )
+            .await
+        {
+            Ok(()) => {}
+            Err(StoreError::Conflict) => {
+                return self
+                    .proposal(&p.id)
+                    .await?
+                    .ok_or_else(|| format!("restore {} is gone", p.id))
+            }
+            Err(e) => return Err(format!("the ledger could not be written: {e}")),
+        }
         if let Ok(Some(facts)) = recheck {
             let findings = self.registry.evaluate(&facts, &self.baseline);
             self.save_state(&findings, facts.collected_at_ms).await?;
@@ -527,12 +550,14 @@ impl Watcher {
         }
         let facts = collect::collect(self.github.clone(), self.scope.clone(), now).await?;
         let out = self.process(&facts, "scheduled scan", None, false).await?;
-        let summary = Event {
-            kind: "posture.github.scan".into(),
-            actor: ACTOR.into(),
-            alert: false,
-            data: json!({ "org": facts.org, "repositories": facts.repos.len(), "findings": out.findings, "regressions": out.regressions.len(), "api": self.github.counts() }),
-        };
+        let summary = LedgerEvent::PostureGithubScan(GithubScan {
+            org: facts.org.clone(),
+            repositories: facts.repos.len(),
+            findings: out.findings,
+            regressions: out.regressions.len(),
+            api: json!(self.github.counts()),
+        })
+        .by(ACTOR);
         self.record(vec![(format!("posture:github:{}", facts.org), summary)])
             .await?;
         Ok(Some(out))

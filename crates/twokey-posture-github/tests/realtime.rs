@@ -57,13 +57,18 @@ struct World {
     fixtures: Fixtures,
 }
 
-async fn start(action: &str) -> Option<World> {
+/// The databases every test here runs on: SQLite and PostgreSQL.
+async fn backends(prefix: &str) -> (tempfile::TempDir, Vec<String>) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let urls = twokey_store::testing::both(dir.path(), prefix).await;
+    (dir, urls)
+}
+
+async fn start(action: &str, url: &str) -> Option<World> {
     let spec = Spec::load()?;
     let fixtures = Fixtures::load()?;
     let dir = tempfile::tempdir().expect("tempdir");
-    let store = Store::open(&format!("sqlite://{}", dir.path().join("t.db").display()))
-        .await
-        .expect("store");
+    let store = Store::open(url).await.expect("store");
     let gh = StandIn::start(spec, ORG).await.expect("stand-in");
     gh.require_token("tok");
     gh.set_workflow(None, "read", false);
@@ -198,7 +203,14 @@ async fn api(w: &World, who: &str, method: reqwest::Method, path: &str) -> (u16,
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn protection_turned_off_alerts_proposes_and_is_restored_by_a_second_person() {
-    let Some(w) = start("propose").await else {
+    let (_d, urls) = backends("gh_rt_ptoapairbasp").await;
+    for url in urls {
+        protection_turned_off_alerts_proposes_and_is_restored_by_a_second_person_on(&url).await;
+    }
+}
+
+async fn protection_turned_off_alerts_proposes_and_is_restored_by_a_second_person_on(url: &str) {
+    let Some(w) = start("propose", url).await else {
         return;
     };
     // The baseline: a scheduled scan records every check as it stands.
@@ -398,7 +410,14 @@ async fn protection_turned_off_alerts_proposes_and_is_restored_by_a_second_perso
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn alert_mode_alerts_without_a_proposal_and_unsigned_events_are_refused() {
-    let Some(w) = start("alert").await else {
+    let (_d, urls) = backends("gh_rt_amawapauear").await;
+    for url in urls {
+        alert_mode_alerts_without_a_proposal_and_unsigned_events_are_refused_on(&url).await;
+    }
+}
+
+async fn alert_mode_alerts_without_a_proposal_and_unsigned_events_are_refused_on(url: &str) {
+    let Some(w) = start("alert", url).await else {
         return;
     };
     w.watcher.scan_once().await.expect("scan").expect("lease");
@@ -503,7 +522,14 @@ async fn crash_after_approval(w: &World, id: &str, applying_since: Option<i64>) 
 /// scheduled scan; one a live writer took up within the lease is left to it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_interrupted_restore_is_resumed_by_the_next_scan() {
-    let Some(w) = start("propose").await else {
+    let (_d, urls) = backends("gh_rt_airirbtns").await;
+    for url in urls {
+        an_interrupted_restore_is_resumed_by_the_next_scan_on(&url).await;
+    }
+}
+
+async fn an_interrupted_restore_is_resumed_by_the_next_scan_on(url: &str) {
+    let Some(w) = start("propose", url).await else {
         return;
     };
     w.watcher.scan_once().await.expect("scan").expect("lease");
@@ -599,4 +625,151 @@ async fn an_interrupted_restore_is_resumed_by_the_next_scan() {
     assert_eq!(applied, 1);
     // Nothing left to resume.
     assert_eq!(w.watcher.resume_approved().await.expect("resume"), 0);
+}
+
+/// Makes every ledger insert fail (a trigger), on either database.
+async fn break_ledger(store: &Store, url: &str) {
+    let stmts: &[&str] = if url.starts_with("sqlite") {
+        &["CREATE TRIGGER ledger_down BEFORE INSERT ON ledger BEGIN SELECT RAISE(ABORT, 'ledger unavailable'); END;"]
+    } else {
+        &[
+            "CREATE FUNCTION ledger_down() RETURNS trigger AS $$ BEGIN RAISE EXCEPTION 'ledger unavailable'; END $$ LANGUAGE plpgsql",
+            "CREATE TRIGGER ledger_down BEFORE INSERT ON ledger FOR EACH ROW EXECUTE FUNCTION ledger_down()",
+        ]
+    };
+    for q in stmts {
+        sqlx::query(q)
+            .execute(store.pool())
+            .await
+            .expect("break the ledger");
+    }
+}
+
+async fn mend_ledger(store: &Store, url: &str) {
+    let q = if url.starts_with("sqlite") {
+        "DROP TRIGGER ledger_down"
+    } else {
+        "DROP TRIGGER ledger_down ON ledger"
+    };
+    sqlx::query(q)
+        .execute(store.pool())
+        .await
+        .expect("mend the ledger");
+}
+
+async fn restore_row(store: &Store, id: &str) -> (String, i64) {
+    let r = sqlx::query("SELECT state, version FROM github_restores WHERE id = $1")
+        .bind(id)
+        .fetch_one(store.pool())
+        .await
+        .expect("row");
+    (r.try_get(0).expect("state"), r.try_get(1).expect("version"))
+}
+
+/// A restore step and its ledger entry are one transaction: with the
+/// ledger down, proposing and approving are refused and the proposal does
+/// not move; no proposal is opened without its entry either.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restore_step_without_its_ledger_entry_does_not_happen() {
+    let (_d, urls) = backends("gh_rt_fc").await;
+    for url in urls {
+        a_restore_step_without_its_ledger_entry_does_not_happen_on(&url).await;
+    }
+}
+
+async fn a_restore_step_without_its_ledger_entry_does_not_happen_on(url: &str) {
+    let Some(w) = start("propose", url).await else {
+        return;
+    };
+    w.watcher.scan_once().await.expect("scan").expect("lease");
+    let deploy = format!("{ORG}/deploy");
+    let hook = format!("{}/v1/gate/github", w.url);
+
+    // The ledger is down when the regression arrives: no proposal row.
+    w.gh.delete_protection(&deploy);
+    break_ledger(&w.store, url).await;
+    let body = protection_event(&w, &deploy, "deleted", "mallory");
+    // However the delivery is answered, nothing may move without evidence.
+    deliver(
+        &w.http,
+        &hook,
+        "branch_protection_rule",
+        "d-fc-1",
+        &sign(SECRET, &body),
+        &body,
+    )
+    .await
+    .expect("deliver");
+    let rows: i64 = sqlx::query("SELECT COUNT(*) FROM github_restores")
+        .fetch_one(w.store.pool())
+        .await
+        .expect("count")
+        .try_get(0)
+        .expect("count");
+    assert_eq!(rows, 0, "a proposal without its ledger entry");
+    mend_ledger(&w.store, url).await;
+
+    // With the ledger back, the next event opens it.
+    let (status, text) = deliver(
+        &w.http,
+        &hook,
+        "branch_protection_rule",
+        "d-fc-2",
+        &sign(SECRET, &body),
+        &body,
+    )
+    .await
+    .expect("deliver");
+    assert_eq!(status, 200, "{text}");
+    let (_, list) = api(
+        &w,
+        "bob",
+        reqwest::Method::GET,
+        "/v1/posture/github/restores",
+    )
+    .await;
+    let id = list[0]["id"].as_str().expect("a proposal").to_string();
+    let before = restore_row(&w.store, &id).await;
+    assert_eq!(before.0, "open");
+
+    // Down again: proposing is refused and the row stays where it was.
+    break_ledger(&w.store, url).await;
+    let (s, v) = api(
+        &w,
+        "bob",
+        reqwest::Method::POST,
+        &format!("/v1/posture/github/restores/{id}/propose"),
+    )
+    .await;
+    assert!(s >= 500, "{s} {v}");
+    assert_eq!(restore_row(&w.store, &id).await, before);
+    mend_ledger(&w.store, url).await;
+
+    let (s, v) = api(
+        &w,
+        "bob",
+        reqwest::Method::POST,
+        &format!("/v1/posture/github/restores/{id}/propose"),
+    )
+    .await;
+    assert_eq!((s, v["state"].as_str()), (200, Some("proposed")), "{v}");
+    let proposed = restore_row(&w.store, &id).await;
+
+    // Approval with the ledger down: refused, nothing applied at GitHub.
+    break_ledger(&w.store, url).await;
+    let (s, v) = api(
+        &w,
+        "carol",
+        reqwest::Method::POST,
+        &format!("/v1/posture/github/restores/{id}/approve"),
+    )
+    .await;
+    assert!(s >= 500, "{s} {v}");
+    assert_eq!(restore_row(&w.store, &id).await, proposed);
+    assert!(
+        w.gh.writes().is_empty(),
+        "no call without the approval's entry: {:?}",
+        w.gh.writes()
+    );
+    mend_ledger(&w.store, url).await;
 }

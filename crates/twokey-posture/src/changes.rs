@@ -3,6 +3,9 @@
 
 use std::collections::BTreeMap;
 
+use twokey_core::event::PostureChange;
+use twokey_core::LedgerEvent;
+
 use crate::model::{Finding, Status};
 
 /// How a check's result on one resource changed.
@@ -18,12 +21,12 @@ pub enum ChangeKind {
 }
 
 impl ChangeKind {
-    /// The ledger event kind: `posture.failing`, `posture.fixed`, `posture.undetermined`.
-    pub fn event(self) -> &'static str {
+    /// The ledger event: `posture.failing`, `posture.fixed`, `posture.undetermined`.
+    pub fn event(self, data: PostureChange) -> LedgerEvent {
         match self {
-            Self::Failing => "posture.failing",
-            Self::Fixed => "posture.fixed",
-            Self::Undetermined => "posture.undetermined",
+            Self::Failing => LedgerEvent::PostureFailing(data),
+            Self::Fixed => LedgerEvent::PostureFixed(data),
+            Self::Undetermined => LedgerEvent::PostureUndetermined(data),
         }
     }
 }

@@ -259,6 +259,9 @@ pub struct RequestDetail {
     pub view: RequestView,
     /// Its ledger entries, in order.
     pub timeline: Vec<LedgerEntry>,
+    /// What the caller may do to it now (the core's `allowed_actions`; the
+    /// broker checks again when one is taken).
+    pub actions: Vec<twokey_core::Action>,
 }
 
 async fn view(b: &Broker, r: Request) -> Result<RequestView, ApiError> {
@@ -475,9 +478,13 @@ async fn show_request(
     let r = b.get(&id).await?;
     require_read(&b, &actor, &r)?;
     let timeline = b.store().ledger_for(&id).await?;
+    let actions = twokey_core::allowed_actions(&b.policy().policy, &r, &actor, b.now())
+        .into_iter()
+        .collect();
     Ok(Json(RequestDetail {
         view: view(&b, r).await?,
         timeline,
+        actions,
     }))
 }
 

@@ -5,11 +5,12 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+use twokey_core::event::{PolicyLoaded, ProviderFailed, Refused};
 use twokey_core::notify::Person;
 use twokey_core::request as rq;
 use twokey_core::{
-    proposal, Actor, DomainError, Event, MfaConfirmation, Millis, NewRequest, Policy, Proposal,
-    ProposalView, Request, ReviewDecision, State,
+    proposal, Actor, DomainError, Event, LedgerEvent, MfaConfirmation, Millis, NewRequest, Policy,
+    Proposal, ProposalView, Request, ReviewDecision, State,
 };
 use twokey_notify::notifications::{Notification, Notifier, Recipient as NotifyRecipient};
 use twokey_notify::{Alert, AlertSink, Severity};
@@ -160,6 +161,22 @@ fn channel_keys(names: impl Iterator<Item = String>) -> Vec<String> {
         .collect()
 }
 
+/// The provider step that failed: applying a grant or taking it back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Step {
+    Apply,
+    Revoke,
+}
+
+impl Step {
+    fn kind(self) -> twokey_core::EventKind {
+        match self {
+            Step::Apply => twokey_core::EventKind::GrantApplyFailed,
+            Step::Revoke => twokey_core::EventKind::GrantRevokeFailed,
+        }
+    }
+}
+
 fn backoff(opts: &BrokerOptions, attempts: i64) -> i64 {
     let shift = attempts.clamp(0, 20) as u32;
     opts.base_backoff_ms
@@ -205,12 +222,11 @@ impl Broker {
                         apply_policy: Some((initial.text.clone(), initial.hash.clone())),
                         events: vec![(
                             initial.hash.clone(),
-                            Event {
-                                kind: "policy.loaded".into(),
-                                actor: Actor::system().key.to_string(),
-                                alert: false,
-                                data: serde_json::json!({"hash": initial.hash, "entitlements": initial.entitlements.keys().collect::<Vec<_>>()}),
-                            },
+                            LedgerEvent::PolicyLoaded(PolicyLoaded {
+                                hash: initial.hash.clone(),
+                                entitlements: initial.entitlements.keys().cloned().collect(),
+                            })
+                            .by(Actor::system().key.to_string()),
                         )],
                         ..Default::default()
                     })
@@ -408,12 +424,11 @@ impl Broker {
 
     /// Records a refused self-approval in the ledger and alerts on it.
     async fn record_refusal(&self, actor: &Actor, subject: &str, what: &str, policy_hash: &str) {
-        let ev = Event {
-            kind: "review.refused".into(),
-            actor: actor.key.to_string(),
-            alert: true,
-            data: serde_json::json!({"reason": "self-approval", "attempt": what}),
-        };
+        let ev = LedgerEvent::ReviewRefused(Refused {
+            reason: "self-approval".into(),
+            attempt: what.into(),
+        })
+        .by(actor.key.to_string());
         if let Err(e) = self
             .store
             .record(self.now(), policy_hash, vec![(subject.into(), ev)])
@@ -861,7 +876,7 @@ impl Broker {
             State::Approved => {
                 let provider = match self.provider_for(&req) {
                     Ok(p) => p,
-                    Err(msg) => return self.fail(&req, attempts, &msg, "grant.apply_failed").await,
+                    Err(msg) => return self.fail(&req, attempts, &msg, Step::Apply).await,
                 };
                 let spec = self.spec(&req, vec![]);
                 match provider.grant(&spec).await {
@@ -902,7 +917,7 @@ impl Broker {
                                     ));
                                 }
                                 return self
-                                    .fail_alerting(&req, attempts, &msg, "grant.apply_failed", true)
+                                    .fail_alerting(&req, attempts, &msg, Step::Apply, true)
                                     .await;
                             }
                         }
@@ -911,13 +926,7 @@ impl Broker {
                         // A configuration error (the provider says retrying
                         // cannot help) is alerted at once.
                         return self
-                            .fail_alerting(
-                                &req,
-                                attempts,
-                                &e.message,
-                                "grant.apply_failed",
-                                !e.retryable,
-                            )
+                            .fail_alerting(&req, attempts, &e.message, Step::Apply, !e.retryable)
                             .await;
                     }
                 }
@@ -949,9 +958,7 @@ impl Broker {
             State::Revoking => {
                 let provider = match self.provider_for(&req) {
                     Ok(p) => p,
-                    Err(msg) => {
-                        return self.fail(&req, attempts, &msg, "grant.revoke_failed").await
-                    }
+                    Err(msg) => return self.fail(&req, attempts, &msg, Step::Revoke).await,
                 };
                 let overlapping = self
                     .store
@@ -993,9 +1000,7 @@ impl Broker {
                             );
                         }
                     }
-                    Err(msg) => {
-                        return self.fail(&req, attempts, &msg, "grant.revoke_failed").await
-                    }
+                    Err(msg) => return self.fail(&req, attempts, &msg, Step::Revoke).await,
                 }
             }
             _ => {
@@ -1014,9 +1019,9 @@ impl Broker {
         req: &Request,
         attempts: i64,
         msg: &str,
-        kind: &str,
+        step: Step,
     ) -> Result<(), ApiError> {
-        self.fail_alerting(req, attempts, msg, kind, false).await
+        self.fail_alerting(req, attempts, msg, step, false).await
     }
 
     /// Records a failure and schedules the retry; alerts every
@@ -1026,23 +1031,28 @@ impl Broker {
         req: &Request,
         attempts: i64,
         msg: &str,
-        kind: &str,
+        step: Step,
         alert_now: bool,
     ) -> Result<(), ApiError> {
         let n = attempts + 1;
         let retry_at = self.now() + backoff(&self.opts, attempts);
-        tracing::warn!(request = %req.id, attempts = n, error = msg, "{kind}; will retry");
+        tracing::warn!(request = %req.id, attempts = n, error = msg, "{}; will retry", step.kind());
         self.metrics.provider_failures.inc();
         self.store
             .release_failed(&req.id, &self.opts.node, retry_at, msg)
             .await?;
         if (alert_now && n == 1) || n % self.opts.alert_after_failures.max(1) == 0 {
-            let ev = Event {
-                kind: kind.into(),
-                actor: Actor::system().key.to_string(),
-                alert: true,
-                data: serde_json::json!({"attempts": n, "error": msg, "state": req.state.as_str(), "retry_at": retry_at}),
+            let failed = ProviderFailed {
+                attempts: n,
+                error: msg.to_string(),
+                state: req.state.as_str().to_string(),
+                retry_at,
             };
+            let ev = match step {
+                Step::Apply => LedgerEvent::GrantApplyFailed(failed),
+                Step::Revoke => LedgerEvent::GrantRevokeFailed(failed),
+            }
+            .by(Actor::system().key.to_string());
             self.store
                 .record(
                     self.now(),
@@ -1349,107 +1359,14 @@ impl Broker {
     }
 
     fn to_alert(&self, e: &twokey_ledger::LedgerEntry) -> Alert {
-        let (severity, title) = match e.kind.as_str() {
-            "request.break_glass" => (
-                Severity::Critical,
-                format!(
-                    "Break-glass access to {} by {}",
-                    e.data["entitlement"].as_str().unwrap_or("?"),
-                    e.actor
-                ),
-            ),
-            "review.refused" => (
-                Severity::Warning,
-                format!(
-                    "{} tried to approve their own request {}",
-                    e.actor, e.subject
-                ),
-            ),
-            "grant.revoke_failed" => (
-                Severity::Critical,
-                format!("Revoking grant {} keeps failing", e.subject),
-            ),
-            "grant.apply_failed" => (
-                Severity::Warning,
-                format!("Applying grant {} keeps failing", e.subject),
-            ),
-            "gate.drift" => (
-                Severity::Critical,
-                format!(
-                    "Drift: {} project {} on {} differs from the code",
-                    e.data["repo"].as_str().unwrap_or("?"),
-                    e.data["project"].as_str().unwrap_or("?"),
-                    e.data["branch"].as_str().unwrap_or("?")
-                ),
-            ),
-            "gate.drift_failed" => (
-                Severity::Warning,
-                format!(
-                    "Drift check of {} project {} failed",
-                    e.data["repo"].as_str().unwrap_or("?"),
-                    e.data["project"].as_str().unwrap_or("?")
-                ),
-            ),
-            "slack.refused" => (
-                Severity::Warning,
-                format!(
-                    "Slack interactivity refused ({}): {}",
-                    e.data["reason"].as_str().unwrap_or("?"),
-                    e.data["detail"].as_str().unwrap_or("?")
-                ),
-            ),
-            "gate.refused" => (
-                Severity::Warning,
-                format!(
-                    "Deploy gate refused {} ({}) by {}",
-                    e.subject,
-                    e.data["reason"].as_str().unwrap_or("?"),
-                    e.actor
-                ),
-            ),
-            "reconcile.uncovered" => (
-                Severity::Critical,
-                format!(
-                    "Access without a twokey grant at {} ({}): removing it",
-                    e.data["resource"].as_str().unwrap_or("?"),
-                    e.data["entitlement"].as_str().unwrap_or("?")
-                ),
-            ),
-            "reconcile.remove_failed" => (
-                Severity::Critical,
-                format!(
-                    "Could not remove access without a twokey grant at {} ({}): {}",
-                    e.data["resource"].as_str().unwrap_or("?"),
-                    e.data["entitlement"].as_str().unwrap_or("?"),
-                    e.data["error"].as_str().unwrap_or("?")
-                ),
-            ),
-            "reconcile.missing" => (
-                Severity::Warning,
-                format!(
-                    "Grant {} ({}) is active but its access is missing at the target",
-                    e.subject,
-                    e.data["entitlement"].as_str().unwrap_or("?")
-                ),
-            ),
-            "reconcile.list_failed" => (
-                Severity::Warning,
-                format!(
-                    "Reconciler cannot read the target of {}: {}",
-                    e.data["entitlement"].as_str().unwrap_or("?"),
-                    e.data["error"].as_str().unwrap_or("?")
-                ),
-            ),
-            k if k.starts_with("custody.") => (
-                Severity::Critical,
-                format!(
-                    "Root custody: {k} of {} by {} ({})",
-                    e.data["secret"].as_str().unwrap_or("?"),
-                    e.actor,
-                    e.subject
-                ),
-            ),
-            other => (Severity::Warning, format!("{other}: {}", e.subject)),
+        let (severity, title) = match LedgerEvent::parse(&e.kind, &e.data) {
+            Ok(ev) => alert_title(&ev, &e.actor, &e.subject),
+            // Still alerted: an entry written by a newer version, or one
+            // whose data this build cannot read, is never dropped.
+            Err(err) => {
+                tracing::warn!(index = e.index, kind = %e.kind, error = %err, "alerting on a ledger entry this build cannot read");
+                (Severity::Warning, format!("{}: {}", e.kind, e.subject))
+            }
         };
         let is_request = e.subject.starts_with("req-");
         Alert {
@@ -1474,4 +1391,160 @@ impl Broker {
     pub fn wake(&self) {
         self.wake.notify_one();
     }
+}
+
+/// The severity and title of the alert of a ledger event: an exhaustive
+/// match, so a new event kind must say how it reads as an alert.
+fn alert_title(ev: &LedgerEvent, actor: &str, subject: &str) -> (Severity, String) {
+    use LedgerEvent as E;
+    match ev {
+        E::RequestBreakGlass(d) => (
+            Severity::Critical,
+            format!("Break-glass access to {} by {actor}", d.entitlement),
+        ),
+        E::ReviewRefused(_) => (
+            Severity::Warning,
+            format!("{actor} tried to approve their own request {subject}"),
+        ),
+        E::GrantRevokeFailed(_) => (
+            Severity::Critical,
+            format!("Revoking grant {subject} keeps failing"),
+        ),
+        E::GrantApplyFailed(_) => (
+            Severity::Warning,
+            format!("Applying grant {subject} keeps failing"),
+        ),
+        E::GateDrift(d) => (
+            Severity::Critical,
+            format!(
+                "Drift: {} project {} on {} differs from the code",
+                d.target.repo, d.target.project, d.target.branch
+            ),
+        ),
+        E::GateDriftFailed(d) => (
+            Severity::Warning,
+            format!("Drift check of {} project {} failed", d.repo, d.project),
+        ),
+        E::SlackRefused(d) => (
+            Severity::Warning,
+            format!(
+                "Slack interactivity refused ({}): {}",
+                d.reason.as_str(),
+                d.detail
+            ),
+        ),
+        E::GateRefused(r) => (
+            Severity::Warning,
+            format!("Deploy gate refused {subject} ({}) by {actor}", r.reason()),
+        ),
+        E::ReconcileUncovered(d) => (
+            Severity::Critical,
+            format!(
+                "Access without a twokey grant at {} ({}): removing it",
+                d.resource, d.entitlement
+            ),
+        ),
+        E::ReconcileRemoveFailed(d) => (
+            Severity::Critical,
+            format!(
+                "Could not remove access without a twokey grant at {} ({}): {}",
+                d.found.resource, d.found.entitlement, d.error
+            ),
+        ),
+        E::ReconcileMissing(d) => (
+            Severity::Warning,
+            format!(
+                "Grant {subject} ({}) is active but its access is missing at the target",
+                d.entitlement
+            ),
+        ),
+        E::ReconcileListFailed(d) => (
+            Severity::Warning,
+            format!(
+                "Reconciler cannot read the target of {}: {}",
+                d.entitlement, d.error
+            ),
+        ),
+        E::CustodySealed(d) => custody_title(ev, &d.secret, actor, subject),
+        E::CustodyRecipientSet(d) => custody_title(ev, &d.secret, actor, subject),
+        E::CustodyReleased(d) => custody_title(ev, &d.secret, actor, subject),
+        E::CustodyOpened(d) => custody_title(ev, &d.secret, actor, subject),
+        // A refusal names no secret: it names the step attempted.
+        E::CustodyRefused(r) => (
+            Severity::Critical,
+            format!(
+                "Root custody: {} ({}) by {actor} ({subject})",
+                ev.kind(),
+                r.attempt
+            ),
+        ),
+        E::RequestCreated(_)
+        | E::ReviewApproved(_)
+        | E::ReviewDenied(_)
+        | E::RequestApproved(_)
+        | E::RequestDenied(_)
+        | E::RequestCancelled(_)
+        | E::RequestTimedOut(_)
+        | E::GrantActivated(_)
+        | E::GrantRevokeRequested(_)
+        | E::GrantExpiring(_)
+        | E::GrantRevoked(_)
+        | E::GrantExpired(_)
+        | E::GrantActivity(_)
+        | E::BreakGlassReviewed(_)
+        | E::PolicyLoaded(_)
+        | E::PolicyProposed(_)
+        | E::PolicyApproved(_)
+        | E::PolicyApplied(_)
+        | E::PolicyRejected(_)
+        | E::LedgerPublishFailed(_)
+        | E::ReconcileStandingAccess(_)
+        | E::ReconcileStandingCleared(_)
+        | E::ReconcileRemoved(_)
+        | E::SessionLogin(_)
+        | E::TokenIssued(_)
+        | E::MfaKeyAdded(_)
+        | E::MfaKeyRemoved(_)
+        | E::GateDeliveryResumed(_)
+        | E::GateDeliveryUnfinished(_)
+        | E::GateUnlock(_)
+        | E::GatePlan(_)
+        | E::GateApplyEvidence(_)
+        | E::GateApplyResult(_)
+        | E::GateApplyRecovered(_)
+        | E::GateApplyUnresolved(_)
+        | E::GateDriftCheck(_)
+        | E::PostureFailing(_)
+        | E::PostureFixed(_)
+        | E::PostureUndetermined(_)
+        | E::PostureGithubRegression(_)
+        | E::PostureGithubRecovered(_)
+        | E::PostureGithubScan(_)
+        | E::PostureGithubRestoreOpened(_)
+        | E::PostureGithubRestoreProposed(_)
+        | E::PostureGithubRestoreApproved(_)
+        | E::PostureGithubRestoreRejected(_)
+        | E::PostureGithubRestoreApplied(_)
+        | E::PostureGithubRestoreFailed(_)
+        | E::PostureGithubRestoreRefused(_)
+        | E::DirectoryUserCreated(_)
+        | E::DirectoryUserUpdated(_)
+        | E::DirectoryUserDeactivated(_)
+        | E::DirectoryUserReactivated(_)
+        | E::DirectoryUserDeleted(_)
+        | E::DirectoryGroupCreated(_)
+        | E::DirectoryGroupUpdated(_)
+        | E::DirectoryGroupDeleted(_)
+        | E::BenchProbe(_) => (Severity::Warning, format!("{}: {subject}", ev.kind())),
+    }
+}
+
+fn custody_title(ev: &LedgerEvent, secret: &str, actor: &str, subject: &str) -> (Severity, String) {
+    (
+        Severity::Critical,
+        format!(
+            "Root custody: {} of {secret} by {actor} ({subject})",
+            ev.kind()
+        ),
+    )
 }

@@ -27,7 +27,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Deserialize;
-use twokey_core::{Actor, Event};
+use twokey_core::event::PublishFailed;
+use twokey_core::{Actor, LedgerEvent};
 use twokey_ledger::bundle::SinkError;
 use twokey_ledger::checkpoint::load_or_generate_key_file;
 use twokey_ledger::{Bundle, Checkpoint, DirSink, NoteSigner, Sink};
@@ -310,17 +311,13 @@ impl Checkpointer {
                         .await?;
                     tracing::error!(size = cp.size, attempts, error = %e, "ledger bundle publish failed; will retry");
                     if attempts == 1 || attempts % 10 == 0 {
-                        let ev = Event {
-                            kind: "ledger.publish_failed".into(),
-                            actor: Actor::system().key.to_string(),
-                            alert: true,
-                            data: serde_json::json!({
-                                "checkpoint_size": cp.size,
-                                "attempts": attempts,
-                                "error": e,
-                                "next_attempt_ms": retry_at,
-                            }),
-                        };
+                        let ev = LedgerEvent::LedgerPublishFailed(PublishFailed {
+                            checkpoint_size: cp.size,
+                            attempts,
+                            error: e.to_string(),
+                            next_attempt_ms: retry_at,
+                        })
+                        .by(Actor::system().key.to_string());
                         // The policy hash is not known here; the entry is about the ledger.
                         self.store
                             .record(now, "", vec![(format!("checkpoint-{}", cp.size), ev)])

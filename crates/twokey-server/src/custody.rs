@@ -12,7 +12,8 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use twokey_core::custody::{self as cu, CustodyEvent, CustodySecret};
-use twokey_core::{Actor, Event, Request};
+use twokey_core::event::Refused;
+use twokey_core::{Actor, Event, LedgerEvent, Request};
 use twokey_store::custody::{CustodyWrite, ReleaseRow, RequestRow, ShareRow};
 use twokey_store::Change;
 use utoipa::ToSchema;
@@ -376,12 +377,11 @@ async fn refused<T>(
     res: Result<T, ApiError>,
 ) -> Result<T, ApiError> {
     if let Err(ApiError::Domain(twokey_core::DomainError::Forbidden(reason))) = &res {
-        let ev = Event {
-            kind: "custody.refused".into(),
-            actor: actor.key.to_string(),
-            alert: true,
-            data: serde_json::json!({"attempt": attempt, "reason": reason}),
-        };
+        let ev = LedgerEvent::CustodyRefused(Refused {
+            reason: reason.clone(),
+            attempt: attempt.into(),
+        })
+        .by(actor.key.to_string());
         if let Err(e) = commit(b, id, ev, vec![]).await {
             tracing::error!(error = %e, request = id, "could not record a refused custody step");
         }

@@ -24,6 +24,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Deserialize;
+use twokey_core::event::PostureChange;
 use twokey_core::{Actor, Event, Millis};
 use twokey_posture::changes::{changes, ChangeKind};
 use twokey_posture::collect::{self, Options, DEFAULT_MEMBER_ROLE};
@@ -250,24 +251,20 @@ impl PostureMonitor {
             .filter_map(|c| {
                 let f = c.finding()?;
                 let severity = registry.get(&f.check).map(|k| k.severity.as_str());
+                let data = PostureChange {
+                    check: f.check.clone(),
+                    severity: severity.map(String::from),
+                    account: f.account.clone(),
+                    region: f.region.clone(),
+                    resource: f.resource.clone(),
+                    message: c.now.as_ref().map(|n| n.message.clone()),
+                    before: c.before.as_ref().map(|x| x.status.as_str().into()),
+                    status: c.now.as_ref().map(|x| x.status.as_str().into()),
+                    gone: c.now.is_none() && c.kind == ChangeKind::Fixed,
+                };
                 Some((
                     subject(f),
-                    Event {
-                        kind: c.kind.event().into(),
-                        actor: Actor::system().key.to_string(),
-                        alert: true,
-                        data: serde_json::json!({
-                            "check": f.check,
-                            "severity": severity,
-                            "account": f.account,
-                            "region": f.region,
-                            "resource": f.resource,
-                            "message": c.now.as_ref().map(|n| n.message.clone()),
-                            "before": c.before.as_ref().map(|x| x.status.as_str()),
-                            "status": c.now.as_ref().map(|x| x.status.as_str()),
-                            "gone": c.now.is_none() && c.kind == ChangeKind::Fixed,
-                        }),
-                    },
+                    c.kind.event(data).by(Actor::system().key.to_string()),
                 ))
             })
             .collect();

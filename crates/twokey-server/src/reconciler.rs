@@ -27,8 +27,11 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use twokey_core::event::{
+    ListFailed, Missing, NamedGrant, RemoveFailed, StandingAccess, StandingCleared, Uncovered,
+};
 use twokey_core::reconcile::{covers, decide, Found};
-use twokey_core::{Actor, Event, Request, State};
+use twokey_core::{Actor, LedgerEvent, Request, State};
 use twokey_providers::{Provider, Reconcile};
 
 use crate::broker::Broker;
@@ -96,20 +99,10 @@ impl Reconciler {
             .await?)
     }
 
-    async fn record(
-        &self,
-        subject: &str,
-        kind: &str,
-        alert: bool,
-        data: serde_json::Value,
-    ) -> Result<(), ApiError> {
+    async fn record(&self, subject: &str, ev: LedgerEvent) -> Result<(), ApiError> {
         let b = &self.broker;
-        let ev = Event {
-            kind: kind.into(),
-            actor: Actor::system().key.to_string(),
-            alert,
-            data,
-        };
+        let ev = ev.by(Actor::system().key.to_string());
+        let alert = ev.alert;
         b.store()
             .record(b.now(), &b.policy().policy.hash, vec![(subject.into(), ev)])
             .await?;
@@ -143,17 +136,18 @@ impl Reconciler {
         if found.is_empty() {
             self.record(
                 &subject_for(name),
-                "reconcile.standing_cleared",
-                false,
-                serde_json::json!({"entitlement": name}),
+                LedgerEvent::ReconcileStandingCleared(StandingCleared {
+                    entitlement: name.into(),
+                }),
             )
             .await?;
         } else {
             self.record(
                 &subject_for(name),
-                "reconcile.standing_access",
-                true,
-                serde_json::json!({"entitlement": name, "findings": found}),
+                LedgerEvent::ReconcileStandingAccess(StandingAccess {
+                    entitlement: name.into(),
+                    findings: serde_json::json!(found),
+                }),
             )
             .await?;
         }
@@ -214,9 +208,11 @@ impl Reconciler {
                 if n == 1 || n % every == 0 {
                     self.record(
                         &subject_for(name),
-                        "reconcile.list_failed",
-                        true,
-                        serde_json::json!({"entitlement": name, "error": e.message, "failures": n}),
+                        LedgerEvent::ReconcileListFailed(ListFailed {
+                            entitlement: name.into(),
+                            error: e.message.clone(),
+                            failures: n,
+                        }),
                     )
                     .await?;
                 }
@@ -257,7 +253,7 @@ impl Reconciler {
                 .ledger_for(id)
                 .await?
                 .iter()
-                .any(|e| e.kind == "reconcile.missing");
+                .any(|e| e.kind == twokey_core::EventKind::ReconcileMissing.as_str());
             if already {
                 continue;
             }
@@ -268,12 +264,10 @@ impl Reconciler {
                 .unwrap_or_default();
             self.record(
                 id,
-                "reconcile.missing",
-                true,
-                serde_json::json!({
-                    "entitlement": name,
-                    "requester": who,
-                    "why": "the grant is active but its access is not at the target",
+                LedgerEvent::ReconcileMissing(Missing {
+                    entitlement: name.into(),
+                    requester: who,
+                    why: "the grant is active but its access is not at the target".into(),
                 }),
             )
             .await?;
@@ -297,7 +291,7 @@ impl Reconciler {
             .iter()
             .find(|id| grants.iter().any(|g| g.id == **id));
         let subject = known.cloned().unwrap_or_else(|| subject_for(name));
-        let states: Vec<serde_json::Value> = f
+        let states: Vec<NamedGrant> = f
             .request_ids
             .iter()
             .map(|id| {
@@ -306,30 +300,36 @@ impl Reconciler {
                     .find(|g| g.id == *id)
                     .map(|g| g.state.as_str())
                     .unwrap_or("unknown");
-                serde_json::json!({"id": id, "state": st, "covers": grants.iter().any(|g| g.id == *id && covers(g.state))})
+                NamedGrant {
+                    id: id.clone(),
+                    state: st.into(),
+                    covers: grants.iter().any(|g| g.id == *id && covers(g.state)),
+                }
             })
             .collect();
-        let data = serde_json::json!({
-            "entitlement": name,
-            "resource": f.resource,
-            "requester": f.requester,
-            "request_ids": states,
-            "why": "access at the target that no active grant covers",
-        });
+        let found = Uncovered {
+            entitlement: name.into(),
+            resource: f.resource.clone(),
+            requester: f.requester.clone(),
+            request_ids: states,
+            why: "access at the target that no active grant covers".into(),
+        };
         // Fail closed: the finding is in the ledger before anything changes.
-        self.record(&subject, "reconcile.uncovered", true, data.clone())
+        self.record(&subject, LedgerEvent::ReconcileUncovered(found.clone()))
             .await?;
         match rec.remove(f).await {
             Ok(()) => {
-                self.record(&subject, "reconcile.removed", false, data)
+                self.record(&subject, LedgerEvent::ReconcileRemoved(found))
                     .await?;
                 report.removed += 1;
             }
             Err(e) => {
                 tracing::warn!(entitlement = name, resource = %f.resource, error = %e.message, "reconciler could not remove access");
-                let mut data = data;
-                data["error"] = serde_json::Value::String(e.message.clone());
-                self.record(&subject, "reconcile.remove_failed", true, data)
+                let failed = RemoveFailed {
+                    found,
+                    error: e.message.clone(),
+                };
+                self.record(&subject, LedgerEvent::ReconcileRemoveFailed(failed))
                     .await?;
                 report.remove_failed += 1;
             }

@@ -27,8 +27,9 @@ use axum::routing::{get, post};
 use axum::{Extension, Router};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
+use twokey_core::event::{DirectoryGroup, DirectoryUser};
 use twokey_core::scim::{self as model, Kind, ScimError};
-use twokey_core::{Event, IdentityKey, Secret};
+use twokey_core::{Event, IdentityKey, LedgerEvent, Secret};
 use twokey_store::directory::{DirectoryWrite, ScimGroupRow, ScimUserRow};
 use twokey_store::{Change, StoreError};
 
@@ -512,13 +513,8 @@ impl Scim {
         })
     }
 
-    fn event(&self, client: &str, kind: &str, data: Value) -> Event {
-        Event {
-            kind: kind.into(),
-            actor: format!("scim|{client}"),
-            alert: false,
-            data,
-        }
+    fn event(&self, client: &str, ev: LedgerEvent) -> Event {
+        ev.by(format!("scim|{client}"))
     }
 
     async fn commit(
@@ -605,20 +601,21 @@ impl Scim {
             doc: Value::Object(attrs),
         };
         let was_active = prev.is_none_or(|p| p.active);
-        let kind = match (prev, was_active, active) {
-            (None, _, _) => "directory.user.created",
-            (Some(_), true, false) => "directory.user.deactivated",
-            (Some(_), false, true) => "directory.user.reactivated",
-            (Some(_), _, _) => "directory.user.updated",
+        let data = DirectoryUser {
+            id: row.id.clone(),
+            user_name: row.user_name.clone(),
+            external_id: row.external_id.clone(),
+            identity: row.identity.clone(),
+            active: Some(active),
+            via: Some(how.to_string()),
         };
-        let ev = self.event(
-            client,
-            kind,
-            json!({
-                "id": row.id, "userName": row.user_name, "externalId": row.external_id,
-                "identity": row.identity, "active": active, "via": how,
-            }),
-        );
+        let ev = match (prev, was_active, active) {
+            (None, _, _) => LedgerEvent::DirectoryUserCreated(data),
+            (Some(_), true, false) => LedgerEvent::DirectoryUserDeactivated(data),
+            (Some(_), false, true) => LedgerEvent::DirectoryUserReactivated(data),
+            (Some(_), _, _) => LedgerEvent::DirectoryUserUpdated(data),
+        };
+        let ev = self.event(client, ev);
         let id = row.id.clone();
         self.commit(
             DirectoryWrite::User {
@@ -765,8 +762,14 @@ async fn delete_user(
         check_if_match(&headers, prev.version)?;
         let ev = st.event(
             &who.0,
-            "directory.user.deleted",
-            json!({"id": prev.id, "userName": prev.user_name, "externalId": prev.external_id, "identity": prev.identity}),
+            LedgerEvent::DirectoryUserDeleted(DirectoryUser {
+                id: prev.id.clone(),
+                user_name: prev.user_name.clone(),
+                external_id: prev.external_id.clone(),
+                identity: prev.identity.clone(),
+                active: None,
+                via: None,
+            }),
         );
         st.commit(
             DirectoryWrite::DeleteUser { id: id.clone() },
@@ -845,15 +848,19 @@ impl Scim {
         let before: Vec<String> = prev.map(|p| p.members.clone()).unwrap_or_default();
         let added: Vec<&String> = members.iter().filter(|m| !before.contains(m)).collect();
         let removed: Vec<&String> = before.iter().filter(|m| !members.contains(m)).collect();
-        let kind = if prev.is_some() {
-            "directory.group.updated"
-        } else {
-            "directory.group.created"
+        let data = DirectoryGroup {
+            id: id.clone(),
+            display_name: display_name.clone(),
+            added: Some(added.into_iter().cloned().collect()),
+            removed: removed.into_iter().cloned().collect(),
         };
         let ev = self.event(
             client,
-            kind,
-            json!({"id": id, "displayName": display_name, "added": added, "removed": removed}),
+            if prev.is_some() {
+                LedgerEvent::DirectoryGroupUpdated(data)
+            } else {
+                LedgerEvent::DirectoryGroupCreated(data)
+            },
         );
         let row = ScimGroupRow {
             id: id.clone(),
@@ -980,8 +987,12 @@ async fn delete_group(
         check_if_match(&headers, prev.version)?;
         let ev = st.event(
             &who.0,
-            "directory.group.deleted",
-            json!({"id": prev.id, "displayName": prev.display_name, "removed": prev.members}),
+            LedgerEvent::DirectoryGroupDeleted(DirectoryGroup {
+                id: prev.id.clone(),
+                display_name: prev.display_name.clone(),
+                added: None,
+                removed: prev.members.clone(),
+            }),
         );
         st.commit(
             DirectoryWrite::DeleteGroup { id: id.clone() },

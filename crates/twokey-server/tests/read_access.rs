@@ -8,7 +8,7 @@
 mod support;
 
 use reqwest::Method;
-use serde_json::json;
+use serde_json::{json, Value};
 use support::{policy, start, urls};
 
 /// A frank auditor; erin (eng) is neither approver nor auditor.
@@ -136,15 +136,19 @@ async fn people_read_their_own_and_reviewable_requests_auditors_read_all() {
         let h = start(url.clone(), &policy(AUDITORS), vec![]).await;
         let id = h.request("alice", "demo", "10m").await;
         let show = format!("/v1/requests/{id}");
-        for (who, status) in [
-            ("alice", 200), // requester
-            ("dave", 200),  // eligible approver
-            ("bob", 200),   // admin (and approver)
-            ("frank", 200), // auditor
-            ("erin", 403),  // same team, may not review
+        // Each reader is told what they may do, as the core decides.
+        for (who, status, actions) in [
+            ("alice", 200, json!(["cancel"])),         // requester
+            ("dave", 200, json!(["approve", "deny"])), // eligible approver
+            ("bob", 200, json!(["approve", "deny"])),  // admin (and approver)
+            ("frank", 200, json!([])),                 // auditor
+            ("erin", 403, Value::Null),                // same team, may not review
         ] {
             let (s, v) = h.call(who, Method::GET, &show, None).await;
             assert_eq!(s, status, "{url}: {who} GET {show}: {v}");
+            if s == 200 {
+                assert_eq!(v["actions"], actions, "{url}: {who}'s actions");
+            }
             if s == 403 {
                 assert!(!v.to_string().contains("INC-1"), "{v}");
                 assert_eq!(v["status"], 403);

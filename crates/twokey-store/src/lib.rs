@@ -31,7 +31,7 @@ use twokey_core::{Actor, Event, Millis, Proposal, Request, State};
 use twokey_ledger::LedgerEntry;
 
 pub use ledger::{CheckpointRow, LedgerHead, LedgerRoot, RawLedgerRow};
-pub use posture::{GithubPostureState, PostureRow};
+pub use posture::{GithubPostureState, PostureRow, RestoreWrite};
 pub use slack::SlackMessageRow;
 pub use web_state::{PutError, WebState};
 
@@ -149,6 +149,8 @@ pub struct Change {
     pub acting: Option<String>,
     /// A grant's activity digest written with this change's (one) entry.
     pub activity_digest: Option<activity::ActivityDigestWrite>,
+    /// GitHub posture restore proposals moved with this change's entries.
+    pub restores: Vec<RestoreWrite>,
 }
 
 /// A registered WebAuthn credential (security key) of one identity.
@@ -622,6 +624,7 @@ async fn apply(
 
         custody::apply(tx, change.now, &change.custody).await?;
         directory::apply(tx, change.now, change.acting.as_deref(), &change.directory).await?;
+        posture::apply_restores(tx, &change.restores).await?;
 
         if let Some(w) = &change.activity_digest {
             let index = entries.first().map(|e| e.index).ok_or_else(|| {

@@ -123,3 +123,91 @@ impl Store {
             .map_err(StoreError::from)
     }
 }
+
+/// One write of a GitHub posture restore proposal (`github_restores`),
+/// committed in the same transaction as the ledger entry of its step, so a
+/// proposal never moves without its evidence nor the evidence without it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RestoreWrite {
+    /// A new proposal.
+    Insert {
+        /// Proposal id.
+        id: String,
+        /// The repository (or organisation).
+        resource: String,
+        /// Its state (`open`).
+        state: String,
+        /// The proposal, JSON.
+        doc: String,
+        /// Its version (0).
+        version: i64,
+        /// When it was opened.
+        created_at: Millis,
+    },
+    /// The proposal at `expected` replaced; the whole change fails with
+    /// [`StoreError::Conflict`] when another writer moved it first.
+    Update {
+        /// Proposal id.
+        id: String,
+        /// Its new state.
+        state: String,
+        /// The proposal, JSON.
+        doc: String,
+        /// Its new version.
+        version: i64,
+        /// The version the step was computed from.
+        expected: i64,
+    },
+}
+
+pub(crate) async fn apply_restores(
+    tx: &mut sqlx::AnyConnection,
+    writes: &[RestoreWrite],
+) -> Result<(), StoreError> {
+    for w in writes {
+        match w {
+            RestoreWrite::Insert {
+                id,
+                resource,
+                state,
+                doc,
+                version,
+                created_at,
+            } => {
+                sqlx::query(
+                    "INSERT INTO github_restores (id, resource, state, doc, version, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
+                )
+                .bind(id)
+                .bind(resource)
+                .bind(state)
+                .bind(doc)
+                .bind(*version)
+                .bind(*created_at)
+                .execute(&mut *tx)
+                .await?;
+            }
+            RestoreWrite::Update {
+                id,
+                state,
+                doc,
+                version,
+                expected,
+            } => {
+                let done = sqlx::query(
+                    "UPDATE github_restores SET state = $1, doc = $2, version = $3 WHERE id = $4 AND version = $5",
+                )
+                .bind(state)
+                .bind(doc)
+                .bind(*version)
+                .bind(id)
+                .bind(*expected)
+                .execute(&mut *tx)
+                .await?;
+                if done.rows_affected() != 1 {
+                    return Err(StoreError::Conflict);
+                }
+            }
+        }
+    }
+    Ok(())
+}

@@ -22,8 +22,10 @@ use openidconnect::{
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
-use twokey_core::{Actor, Event, IdentityKey};
+use twokey_core::event::SessionLogin;
+use twokey_core::{Actor, IdentityKey, LedgerEvent};
 
+use crate::csrf::CheckedForm;
 use crate::html::{e, error_page, page, respond};
 use crate::AppState;
 
@@ -255,12 +257,12 @@ async fn start_session(st: &AppState, actor: &Actor, how: &str, return_to: &str)
             &format!("could not create the session: {err}"),
         );
     }
-    let ev = Event {
-        kind: "session.login".into(),
-        actor: actor.key.to_string(),
-        alert: false,
-        data: serde_json::json!({"method": how, "name": actor.name, "groups": actor.groups}),
-    };
+    let ev = LedgerEvent::SessionLogin(SessionLogin {
+        method: how.into(),
+        name: actor.name.clone(),
+        groups: actor.groups.clone(),
+    })
+    .by(actor.key.to_string());
     let hash = st.broker.policy().policy.hash.clone();
     if let Err(err) = st
         .broker
@@ -268,12 +270,16 @@ async fn start_session(st: &AppState, actor: &Actor, how: &str, return_to: &str)
         .record(now, &hash, vec![(actor.key.to_string(), ev)])
         .await
     {
-        // Fail closed: a login that cannot be recorded does not happen.
-        let _ = st
+        // Fail closed: a login that cannot be recorded does not happen. The
+        // browser never gets this session's cookie; it is expired as well.
+        if let Err(e) = st
             .broker
             .store()
             .put_token(&session_hash(&sid), actor, now, Some(now))
-            .await;
+            .await
+        {
+            tracing::error!(error = %e, "could not expire an unrecorded session");
+        }
         return error_page(
             StatusCode::SERVICE_UNAVAILABLE,
             &format!("the login could not be recorded: {err}"),
@@ -621,20 +627,24 @@ pub struct CsrfForm {
 pub async fn logout(
     State(st): State<AppState>,
     headers: HeaderMap,
-    s: Session,
-    Form(f): Form<CsrfForm>,
+    CheckedForm(s, _): CheckedForm<CsrfForm>,
 ) -> Response {
-    if let Err(r) = s.check_csrf(&f.csrf) {
-        return r;
-    }
     if let Some(sid) = cookie(&headers, SESSION_COOKIE) {
         let now = st.broker.now();
-        // Expire the stored session at once.
-        let _ = st
+        // Expire the stored session at once; a session that could not be
+        // ended is not reported as ended.
+        if let Err(e) = st
             .broker
             .store()
             .put_token(&session_hash(&sid), &s.actor, now, Some(now))
-            .await;
+            .await
+        {
+            tracing::error!(error = %e, "could not end a session");
+            return error_page(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "You are not signed out: the session could not be ended. Try again.",
+            );
+        }
     }
     let mut resp = respond(
         StatusCode::OK,
@@ -696,3 +706,5 @@ mod tests {
         assert!(groups_from(&m, "none").is_none());
     }
 }
+
+crate::csrf::csrf_field!(CsrfForm);

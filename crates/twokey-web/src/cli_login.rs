@@ -16,14 +16,16 @@ use std::time::Duration;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::{Form, Json};
+use axum::Json;
 use base64::Engine as _;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
-use twokey_core::{Actor, Event};
+use twokey_core::event::TokenIssued;
+use twokey_core::{Actor, LedgerEvent};
 
 use crate::auth::Session;
+use crate::csrf::CheckedForm;
 use crate::html::{e, error_page, page, respond, Who};
 use crate::AppState;
 
@@ -120,10 +122,10 @@ pub async fn start(State(_st): State<AppState>, s: Session, Query(q): Query<CliL
 
 /// `POST /ui/cli-login`: issues a one-time code and sends the browser to the
 /// CLI's loopback listener.
-pub async fn confirm(State(st): State<AppState>, s: Session, Form(q): Form<CliLogin>) -> Response {
-    if let Err(r) = s.check_csrf(&q.csrf) {
-        return r;
-    }
+pub async fn confirm(
+    State(st): State<AppState>,
+    CheckedForm(s, q): CheckedForm<CliLogin>,
+) -> Response {
     let port = match validate(&q) {
         Ok(p) => p,
         Err(m) => return error_page(StatusCode::BAD_REQUEST, &format!("Bad CLI login: {m}")),
@@ -226,12 +228,12 @@ pub async fn exchange(
     let expires = now + TOKEN_TTL_MS;
     let token = twokey_server::new_token();
     let key = p.actor.key.to_string();
-    let ev = Event {
-        kind: "token.issued".into(),
-        actor: key.clone(),
-        alert: false,
-        data: serde_json::json!({"method": "cli-login", "expires_at": expires, "name": p.actor.name}),
-    };
+    let ev = LedgerEvent::TokenIssued(TokenIssued {
+        method: "cli-login".into(),
+        expires_at: expires,
+        name: p.actor.name.clone(),
+    })
+    .by(key.clone());
     // Recorded first: a token whose issue cannot be recorded is not issued.
     let hash = st.broker.policy().policy.hash.clone();
     if let Err(err) = st
@@ -308,3 +310,5 @@ mod tests {
         }
     }
 }
+
+crate::csrf::csrf_field!(CliLogin);

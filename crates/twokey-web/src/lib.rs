@@ -29,6 +29,7 @@
 
 mod auth;
 mod cli_login;
+mod csrf;
 mod html;
 mod mfa;
 mod pages;

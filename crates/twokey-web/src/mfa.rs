@@ -16,11 +16,12 @@ use std::time::Duration;
 use axum::extract::{Path, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::{Form, Json};
+use axum::Json;
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use twokey_core::{Event, MfaConfirmation};
+use twokey_core::event::MfaKey;
+use twokey_core::{LedgerEvent, MfaConfirmation};
 use twokey_store::{Change, CredentialRow, CredentialWrite, StoreError};
 use webauthn_rs::prelude::{
     Passkey, PasskeyAuthentication, PasskeyRegistration, PublicKeyCredential,
@@ -28,6 +29,7 @@ use webauthn_rs::prelude::{
 };
 
 use crate::auth::Session;
+use crate::csrf::{CheckedForm, CheckedJson};
 use crate::html::{e, error_page, page, respond, time, Who};
 use crate::AppState;
 
@@ -213,12 +215,8 @@ pub struct StartBody {
 /// `POST /ui/keys/register/start`: the options for `navigator.credentials.create`.
 pub async fn register_start(
     State(st): State<AppState>,
-    s: Session,
-    Json(b): Json<StartBody>,
+    CheckedJson(s, b): CheckedJson<StartBody>,
 ) -> Response {
-    if s.check_csrf(&b.csrf).is_err() {
-        return json_error(StatusCode::FORBIDDEN, "missing or wrong security token");
-    }
     let name = b.name.trim().to_string();
     if name.is_empty() || name.chars().count() > 60 || name.chars().any(char::is_control) {
         return json_error(
@@ -269,12 +267,8 @@ pub struct FinishRegister {
 /// its ledger entry in one transaction.
 pub async fn register_finish(
     State(st): State<AppState>,
-    s: Session,
-    Json(b): Json<FinishRegister>,
+    CheckedJson(s, b): CheckedJson<FinishRegister>,
 ) -> Response {
-    if s.check_csrf(&b.csrf).is_err() {
-        return json_error(StatusCode::FORBIDDEN, "missing or wrong security token");
-    }
     let wa = match webauthn(&st) {
         Ok(w) => w,
         Err(r) => return r,
@@ -318,12 +312,12 @@ pub async fn register_finish(
         })),
         events: vec![(
             identity.clone(),
-            Event {
-                kind: "mfa.key_added".into(),
-                actor: identity,
-                alert: false,
-                data: serde_json::json!({"method": "webauthn", "credential_id": id, "name": name}),
-            },
+            LedgerEvent::MfaKeyAdded(MfaKey {
+                method: "webauthn".into(),
+                credential_id: id.clone(),
+                name: name.clone(),
+            })
+            .by(identity),
         )],
         ..Default::default()
     };
@@ -346,13 +340,9 @@ pub struct CsrfOnly {
 /// `POST /ui/keys/{id}/remove`: remove one of my keys (and record it).
 pub async fn remove_key(
     State(st): State<AppState>,
-    s: Session,
     Path(id): Path<String>,
-    Form(f): Form<CsrfOnly>,
+    CheckedForm(s, _): CheckedForm<CsrfOnly>,
 ) -> Response {
-    if let Err(r) = s.check_csrf(&f.csrf) {
-        return r;
-    }
     let identity = s.actor.key.to_string();
     let keys = match st.broker.store().credentials(&identity).await {
         Ok(k) => k,
@@ -373,12 +363,12 @@ pub async fn remove_key(
         }),
         events: vec![(
             identity.clone(),
-            Event {
-                kind: "mfa.key_removed".into(),
-                actor: identity,
-                alert: false,
-                data: serde_json::json!({"method": "webauthn", "credential_id": id, "name": row.name}),
-            },
+            LedgerEvent::MfaKeyRemoved(MfaKey {
+                method: "webauthn".into(),
+                credential_id: id.clone(),
+                name: row.name.clone(),
+            })
+            .by(identity),
         )],
         ..Default::default()
     };
@@ -405,13 +395,9 @@ pub struct ApproveStart {
 /// request, for `navigator.credentials.get`.
 pub async fn approve_start(
     State(st): State<AppState>,
-    s: Session,
     Path(id): Path<String>,
-    Json(b): Json<ApproveStart>,
+    CheckedJson(s, _): CheckedJson<ApproveStart>,
 ) -> Response {
-    if s.check_csrf(&b.csrf).is_err() {
-        return json_error(StatusCode::FORBIDDEN, "missing or wrong security token");
-    }
     let wa = match webauthn(&st) {
         Ok(w) => w,
         Err(r) => return r,
@@ -504,3 +490,5 @@ pub async fn verify_approval(
         verified_at: now,
     })
 }
+
+crate::csrf::csrf_field!(StartBody, FinishRegister, CsrfOnly, ApproveStart);

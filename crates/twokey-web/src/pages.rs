@@ -1,17 +1,20 @@
-//! The pages. Each handler reads through the broker, renders escaped HTML,
-//! and for forms checks the CSRF token before calling the broker, which
-//! decides (the UI only hides what the broker would refuse).
+//! The pages. Each handler reads through the broker and renders escaped
+//! HTML. Forms arrive through the CSRF-checking extractors of `csrf.rs`; the
+//! buttons a page shows are the core's `allowed_actions`, and the broker
+//! decides again when one is pressed.
 
 use axum::extract::{Path, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::Form;
 use serde::Deserialize;
 use twokey_core::request::approvals_counted;
-use twokey_core::{Actor, NewRequest, Request, ReviewDecision, State as RState};
+use twokey_core::{
+    allowed_actions, Action, Actor, NewRequest, Request, ReviewDecision, State as RState,
+};
 use twokey_server::ApiError;
 
 use crate::auth::Session;
+use crate::csrf::CheckedForm;
 use crate::html::{dur, e, error_page, page, respond, time, Who};
 use crate::AppState;
 
@@ -214,10 +217,10 @@ fn parse_dur(s: &str) -> Result<Option<i64>, Response> {
 }
 
 /// `POST /ui/request`: create a request, then show it.
-pub async fn create(State(st): State<AppState>, s: Session, Form(f): Form<CreateForm>) -> Response {
-    if let Err(r) = s.check_csrf(&f.csrf) {
-        return r;
-    }
+pub async fn create(
+    State(st): State<AppState>,
+    CheckedForm(s, f): CheckedForm<CreateForm>,
+) -> Response {
     let duration_ms = match parse_dur(&f.duration) {
         Ok(d) => d,
         Err(r) => return r,
@@ -341,16 +344,11 @@ pub async fn request_page(
     }
     body.push_str("</section>");
 
-    // Actions the broker would accept from this person (it checks again).
+    // Actions the broker would accept from this person, as the core says
+    // (the broker checks again when one is taken).
     let mut actions = String::new();
-    let already = r.reviews.iter().any(|v| s.actor.is(&v.reviewer));
-    let may_review = r.state == RState::Pending
-        && !mine
-        && !already
-        && ent.is_some_and(|x| {
-            x.may_approve(&s.actor, &r.requester, &r.requester_groups)
-                .is_ok()
-        });
+    let allowed = allowed_actions(&lp.policy, &r, &s.actor, st.broker.now());
+    let may_review = allowed.contains(&Action::Approve);
     let needs_key = ent.is_some_and(|x| x.approver_mfa);
     if may_review && needs_key {
         let has_keys = match st
@@ -400,17 +398,13 @@ pub async fn request_page(
             r#"<p class="muted" id="own-request">You made this request: someone else has to review it.</p>"#,
         );
     }
-    if r.state == RState::Pending && mine {
+    if allowed.contains(&Action::Cancel) {
         actions.push_str(&form_button(&rid, "cancel", "Cancel request", &csrf, ""));
     }
-    let may_revoke = matches!(r.state, RState::Active | RState::Approved)
-        && (mine
-            || lp.policy.is_admin(&s.actor)
-            || ent.is_some_and(|x| s.actor.in_any(&x.approval.from)));
-    if may_revoke {
+    if allowed.contains(&Action::Revoke) {
         actions.push_str(&form_button(&rid, "revoke", "Revoke now", &csrf, "danger"));
     }
-    if r.state == RState::Active && mine {
+    if allowed.contains(&Action::Extend) {
         actions.push_str(&format!(
             r#"<form method="post" action="/ui/requests/{rid}/extend" class="stack">
 <input type="hidden" name="csrf" value="{csrf}">
@@ -422,13 +416,7 @@ pub async fn request_page(
 </form>"#
         ));
     }
-    if r.needs_review
-        && !mine
-        && ent.is_some_and(|x| {
-            x.may_approve(&s.actor, &r.requester, &r.requester_groups)
-                .is_ok()
-        })
-    {
+    if allowed.contains(&Action::ReviewBreakGlass) {
         actions.push_str(&form_button(
             &rid,
             "review-break-glass",
@@ -535,13 +523,9 @@ pub struct ActForm {
 /// review-break-glass.
 pub async fn act(
     State(st): State<AppState>,
-    s: Session,
     Path((id, action)): Path<(String, String)>,
-    Form(f): Form<ActForm>,
+    CheckedForm(s, f): CheckedForm<ActForm>,
 ) -> Response {
-    if let Err(r) = s.check_csrf(&f.csrf) {
-        return r;
-    }
     let b = &st.broker;
     let res = match action.as_str() {
         "approve" => {
@@ -840,3 +824,5 @@ pub async fn policy(State(st): State<AppState>, s: Session) -> Response {
     );
     ok(&s, "Policy", &body)
 }
+
+crate::csrf::csrf_field!(CreateForm, ActForm);

@@ -624,6 +624,20 @@ fn show(v: &Value) -> String {
     if let Some(e) = v["extends"].as_str() {
         s.push_str(&format!("\n  extends: {e}"));
     }
+    let actions: Vec<&str> = v["actions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    s.push_str(&format!(
+        "\n  you may: {}",
+        if actions.is_empty() {
+            "nothing now".to_string()
+        } else {
+            actions.join(", ")
+        }
+    ));
     s.push_str("\n  timeline:");
     for e in v["timeline"].as_array().into_iter().flatten() {
         s.push_str(&format!(
