@@ -4,7 +4,7 @@
 //! evaluation, which is what iam-simulate does per call) and for
 //! iam-simulate (when TWOKEY_IAM_ORACLE is set), and the ratio.
 
-#[path = "../tests/common/mod.rs"]
+#[path = "../tests/it/common/mod.rs"]
 mod common;
 
 use std::time::Instant;

@@ -24,7 +24,7 @@ pub mod scim;
 pub mod slack;
 
 pub use broker::{Broker, BrokerOptions};
-pub use clock::{Clock, SystemClock};
+pub use clock::{Clock, OffsetClock, SystemClock};
 pub use error::ApiError;
 
 use sha2::{Digest, Sha256};

@@ -31,7 +31,7 @@ use twokey_core::{Actor, Event, Millis, Proposal, Request, State};
 use twokey_ledger::LedgerEntry;
 
 pub use ledger::{CheckpointRow, LedgerHead, LedgerRoot, RawLedgerRow};
-pub use posture::{GithubPostureState, PostureRow, RestoreWrite};
+pub use posture::{GithubPostureState, GithubRestoreRow, PostureRow, RestoreWrite};
 pub use slack::SlackMessageRow;
 pub use web_state::{PutError, WebState};
 

@@ -124,6 +124,45 @@ impl Store {
     }
 }
 
+/// A GitHub posture restore proposal as stored (`github_restores`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GithubRestoreRow {
+    /// Proposal id.
+    pub id: String,
+    /// The repository (or organisation).
+    pub resource: String,
+    /// `open`, `proposed`, `approved`, `applied`, `failed`, `rejected`.
+    pub state: String,
+    /// The proposal, JSON (the GitHub posture crate's `Proposal`).
+    pub doc: String,
+    /// When it was opened (Unix ms).
+    pub created_at: Millis,
+}
+
+impl Store {
+    /// The GitHub restore proposals, newest first (at most `limit`).
+    pub async fn github_restores(&self, limit: i64) -> Result<Vec<GithubRestoreRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, resource, state, doc, created_at FROM github_restores ORDER BY created_at DESC, id LIMIT $1",
+        )
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(GithubRestoreRow {
+                    id: r.try_get(0)?,
+                    resource: r.try_get(1)?,
+                    state: r.try_get(2)?,
+                    doc: r.try_get(3)?,
+                    created_at: r.try_get(4)?,
+                })
+            })
+            .collect::<Result<Vec<_>, sqlx::Error>>()
+            .map_err(StoreError::from)
+    }
+}
+
 /// One write of a GitHub posture restore proposal (`github_restores`),
 /// committed in the same transaction as the ledger entry of its step, so a
 /// proposal never moves without its evidence nor the evidence without it.

@@ -674,6 +674,10 @@ pub async fn posture(State(st): State<AppState>, s: Session) -> Response {
         Ok(r) => r,
         Err(err) => return api_error(err.into()),
     };
+    let restores = match st.broker.store().github_restores(100).await {
+        Ok(r) => r,
+        Err(err) => return api_error(err.into()),
+    };
     if rows.is_empty() && github.is_empty() {
         return ok(
             &s,
@@ -687,6 +691,7 @@ pub async fn posture(State(st): State<AppState>, s: Session) -> Response {
         aws_posture(&rows)
     };
     body.push_str(&github_posture(&github));
+    body.push_str(&github_restores(&restores).into_string());
     body.push_str("<p>Each change (newly failing, fixed, a GitHub restore proposed or applied) is a <code>posture.*</code> entry in the <a href=\"/ui/audit\">audit log</a>.</p>");
     ok(&s, "Posture", &body)
 }
@@ -787,6 +792,48 @@ fn github_posture(states: &[twokey_store::GithubPostureState]) -> String {
     }
     body.push_str("</tbody></table>");
     body
+}
+
+/// The GitHub restore proposals (newest first): each one's repository,
+/// state, who proposed and approved it, the calls it makes and its result.
+/// Acting on one is the API's (`/v1/posture/github/restores`): two admins.
+fn github_restores(rows: &[twokey_store::GithubRestoreRow]) -> maud::Markup {
+    let who = |v: &serde_json::Value| match (v["issuer"].as_str(), v["subject"].as_str()) {
+        (Some(i), Some(s)) => format!("{i}|{s}"),
+        _ => "—".to_string(),
+    };
+    maud::html! {
+        @if !rows.is_empty() {
+            h2 { "GitHub restore proposals" }
+            table #restores {
+                caption { "Restores take effect when a second admin approves them (newest first)" }
+                thead { tr {
+                    th scope="col" { "Proposal" } th scope="col" { "Repository" } th scope="col" { "State" }
+                    th scope="col" { "Opened" } th scope="col" { "Proposed by" } th scope="col" { "Approved by" }
+                    th scope="col" { "Calls" } th scope="col" { "Result" }
+                } }
+                tbody {
+                    @for r in rows {
+                        @let doc: serde_json::Value = serde_json::from_str(&r.doc).unwrap_or_default();
+                        tr class={ "restore-" (r.state) } {
+                            td { code { (r.id) } }
+                            td { code { (r.resource) } }
+                            td { (r.state) }
+                            td { (time(r.created_at)) }
+                            td { (who(&doc["proposed_by"])) }
+                            td { (who(&doc["approved_by"])) }
+                            td {
+                                @for c in doc["calls"].as_array().into_iter().flatten() {
+                                    code { (c["method"].as_str().unwrap_or("?")) " " (c["path"].as_str().unwrap_or("?")) } br;
+                                }
+                            }
+                            td { (doc["result"].as_str().unwrap_or("")) }
+                        }
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// `GET /ui/policy`: the policy in force, credentials redacted.
