@@ -11,6 +11,7 @@ use axum::http::{HeaderMap, StatusCode};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use twokey_core::{Event as LedgerEvent, Millis};
+use twokey_store::StoreError;
 
 use crate::config::{select, GateConfig, Project, Tool, SELECTION_FILE};
 use crate::db::{DeliveryStart, GateDb, Lock, PlanRow, StuckPlan};
@@ -20,7 +21,9 @@ use crate::requirements::{decide, PullFacts};
 use crate::runner::Runner;
 use crate::webhook::{self, Event, IssueCommentEvent, PullRequestEvent, WebhookError};
 
+mod error;
 mod recovery;
+pub use error::{GateError, Reply};
 pub use recovery::BackgroundPass;
 
 /// Where source trees come from.
@@ -394,7 +397,7 @@ impl Gate {
     /// pauses, like the broker's retries; the last error is returned (and
     /// logged) so the caller leaves its work unfinished rather than
     /// dropping it.
-    async fn retried<T, F, Fut, E>(&self, what: &str, mut f: F) -> Result<T, String>
+    async fn retried<T, F, Fut, E>(&self, what: &str, mut f: F) -> Result<T, E>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, E>>,
@@ -407,7 +410,7 @@ impl Gate {
                 Ok(v) => return Ok(v),
                 Err(e) if attempt >= RETRIES => {
                     tracing::error!(what, attempts = attempt, error = %e, "gate: giving up for now; the work stays unfinished");
-                    return Err(e.to_string());
+                    return Err(e);
                 }
                 Err(e) => {
                     tracing::warn!(what, attempt, error = %e, "gate: failed; retrying");
@@ -428,7 +431,7 @@ impl Gate {
         actor: &str,
         alert: bool,
         data: serde_json::Value,
-    ) -> Result<(), String> {
+    ) -> Result<(), StoreError> {
         let ev = LedgerEvent {
             kind: kind.into(),
             actor: format!("github|{actor}"),
@@ -496,7 +499,7 @@ impl Gate {
         }
     }
 
-    /// Handles one webhook delivery. Returns the HTTP status and a short text.
+    /// Handles one webhook delivery: what was done, or why it failed.
     ///
     /// The delivery is recorded as `working` under this worker's lease
     /// before its work starts and marked done only after all of its evidence
@@ -504,34 +507,24 @@ impl Gate {
     /// worker died, or a write failed) resumes it, and its work is
     /// idempotent on the delivery id and the stored state, so it is done
     /// once.
-    pub async fn handle(&self, headers: &HeaderMap, body: &[u8]) -> (StatusCode, String) {
+    pub async fn handle(&self, headers: &HeaderMap, body: &[u8]) -> Result<Reply, GateError> {
         let h = |n: &str| headers.get(n).and_then(|v| v.to_str().ok());
         if body.len() > self.config.max_body_bytes {
-            return self.too_large(h("x-github-delivery")).await;
+            return Err(self.too_large(h("x-github-delivery")).await);
         }
         if let Err(e) = webhook::verify_signature(&self.secret, body, h("x-hub-signature-256")) {
-            let status = if matches!(e, WebhookError::TooLarge(_)) {
-                StatusCode::PAYLOAD_TOO_LARGE
-            } else {
-                StatusCode::UNAUTHORIZED
-            };
+            let too_large = matches!(e, WebhookError::TooLarge(_));
             self.evidence_outside(
                 "gate.refused",
-                status == StatusCode::UNAUTHORIZED,
+                !too_large,
                 json!({ "reason": "signature", "error": e.to_string(), "delivery": h("x-github-delivery") }),
             )
             .await;
-            return (status, e.to_string());
+            return Err(e.into());
         }
-        let delivery = match webhook::delivery_id(h("x-github-delivery")) {
-            Ok(d) => d,
-            Err(e) => return (StatusCode::BAD_REQUEST, e.to_string()),
-        };
+        let delivery = webhook::delivery_id(h("x-github-delivery"))?;
         let name = h("x-github-event").unwrap_or("");
-        let event = match Event::parse(name, body) {
-            Ok(e) => e,
-            Err(e) => return (StatusCode::BAD_REQUEST, e.to_string()),
-        };
+        let event = Event::parse(name, body)?;
         let repo = event.repo().unwrap_or("").to_string();
         let w = Work {
             delivery: delivery.clone(),
@@ -548,14 +541,14 @@ impl Gate {
                 self.now(),
                 self.lease_ms(),
             )
-            .await;
+            .await?;
         match started {
-            Ok(DeliveryStart::New) => {}
-            Ok(DeliveryStart::Resumed { attempts }) => {
+            DeliveryStart::New => {}
+            DeliveryStart::Resumed { attempts } => {
                 self.evidence(&w, "github:webhook", "gate.delivery_resumed", "unknown", false, json!({ "delivery": delivery, "event": name, "repo": repo, "attempts": attempts }))
                     .await;
             }
-            Ok(start @ (DeliveryStart::Done | DeliveryStart::InProgress)) => {
+            start @ (DeliveryStart::Done | DeliveryStart::InProgress) => {
                 // Finished, or being worked on by a live worker: a replay.
                 self.evidence_outside(
                     "gate.refused",
@@ -563,39 +556,45 @@ impl Gate {
                     json!({ "reason": "replayed_delivery", "delivery": delivery, "repo": repo, "in_progress": start == DeliveryStart::InProgress }),
                 )
                 .await;
-                return (StatusCode::OK, "duplicate delivery ignored".into());
+                return Ok(Reply::Done("duplicate delivery ignored".into()));
             }
-            Err(e) => return (StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
         }
         let beat = self.heartbeat(&w);
         crash_point("delivery:begun").await;
-        let (status, text) = self.work(&w, event, &repo).await;
+        let result = self.work(&w, event, &repo).await;
         crash_point("delivery:worked").await;
         drop(beat);
-        let complete = !status.is_server_error() && !w.unrecorded.load(Ordering::SeqCst);
+        self.finish(&w, result).await
+    }
+
+    /// Marks a delivery's work finished: done when it succeeded and all of
+    /// its evidence was written, else failed (a redelivery resumes it).
+    async fn finish(&self, w: &Work, result: Result<Reply, GateError>) -> Result<Reply, GateError> {
+        let failed = result.as_ref().is_err_and(GateError::is_server_side);
+        let complete = !failed && !w.unrecorded.load(Ordering::SeqCst);
         let now = self.now();
         if self
             .retried("finish delivery", || {
-                self.db.finish_delivery(&delivery, &w.owner, now, complete)
+                self.db
+                    .finish_delivery(&w.delivery, &w.owner, now, complete)
             })
             .await
             .is_err()
         {
             // Its lease lapses; the background pass alerts, a redelivery resumes it.
-            return (
-                StatusCode::SERVICE_UNAVAILABLE,
-                format!("{text}; the delivery could not be marked finished"),
-            );
+            let text = match &result {
+                Ok(r) => r.to_string(),
+                Err(e) => e.to_string(),
+            };
+            return Err(GateError::Unrecorded(format!(
+                "{text}; the delivery could not be marked finished"
+            )));
         }
-        if complete || status.is_server_error() {
-            (status, text)
-        } else {
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                format!(
-                    "{text}; some of its evidence could not be written: redeliver to finish it"
-                ),
-            )
+        match result {
+            Ok(reply) if !complete => Err(GateError::Unrecorded(format!(
+                "{reply}; some of its evidence could not be written: redeliver to finish it"
+            ))),
+            result => result,
         }
     }
 
@@ -617,58 +616,54 @@ impl Gate {
     }
 
     /// The work of one delivery.
-    async fn work(&self, w: &Work, event: Event, repo: &str) -> (StatusCode, String) {
+    async fn work(&self, w: &Work, event: Event, repo: &str) -> Result<Reply, GateError> {
         if matches!(event, Event::Ping) {
-            return (StatusCode::OK, "pong".into());
+            return Ok(Reply::Done("pong".into()));
         }
         if let Event::Settings(e) = &event {
             // Settings events concern every repository of the organisation,
             // not only the gate's own: the posture decides what it watches.
             let Some(watcher) = &self.settings else {
-                return (
-                    StatusCode::ACCEPTED,
+                return Ok(Reply::Ignored(
                     "settings event ignored: no [posture.github] configured".into(),
-                );
+                ));
             };
             return match watcher.on_settings(&w.delivery, e).await {
-                Ok(text) => (StatusCode::OK, text),
+                Ok(text) => Ok(Reply::Done(text)),
                 Err(err) => {
                     w.missed();
                     tracing::error!(delivery = %w.delivery, event = %e.name, error = %err, "gate: the settings re-check failed; the delivery stays unfinished");
-                    (StatusCode::SERVICE_UNAVAILABLE, err)
+                    Err(GateError::Unrecorded(err))
                 }
             };
         }
         if repo.is_empty() || !self.config.allows(repo) {
-            return (
-                StatusCode::ACCEPTED,
+            return Ok(Reply::Ignored(
                 "repository not in gate.allow; ignored".into(),
-            );
+            ));
         }
         match event {
             Event::PullRequest(e) => self.on_pull_request(w, &e).await,
             Event::IssueComment(e) => self.on_comment(w, &e).await,
-            _ => (StatusCode::ACCEPTED, "event ignored".into()),
+            _ => Ok(Reply::Ignored("event ignored".into())),
         }
     }
 
-    async fn too_large(&self, delivery: Option<&str>) -> (StatusCode, String) {
+    /// Records a body over `gate.max_body_bytes` and says why it is refused.
+    async fn too_large(&self, delivery: Option<&str>) -> GateError {
         self.evidence_outside(
             "gate.refused",
             false,
             json!({ "reason": "body_too_large", "limit": self.config.max_body_bytes, "delivery": delivery }),
         )
         .await;
-        (
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!(
-                "body larger than gate.max_body_bytes = {}",
-                self.config.max_body_bytes
-            ),
-        )
+        GateError::TooLarge(format!(
+            "body larger than gate.max_body_bytes = {}",
+            self.config.max_body_bytes
+        ))
     }
 
-    async fn on_pull_request(&self, w: &Work, e: &PullRequestEvent) -> (StatusCode, String) {
+    async fn on_pull_request(&self, w: &Work, e: &PullRequestEvent) -> Result<Reply, GateError> {
         let repo = &e.repository.full_name;
         let n = e.pull_request.number;
         let head = &e.pull_request.head.sha;
@@ -676,56 +671,39 @@ impl Gate {
             "opened" | "reopened" | "synchronize" => {
                 // Who pushed the head: the sender of the push (for `opened`,
                 // the author who pushed the branch).
-                if let Err(err) = self
-                    .retried("record pusher", || {
-                        self.db
-                            .put_pusher(repo, n, head, &e.sender.login, self.now())
-                    })
-                    .await
-                {
-                    return (StatusCode::SERVICE_UNAVAILABLE, err);
-                }
+                self.retried("record pusher", || {
+                    self.db
+                        .put_pusher(repo, n, head, &e.sender.login, self.now())
+                })
+                .await?;
                 // A new push invalidates every earlier plan (a redelivery of
                 // this event keeps the plans it made itself).
                 if !self.planned_by(w, repo, n, head).await {
-                    if let Err(err) = self
-                        .retried("drop plans", || self.db.drop_plans(repo, n))
-                        .await
-                    {
-                        return (StatusCode::SERVICE_UNAVAILABLE, err);
-                    }
+                    self.retried("drop plans", || self.db.drop_plans(repo, n))
+                        .await?;
                 }
-                let files = match self.github.files(repo, n).await {
-                    Ok(f) => f,
-                    Err(err) => return (StatusCode::BAD_GATEWAY, err.to_string()),
-                };
+                let files = self.github.files(repo, n).await?;
                 self.plan_all(w, repo, n, head, Targets::Changed(&files), &e.sender.login)
                     .await
             }
             "closed" => {
                 if e.pull_request.merged == Some(true) && self.config.apply_on_merge {
-                    let (status, text) = self.apply(w, repo, n, &e.sender.login, None, true).await;
+                    let result = self.apply(w, repo, n, &e.sender.login, None, true).await;
+                    let text = match &result {
+                        Ok(r) => r.to_string(),
+                        Err(e) => e.to_string(),
+                    };
                     tracing::info!(%repo, pull = n, result = %text, "gate: apply on merge");
-                    if status.is_server_error() {
-                        // Keep the plans: a redelivery finishes the apply.
-                        return (status, text);
-                    }
+                    // On failure keep the plans: a redelivery finishes the apply.
+                    result?;
                 }
-                if let Err(err) = self
-                    .retried("unlock", || self.db.unlock_pull(repo, n))
-                    .await
-                {
-                    return (StatusCode::SERVICE_UNAVAILABLE, err);
-                }
-                if let Err(err) = self
-                    .retried("drop plans", || self.db.drop_plans(repo, n))
-                    .await
-                {
-                    return (StatusCode::SERVICE_UNAVAILABLE, err);
-                }
-                (StatusCode::OK, "unlocked".into())
+                self.retried("unlock", || self.db.unlock_pull(repo, n))
+                    .await?;
+                self.retried("drop plans", || self.db.drop_plans(repo, n))
+                    .await?;
+                Ok(Reply::Done("unlocked".into()))
             }
-            _ => (StatusCode::ACCEPTED, "action ignored".into()),
+            _ => Ok(Reply::Ignored("action ignored".into())),
         }
     }
 
@@ -749,24 +727,18 @@ impl Gate {
         }
     }
 
-    async fn on_comment(&self, w: &Work, e: &IssueCommentEvent) -> (StatusCode, String) {
+    async fn on_comment(&self, w: &Work, e: &IssueCommentEvent) -> Result<Reply, GateError> {
         if e.action != "created" || e.issue.pull_request.is_none() {
-            return (
-                StatusCode::ACCEPTED,
-                "not a new pull request comment".into(),
-            );
+            return Ok(Reply::Ignored("not a new pull request comment".into()));
         }
         let Some(cmd) = parse_command(&e.comment.body) else {
-            return (StatusCode::ACCEPTED, "not a command".into());
+            return Ok(Reply::Ignored("not a command".into()));
         };
         let repo = &e.repository.full_name;
         let n = e.issue.number;
         let who = &e.comment.user.login;
         let subj = subject(repo, n);
-        let perm = match self.github.permission(repo, who).await {
-            Ok(p) => p,
-            Err(err) => return (StatusCode::BAD_GATEWAY, err.to_string()),
-        };
+        let perm = self.github.permission(repo, who).await?;
         if !perm.can_write() {
             self.evidence(w, &subj, "gate.refused", who, true, json!({ "reason": "command_without_write", "command": format!("{cmd:?}"), "permission": perm }))
                 .await;
@@ -776,26 +748,19 @@ impl Gate {
                 &format!("twokey: refused: @{who} has {perm:?} permission; commands need write."),
             )
             .await;
-            return (StatusCode::OK, "refused: no write permission".into());
+            return Ok(Reply::Done("refused: no write permission".into()));
         }
         match cmd {
             Command::Unlock => {
-                if let Err(err) = self
-                    .retried("unlock", || self.db.unlock_pull(repo, n))
-                    .await
-                {
-                    return (StatusCode::SERVICE_UNAVAILABLE, err);
-                }
+                self.retried("unlock", || self.db.unlock_pull(repo, n))
+                    .await?;
                 self.evidence(w, &subj, "gate.unlock", who, false, json!({}))
                     .await;
                 self.say(repo, n, "twokey: locks released.").await;
-                (StatusCode::OK, "unlocked".into())
+                Ok(Reply::Done("unlocked".into()))
             }
             Command::Plan(p) => {
-                let pull = match self.github.pull(repo, n).await {
-                    Ok(p) => p,
-                    Err(err) => return (StatusCode::BAD_GATEWAY, err.to_string()),
-                };
+                let pull = self.github.pull(repo, n).await?;
                 self.plan_all(
                     w,
                     repo,
@@ -853,7 +818,7 @@ impl Gate {
         head: &str,
         targets: Targets<'_>,
         actor: &str,
-    ) -> (StatusCode, String) {
+    ) -> Result<Reply, GateError> {
         let subj = subject(repo, n);
         let tree = match self.tree(repo, n, head).await {
             Ok(t) => t,
@@ -870,7 +835,7 @@ impl Gate {
                     ),
                 )
                 .await;
-                return (StatusCode::BAD_GATEWAY, "checkout failed".into());
+                return Err(GateError::Checkout);
             }
         };
         let selection = match tokio::fs::read_to_string(tree.join(SELECTION_FILE)).await {
@@ -892,7 +857,7 @@ Workflows, steps and commands are defined only in the server's config; nothing w
                         ),
                     )
                     .await;
-                    return (StatusCode::OK, "refused: selection file".into());
+                    return Ok(Reply::Done("refused: selection file".into()));
                 }
             },
             Err(_) => None,
@@ -914,16 +879,14 @@ Workflows, steps and commands are defined only in the server's config; nothing w
         };
         // Resumed after a crash: projects this delivery already planned at
         // `head` are not planned again.
-        let done: Vec<String> = match self.db.plans(repo, n).await {
-            Ok(plans) => plans
-                .into_iter()
-                .filter(|p| {
-                    p.head_sha == head && p.delivery.as_deref() == Some(w.delivery.as_str())
-                })
-                .map(|p| p.project)
-                .collect(),
-            Err(e) => return (StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
-        };
+        let done: Vec<String> = self
+            .db
+            .plans(repo, n)
+            .await?
+            .into_iter()
+            .filter(|p| p.head_sha == head && p.delivery.as_deref() == Some(w.delivery.as_str()))
+            .map(|p| p.project)
+            .collect();
         let mut planned = 0;
         for p in &projects {
             if done.contains(&p.name) {
@@ -934,12 +897,11 @@ Workflows, steps and commands are defined only in the server's config; nothing w
         }
         let earlier = projects.len() - planned;
         if earlier > 0 {
-            return (
-                StatusCode::OK,
-                format!("planned {planned} project(s); {earlier} planned earlier by this delivery"),
-            );
+            return Ok(Reply::Done(format!(
+                "planned {planned} project(s); {earlier} planned earlier by this delivery"
+            )));
         }
-        (StatusCode::OK, format!("planned {planned} project(s)"))
+        Ok(Reply::Done(format!("planned {planned} project(s)")))
     }
 
     /// The saved plan as a file on this replica: where it was planned if
@@ -1074,6 +1036,7 @@ Workflows, steps and commands are defined only in the server's config; nothing w
                             .put_plan_file(repo, n, &p.name, head, &row.plan_sha256, &b64)
                     })
                     .await
+                    .map_err(|e| e.to_string())
                 }
                 Err(e) => Err(e.to_string()),
             };
@@ -1125,7 +1088,7 @@ Workflows, steps and commands are defined only in the server's config; nothing w
         who: &str,
         only: Option<&str>,
         merged: bool,
-    ) -> (StatusCode, String) {
+    ) -> Result<Reply, GateError> {
         let subj = subject(repo, n);
         // An apply of this pull request left by a dead worker is resolved
         // first (so a redelivery never applies it a second time).
@@ -1137,36 +1100,21 @@ Workflows, steps and commands are defined only in the server's config; nothing w
             req.require_mergeable = false;
             req.require_up_to_date = false;
         }
-        let mut pull = match self.github.pull(repo, n).await {
-            Ok(p) => p,
-            Err(e) => return (StatusCode::BAD_GATEWAY, e.to_string()),
-        };
+        let mut pull = self.github.pull(repo, n).await?;
         // GitHub answers `mergeable: null` while it computes it after a
         // push: ask again a few times before refusing as unknown.
         let mut tries = 0;
         while pull.mergeable.is_none() && req.require_mergeable && tries < 5 {
             tokio::time::sleep(self.mergeable_retry).await;
             tries += 1;
-            pull = match self.github.pull(repo, n).await {
-                Ok(p) => p,
-                Err(e) => return (StatusCode::BAD_GATEWAY, e.to_string()),
-            };
+            pull = self.github.pull(repo, n).await?;
         }
-        let mut reviews = match self.github.reviews(repo, n).await {
-            Ok(r) => r,
-            Err(e) => return (StatusCode::BAD_GATEWAY, e.to_string()),
-        };
+        let mut reviews = self.github.reviews(repo, n).await?;
         for r in &mut reviews {
-            match self.github.permission(repo, &r.reviewer).await {
-                Ok(p) => r.permission = p,
-                Err(e) => return (StatusCode::BAD_GATEWAY, e.to_string()),
-            }
+            r.permission = self.github.permission(repo, &r.reviewer).await?;
         }
         let pusher = self.db.pusher(repo, n, &pull.head_sha).await.ok().flatten();
-        let head_authors = match self.github.commit_logins(repo, &pull.head_sha).await {
-            Ok(a) => a,
-            Err(e) => return (StatusCode::BAD_GATEWAY, e.to_string()),
-        };
+        let head_authors = self.github.commit_logins(repo, &pull.head_sha).await?;
         let facts = PullFacts {
             head_sha: pull.head_sha.clone(),
             author: pull.author.clone(),
@@ -1186,13 +1134,12 @@ Workflows, steps and commands are defined only in the server's config; nothing w
                 &format!("twokey: apply refused.\n{}", decision.explain()),
             )
             .await;
-            return (StatusCode::OK, "apply refused".into());
+            return Ok(Reply::Done("apply refused".into()));
         }
-        let plans = match self.db.plans(repo, n).await {
-            Ok(p) => p,
-            Err(e) => return (StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
-        };
-        let plans: Vec<PlanRow> = plans
+        let plans: Vec<PlanRow> = self
+            .db
+            .plans(repo, n)
+            .await?
             .into_iter()
             .filter(|p| only.is_none() || only == Some(p.project.as_str()))
             .filter(|p| p.head_sha == pull.head_sha)
@@ -1207,12 +1154,9 @@ Workflows, steps and commands are defined only in the server's config; nothing w
             .filter(|p| p.status == "planned")
             .collect();
         if plans.is_empty() && earlier > 0 {
-            return (
-                StatusCode::OK,
-                format!(
-                    "{earlier} project(s) applied earlier by this delivery; nothing applied twice"
-                ),
-            );
+            return Ok(Reply::Done(format!(
+                "{earlier} project(s) applied earlier by this delivery; nothing applied twice"
+            )));
         }
         if plans.is_empty() {
             self.evidence(
@@ -1230,7 +1174,7 @@ Workflows, steps and commands are defined only in the server's config; nothing w
                 "twokey: apply refused: no successful plan for the head commit; run `twokey plan`.",
             )
             .await;
-            return (StatusCode::OK, "no plan".into());
+            return Ok(Reply::Done("no plan".into()));
         }
         let mut applied = 0;
         for plan in plans {
@@ -1242,7 +1186,7 @@ Workflows, steps and commands are defined only in the server's config; nothing w
                 continue;
             };
             // Claim the plan once (a second `apply` or replica gets nothing).
-            match self
+            let claimed = self
                 .db
                 .claim_plan(
                     repo,
@@ -1253,10 +1197,9 @@ Workflows, steps and commands are defined only in the server's config; nothing w
                     &w.owner,
                     self.now() + self.lease_ms(),
                 )
-                .await
-            {
-                Ok(true) => {}
-                Ok(false) => {
+                .await?;
+            if !claimed {
+                {
                     // Another comment or replica claimed it first.
                     self.say(
                         repo,
@@ -1270,7 +1213,6 @@ Workflows, steps and commands are defined only in the server's config; nothing w
                     .await;
                     continue;
                 }
-                Err(e) => return (StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
             }
             crash_point("apply:claimed").await;
             // Evidence first: no apply without its ledger entry.
@@ -1289,7 +1231,9 @@ Workflows, steps and commands are defined only in the server's config; nothing w
                 {
                     tracing::error!(%repo, pull = n, project = %plan.project, error = %e, "gate: plan left applying; the recovery pass resolves it");
                 }
-                return (StatusCode::SERVICE_UNAVAILABLE, "ledger unavailable; not applied".into());
+                return Err(GateError::Unrecorded(
+                    "ledger unavailable; not applied".into(),
+                ));
             }
             crash_point("apply:evidence").await;
             let res = match (
@@ -1346,7 +1290,7 @@ Workflows, steps and commands are defined only in the server's config; nothing w
                 applied += 1;
             }
         }
-        (StatusCode::OK, format!("applied {applied} project(s)"))
+        Ok(Reply::Done(format!("applied {applied} project(s)")))
     }
 }
 
@@ -1552,6 +1496,25 @@ impl Gate {
 /// `202 Accepted` (GitHub gives up after 10 s; the work goes on regardless).
 const ANSWER_WITHIN: Duration = Duration::from_secs(8);
 
+/// The HTTP status and text of the engine's result: the one place a
+/// [`GateError`] becomes a status.
+fn status_of(result: Result<Reply, GateError>) -> (StatusCode, String) {
+    let e = match result {
+        Ok(Reply::Done(text)) => return (StatusCode::OK, text),
+        Ok(Reply::Ignored(text)) => return (StatusCode::ACCEPTED, text),
+        Err(e) => e,
+    };
+    let status = match &e {
+        GateError::BadRequest(_) => StatusCode::BAD_REQUEST,
+        GateError::Unsigned(_) => StatusCode::UNAUTHORIZED,
+        GateError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+        GateError::GitHub(_) | GateError::Checkout => StatusCode::BAD_GATEWAY,
+        GateError::Store(_) | GateError::Unrecorded(_) => StatusCode::SERVICE_UNAVAILABLE,
+        GateError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    (status, e.to_string())
+}
+
 /// The webhook's answer: a success as plain text, every error as RFC 9457
 /// problem details (`application/problem+json`) like the rest of the API. A
 /// server-side failure says only "internal error" with a correlation id that
@@ -1614,7 +1577,7 @@ pub fn router(gate: Arc<Gate>) -> axum::Router {
                     .get("x-github-delivery")
                     .and_then(|v| v.to_str().ok())
                     .map(String::from);
-                return g.too_large(d.as_deref()).await;
+                return status_of(Err(g.too_large(d.as_deref()).await));
             }
             Err(e) => return (e.status(), e.body_text()),
         };
@@ -1626,8 +1589,8 @@ pub fn router(gate: Arc<Gate>) -> axum::Router {
             g.handle(&headers, &body).await
         });
         match tokio::time::timeout(within, task).await {
-            Ok(Ok(r)) => r,
-            Ok(Err(e)) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+            Ok(Ok(r)) => status_of(r),
+            Ok(Err(e)) => status_of(Err(GateError::Internal(e.to_string()))),
             Err(_) => (StatusCode::ACCEPTED, "accepted; working on it".into()),
         }
     }
