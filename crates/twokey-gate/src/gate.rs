@@ -15,9 +15,9 @@ use twokey_store::StoreError;
 
 use crate::config::{select, GateConfig, Project, Tool, SELECTION_FILE};
 use crate::db::{DeliveryStart, GateDb, Lock, PlanRow, StuckPlan};
-use crate::github::{GitHub, StatusState};
+use crate::github::{GitHub, PullInfo, StatusState};
 use crate::redact::{redact, split_comment, GITHUB_COMMENT_LIMIT};
-use crate::requirements::{decide, PullFacts};
+use crate::requirements::{decide, Decision, PullFacts, Requirements};
 use crate::runner::Runner;
 use crate::webhook::{self, Event, IssueCommentEvent, PullRequestEvent, WebhookError};
 
@@ -819,64 +819,12 @@ impl Gate {
         targets: Targets<'_>,
         actor: &str,
     ) -> Result<Reply, GateError> {
-        let subj = subject(repo, n);
-        let tree = match self.tree(repo, n, head).await {
-            Ok(t) => t,
-            Err(e) => {
-                tracing::warn!(%repo, pull = n, error = %e, "gate: checkout failed");
-                self.status(repo, head, StatusState::Failure, "checkout failed")
-                    .await;
-                self.say(
-                    repo,
-                    n,
-                    &format!(
-                        "twokey: cannot check out {head}: {}",
-                        redact(&e, &self.config.redact_values)
-                    ),
-                )
-                .await;
-                return Err(GateError::Checkout);
-            }
+        let tree = self.checkout_for_plan(repo, n, head).await?;
+        let selection = match self.selection(repo, &tree).await {
+            Ok(sel) => sel,
+            Err(msg) => return Ok(self.refuse_selection(w, repo, n, head, actor, &msg).await),
         };
-        let selection = match tokio::fs::read_to_string(tree.join(SELECTION_FILE)).await {
-            Ok(text) => match select(&self.config, repo, &text) {
-                Ok(sel) => Some(sel.into_iter().cloned().collect::<Vec<Project>>()),
-                Err(err) => {
-                    let msg = err.to_string();
-                    self.evidence(w, &subj, "gate.refused", actor, true, json!({ "reason": "selection_file", "head_sha": head, "file": SELECTION_FILE, "error": msg }))
-                        .await;
-                    self.status(repo, head, StatusState::Failure, "selection file refused")
-                        .await;
-                    self.say(
-                        repo,
-                        n,
-                        &format!(
-                            "twokey: refused: {msg}
-
-Workflows, steps and commands are defined only in the server's config; nothing was planned for {head}."
-                        ),
-                    )
-                    .await;
-                    return Ok(Reply::Done("refused: selection file".into()));
-                }
-            },
-            Err(_) => None,
-        };
-        let projects: Vec<Project> = match (&selection, targets) {
-            (Some(sel), Targets::Changed(_)) => sel.clone(),
-            (Some(sel), Targets::Named(name)) => sel
-                .iter()
-                .filter(|p| name.is_none() || name == Some(p.name.as_str()))
-                .cloned()
-                .collect(),
-            (None, Targets::Changed(files)) => self
-                .config
-                .affected(repo, files)
-                .into_iter()
-                .cloned()
-                .collect(),
-            (None, Targets::Named(name)) => self.projects_for(repo, name),
-        };
+        let projects = self.projects_to_plan(repo, selection, targets);
         // Resumed after a crash: projects this delivery already planned at
         // `head` are not planned again.
         let done: Vec<String> = self
@@ -902,6 +850,99 @@ Workflows, steps and commands are defined only in the server's config; nothing w
             )));
         }
         Ok(Reply::Done(format!("planned {planned} project(s)")))
+    }
+
+    /// The head commit's tree; a checkout that fails is answered on the
+    /// pull request and its commit status.
+    async fn checkout_for_plan(
+        &self,
+        repo: &str,
+        n: u64,
+        head: &str,
+    ) -> Result<PathBuf, GateError> {
+        match self.tree(repo, n, head).await {
+            Ok(t) => Ok(t),
+            Err(e) => {
+                tracing::warn!(%repo, pull = n, error = %e, "gate: checkout failed");
+                self.status(repo, head, StatusState::Failure, "checkout failed")
+                    .await;
+                self.say(
+                    repo,
+                    n,
+                    &format!(
+                        "twokey: cannot check out {head}: {}",
+                        redact(&e, &self.config.redact_values)
+                    ),
+                )
+                .await;
+                Err(GateError::Checkout)
+            }
+        }
+    }
+
+    /// The projects the tree's selection file chooses (`None` without
+    /// one), or why the file is refused.
+    async fn selection(&self, repo: &str, tree: &Path) -> Result<Option<Vec<Project>>, String> {
+        match tokio::fs::read_to_string(tree.join(SELECTION_FILE)).await {
+            Ok(text) => match select(&self.config, repo, &text) {
+                Ok(sel) => Ok(Some(sel.into_iter().cloned().collect())),
+                Err(err) => Err(err.to_string()),
+            },
+            Err(_) => Ok(None),
+        }
+    }
+
+    /// Records and answers a refused selection file: nothing is planned.
+    async fn refuse_selection(
+        &self,
+        w: &Work,
+        repo: &str,
+        n: u64,
+        head: &str,
+        actor: &str,
+        msg: &str,
+    ) -> Reply {
+        let subj = subject(repo, n);
+        self.evidence(w, &subj, "gate.refused", actor, true, json!({ "reason": "selection_file", "head_sha": head, "file": SELECTION_FILE, "error": msg }))
+            .await;
+        self.status(repo, head, StatusState::Failure, "selection file refused")
+            .await;
+        self.say(
+            repo,
+            n,
+            &format!(
+                "twokey: refused: {msg}
+
+Workflows, steps and commands are defined only in the server's config; nothing was planned for {head}."
+            ),
+        )
+        .await;
+        Reply::Done("refused: selection file".into())
+    }
+
+    /// The projects to plan: the selection file's (those named, when a
+    /// command names one), else the configured ones that changed or are
+    /// named.
+    fn projects_to_plan(
+        &self,
+        repo: &str,
+        selection: Option<Vec<Project>>,
+        targets: Targets<'_>,
+    ) -> Vec<Project> {
+        match (selection, targets) {
+            (Some(sel), Targets::Changed(_)) => sel,
+            (Some(sel), Targets::Named(name)) => sel
+                .into_iter()
+                .filter(|p| name.is_none() || name == Some(p.name.as_str()))
+                .collect(),
+            (None, Targets::Changed(files)) => self
+                .config
+                .affected(repo, files)
+                .into_iter()
+                .cloned()
+                .collect(),
+            (None, Targets::Named(name)) => self.projects_for(repo, name),
+        }
     }
 
     /// The saved plan as a file on this replica: where it was planned if
@@ -950,9 +991,36 @@ Workflows, steps and commands are defined only in the server's config; nothing w
         Ok(local)
     }
 
-    /// Plans one project of a pull request at `head`.
+    /// Plans one project of a pull request at `head`: lock it, run the
+    /// plan, record and save it, answer on the pull request.
     async fn plan(&self, w: &Work, repo: &str, n: u64, head: &str, p: &Project, actor: &str) {
-        let subj = subject(repo, n);
+        if !self.lock_for_plan(w, repo, n, head, p, actor).await {
+            return;
+        }
+        self.status(repo, head, StatusState::Pending, "planning")
+            .await;
+        let run = self.run_plan(repo, n, head, p).await;
+        let shown = redact(&run.text, &self.config.redact_values);
+        if !self
+            .save_plan(w, repo, n, head, p, actor, &run, shown != run.text)
+            .await
+        {
+            return;
+        }
+        self.answer_plan(repo, n, head, p, run.ok, &shown).await;
+    }
+
+    /// Takes the project's lock for the pull request; whether it holds it
+    /// (a lock held by another pull request is answered on this one).
+    async fn lock_for_plan(
+        &self,
+        w: &Work,
+        repo: &str,
+        n: u64,
+        head: &str,
+        p: &Project,
+        actor: &str,
+    ) -> bool {
         let lock = Lock {
             repo: repo.into(),
             project: p.name.clone(),
@@ -962,7 +1030,7 @@ Workflows, steps and commands are defined only in the server's config; nothing w
             locked_by: actor.into(),
         };
         match self.db.lock(&lock, self.now()).await {
-            Ok(None) => {}
+            Ok(None) => true,
             Ok(Some(holder)) => {
                 self.say(repo, n, &format!("twokey: project `{}` workspace `{}` is locked by #{}; plan there first or `twokey unlock` it.", p.name, p.workspace, holder.pull)).await;
                 self.status(
@@ -972,16 +1040,19 @@ Workflows, steps and commands are defined only in the server's config; nothing w
                     "locked by another pull request",
                 )
                 .await;
-                return;
+                false
             }
             Err(e) => {
                 tracing::warn!(error = %e, "gate: lock failed");
                 w.missed();
-                return;
+                false
             }
         }
-        self.status(repo, head, StatusState::Pending, "planning")
-            .await;
+    }
+
+    /// Runs Terraform's plan of the project in the head commit's tree,
+    /// saving the plan file.
+    async fn run_plan(&self, repo: &str, n: u64, head: &str, p: &Project) -> PlanRun {
         let result = async {
             let tree = self.tree(repo, n, head).await?;
             let dir = tree.join(&p.dir);
@@ -999,12 +1070,39 @@ Workflows, steps and commands are defined only in the server's config; nothing w
             Ok::<_, String>((out, plan_path))
         }
         .await;
-        let (ok, text, sha, path) = match result {
-            Ok((out, path)) => (out.ok, out.output, out.plan_sha256, path),
-            Err(e) => (false, e, None, PathBuf::new()),
-        };
-        let shown = redact(&text, &self.config.redact_values);
-        let redacted = shown != text;
+        match result {
+            Ok((out, path)) => PlanRun {
+                ok: out.ok,
+                text: out.output,
+                sha: out.plan_sha256,
+                path,
+            },
+            Err(e) => PlanRun {
+                ok: false,
+                text: e,
+                sha: None,
+                path: PathBuf::new(),
+            },
+        }
+    }
+
+    /// Records the plan in the ledger, then keeps its file and its row in
+    /// the store; whether all of it was written (if not, the delivery is
+    /// marked unfinished).
+    #[allow(clippy::too_many_arguments)]
+    async fn save_plan(
+        &self,
+        w: &Work,
+        repo: &str,
+        n: u64,
+        head: &str,
+        p: &Project,
+        actor: &str,
+        run: &PlanRun,
+        redacted: bool,
+    ) -> bool {
+        let subj = subject(repo, n);
+        let (ok, sha, path) = (run.ok, &run.sha, &run.path);
         let row = PlanRow {
             project: p.name.clone(),
             head_sha: head.into(),
@@ -1022,12 +1120,12 @@ Workflows, steps and commands are defined only in the server's config; nothing w
             .evidence(w, &subj, "gate.plan", actor, false, json!({ "project": p.name, "workspace": p.workspace, "head_sha": head, "ok": ok, "plan_sha256": sha, "redacted": redacted }))
             .await
         {
-            return;
+            return false;
         }
         if ok {
             // The plan file itself goes to the store too, so any replica
             // can apply it (its SHA-256 is checked again before use).
-            let stored = match tokio::fs::read(&path).await {
+            let stored = match tokio::fs::read(path).await {
                 Ok(bytes) => {
                     use base64::Engine;
                     let b64 = base64::engine::general_purpose::STANDARD.encode(bytes);
@@ -1043,7 +1141,7 @@ Workflows, steps and commands are defined only in the server's config; nothing w
             if let Err(e) = stored {
                 tracing::warn!(%repo, pull = n, error = %e, "gate: cannot store the plan file");
                 w.missed();
-                return;
+                return false;
             }
         }
         if self
@@ -1054,8 +1152,22 @@ Workflows, steps and commands are defined only in the server's config; nothing w
             .is_err()
         {
             w.missed();
-            return;
+            return false;
         }
+        true
+    }
+
+    /// Answers a plan on the pull request (its redacted output) and in the
+    /// head commit's status.
+    async fn answer_plan(
+        &self,
+        repo: &str,
+        n: u64,
+        head: &str,
+        p: &Project,
+        ok: bool,
+        shown: &str,
+    ) {
         let header = format!(
             "### twokey plan `{}` ({}) at {}: {}",
             p.name,
@@ -1063,7 +1175,7 @@ Workflows, steps and commands are defined only in the server's config; nothing w
             head.get(..7).unwrap_or(head),
             if ok { "succeeded" } else { "FAILED" }
         );
-        for c in split_comment(&header, &shown, GITHUB_COMMENT_LIMIT) {
+        for c in split_comment(&header, shown, GITHUB_COMMENT_LIMIT) {
             self.say(repo, n, &c).await;
         }
         let st = if ok {
@@ -1080,6 +1192,9 @@ Workflows, steps and commands are defined only in the server's config; nothing w
         .await;
     }
 
+    /// Applies the saved plans of a pull request's head commit (all, or
+    /// project `only`), if the apply requirements are met; `merged` when it
+    /// runs on merge.
     async fn apply(
         &self,
         w: &Work,
@@ -1089,10 +1204,46 @@ Workflows, steps and commands are defined only in the server's config; nothing w
         only: Option<&str>,
         merged: bool,
     ) -> Result<Reply, GateError> {
-        let subj = subject(repo, n);
         // An apply of this pull request left by a dead worker is resolved
         // first (so a redelivery never applies it a second time).
         self.recover_plans(Some((repo, n))).await;
+        let req = self.apply_requirements(merged);
+        let (pull, facts) = self.pull_facts(repo, n, &req).await?;
+        let decision = decide(&facts, &req);
+        let a = ApplyRun {
+            w,
+            repo,
+            n,
+            who,
+            subj: subject(repo, n),
+            merged,
+            pull,
+            facts,
+            decision,
+        };
+        if !a.decision.allowed() {
+            return Ok(self.refuse_apply(&a).await);
+        }
+        let (plans, earlier) = self.plans_to_apply(&a, only).await?;
+        if plans.is_empty() && earlier > 0 {
+            return Ok(Reply::Done(format!(
+                "{earlier} project(s) applied earlier by this delivery; nothing applied twice"
+            )));
+        }
+        if plans.is_empty() {
+            return Ok(self.refuse_no_plan(&a).await);
+        }
+        let mut applied = 0;
+        for plan in plans {
+            if self.apply_plan(&a, &plan).await? {
+                applied += 1;
+            }
+        }
+        Ok(Reply::Done(format!("applied {applied} project(s)")))
+    }
+
+    /// The requirements an apply must meet (fewer once merged).
+    fn apply_requirements(&self, merged: bool) -> Requirements {
         let mut req = self.config.requirements();
         if merged {
             // Once merged, GitHub no longer computes mergeability; branch
@@ -1100,6 +1251,17 @@ Workflows, steps and commands are defined only in the server's config; nothing w
             req.require_mergeable = false;
             req.require_up_to_date = false;
         }
+        req
+    }
+
+    /// What the decision needs to know about the pull request, from GitHub
+    /// and the recorded pusher.
+    async fn pull_facts(
+        &self,
+        repo: &str,
+        n: u64,
+        req: &Requirements,
+    ) -> Result<(PullInfo, PullFacts), GateError> {
         let mut pull = self.github.pull(repo, n).await?;
         // GitHub answers `mergeable: null` while it computes it after a
         // push: ask again a few times before refusing as unknown.
@@ -1124,174 +1286,272 @@ Workflows, steps and commands are defined only in the server's config; nothing w
             behind: pull.mergeable_state == "behind",
             reviews,
         };
-        let decision = decide(&facts, &req);
-        if !decision.allowed() {
-            self.evidence(w, &subj, "gate.refused", who, true, json!({ "reason": "apply_requirements", "head_sha": pull.head_sha, "decision": decision }))
-                .await;
-            self.say(
-                repo,
-                n,
-                &format!("twokey: apply refused.\n{}", decision.explain()),
-            )
+        Ok((pull, facts))
+    }
+
+    /// Records and answers an apply whose requirements are not met.
+    async fn refuse_apply(&self, a: &ApplyRun<'_>) -> Reply {
+        self.evidence(a.w, &a.subj, "gate.refused", a.who, true, json!({ "reason": "apply_requirements", "head_sha": a.pull.head_sha, "decision": a.decision }))
             .await;
-            return Ok(Reply::Done("apply refused".into()));
-        }
+        self.say(
+            a.repo,
+            a.n,
+            &format!("twokey: apply refused.\n{}", a.decision.explain()),
+        )
+        .await;
+        Reply::Done("apply refused".into())
+    }
+
+    /// The plans of the head commit still to apply, and how many of them
+    /// this delivery applied earlier.
+    async fn plans_to_apply(
+        &self,
+        a: &ApplyRun<'_>,
+        only: Option<&str>,
+    ) -> Result<(Vec<PlanRow>, usize), GateError> {
         let plans: Vec<PlanRow> = self
             .db
-            .plans(repo, n)
+            .plans(a.repo, a.n)
             .await?
             .into_iter()
             .filter(|p| only.is_none() || only == Some(p.project.as_str()))
-            .filter(|p| p.head_sha == pull.head_sha)
+            .filter(|p| p.head_sha == a.pull.head_sha)
             .collect();
         // Resumed after a crash: what this delivery applied is not applied again.
         let earlier = plans
             .iter()
-            .filter(|p| p.delivery.as_deref() == Some(w.delivery.as_str()) && p.status != "planned")
+            .filter(|p| {
+                p.delivery.as_deref() == Some(a.w.delivery.as_str()) && p.status != "planned"
+            })
             .count();
         let plans: Vec<PlanRow> = plans
             .into_iter()
             .filter(|p| p.status == "planned")
             .collect();
-        if plans.is_empty() && earlier > 0 {
-            return Ok(Reply::Done(format!(
-                "{earlier} project(s) applied earlier by this delivery; nothing applied twice"
-            )));
+        Ok((plans, earlier))
+    }
+
+    /// Records and answers an apply with no plan of the head commit.
+    async fn refuse_no_plan(&self, a: &ApplyRun<'_>) -> Reply {
+        self.evidence(
+            a.w,
+            &a.subj,
+            "gate.refused",
+            a.who,
+            false,
+            json!({ "reason": "no_plan_for_head", "head_sha": a.pull.head_sha }),
+        )
+        .await;
+        self.say(
+            a.repo,
+            a.n,
+            "twokey: apply refused: no successful plan for the head commit; run `twokey plan`.",
+        )
+        .await;
+        Reply::Done("no plan".into())
+    }
+
+    /// Applies one saved plan: claim it, record the evidence, run the
+    /// apply, record its result and move the plan, answer on the pull
+    /// request. Returns whether it was applied.
+    async fn apply_plan(&self, a: &ApplyRun<'_>, plan: &PlanRow) -> Result<bool, GateError> {
+        let Some(project) = self
+            .projects_for(a.repo, Some(&plan.project))
+            .into_iter()
+            .next()
+        else {
+            return Ok(false);
+        };
+        if !self.claim_for_apply(a, plan).await? {
+            return Ok(false);
         }
-        if plans.is_empty() {
-            self.evidence(
-                w,
-                &subj,
-                "gate.refused",
-                who,
-                false,
-                json!({ "reason": "no_plan_for_head", "head_sha": pull.head_sha }),
+        crash_point("apply:claimed").await;
+        self.record_apply_evidence(a, plan).await?;
+        crash_point("apply:evidence").await;
+        let (ok, text) = self.run_apply(a, &project, plan).await;
+        crash_point("apply:ran").await;
+        let shown = redact(&text, &self.config.redact_values);
+        self.record_apply_result(a, plan, ok, shown != text).await;
+        self.answer_apply(a, plan, ok, &shown).await;
+        Ok(ok)
+    }
+
+    /// Claims the plan once (a second `apply` or replica gets nothing);
+    /// whether this worker got it.
+    async fn claim_for_apply(&self, a: &ApplyRun<'_>, plan: &PlanRow) -> Result<bool, GateError> {
+        let claimed = self
+            .db
+            .claim_plan(
+                a.repo,
+                a.n,
+                &plan.project,
+                &a.pull.head_sha,
+                &a.w.delivery,
+                &a.w.owner,
+                self.now() + self.lease_ms(),
             )
-            .await;
+            .await?;
+        if !claimed {
+            // Another comment or replica claimed it first.
             self.say(
-                repo,
-                n,
-                "twokey: apply refused: no successful plan for the head commit; run `twokey plan`.",
+                a.repo,
+                a.n,
+                &format!(
+                    "twokey: `{}` at {} is already being applied by another command; not applying it twice.",
+                    plan.project,
+                    a.pull.head_sha.get(..7).unwrap_or(&a.pull.head_sha)
+                ),
             )
             .await;
-            return Ok(Reply::Done("no plan".into()));
         }
-        let mut applied = 0;
-        for plan in plans {
-            let Some(project) = self
-                .projects_for(repo, Some(&plan.project))
-                .into_iter()
-                .next()
-            else {
-                continue;
-            };
-            // Claim the plan once (a second `apply` or replica gets nothing).
-            let claimed = self
-                .db
-                .claim_plan(
-                    repo,
-                    n,
+        Ok(claimed)
+    }
+
+    /// Evidence first: no apply without its ledger entry. If it cannot be
+    /// written the plan is given back and the apply refused.
+    async fn record_apply_evidence(
+        &self,
+        a: &ApplyRun<'_>,
+        plan: &PlanRow,
+    ) -> Result<(), GateError> {
+        let (w, pull, facts, decision) = (a.w, &a.pull, &a.facts, &a.decision);
+        if self
+            .evidence(w, &a.subj, "gate.apply_evidence", a.who, false, json!({ "project": plan.project, "head_sha": pull.head_sha, "plan_sha256": plan.plan_sha256, "author": pull.author, "last_pusher": facts.last_pusher, "head_authors": facts.head_authors, "approvals": decision.approvals, "ignored": decision.ignored, "on_merge": a.merged, "delivery": w.delivery }))
+            .await
+        {
+            return Ok(());
+        }
+        // Not applied: give the plan back. If even that fails, its
+        // claim is released with the delivery and the recovery pass
+        // finds no evidence and gives it back.
+        if let Err(e) = self
+            .retried("unclaim plan", || {
+                self.db.settle_plan(
+                    a.repo,
+                    a.n,
                     &plan.project,
                     &pull.head_sha,
-                    &w.delivery,
                     &w.owner,
-                    self.now() + self.lease_ms(),
+                    "planned",
                 )
-                .await?;
-            if !claimed {
-                {
-                    // Another comment or replica claimed it first.
-                    self.say(
-                        repo,
-                        n,
-                        &format!(
-                            "twokey: `{}` at {} is already being applied by another command; not applying it twice.",
-                            plan.project,
-                            pull.head_sha.get(..7).unwrap_or(&pull.head_sha)
-                        ),
-                    )
-                    .await;
-                    continue;
-                }
-            }
-            crash_point("apply:claimed").await;
-            // Evidence first: no apply without its ledger entry.
-            if !self
-                .evidence(w, &subj, "gate.apply_evidence", who, false, json!({ "project": plan.project, "head_sha": pull.head_sha, "plan_sha256": plan.plan_sha256, "author": pull.author, "last_pusher": facts.last_pusher, "head_authors": facts.head_authors, "approvals": decision.approvals, "ignored": decision.ignored, "on_merge": merged, "delivery": w.delivery }))
-                .await
-            {
-                // Not applied: give the plan back. If even that fails, its
-                // claim is released with the delivery and the recovery pass
-                // finds no evidence and gives it back.
-                if let Err(e) = self
-                    .retried("unclaim plan", || {
-                        self.db.settle_plan(repo, n, &plan.project, &pull.head_sha, &w.owner, "planned")
-                    })
-                    .await
-                {
-                    tracing::error!(%repo, pull = n, project = %plan.project, error = %e, "gate: plan left applying; the recovery pass resolves it");
-                }
-                return Err(GateError::Unrecorded(
-                    "ledger unavailable; not applied".into(),
-                ));
-            }
-            crash_point("apply:evidence").await;
-            let res = match (
-                self.tree(repo, n, &pull.head_sha).await,
-                self.local_plan(repo, n, &plan).await,
-            ) {
-                (Ok(tree), Ok(plan_path)) => self
-                    .runner(&project)
-                    .apply(
-                        &project,
-                        &tree.join(&project.dir),
-                        &plan_path,
-                        &plan.plan_sha256,
-                    )
-                    .await
-                    .map_err(|e| e.to_string()),
-                (Err(e), _) | (_, Err(e)) => Err(e),
-            };
-            let (ok, text) = match res {
-                Ok(o) => (o.ok, o.output),
-                Err(e) => (false, e),
-            };
-            crash_point("apply:ran").await;
-            let shown = redact(&text, &self.config.redact_values);
-            // The result is evidence before the plan moves: a plan is never
-            // `applied` without it. If it cannot be written, the plan stays
-            // `applying` and the recovery pass re-checks it with Terraform.
-            if self
-                .evidence(w, &subj, "gate.apply_result", who, !ok, json!({ "project": plan.project, "head_sha": pull.head_sha, "plan_sha256": plan.plan_sha256, "ok": ok, "redacted": shown != text }))
-                .await
-            {
-                let to = if ok { "applied" } else { "apply_failed" };
-                if let Err(e) = self
-                    .retried("settle plan", || {
-                        self.db.settle_plan(repo, n, &plan.project, &pull.head_sha, &w.owner, to)
-                    })
-                    .await
-                {
-                    // Its result is in the ledger: the recovery pass moves it.
-                    tracing::error!(%repo, pull = n, project = %plan.project, error = %e, "gate: plan left applying");
-                    w.missed();
-                }
-            }
-            let header = format!(
-                "### twokey apply `{}` at {}: {}",
-                plan.project,
-                pull.head_sha.get(..7).unwrap_or(&pull.head_sha),
-                if ok { "succeeded" } else { "FAILED" }
-            );
-            for c in split_comment(&header, &shown, GITHUB_COMMENT_LIMIT) {
-                self.say(repo, n, &c).await;
-            }
-            if ok {
-                applied += 1;
-            }
+            })
+            .await
+        {
+            tracing::error!(repo = %a.repo, pull = a.n, project = %plan.project, error = %e, "gate: plan left applying; the recovery pass resolves it");
         }
-        Ok(Reply::Done(format!("applied {applied} project(s)")))
+        Err(GateError::Unrecorded(
+            "ledger unavailable; not applied".into(),
+        ))
     }
+
+    /// Runs Terraform's apply of the saved plan in the head commit's tree:
+    /// whether it succeeded, and its output (or why it could not run).
+    async fn run_apply(
+        &self,
+        a: &ApplyRun<'_>,
+        project: &Project,
+        plan: &PlanRow,
+    ) -> (bool, String) {
+        let res = match (
+            self.tree(a.repo, a.n, &a.pull.head_sha).await,
+            self.local_plan(a.repo, a.n, plan).await,
+        ) {
+            (Ok(tree), Ok(plan_path)) => self
+                .runner(project)
+                .apply(
+                    project,
+                    &tree.join(&project.dir),
+                    &plan_path,
+                    &plan.plan_sha256,
+                )
+                .await
+                .map_err(|e| e.to_string()),
+            (Err(e), _) | (_, Err(e)) => Err(e),
+        };
+        match res {
+            Ok(o) => (o.ok, o.output),
+            Err(e) => (false, e),
+        }
+    }
+
+    /// The result is evidence before the plan moves: a plan is never
+    /// `applied` without it. If it cannot be written, the plan stays
+    /// `applying` and the recovery pass re-checks it with Terraform.
+    async fn record_apply_result(
+        &self,
+        a: &ApplyRun<'_>,
+        plan: &PlanRow,
+        ok: bool,
+        redacted: bool,
+    ) {
+        let (w, pull) = (a.w, &a.pull);
+        if !self
+            .evidence(w, &a.subj, "gate.apply_result", a.who, !ok, json!({ "project": plan.project, "head_sha": pull.head_sha, "plan_sha256": plan.plan_sha256, "ok": ok, "redacted": redacted }))
+            .await
+        {
+            return;
+        }
+        let to = if ok { "applied" } else { "apply_failed" };
+        if let Err(e) = self
+            .retried("settle plan", || {
+                self.db
+                    .settle_plan(a.repo, a.n, &plan.project, &pull.head_sha, &w.owner, to)
+            })
+            .await
+        {
+            // Its result is in the ledger: the recovery pass moves it.
+            tracing::error!(repo = %a.repo, pull = a.n, project = %plan.project, error = %e, "gate: plan left applying");
+            w.missed();
+        }
+    }
+
+    /// Answers an apply on the pull request with its (redacted) output.
+    async fn answer_apply(&self, a: &ApplyRun<'_>, plan: &PlanRow, ok: bool, shown: &str) {
+        let header = format!(
+            "### twokey apply `{}` at {}: {}",
+            plan.project,
+            a.pull.head_sha.get(..7).unwrap_or(&a.pull.head_sha),
+            if ok { "succeeded" } else { "FAILED" }
+        );
+        for c in split_comment(&header, shown, GITHUB_COMMENT_LIMIT) {
+            self.say(a.repo, a.n, &c).await;
+        }
+    }
+}
+
+/// What one Terraform plan gave.
+struct PlanRun {
+    /// Whether it succeeded.
+    ok: bool,
+    /// Its output, or why it could not run.
+    text: String,
+    /// SHA-256 of the saved plan file, when it succeeded.
+    sha: Option<String>,
+    /// The saved plan file (empty when it could not run).
+    path: PathBuf,
+}
+
+/// One apply command (or apply on merge) of a pull request: who asked, the
+/// pull request's facts and the decision that allowed it.
+struct ApplyRun<'a> {
+    /// The delivery.
+    w: &'a Work,
+    /// Repository.
+    repo: &'a str,
+    /// Pull request.
+    n: u64,
+    /// Who asked (or merged).
+    who: &'a str,
+    /// The ledger subject of the pull request.
+    subj: String,
+    /// Whether it runs on merge.
+    merged: bool,
+    /// The pull request as GitHub reports it.
+    pull: PullInfo,
+    /// What the decision was made on.
+    facts: PullFacts,
+    /// The decision.
+    decision: Decision,
 }
 
 /// The outcome of one project's drift check.
