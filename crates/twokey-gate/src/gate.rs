@@ -10,11 +10,15 @@ use async_trait::async_trait;
 use axum::http::{HeaderMap, StatusCode};
 use serde_json::json;
 use sha2::{Digest, Sha256};
-use twokey_core::{Event as LedgerEvent, Millis};
+use twokey_core::event::{
+    ApplyEvidence, ApplyResult, DeliveryResumed, Drift, DriftFailed, DriftTarget, Empty, GatePlan,
+    GateRefused, LedgerEvent,
+};
+use twokey_core::Millis;
 use twokey_store::StoreError;
 
 use crate::config::{select, GateConfig, Project, Tool, SELECTION_FILE};
-use crate::db::{DeliveryStart, GateDb, Lock, PlanRow, StuckPlan};
+use crate::db::{DeliveryStart, GateDb, Lock, PlanRow, PlanState, StuckPlan};
 use crate::github::{GitHub, PullInfo, StatusState};
 use crate::redact::{redact, split_comment, GITHUB_COMMENT_LIMIT};
 use crate::requirements::{decide, Decision, PullFacts, Requirements};
@@ -274,6 +278,12 @@ enum Targets<'a> {
 
 const STATUS_CONTEXT: &str = "twokey/plan";
 
+/// A value as ledger data (`null` if it would not serialise, which plain
+/// data never does).
+fn value<T: serde::Serialize>(v: &T) -> serde_json::Value {
+    serde_json::to_value(v).unwrap_or(serde_json::Value::Null)
+}
+
 fn subject(repo: &str, pull: u64) -> String {
     format!("github:{repo}#{pull}")
 }
@@ -422,22 +432,13 @@ impl Gate {
         }
     }
 
-    /// Writes one ledger event, retried; an error is returned (after the
-    /// retries) so callers fail closed and leave their delivery unfinished.
-    async fn record(
-        &self,
-        subj: &str,
-        kind: &str,
-        actor: &str,
-        alert: bool,
-        data: serde_json::Value,
-    ) -> Result<(), StoreError> {
-        let ev = LedgerEvent {
-            kind: kind.into(),
-            actor: format!("github|{actor}"),
-            alert,
-            data,
-        };
+    /// Writes one ledger event by GitHub user `actor` (its kind, alert and
+    /// data come from the typed event), retried; an error is returned (after
+    /// the retries) so callers fail closed and leave their delivery
+    /// unfinished.
+    async fn record(&self, subj: &str, actor: &str, event: LedgerEvent) -> Result<(), StoreError> {
+        let kind = event.kind().as_str();
+        let ev = event.by(format!("github|{actor}"));
         self.retried(kind, || {
             let ev = ev.clone();
             async move {
@@ -454,16 +455,8 @@ impl Gate {
 
     /// Records evidence of a delivery's work; a write that fails after its
     /// retries marks the delivery unfinished.
-    async fn evidence(
-        &self,
-        w: &Work,
-        subj: &str,
-        kind: &str,
-        actor: &str,
-        alert: bool,
-        data: serde_json::Value,
-    ) -> bool {
-        let ok = self.record(subj, kind, actor, alert, data).await.is_ok();
+    async fn evidence(&self, w: &Work, subj: &str, actor: &str, event: LedgerEvent) -> bool {
+        let ok = self.record(subj, actor, event).await.is_ok();
         if !ok {
             w.missed();
         }
@@ -472,12 +465,17 @@ impl Gate {
 
     /// Records evidence that belongs to no delivery (a request refused before
     /// it is known to come from GitHub); a failure is logged as an error.
-    async fn evidence_outside(&self, kind: &str, alert: bool, data: serde_json::Value) {
+    async fn evidence_outside(&self, refused: GateRefused) {
+        let reason = refused.reason();
         if let Err(e) = self
-            .record("github:webhook", kind, "unknown", alert, data)
+            .record(
+                "github:webhook",
+                "unknown",
+                LedgerEvent::GateRefused(refused),
+            )
             .await
         {
-            tracing::error!(kind, error = %e, "gate: cannot record a refused webhook request");
+            tracing::error!(kind = "gate.refused", reason, error = %e, "gate: cannot record a refused webhook request");
         }
     }
 
@@ -513,12 +511,11 @@ impl Gate {
             return Err(self.too_large(h("x-github-delivery")).await);
         }
         if let Err(e) = webhook::verify_signature(&self.secret, body, h("x-hub-signature-256")) {
-            let too_large = matches!(e, WebhookError::TooLarge(_));
-            self.evidence_outside(
-                "gate.refused",
-                !too_large,
-                json!({ "reason": "signature", "error": e.to_string(), "delivery": h("x-github-delivery") }),
-            )
+            self.evidence_outside(GateRefused::Signature {
+                error: e.to_string(),
+                delivery: h("x-github-delivery").map(String::from),
+                too_large: matches!(e, WebhookError::TooLarge(_)),
+            })
             .await;
             return Err(e.into());
         }
@@ -545,16 +542,27 @@ impl Gate {
         match started {
             DeliveryStart::New => {}
             DeliveryStart::Resumed { attempts } => {
-                self.evidence(&w, "github:webhook", "gate.delivery_resumed", "unknown", false, json!({ "delivery": delivery, "event": name, "repo": repo, "attempts": attempts }))
-                    .await;
+                let resumed = DeliveryResumed {
+                    delivery: delivery.clone(),
+                    event: name.into(),
+                    repo: repo.clone(),
+                    attempts,
+                };
+                self.evidence(
+                    &w,
+                    "github:webhook",
+                    "unknown",
+                    LedgerEvent::GateDeliveryResumed(resumed),
+                )
+                .await;
             }
             start @ (DeliveryStart::Done | DeliveryStart::InProgress) => {
                 // Finished, or being worked on by a live worker: a replay.
-                self.evidence_outside(
-                    "gate.refused",
-                    true,
-                    json!({ "reason": "replayed_delivery", "delivery": delivery, "repo": repo, "in_progress": start == DeliveryStart::InProgress }),
-                )
+                self.evidence_outside(GateRefused::ReplayedDelivery {
+                    delivery: delivery.clone(),
+                    repo: repo.clone(),
+                    in_progress: start == DeliveryStart::InProgress,
+                })
                 .await;
                 return Ok(Reply::Done("duplicate delivery ignored".into()));
             }
@@ -651,11 +659,10 @@ impl Gate {
 
     /// Records a body over `gate.max_body_bytes` and says why it is refused.
     async fn too_large(&self, delivery: Option<&str>) -> GateError {
-        self.evidence_outside(
-            "gate.refused",
-            false,
-            json!({ "reason": "body_too_large", "limit": self.config.max_body_bytes, "delivery": delivery }),
-        )
+        self.evidence_outside(GateRefused::BodyTooLarge {
+            limit: self.config.max_body_bytes,
+            delivery: delivery.map(String::from),
+        })
         .await;
         GateError::TooLarge(format!(
             "body larger than gate.max_body_bytes = {}",
@@ -740,7 +747,11 @@ impl Gate {
         let subj = subject(repo, n);
         let perm = self.github.permission(repo, who).await?;
         if !perm.can_write() {
-            self.evidence(w, &subj, "gate.refused", who, true, json!({ "reason": "command_without_write", "command": format!("{cmd:?}"), "permission": perm }))
+            let refused = GateRefused::CommandWithoutWrite {
+                command: format!("{cmd:?}"),
+                permission: value(&perm),
+            };
+            self.evidence(w, &subj, who, LedgerEvent::GateRefused(refused))
                 .await;
             self.say(
                 repo,
@@ -754,7 +765,7 @@ impl Gate {
             Command::Unlock => {
                 self.retried("unlock", || self.db.unlock_pull(repo, n))
                     .await?;
-                self.evidence(w, &subj, "gate.unlock", who, false, json!({}))
+                self.evidence(w, &subj, who, LedgerEvent::GateUnlock(Empty {}))
                     .await;
                 self.say(repo, n, "twokey: locks released.").await;
                 Ok(Reply::Done("unlocked".into()))
@@ -903,7 +914,12 @@ impl Gate {
         msg: &str,
     ) -> Reply {
         let subj = subject(repo, n);
-        self.evidence(w, &subj, "gate.refused", actor, true, json!({ "reason": "selection_file", "head_sha": head, "file": SELECTION_FILE, "error": msg }))
+        let refused = GateRefused::SelectionFile {
+            head_sha: head.into(),
+            file: SELECTION_FILE.into(),
+            error: msg.into(),
+        };
+        self.evidence(w, &subj, actor, LedgerEvent::GateRefused(refused))
             .await;
         self.status(repo, head, StatusState::Failure, "selection file refused")
             .await;
@@ -1109,15 +1125,27 @@ Workflows, steps and commands are defined only in the server's config; nothing w
             plan_path: path.display().to_string(),
             plan_sha256: sha.clone().unwrap_or_default(),
             status: if ok {
-                "planned".into()
+                PlanState::Planned
             } else {
-                "failed".into()
+                PlanState::Failed
             },
             delivery: Some(w.delivery.clone()),
         };
         // Ledger first: a plan nobody recorded must not be appliable.
         if !self
-            .evidence(w, &subj, "gate.plan", actor, false, json!({ "project": p.name, "workspace": p.workspace, "head_sha": head, "ok": ok, "plan_sha256": sha, "redacted": redacted }))
+            .evidence(
+                w,
+                &subj,
+                actor,
+                LedgerEvent::GatePlan(GatePlan {
+                    project: p.name.clone(),
+                    workspace: p.workspace.clone(),
+                    head_sha: head.into(),
+                    ok,
+                    plan_sha256: sha.clone(),
+                    redacted,
+                }),
+            )
             .await
         {
             return false;
@@ -1291,7 +1319,11 @@ Workflows, steps and commands are defined only in the server's config; nothing w
 
     /// Records and answers an apply whose requirements are not met.
     async fn refuse_apply(&self, a: &ApplyRun<'_>) -> Reply {
-        self.evidence(a.w, &a.subj, "gate.refused", a.who, true, json!({ "reason": "apply_requirements", "head_sha": a.pull.head_sha, "decision": a.decision }))
+        let refused = GateRefused::ApplyRequirements {
+            head_sha: a.pull.head_sha.clone(),
+            decision: value(&a.decision),
+        };
+        self.evidence(a.w, &a.subj, a.who, LedgerEvent::GateRefused(refused))
             .await;
         self.say(
             a.repo,
@@ -1321,27 +1353,24 @@ Workflows, steps and commands are defined only in the server's config; nothing w
         let earlier = plans
             .iter()
             .filter(|p| {
-                p.delivery.as_deref() == Some(a.w.delivery.as_str()) && p.status != "planned"
+                p.delivery.as_deref() == Some(a.w.delivery.as_str())
+                    && p.status != PlanState::Planned
             })
             .count();
         let plans: Vec<PlanRow> = plans
             .into_iter()
-            .filter(|p| p.status == "planned")
+            .filter(|p| p.status == PlanState::Planned)
             .collect();
         Ok((plans, earlier))
     }
 
     /// Records and answers an apply with no plan of the head commit.
     async fn refuse_no_plan(&self, a: &ApplyRun<'_>) -> Reply {
-        self.evidence(
-            a.w,
-            &a.subj,
-            "gate.refused",
-            a.who,
-            false,
-            json!({ "reason": "no_plan_for_head", "head_sha": a.pull.head_sha }),
-        )
-        .await;
+        let refused = GateRefused::NoPlanForHead {
+            head_sha: a.pull.head_sha.clone(),
+        };
+        self.evidence(a.w, &a.subj, a.who, LedgerEvent::GateRefused(refused))
+            .await;
         self.say(
             a.repo,
             a.n,
@@ -1416,7 +1445,23 @@ Workflows, steps and commands are defined only in the server's config; nothing w
     ) -> Result<(), GateError> {
         let (w, pull, facts, decision) = (a.w, &a.pull, &a.facts, &a.decision);
         if self
-            .evidence(w, &a.subj, "gate.apply_evidence", a.who, false, json!({ "project": plan.project, "head_sha": pull.head_sha, "plan_sha256": plan.plan_sha256, "author": pull.author, "last_pusher": facts.last_pusher, "head_authors": facts.head_authors, "approvals": decision.approvals, "ignored": decision.ignored, "on_merge": a.merged, "delivery": w.delivery }))
+            .evidence(
+                w,
+                &a.subj,
+                a.who,
+                LedgerEvent::GateApplyEvidence(ApplyEvidence {
+                    project: plan.project.clone(),
+                    head_sha: pull.head_sha.clone(),
+                    plan_sha256: plan.plan_sha256.clone(),
+                    author: pull.author.clone(),
+                    last_pusher: value(&facts.last_pusher),
+                    head_authors: value(&facts.head_authors),
+                    approvals: value(&decision.approvals),
+                    ignored: value(&decision.ignored),
+                    on_merge: a.merged,
+                    delivery: w.delivery.clone(),
+                }),
+            )
             .await
         {
             return Ok(());
@@ -1432,7 +1477,7 @@ Workflows, steps and commands are defined only in the server's config; nothing w
                     &plan.project,
                     &pull.head_sha,
                     &w.owner,
-                    "planned",
+                    PlanState::Planned,
                 )
             })
             .await
@@ -1486,12 +1531,27 @@ Workflows, steps and commands are defined only in the server's config; nothing w
     ) {
         let (w, pull) = (a.w, &a.pull);
         if !self
-            .evidence(w, &a.subj, "gate.apply_result", a.who, !ok, json!({ "project": plan.project, "head_sha": pull.head_sha, "plan_sha256": plan.plan_sha256, "ok": ok, "redacted": redacted }))
+            .evidence(
+                w,
+                &a.subj,
+                a.who,
+                LedgerEvent::GateApplyResult(ApplyResult {
+                    project: plan.project.clone(),
+                    head_sha: pull.head_sha.clone(),
+                    plan_sha256: plan.plan_sha256.clone(),
+                    ok,
+                    redacted,
+                }),
+            )
             .await
         {
             return;
         }
-        let to = if ok { "applied" } else { "apply_failed" };
+        let to = if ok {
+            PlanState::Applied
+        } else {
+            PlanState::ApplyFailed
+        };
         if let Err(e) = self
             .retried("settle plan", || {
                 self.db
@@ -1672,14 +1732,26 @@ impl Gate {
         out
     }
 
+    /// Plans the default branch of one project against reality and records
+    /// what it found: (the commit checked, the outcome, whether the ledger
+    /// entry was written).
     async fn drift_check(&self, p: &Project) -> (String, DriftOutcome, bool) {
         let subj = format!("github:{}:drift:{}", p.repo, p.name);
         let (branch, sha) = match self.github.default_branch(&p.repo).await {
             Ok(b) => b,
             Err(e) => {
                 let msg = e.to_string();
+                let failed = DriftFailed {
+                    repo: p.repo.clone(),
+                    project: p.name.clone(),
+                    workspace: p.workspace.clone(),
+                    branch: None,
+                    sha: None,
+                    error: msg.clone(),
+                    output: None,
+                };
                 let ok = self
-                    .record(&subj, "gate.drift_failed", "twokey", true, json!({ "repo": p.repo, "project": p.name, "workspace": p.workspace, "error": msg }))
+                    .record(&subj, "twokey", LedgerEvent::GateDriftFailed(failed))
                     .await
                     .is_ok();
                 return (String::new(), DriftOutcome::Failed(msg), ok);
@@ -1693,27 +1765,54 @@ impl Gate {
                 .map_err(|e| e.to_string())
         }
         .await;
-        let base = json!({ "repo": p.repo, "project": p.name, "workspace": p.workspace, "branch": branch, "sha": sha });
-        let with = |extra: serde_json::Value| {
-            let mut v = base.clone();
-            if let (Some(o), Some(e)) = (v.as_object_mut(), extra.as_object()) {
-                o.extend(e.clone());
-            }
-            v
+        let target = DriftTarget {
+            repo: p.repo.clone(),
+            project: p.name.clone(),
+            workspace: p.workspace.clone(),
+            branch,
+            sha: sha.clone(),
         };
-        let (kind, alert, data, outcome) = match res {
+        let (event, outcome) = self.drift_event(target, res);
+        let ok = self.record(&subj, "twokey", event).await.is_ok();
+        (sha, outcome, ok)
+    }
+
+    /// The ledger event and outcome of a drift check's plan
+    /// (`plan -detailed-exitcode`: its exit code and output, or why it could
+    /// not run).
+    fn drift_event(
+        &self,
+        target: DriftTarget,
+        res: Result<(i32, String), String>,
+    ) -> (LedgerEvent, DriftOutcome) {
+        let failed = |target: DriftTarget, error: String, output: Option<String>| {
+            LedgerEvent::GateDriftFailed(DriftFailed {
+                repo: target.repo,
+                project: target.project,
+                workspace: target.workspace,
+                branch: Some(target.branch),
+                sha: Some(target.sha),
+                error,
+                output,
+            })
+        };
+        match res {
             Ok((0, _)) => (
-                "gate.drift_check",
-                false,
-                with(json!({ "drift": false })),
+                LedgerEvent::GateDriftCheck(Drift {
+                    target,
+                    drift: false,
+                    summary: None,
+                }),
                 DriftOutcome::InSync,
             ),
             Ok((2, text)) => {
                 let shown = redact(&text, &self.config.redact_values);
                 (
-                    "gate.drift",
-                    true,
-                    with(json!({ "drift": true, "summary": drift_summary(&shown, 4000) })),
+                    LedgerEvent::GateDrift(Drift {
+                        target,
+                        drift: true,
+                        summary: Some(drift_summary(&shown, 4000)),
+                    }),
                     DriftOutcome::Drift,
                 )
             }
@@ -1721,27 +1820,15 @@ impl Gate {
                 let shown = redact(&text, &self.config.redact_values);
                 let msg = format!("plan exited {code}");
                 (
-                    "gate.drift_failed",
-                    true,
-                    with(json!({ "error": msg, "output": drift_summary(&shown, 4000) })),
+                    failed(target, msg.clone(), Some(drift_summary(&shown, 4000))),
                     DriftOutcome::Failed(msg),
                 )
             }
             Err(e) => {
                 let msg = redact(&e, &self.config.redact_values);
-                (
-                    "gate.drift_failed",
-                    true,
-                    with(json!({ "error": msg })),
-                    DriftOutcome::Failed(msg),
-                )
+                (failed(target, msg.clone(), None), DriftOutcome::Failed(msg))
             }
-        };
-        let ok = self
-            .record(&subj, kind, "twokey", alert, data)
-            .await
-            .is_ok();
-        (sha, outcome, ok)
+        }
     }
 
     /// The binary's name for [`Gate::run_background`] (drift checks were the
