@@ -1954,3 +1954,75 @@ pub fn router(gate: Arc<Gate>) -> axum::Router {
         .layer(DefaultBodyLimit::max(limit))
         .with_state(gate)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The statuses GitHub sees, one per kind of result.
+    #[test]
+    fn each_result_has_its_status() {
+        let store = || GateError::Store(StoreError::Db(sqlx::Error::Protocol("down".into())));
+        let cases: Vec<(Result<Reply, GateError>, StatusCode)> = vec![
+            (
+                Ok(Reply::Done("planned 1 project(s)".into())),
+                StatusCode::OK,
+            ),
+            (
+                Ok(Reply::Ignored("event ignored".into())),
+                StatusCode::ACCEPTED,
+            ),
+            (
+                Err(WebhookError::MissingDelivery.into()),
+                StatusCode::BAD_REQUEST,
+            ),
+            (
+                Err(WebhookError::Payload("x".into()).into()),
+                StatusCode::BAD_REQUEST,
+            ),
+            (
+                Err(WebhookError::BadSignature.into()),
+                StatusCode::UNAUTHORIZED,
+            ),
+            (
+                Err(WebhookError::MissingSignature.into()),
+                StatusCode::UNAUTHORIZED,
+            ),
+            (
+                Err(WebhookError::TooLarge(10).into()),
+                StatusCode::PAYLOAD_TOO_LARGE,
+            ),
+            (
+                Err(GateError::GitHub(crate::github::GitHubError::Status(
+                    500,
+                    "x".into(),
+                ))),
+                StatusCode::BAD_GATEWAY,
+            ),
+            (Err(GateError::Checkout), StatusCode::BAD_GATEWAY),
+            (Err(store()), StatusCode::SERVICE_UNAVAILABLE),
+            (
+                Err(GateError::Unrecorded(
+                    "ledger unavailable; not applied".into(),
+                )),
+                StatusCode::SERVICE_UNAVAILABLE,
+            ),
+            (
+                Err(GateError::Internal("panicked".into())),
+                StatusCode::INTERNAL_SERVER_ERROR,
+            ),
+        ];
+        for (result, want) in cases {
+            let server = result.as_ref().is_err_and(GateError::is_server_side);
+            let (status, _) = status_of(result);
+            assert_eq!(status, want);
+            assert_eq!(server, status.is_server_error(), "{status}");
+        }
+        // The texts are the errors' own.
+        assert_eq!(
+            status_of(Err(WebhookError::TooLarge(10).into())).1,
+            "body larger than 10 bytes"
+        );
+        assert_eq!(status_of(Err(GateError::Checkout)).1, "checkout failed");
+    }
+}
