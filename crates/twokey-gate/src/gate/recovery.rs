@@ -113,6 +113,8 @@ impl Gate {
         out
     }
 
+    /// Resolves one stuck plan this pass holds: decides its outcome,
+    /// records it, moves the plan and says so on the pull request.
     async fn resolve(&self, s: &StuckPlan, owner: &str) -> Recovered {
         let subj = subject(&s.repo, s.pull);
         let mut r = Recovered {
@@ -127,23 +129,7 @@ impl Gate {
             Ok(d) => d,
             Err(e) => {
                 r.how = e.clone();
-                let unresolved = ApplyUnresolved {
-                    project: s.plan.project.clone(),
-                    head_sha: s.plan.head_sha.clone(),
-                    plan_sha256: s.plan.plan_sha256.clone(),
-                    delivery: s.plan.delivery.clone(),
-                    error: e,
-                };
-                if let Err(e) = self
-                    .record(
-                        &subj,
-                        "twokey",
-                        LedgerEvent::GateApplyUnresolved(unresolved),
-                    )
-                    .await
-                {
-                    tracing::error!(error = %e, "gate: cannot record an unresolved apply");
-                }
+                self.record_unresolved(s, &subj, e).await;
                 return r;
             }
         };
@@ -181,6 +167,30 @@ impl Gate {
             // Its outcome is in the ledger now: the next pass settles it.
             Ok(false) | Err(_) => return r,
         }
+        self.answer_recovered(s, to, how).await;
+        r
+    }
+
+    /// Records a stuck plan that could not be resolved (an alert; retried
+    /// next pass).
+    async fn record_unresolved(&self, s: &StuckPlan, subj: &str, error: String) {
+        let unresolved = ApplyUnresolved {
+            project: s.plan.project.clone(),
+            head_sha: s.plan.head_sha.clone(),
+            plan_sha256: s.plan.plan_sha256.clone(),
+            delivery: s.plan.delivery.clone(),
+            error,
+        };
+        if let Err(e) = self
+            .record(subj, "twokey", LedgerEvent::GateApplyUnresolved(unresolved))
+            .await
+        {
+            tracing::error!(error = %e, "gate: cannot record an unresolved apply");
+        }
+    }
+
+    /// Says on the pull request how an interrupted apply was resolved.
+    async fn answer_recovered(&self, s: &StuckPlan, to: PlanState, how: &str) {
         let short = s.plan.head_sha.get(..7).unwrap_or(&s.plan.head_sha);
         let why = match how {
             "ledger" => "its recorded result",
@@ -197,7 +207,6 @@ impl Gate {
             ),
         )
         .await;
-        r
     }
 
     /// How a stuck plan ends: (new status, how, plan exit code).
