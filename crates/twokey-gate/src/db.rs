@@ -24,6 +24,56 @@ pub struct Lock {
     pub locked_by: String,
 }
 
+/// Where a saved plan is: `planned → applying → applied | apply_failed`
+/// (or back to `planned` when its apply never started); `failed` when the
+/// plan itself failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PlanState {
+    /// Planned successfully: may be applied.
+    Planned,
+    /// The plan failed: nothing to apply.
+    Failed,
+    /// Claimed by a worker that is applying it.
+    Applying,
+    /// Applied.
+    Applied,
+    /// The apply failed (or did not finish): plan again.
+    ApplyFailed,
+}
+
+impl PlanState {
+    /// Every state.
+    pub const ALL: [PlanState; 5] = [
+        PlanState::Planned,
+        PlanState::Failed,
+        PlanState::Applying,
+        PlanState::Applied,
+        PlanState::ApplyFailed,
+    ];
+
+    /// The name stored in `gate_plans.status` (and the ledger).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PlanState::Planned => "planned",
+            PlanState::Failed => "failed",
+            PlanState::Applying => "applying",
+            PlanState::Applied => "applied",
+            PlanState::ApplyFailed => "apply_failed",
+        }
+    }
+
+    /// The state of a stored name; `None` for anything else.
+    pub fn parse(s: &str) -> Option<PlanState> {
+        PlanState::ALL.into_iter().find(|p| p.as_str() == s)
+    }
+}
+
+impl std::fmt::Display for PlanState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// A saved plan.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PlanRow {
@@ -35,8 +85,8 @@ pub struct PlanRow {
     pub plan_path: String,
     /// SHA-256 of the plan file when saved.
     pub plan_sha256: String,
-    /// `planned`, `failed`, `applying`, `applied`, `apply_failed`.
-    pub status: String,
+    /// Its state.
+    pub status: PlanState,
     /// The webhook delivery that made the plan or last claimed it.
     pub delivery: Option<String>,
 }
@@ -104,7 +154,12 @@ fn plan_row(r: &sqlx::any::AnyRow, at: usize) -> Result<PlanRow, StoreError> {
         head_sha: r.try_get(at + 1)?,
         plan_path: r.try_get(at + 2)?,
         plan_sha256: r.try_get(at + 3)?,
-        status: r.try_get(at + 4)?,
+        status: {
+            let s: String = r.try_get(at + 4)?;
+            PlanState::parse(&s).ok_or_else(|| {
+                sqlx::Error::Decode(format!("unknown gate plan status {s:?}").into())
+            })?
+        },
         delivery: r.try_get(at + 5)?,
     })
 }
@@ -352,7 +407,7 @@ impl GateDb {
         .bind(&plan.head_sha)
         .bind(&plan.plan_path)
         .bind(&plan.plan_sha256)
-        .bind(&plan.status)
+        .bind(plan.status.as_str())
         .bind(now)
         .bind(&plan.delivery)
         .execute(&mut *tx)
@@ -382,18 +437,18 @@ impl GateDb {
         pull: u64,
         project: &str,
         head_sha: &str,
-        from: &str,
-        to: &str,
+        from: PlanState,
+        to: PlanState,
     ) -> Result<bool, StoreError> {
         let done = sqlx::query(
             "UPDATE gate_plans SET status = $1 WHERE repo = $2 AND pull = $3 AND project = $4 AND head_sha = $5 AND status = $6",
         )
-        .bind(to)
+        .bind(to.as_str())
         .bind(repo)
         .bind(pull_i64(pull))
         .bind(project)
         .bind(head_sha)
-        .bind(from)
+        .bind(from.as_str())
         .execute(self.store.pool())
         .await?;
         Ok(done.rows_affected() == 1)
@@ -439,13 +494,13 @@ impl GateDb {
         project: &str,
         head_sha: &str,
         owner: &str,
-        to: &str,
+        to: PlanState,
     ) -> Result<bool, StoreError> {
         let done = sqlx::query(
             "UPDATE gate_plans SET status = $1, claim_owner = NULL, claim_until = NULL \
              WHERE repo = $2 AND pull = $3 AND project = $4 AND head_sha = $5 AND status = 'applying' AND claim_owner = $6",
         )
-        .bind(to)
+        .bind(to.as_str())
         .bind(repo)
         .bind(pull_i64(pull))
         .bind(project)

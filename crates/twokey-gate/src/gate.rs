@@ -10,17 +10,24 @@ use async_trait::async_trait;
 use axum::http::{HeaderMap, StatusCode};
 use serde_json::json;
 use sha2::{Digest, Sha256};
-use twokey_core::{Event as LedgerEvent, Millis};
+use twokey_core::event::{
+    ApplyEvidence, ApplyResult, DeliveryResumed, Drift, DriftFailed, DriftTarget, Empty, GatePlan,
+    GateRefused, LedgerEvent,
+};
+use twokey_core::Millis;
+use twokey_store::StoreError;
 
 use crate::config::{select, GateConfig, Project, Tool, SELECTION_FILE};
-use crate::db::{DeliveryStart, GateDb, Lock, PlanRow, StuckPlan};
-use crate::github::{GitHub, StatusState};
+use crate::db::{DeliveryStart, GateDb, Lock, PlanRow, PlanState, StuckPlan};
+use crate::github::{GitHub, PullInfo, StatusState};
 use crate::redact::{redact, split_comment, GITHUB_COMMENT_LIMIT};
-use crate::requirements::{decide, PullFacts};
+use crate::requirements::{decide, Decision, PullFacts, Requirements};
 use crate::runner::Runner;
 use crate::webhook::{self, Event, IssueCommentEvent, PullRequestEvent, WebhookError};
 
+mod error;
 mod recovery;
+pub use error::{GateError, Reply};
 pub use recovery::BackgroundPass;
 
 /// Where source trees come from.
@@ -271,6 +278,12 @@ enum Targets<'a> {
 
 const STATUS_CONTEXT: &str = "twokey/plan";
 
+/// A value as ledger data (`null` if it would not serialise, which plain
+/// data never does).
+fn value<T: serde::Serialize>(v: &T) -> serde_json::Value {
+    serde_json::to_value(v).unwrap_or(serde_json::Value::Null)
+}
+
 fn subject(repo: &str, pull: u64) -> String {
     format!("github:{repo}#{pull}")
 }
@@ -394,7 +407,7 @@ impl Gate {
     /// pauses, like the broker's retries; the last error is returned (and
     /// logged) so the caller leaves its work unfinished rather than
     /// dropping it.
-    async fn retried<T, F, Fut, E>(&self, what: &str, mut f: F) -> Result<T, String>
+    async fn retried<T, F, Fut, E>(&self, what: &str, mut f: F) -> Result<T, E>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, E>>,
@@ -407,7 +420,7 @@ impl Gate {
                 Ok(v) => return Ok(v),
                 Err(e) if attempt >= RETRIES => {
                     tracing::error!(what, attempts = attempt, error = %e, "gate: giving up for now; the work stays unfinished");
-                    return Err(e.to_string());
+                    return Err(e);
                 }
                 Err(e) => {
                     tracing::warn!(what, attempt, error = %e, "gate: failed; retrying");
@@ -419,22 +432,13 @@ impl Gate {
         }
     }
 
-    /// Writes one ledger event, retried; an error is returned (after the
-    /// retries) so callers fail closed and leave their delivery unfinished.
-    async fn record(
-        &self,
-        subj: &str,
-        kind: &str,
-        actor: &str,
-        alert: bool,
-        data: serde_json::Value,
-    ) -> Result<(), String> {
-        let ev = LedgerEvent {
-            kind: kind.into(),
-            actor: format!("github|{actor}"),
-            alert,
-            data,
-        };
+    /// Writes one ledger event by GitHub user `actor` (its kind, alert and
+    /// data come from the typed event), retried; an error is returned (after
+    /// the retries) so callers fail closed and leave their delivery
+    /// unfinished.
+    async fn record(&self, subj: &str, actor: &str, event: LedgerEvent) -> Result<(), StoreError> {
+        let kind = event.kind().as_str();
+        let ev = event.by(format!("github|{actor}"));
         self.retried(kind, || {
             let ev = ev.clone();
             async move {
@@ -451,16 +455,8 @@ impl Gate {
 
     /// Records evidence of a delivery's work; a write that fails after its
     /// retries marks the delivery unfinished.
-    async fn evidence(
-        &self,
-        w: &Work,
-        subj: &str,
-        kind: &str,
-        actor: &str,
-        alert: bool,
-        data: serde_json::Value,
-    ) -> bool {
-        let ok = self.record(subj, kind, actor, alert, data).await.is_ok();
+    async fn evidence(&self, w: &Work, subj: &str, actor: &str, event: LedgerEvent) -> bool {
+        let ok = self.record(subj, actor, event).await.is_ok();
         if !ok {
             w.missed();
         }
@@ -469,12 +465,17 @@ impl Gate {
 
     /// Records evidence that belongs to no delivery (a request refused before
     /// it is known to come from GitHub); a failure is logged as an error.
-    async fn evidence_outside(&self, kind: &str, alert: bool, data: serde_json::Value) {
+    async fn evidence_outside(&self, refused: GateRefused) {
+        let reason = refused.reason();
         if let Err(e) = self
-            .record("github:webhook", kind, "unknown", alert, data)
+            .record(
+                "github:webhook",
+                "unknown",
+                LedgerEvent::GateRefused(refused),
+            )
             .await
         {
-            tracing::error!(kind, error = %e, "gate: cannot record a refused webhook request");
+            tracing::error!(kind = "gate.refused", reason, error = %e, "gate: cannot record a refused webhook request");
         }
     }
 
@@ -496,7 +497,7 @@ impl Gate {
         }
     }
 
-    /// Handles one webhook delivery. Returns the HTTP status and a short text.
+    /// Handles one webhook delivery: what was done, or why it failed.
     ///
     /// The delivery is recorded as `working` under this worker's lease
     /// before its work starts and marked done only after all of its evidence
@@ -504,34 +505,23 @@ impl Gate {
     /// worker died, or a write failed) resumes it, and its work is
     /// idempotent on the delivery id and the stored state, so it is done
     /// once.
-    pub async fn handle(&self, headers: &HeaderMap, body: &[u8]) -> (StatusCode, String) {
+    pub async fn handle(&self, headers: &HeaderMap, body: &[u8]) -> Result<Reply, GateError> {
         let h = |n: &str| headers.get(n).and_then(|v| v.to_str().ok());
         if body.len() > self.config.max_body_bytes {
-            return self.too_large(h("x-github-delivery")).await;
+            return Err(self.too_large(h("x-github-delivery")).await);
         }
         if let Err(e) = webhook::verify_signature(&self.secret, body, h("x-hub-signature-256")) {
-            let status = if matches!(e, WebhookError::TooLarge(_)) {
-                StatusCode::PAYLOAD_TOO_LARGE
-            } else {
-                StatusCode::UNAUTHORIZED
-            };
-            self.evidence_outside(
-                "gate.refused",
-                status == StatusCode::UNAUTHORIZED,
-                json!({ "reason": "signature", "error": e.to_string(), "delivery": h("x-github-delivery") }),
-            )
+            self.evidence_outside(GateRefused::Signature {
+                error: e.to_string(),
+                delivery: h("x-github-delivery").map(String::from),
+                too_large: matches!(e, WebhookError::TooLarge(_)),
+            })
             .await;
-            return (status, e.to_string());
+            return Err(e.into());
         }
-        let delivery = match webhook::delivery_id(h("x-github-delivery")) {
-            Ok(d) => d,
-            Err(e) => return (StatusCode::BAD_REQUEST, e.to_string()),
-        };
+        let delivery = webhook::delivery_id(h("x-github-delivery"))?;
         let name = h("x-github-event").unwrap_or("");
-        let event = match Event::parse(name, body) {
-            Ok(e) => e,
-            Err(e) => return (StatusCode::BAD_REQUEST, e.to_string()),
-        };
+        let event = Event::parse(name, body)?;
         let repo = event.repo().unwrap_or("").to_string();
         let w = Work {
             delivery: delivery.clone(),
@@ -548,54 +538,71 @@ impl Gate {
                 self.now(),
                 self.lease_ms(),
             )
-            .await;
+            .await?;
         match started {
-            Ok(DeliveryStart::New) => {}
-            Ok(DeliveryStart::Resumed { attempts }) => {
-                self.evidence(&w, "github:webhook", "gate.delivery_resumed", "unknown", false, json!({ "delivery": delivery, "event": name, "repo": repo, "attempts": attempts }))
-                    .await;
-            }
-            Ok(start @ (DeliveryStart::Done | DeliveryStart::InProgress)) => {
-                // Finished, or being worked on by a live worker: a replay.
-                self.evidence_outside(
-                    "gate.refused",
-                    true,
-                    json!({ "reason": "replayed_delivery", "delivery": delivery, "repo": repo, "in_progress": start == DeliveryStart::InProgress }),
+            DeliveryStart::New => {}
+            DeliveryStart::Resumed { attempts } => {
+                let resumed = DeliveryResumed {
+                    delivery: delivery.clone(),
+                    event: name.into(),
+                    repo: repo.clone(),
+                    attempts,
+                };
+                self.evidence(
+                    &w,
+                    "github:webhook",
+                    "unknown",
+                    LedgerEvent::GateDeliveryResumed(resumed),
                 )
                 .await;
-                return (StatusCode::OK, "duplicate delivery ignored".into());
             }
-            Err(e) => return (StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+            start @ (DeliveryStart::Done | DeliveryStart::InProgress) => {
+                // Finished, or being worked on by a live worker: a replay.
+                self.evidence_outside(GateRefused::ReplayedDelivery {
+                    delivery: delivery.clone(),
+                    repo: repo.clone(),
+                    in_progress: start == DeliveryStart::InProgress,
+                })
+                .await;
+                return Ok(Reply::Done("duplicate delivery ignored".into()));
+            }
         }
         let beat = self.heartbeat(&w);
         crash_point("delivery:begun").await;
-        let (status, text) = self.work(&w, event, &repo).await;
+        let result = self.work(&w, event, &repo).await;
         crash_point("delivery:worked").await;
         drop(beat);
-        let complete = !status.is_server_error() && !w.unrecorded.load(Ordering::SeqCst);
+        self.finish(&w, result).await
+    }
+
+    /// Marks a delivery's work finished: done when it succeeded and all of
+    /// its evidence was written, else failed (a redelivery resumes it).
+    async fn finish(&self, w: &Work, result: Result<Reply, GateError>) -> Result<Reply, GateError> {
+        let failed = result.as_ref().is_err_and(GateError::is_server_side);
+        let complete = !failed && !w.unrecorded.load(Ordering::SeqCst);
         let now = self.now();
         if self
             .retried("finish delivery", || {
-                self.db.finish_delivery(&delivery, &w.owner, now, complete)
+                self.db
+                    .finish_delivery(&w.delivery, &w.owner, now, complete)
             })
             .await
             .is_err()
         {
             // Its lease lapses; the background pass alerts, a redelivery resumes it.
-            return (
-                StatusCode::SERVICE_UNAVAILABLE,
-                format!("{text}; the delivery could not be marked finished"),
-            );
+            let text = match &result {
+                Ok(r) => r.to_string(),
+                Err(e) => e.to_string(),
+            };
+            return Err(GateError::Unrecorded(format!(
+                "{text}; the delivery could not be marked finished"
+            )));
         }
-        if complete || status.is_server_error() {
-            (status, text)
-        } else {
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                format!(
-                    "{text}; some of its evidence could not be written: redeliver to finish it"
-                ),
-            )
+        match result {
+            Ok(reply) if !complete => Err(GateError::Unrecorded(format!(
+                "{reply}; some of its evidence could not be written: redeliver to finish it"
+            ))),
+            result => result,
         }
     }
 
@@ -617,58 +624,53 @@ impl Gate {
     }
 
     /// The work of one delivery.
-    async fn work(&self, w: &Work, event: Event, repo: &str) -> (StatusCode, String) {
+    async fn work(&self, w: &Work, event: Event, repo: &str) -> Result<Reply, GateError> {
         if matches!(event, Event::Ping) {
-            return (StatusCode::OK, "pong".into());
+            return Ok(Reply::Done("pong".into()));
         }
         if let Event::Settings(e) = &event {
             // Settings events concern every repository of the organisation,
             // not only the gate's own: the posture decides what it watches.
             let Some(watcher) = &self.settings else {
-                return (
-                    StatusCode::ACCEPTED,
+                return Ok(Reply::Ignored(
                     "settings event ignored: no [posture.github] configured".into(),
-                );
+                ));
             };
             return match watcher.on_settings(&w.delivery, e).await {
-                Ok(text) => (StatusCode::OK, text),
+                Ok(text) => Ok(Reply::Done(text)),
                 Err(err) => {
                     w.missed();
                     tracing::error!(delivery = %w.delivery, event = %e.name, error = %err, "gate: the settings re-check failed; the delivery stays unfinished");
-                    (StatusCode::SERVICE_UNAVAILABLE, err)
+                    Err(GateError::Unrecorded(err))
                 }
             };
         }
         if repo.is_empty() || !self.config.allows(repo) {
-            return (
-                StatusCode::ACCEPTED,
+            return Ok(Reply::Ignored(
                 "repository not in gate.allow; ignored".into(),
-            );
+            ));
         }
         match event {
             Event::PullRequest(e) => self.on_pull_request(w, &e).await,
             Event::IssueComment(e) => self.on_comment(w, &e).await,
-            _ => (StatusCode::ACCEPTED, "event ignored".into()),
+            _ => Ok(Reply::Ignored("event ignored".into())),
         }
     }
 
-    async fn too_large(&self, delivery: Option<&str>) -> (StatusCode, String) {
-        self.evidence_outside(
-            "gate.refused",
-            false,
-            json!({ "reason": "body_too_large", "limit": self.config.max_body_bytes, "delivery": delivery }),
-        )
+    /// Records a body over `gate.max_body_bytes` and says why it is refused.
+    async fn too_large(&self, delivery: Option<&str>) -> GateError {
+        self.evidence_outside(GateRefused::BodyTooLarge {
+            limit: self.config.max_body_bytes,
+            delivery: delivery.map(String::from),
+        })
         .await;
-        (
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!(
-                "body larger than gate.max_body_bytes = {}",
-                self.config.max_body_bytes
-            ),
-        )
+        GateError::TooLarge(format!(
+            "body larger than gate.max_body_bytes = {}",
+            self.config.max_body_bytes
+        ))
     }
 
-    async fn on_pull_request(&self, w: &Work, e: &PullRequestEvent) -> (StatusCode, String) {
+    async fn on_pull_request(&self, w: &Work, e: &PullRequestEvent) -> Result<Reply, GateError> {
         let repo = &e.repository.full_name;
         let n = e.pull_request.number;
         let head = &e.pull_request.head.sha;
@@ -676,56 +678,39 @@ impl Gate {
             "opened" | "reopened" | "synchronize" => {
                 // Who pushed the head: the sender of the push (for `opened`,
                 // the author who pushed the branch).
-                if let Err(err) = self
-                    .retried("record pusher", || {
-                        self.db
-                            .put_pusher(repo, n, head, &e.sender.login, self.now())
-                    })
-                    .await
-                {
-                    return (StatusCode::SERVICE_UNAVAILABLE, err);
-                }
+                self.retried("record pusher", || {
+                    self.db
+                        .put_pusher(repo, n, head, &e.sender.login, self.now())
+                })
+                .await?;
                 // A new push invalidates every earlier plan (a redelivery of
                 // this event keeps the plans it made itself).
                 if !self.planned_by(w, repo, n, head).await {
-                    if let Err(err) = self
-                        .retried("drop plans", || self.db.drop_plans(repo, n))
-                        .await
-                    {
-                        return (StatusCode::SERVICE_UNAVAILABLE, err);
-                    }
+                    self.retried("drop plans", || self.db.drop_plans(repo, n))
+                        .await?;
                 }
-                let files = match self.github.files(repo, n).await {
-                    Ok(f) => f,
-                    Err(err) => return (StatusCode::BAD_GATEWAY, err.to_string()),
-                };
+                let files = self.github.files(repo, n).await?;
                 self.plan_all(w, repo, n, head, Targets::Changed(&files), &e.sender.login)
                     .await
             }
             "closed" => {
                 if e.pull_request.merged == Some(true) && self.config.apply_on_merge {
-                    let (status, text) = self.apply(w, repo, n, &e.sender.login, None, true).await;
+                    let result = self.apply(w, repo, n, &e.sender.login, None, true).await;
+                    let text = match &result {
+                        Ok(r) => r.to_string(),
+                        Err(e) => e.to_string(),
+                    };
                     tracing::info!(%repo, pull = n, result = %text, "gate: apply on merge");
-                    if status.is_server_error() {
-                        // Keep the plans: a redelivery finishes the apply.
-                        return (status, text);
-                    }
+                    // On failure keep the plans: a redelivery finishes the apply.
+                    result?;
                 }
-                if let Err(err) = self
-                    .retried("unlock", || self.db.unlock_pull(repo, n))
-                    .await
-                {
-                    return (StatusCode::SERVICE_UNAVAILABLE, err);
-                }
-                if let Err(err) = self
-                    .retried("drop plans", || self.db.drop_plans(repo, n))
-                    .await
-                {
-                    return (StatusCode::SERVICE_UNAVAILABLE, err);
-                }
-                (StatusCode::OK, "unlocked".into())
+                self.retried("unlock", || self.db.unlock_pull(repo, n))
+                    .await?;
+                self.retried("drop plans", || self.db.drop_plans(repo, n))
+                    .await?;
+                Ok(Reply::Done("unlocked".into()))
             }
-            _ => (StatusCode::ACCEPTED, "action ignored".into()),
+            _ => Ok(Reply::Ignored("action ignored".into())),
         }
     }
 
@@ -749,26 +734,24 @@ impl Gate {
         }
     }
 
-    async fn on_comment(&self, w: &Work, e: &IssueCommentEvent) -> (StatusCode, String) {
+    async fn on_comment(&self, w: &Work, e: &IssueCommentEvent) -> Result<Reply, GateError> {
         if e.action != "created" || e.issue.pull_request.is_none() {
-            return (
-                StatusCode::ACCEPTED,
-                "not a new pull request comment".into(),
-            );
+            return Ok(Reply::Ignored("not a new pull request comment".into()));
         }
         let Some(cmd) = parse_command(&e.comment.body) else {
-            return (StatusCode::ACCEPTED, "not a command".into());
+            return Ok(Reply::Ignored("not a command".into()));
         };
         let repo = &e.repository.full_name;
         let n = e.issue.number;
         let who = &e.comment.user.login;
         let subj = subject(repo, n);
-        let perm = match self.github.permission(repo, who).await {
-            Ok(p) => p,
-            Err(err) => return (StatusCode::BAD_GATEWAY, err.to_string()),
-        };
+        let perm = self.github.permission(repo, who).await?;
         if !perm.can_write() {
-            self.evidence(w, &subj, "gate.refused", who, true, json!({ "reason": "command_without_write", "command": format!("{cmd:?}"), "permission": perm }))
+            let refused = GateRefused::CommandWithoutWrite {
+                command: format!("{cmd:?}"),
+                permission: value(&perm),
+            };
+            self.evidence(w, &subj, who, LedgerEvent::GateRefused(refused))
                 .await;
             self.say(
                 repo,
@@ -776,26 +759,19 @@ impl Gate {
                 &format!("twokey: refused: @{who} has {perm:?} permission; commands need write."),
             )
             .await;
-            return (StatusCode::OK, "refused: no write permission".into());
+            return Ok(Reply::Done("refused: no write permission".into()));
         }
         match cmd {
             Command::Unlock => {
-                if let Err(err) = self
-                    .retried("unlock", || self.db.unlock_pull(repo, n))
-                    .await
-                {
-                    return (StatusCode::SERVICE_UNAVAILABLE, err);
-                }
-                self.evidence(w, &subj, "gate.unlock", who, false, json!({}))
+                self.retried("unlock", || self.db.unlock_pull(repo, n))
+                    .await?;
+                self.evidence(w, &subj, who, LedgerEvent::GateUnlock(Empty {}))
                     .await;
                 self.say(repo, n, "twokey: locks released.").await;
-                (StatusCode::OK, "unlocked".into())
+                Ok(Reply::Done("unlocked".into()))
             }
             Command::Plan(p) => {
-                let pull = match self.github.pull(repo, n).await {
-                    Ok(p) => p,
-                    Err(err) => return (StatusCode::BAD_GATEWAY, err.to_string()),
-                };
+                let pull = self.github.pull(repo, n).await?;
                 self.plan_all(
                     w,
                     repo,
@@ -853,10 +829,50 @@ impl Gate {
         head: &str,
         targets: Targets<'_>,
         actor: &str,
-    ) -> (StatusCode, String) {
-        let subj = subject(repo, n);
-        let tree = match self.tree(repo, n, head).await {
-            Ok(t) => t,
+    ) -> Result<Reply, GateError> {
+        let tree = self.checkout_for_plan(repo, n, head).await?;
+        let selection = match self.selection(repo, &tree).await {
+            Ok(sel) => sel,
+            Err(msg) => return Ok(self.refuse_selection(w, repo, n, head, actor, &msg).await),
+        };
+        let projects = self.projects_to_plan(repo, selection, targets);
+        // Resumed after a crash: projects this delivery already planned at
+        // `head` are not planned again.
+        let done: Vec<String> = self
+            .db
+            .plans(repo, n)
+            .await?
+            .into_iter()
+            .filter(|p| p.head_sha == head && p.delivery.as_deref() == Some(w.delivery.as_str()))
+            .map(|p| p.project)
+            .collect();
+        let mut planned = 0;
+        for p in &projects {
+            if done.contains(&p.name) {
+                continue;
+            }
+            self.plan(w, repo, n, head, p, actor).await;
+            planned += 1;
+        }
+        let earlier = projects.len() - planned;
+        if earlier > 0 {
+            return Ok(Reply::Done(format!(
+                "planned {planned} project(s); {earlier} planned earlier by this delivery"
+            )));
+        }
+        Ok(Reply::Done(format!("planned {planned} project(s)")))
+    }
+
+    /// The head commit's tree; a checkout that fails is answered on the
+    /// pull request and its commit status.
+    async fn checkout_for_plan(
+        &self,
+        repo: &str,
+        n: u64,
+        head: &str,
+    ) -> Result<PathBuf, GateError> {
+        match self.tree(repo, n, head).await {
+            Ok(t) => Ok(t),
             Err(e) => {
                 tracing::warn!(%repo, pull = n, error = %e, "gate: checkout failed");
                 self.status(repo, head, StatusState::Failure, "checkout failed")
@@ -870,39 +886,70 @@ impl Gate {
                     ),
                 )
                 .await;
-                return (StatusCode::BAD_GATEWAY, "checkout failed".into());
+                Err(GateError::Checkout)
             }
-        };
-        let selection = match tokio::fs::read_to_string(tree.join(SELECTION_FILE)).await {
+        }
+    }
+
+    /// The projects the tree's selection file chooses (`None` without
+    /// one), or why the file is refused.
+    async fn selection(&self, repo: &str, tree: &Path) -> Result<Option<Vec<Project>>, String> {
+        match tokio::fs::read_to_string(tree.join(SELECTION_FILE)).await {
             Ok(text) => match select(&self.config, repo, &text) {
-                Ok(sel) => Some(sel.into_iter().cloned().collect::<Vec<Project>>()),
-                Err(err) => {
-                    let msg = err.to_string();
-                    self.evidence(w, &subj, "gate.refused", actor, true, json!({ "reason": "selection_file", "head_sha": head, "file": SELECTION_FILE, "error": msg }))
-                        .await;
-                    self.status(repo, head, StatusState::Failure, "selection file refused")
-                        .await;
-                    self.say(
-                        repo,
-                        n,
-                        &format!(
-                            "twokey: refused: {msg}
+                Ok(sel) => Ok(Some(sel.into_iter().cloned().collect())),
+                Err(err) => Err(err.to_string()),
+            },
+            Err(_) => Ok(None),
+        }
+    }
+
+    /// Records and answers a refused selection file: nothing is planned.
+    async fn refuse_selection(
+        &self,
+        w: &Work,
+        repo: &str,
+        n: u64,
+        head: &str,
+        actor: &str,
+        msg: &str,
+    ) -> Reply {
+        let subj = subject(repo, n);
+        let refused = GateRefused::SelectionFile {
+            head_sha: head.into(),
+            file: SELECTION_FILE.into(),
+            error: msg.into(),
+        };
+        self.evidence(w, &subj, actor, LedgerEvent::GateRefused(refused))
+            .await;
+        self.status(repo, head, StatusState::Failure, "selection file refused")
+            .await;
+        self.say(
+            repo,
+            n,
+            &format!(
+                "twokey: refused: {msg}
 
 Workflows, steps and commands are defined only in the server's config; nothing was planned for {head}."
-                        ),
-                    )
-                    .await;
-                    return (StatusCode::OK, "refused: selection file".into());
-                }
-            },
-            Err(_) => None,
-        };
-        let projects: Vec<Project> = match (&selection, targets) {
-            (Some(sel), Targets::Changed(_)) => sel.clone(),
+            ),
+        )
+        .await;
+        Reply::Done("refused: selection file".into())
+    }
+
+    /// The projects to plan: the selection file's (those named, when a
+    /// command names one), else the configured ones that changed or are
+    /// named.
+    fn projects_to_plan(
+        &self,
+        repo: &str,
+        selection: Option<Vec<Project>>,
+        targets: Targets<'_>,
+    ) -> Vec<Project> {
+        match (selection, targets) {
+            (Some(sel), Targets::Changed(_)) => sel,
             (Some(sel), Targets::Named(name)) => sel
-                .iter()
+                .into_iter()
                 .filter(|p| name.is_none() || name == Some(p.name.as_str()))
-                .cloned()
                 .collect(),
             (None, Targets::Changed(files)) => self
                 .config
@@ -911,35 +958,7 @@ Workflows, steps and commands are defined only in the server's config; nothing w
                 .cloned()
                 .collect(),
             (None, Targets::Named(name)) => self.projects_for(repo, name),
-        };
-        // Resumed after a crash: projects this delivery already planned at
-        // `head` are not planned again.
-        let done: Vec<String> = match self.db.plans(repo, n).await {
-            Ok(plans) => plans
-                .into_iter()
-                .filter(|p| {
-                    p.head_sha == head && p.delivery.as_deref() == Some(w.delivery.as_str())
-                })
-                .map(|p| p.project)
-                .collect(),
-            Err(e) => return (StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
-        };
-        let mut planned = 0;
-        for p in &projects {
-            if done.contains(&p.name) {
-                continue;
-            }
-            self.plan(w, repo, n, head, p, actor).await;
-            planned += 1;
         }
-        let earlier = projects.len() - planned;
-        if earlier > 0 {
-            return (
-                StatusCode::OK,
-                format!("planned {planned} project(s); {earlier} planned earlier by this delivery"),
-            );
-        }
-        (StatusCode::OK, format!("planned {planned} project(s)"))
     }
 
     /// The saved plan as a file on this replica: where it was planned if
@@ -988,9 +1007,36 @@ Workflows, steps and commands are defined only in the server's config; nothing w
         Ok(local)
     }
 
-    /// Plans one project of a pull request at `head`.
+    /// Plans one project of a pull request at `head`: lock it, run the
+    /// plan, record and save it, answer on the pull request.
     async fn plan(&self, w: &Work, repo: &str, n: u64, head: &str, p: &Project, actor: &str) {
-        let subj = subject(repo, n);
+        if !self.lock_for_plan(w, repo, n, head, p, actor).await {
+            return;
+        }
+        self.status(repo, head, StatusState::Pending, "planning")
+            .await;
+        let run = self.run_plan(repo, n, head, p).await;
+        let shown = redact(&run.text, &self.config.redact_values);
+        if !self
+            .save_plan(w, repo, n, head, p, actor, &run, shown != run.text)
+            .await
+        {
+            return;
+        }
+        self.answer_plan(repo, n, head, p, run.ok, &shown).await;
+    }
+
+    /// Takes the project's lock for the pull request; whether it holds it
+    /// (a lock held by another pull request is answered on this one).
+    async fn lock_for_plan(
+        &self,
+        w: &Work,
+        repo: &str,
+        n: u64,
+        head: &str,
+        p: &Project,
+        actor: &str,
+    ) -> bool {
         let lock = Lock {
             repo: repo.into(),
             project: p.name.clone(),
@@ -1000,7 +1046,7 @@ Workflows, steps and commands are defined only in the server's config; nothing w
             locked_by: actor.into(),
         };
         match self.db.lock(&lock, self.now()).await {
-            Ok(None) => {}
+            Ok(None) => true,
             Ok(Some(holder)) => {
                 self.say(repo, n, &format!("twokey: project `{}` workspace `{}` is locked by #{}; plan there first or `twokey unlock` it.", p.name, p.workspace, holder.pull)).await;
                 self.status(
@@ -1010,16 +1056,19 @@ Workflows, steps and commands are defined only in the server's config; nothing w
                     "locked by another pull request",
                 )
                 .await;
-                return;
+                false
             }
             Err(e) => {
                 tracing::warn!(error = %e, "gate: lock failed");
                 w.missed();
-                return;
+                false
             }
         }
-        self.status(repo, head, StatusState::Pending, "planning")
-            .await;
+    }
+
+    /// Runs Terraform's plan of the project in the head commit's tree,
+    /// saving the plan file.
+    async fn run_plan(&self, repo: &str, n: u64, head: &str, p: &Project) -> PlanRun {
         let result = async {
             let tree = self.tree(repo, n, head).await?;
             let dir = tree.join(&p.dir);
@@ -1037,35 +1086,74 @@ Workflows, steps and commands are defined only in the server's config; nothing w
             Ok::<_, String>((out, plan_path))
         }
         .await;
-        let (ok, text, sha, path) = match result {
-            Ok((out, path)) => (out.ok, out.output, out.plan_sha256, path),
-            Err(e) => (false, e, None, PathBuf::new()),
-        };
-        let shown = redact(&text, &self.config.redact_values);
-        let redacted = shown != text;
+        match result {
+            Ok((out, path)) => PlanRun {
+                ok: out.ok,
+                text: out.output,
+                sha: out.plan_sha256,
+                path,
+            },
+            Err(e) => PlanRun {
+                ok: false,
+                text: e,
+                sha: None,
+                path: PathBuf::new(),
+            },
+        }
+    }
+
+    /// Records the plan in the ledger, then keeps its file and its row in
+    /// the store; whether all of it was written (if not, the delivery is
+    /// marked unfinished).
+    #[allow(clippy::too_many_arguments)]
+    async fn save_plan(
+        &self,
+        w: &Work,
+        repo: &str,
+        n: u64,
+        head: &str,
+        p: &Project,
+        actor: &str,
+        run: &PlanRun,
+        redacted: bool,
+    ) -> bool {
+        let subj = subject(repo, n);
+        let (ok, sha, path) = (run.ok, &run.sha, &run.path);
         let row = PlanRow {
             project: p.name.clone(),
             head_sha: head.into(),
             plan_path: path.display().to_string(),
             plan_sha256: sha.clone().unwrap_or_default(),
             status: if ok {
-                "planned".into()
+                PlanState::Planned
             } else {
-                "failed".into()
+                PlanState::Failed
             },
             delivery: Some(w.delivery.clone()),
         };
         // Ledger first: a plan nobody recorded must not be appliable.
         if !self
-            .evidence(w, &subj, "gate.plan", actor, false, json!({ "project": p.name, "workspace": p.workspace, "head_sha": head, "ok": ok, "plan_sha256": sha, "redacted": redacted }))
+            .evidence(
+                w,
+                &subj,
+                actor,
+                LedgerEvent::GatePlan(GatePlan {
+                    project: p.name.clone(),
+                    workspace: p.workspace.clone(),
+                    head_sha: head.into(),
+                    ok,
+                    plan_sha256: sha.clone(),
+                    redacted,
+                }),
+            )
             .await
         {
-            return;
+            return false;
         }
         if ok {
             // The plan file itself goes to the store too, so any replica
             // can apply it (its SHA-256 is checked again before use).
-            let stored = match tokio::fs::read(&path).await {
+            let stored = match tokio::fs::read(path).await {
                 Ok(bytes) => {
                     use base64::Engine;
                     let b64 = base64::engine::general_purpose::STANDARD.encode(bytes);
@@ -1074,13 +1162,14 @@ Workflows, steps and commands are defined only in the server's config; nothing w
                             .put_plan_file(repo, n, &p.name, head, &row.plan_sha256, &b64)
                     })
                     .await
+                    .map_err(|e| e.to_string())
                 }
                 Err(e) => Err(e.to_string()),
             };
             if let Err(e) = stored {
                 tracing::warn!(%repo, pull = n, error = %e, "gate: cannot store the plan file");
                 w.missed();
-                return;
+                return false;
             }
         }
         if self
@@ -1091,8 +1180,22 @@ Workflows, steps and commands are defined only in the server's config; nothing w
             .is_err()
         {
             w.missed();
-            return;
+            return false;
         }
+        true
+    }
+
+    /// Answers a plan on the pull request (its redacted output) and in the
+    /// head commit's status.
+    async fn answer_plan(
+        &self,
+        repo: &str,
+        n: u64,
+        head: &str,
+        p: &Project,
+        ok: bool,
+        shown: &str,
+    ) {
         let header = format!(
             "### twokey plan `{}` ({}) at {}: {}",
             p.name,
@@ -1100,7 +1203,7 @@ Workflows, steps and commands are defined only in the server's config; nothing w
             head.get(..7).unwrap_or(head),
             if ok { "succeeded" } else { "FAILED" }
         );
-        for c in split_comment(&header, &shown, GITHUB_COMMENT_LIMIT) {
+        for c in split_comment(&header, shown, GITHUB_COMMENT_LIMIT) {
             self.say(repo, n, &c).await;
         }
         let st = if ok {
@@ -1117,6 +1220,9 @@ Workflows, steps and commands are defined only in the server's config; nothing w
         .await;
     }
 
+    /// Applies the saved plans of a pull request's head commit (all, or
+    /// project `only`), if the apply requirements are met; `merged` when it
+    /// runs on merge.
     async fn apply(
         &self,
         w: &Work,
@@ -1125,11 +1231,47 @@ Workflows, steps and commands are defined only in the server's config; nothing w
         who: &str,
         only: Option<&str>,
         merged: bool,
-    ) -> (StatusCode, String) {
-        let subj = subject(repo, n);
+    ) -> Result<Reply, GateError> {
         // An apply of this pull request left by a dead worker is resolved
         // first (so a redelivery never applies it a second time).
         self.recover_plans(Some((repo, n))).await;
+        let req = self.apply_requirements(merged);
+        let (pull, facts) = self.pull_facts(repo, n, &req).await?;
+        let decision = decide(&facts, &req);
+        let a = ApplyRun {
+            w,
+            repo,
+            n,
+            who,
+            subj: subject(repo, n),
+            merged,
+            pull,
+            facts,
+            decision,
+        };
+        if !a.decision.allowed() {
+            return Ok(self.refuse_apply(&a).await);
+        }
+        let (plans, earlier) = self.plans_to_apply(&a, only).await?;
+        if plans.is_empty() && earlier > 0 {
+            return Ok(Reply::Done(format!(
+                "{earlier} project(s) applied earlier by this delivery; nothing applied twice"
+            )));
+        }
+        if plans.is_empty() {
+            return Ok(self.refuse_no_plan(&a).await);
+        }
+        let mut applied = 0;
+        for plan in plans {
+            if self.apply_plan(&a, &plan).await? {
+                applied += 1;
+            }
+        }
+        Ok(Reply::Done(format!("applied {applied} project(s)")))
+    }
+
+    /// The requirements an apply must meet (fewer once merged).
+    fn apply_requirements(&self, merged: bool) -> Requirements {
         let mut req = self.config.requirements();
         if merged {
             // Once merged, GitHub no longer computes mergeability; branch
@@ -1137,36 +1279,32 @@ Workflows, steps and commands are defined only in the server's config; nothing w
             req.require_mergeable = false;
             req.require_up_to_date = false;
         }
-        let mut pull = match self.github.pull(repo, n).await {
-            Ok(p) => p,
-            Err(e) => return (StatusCode::BAD_GATEWAY, e.to_string()),
-        };
+        req
+    }
+
+    /// What the decision needs to know about the pull request, from GitHub
+    /// and the recorded pusher.
+    async fn pull_facts(
+        &self,
+        repo: &str,
+        n: u64,
+        req: &Requirements,
+    ) -> Result<(PullInfo, PullFacts), GateError> {
+        let mut pull = self.github.pull(repo, n).await?;
         // GitHub answers `mergeable: null` while it computes it after a
         // push: ask again a few times before refusing as unknown.
         let mut tries = 0;
         while pull.mergeable.is_none() && req.require_mergeable && tries < 5 {
             tokio::time::sleep(self.mergeable_retry).await;
             tries += 1;
-            pull = match self.github.pull(repo, n).await {
-                Ok(p) => p,
-                Err(e) => return (StatusCode::BAD_GATEWAY, e.to_string()),
-            };
+            pull = self.github.pull(repo, n).await?;
         }
-        let mut reviews = match self.github.reviews(repo, n).await {
-            Ok(r) => r,
-            Err(e) => return (StatusCode::BAD_GATEWAY, e.to_string()),
-        };
+        let mut reviews = self.github.reviews(repo, n).await?;
         for r in &mut reviews {
-            match self.github.permission(repo, &r.reviewer).await {
-                Ok(p) => r.permission = p,
-                Err(e) => return (StatusCode::BAD_GATEWAY, e.to_string()),
-            }
+            r.permission = self.github.permission(repo, &r.reviewer).await?;
         }
         let pusher = self.db.pusher(repo, n, &pull.head_sha).await.ok().flatten();
-        let head_authors = match self.github.commit_logins(repo, &pull.head_sha).await {
-            Ok(a) => a,
-            Err(e) => return (StatusCode::BAD_GATEWAY, e.to_string()),
-        };
+        let head_authors = self.github.commit_logins(repo, &pull.head_sha).await?;
         let facts = PullFacts {
             head_sha: pull.head_sha.clone(),
             author: pull.author.clone(),
@@ -1176,178 +1314,304 @@ Workflows, steps and commands are defined only in the server's config; nothing w
             behind: pull.mergeable_state == "behind",
             reviews,
         };
-        let decision = decide(&facts, &req);
-        if !decision.allowed() {
-            self.evidence(w, &subj, "gate.refused", who, true, json!({ "reason": "apply_requirements", "head_sha": pull.head_sha, "decision": decision }))
-                .await;
-            self.say(
-                repo,
-                n,
-                &format!("twokey: apply refused.\n{}", decision.explain()),
-            )
-            .await;
-            return (StatusCode::OK, "apply refused".into());
-        }
-        let plans = match self.db.plans(repo, n).await {
-            Ok(p) => p,
-            Err(e) => return (StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+        Ok((pull, facts))
+    }
+
+    /// Records and answers an apply whose requirements are not met.
+    async fn refuse_apply(&self, a: &ApplyRun<'_>) -> Reply {
+        let refused = GateRefused::ApplyRequirements {
+            head_sha: a.pull.head_sha.clone(),
+            decision: value(&a.decision),
         };
-        let plans: Vec<PlanRow> = plans
+        self.evidence(a.w, &a.subj, a.who, LedgerEvent::GateRefused(refused))
+            .await;
+        self.say(
+            a.repo,
+            a.n,
+            &format!("twokey: apply refused.\n{}", a.decision.explain()),
+        )
+        .await;
+        Reply::Done("apply refused".into())
+    }
+
+    /// The plans of the head commit still to apply, and how many of them
+    /// this delivery applied earlier.
+    async fn plans_to_apply(
+        &self,
+        a: &ApplyRun<'_>,
+        only: Option<&str>,
+    ) -> Result<(Vec<PlanRow>, usize), GateError> {
+        let plans: Vec<PlanRow> = self
+            .db
+            .plans(a.repo, a.n)
+            .await?
             .into_iter()
             .filter(|p| only.is_none() || only == Some(p.project.as_str()))
-            .filter(|p| p.head_sha == pull.head_sha)
+            .filter(|p| p.head_sha == a.pull.head_sha)
             .collect();
         // Resumed after a crash: what this delivery applied is not applied again.
         let earlier = plans
             .iter()
-            .filter(|p| p.delivery.as_deref() == Some(w.delivery.as_str()) && p.status != "planned")
+            .filter(|p| {
+                p.delivery.as_deref() == Some(a.w.delivery.as_str())
+                    && p.status != PlanState::Planned
+            })
             .count();
         let plans: Vec<PlanRow> = plans
             .into_iter()
-            .filter(|p| p.status == "planned")
+            .filter(|p| p.status == PlanState::Planned)
             .collect();
-        if plans.is_empty() && earlier > 0 {
-            return (
-                StatusCode::OK,
-                format!(
-                    "{earlier} project(s) applied earlier by this delivery; nothing applied twice"
-                ),
-            );
-        }
-        if plans.is_empty() {
-            self.evidence(
-                w,
-                &subj,
-                "gate.refused",
-                who,
-                false,
-                json!({ "reason": "no_plan_for_head", "head_sha": pull.head_sha }),
-            )
+        Ok((plans, earlier))
+    }
+
+    /// Records and answers an apply with no plan of the head commit.
+    async fn refuse_no_plan(&self, a: &ApplyRun<'_>) -> Reply {
+        let refused = GateRefused::NoPlanForHead {
+            head_sha: a.pull.head_sha.clone(),
+        };
+        self.evidence(a.w, &a.subj, a.who, LedgerEvent::GateRefused(refused))
             .await;
+        self.say(
+            a.repo,
+            a.n,
+            "twokey: apply refused: no successful plan for the head commit; run `twokey plan`.",
+        )
+        .await;
+        Reply::Done("no plan".into())
+    }
+
+    /// Applies one saved plan: claim it, record the evidence, run the
+    /// apply, record its result and move the plan, answer on the pull
+    /// request. Returns whether it was applied.
+    async fn apply_plan(&self, a: &ApplyRun<'_>, plan: &PlanRow) -> Result<bool, GateError> {
+        let Some(project) = self
+            .projects_for(a.repo, Some(&plan.project))
+            .into_iter()
+            .next()
+        else {
+            return Ok(false);
+        };
+        if !self.claim_for_apply(a, plan).await? {
+            return Ok(false);
+        }
+        crash_point("apply:claimed").await;
+        self.record_apply_evidence(a, plan).await?;
+        crash_point("apply:evidence").await;
+        let (ok, text) = self.run_apply(a, &project, plan).await;
+        crash_point("apply:ran").await;
+        let shown = redact(&text, &self.config.redact_values);
+        self.record_apply_result(a, plan, ok, shown != text).await;
+        self.answer_apply(a, plan, ok, &shown).await;
+        Ok(ok)
+    }
+
+    /// Claims the plan once (a second `apply` or replica gets nothing);
+    /// whether this worker got it.
+    async fn claim_for_apply(&self, a: &ApplyRun<'_>, plan: &PlanRow) -> Result<bool, GateError> {
+        let claimed = self
+            .db
+            .claim_plan(
+                a.repo,
+                a.n,
+                &plan.project,
+                &a.pull.head_sha,
+                &a.w.delivery,
+                &a.w.owner,
+                self.now() + self.lease_ms(),
+            )
+            .await?;
+        if !claimed {
+            // Another comment or replica claimed it first.
             self.say(
-                repo,
-                n,
-                "twokey: apply refused: no successful plan for the head commit; run `twokey plan`.",
+                a.repo,
+                a.n,
+                &format!(
+                    "twokey: `{}` at {} is already being applied by another command; not applying it twice.",
+                    plan.project,
+                    a.pull.head_sha.get(..7).unwrap_or(&a.pull.head_sha)
+                ),
             )
             .await;
-            return (StatusCode::OK, "no plan".into());
         }
-        let mut applied = 0;
-        for plan in plans {
-            let Some(project) = self
-                .projects_for(repo, Some(&plan.project))
-                .into_iter()
-                .next()
-            else {
-                continue;
-            };
-            // Claim the plan once (a second `apply` or replica gets nothing).
-            match self
-                .db
-                .claim_plan(
-                    repo,
-                    n,
+        Ok(claimed)
+    }
+
+    /// Evidence first: no apply without its ledger entry. If it cannot be
+    /// written the plan is given back and the apply refused.
+    async fn record_apply_evidence(
+        &self,
+        a: &ApplyRun<'_>,
+        plan: &PlanRow,
+    ) -> Result<(), GateError> {
+        let (w, pull, facts, decision) = (a.w, &a.pull, &a.facts, &a.decision);
+        if self
+            .evidence(
+                w,
+                &a.subj,
+                a.who,
+                LedgerEvent::GateApplyEvidence(ApplyEvidence {
+                    project: plan.project.clone(),
+                    head_sha: pull.head_sha.clone(),
+                    plan_sha256: plan.plan_sha256.clone(),
+                    author: pull.author.clone(),
+                    last_pusher: value(&facts.last_pusher),
+                    head_authors: value(&facts.head_authors),
+                    approvals: value(&decision.approvals),
+                    ignored: value(&decision.ignored),
+                    on_merge: a.merged,
+                    delivery: w.delivery.clone(),
+                }),
+            )
+            .await
+        {
+            return Ok(());
+        }
+        // Not applied: give the plan back. If even that fails, its
+        // claim is released with the delivery and the recovery pass
+        // finds no evidence and gives it back.
+        if let Err(e) = self
+            .retried("unclaim plan", || {
+                self.db.settle_plan(
+                    a.repo,
+                    a.n,
                     &plan.project,
                     &pull.head_sha,
-                    &w.delivery,
                     &w.owner,
-                    self.now() + self.lease_ms(),
+                    PlanState::Planned,
+                )
+            })
+            .await
+        {
+            tracing::error!(repo = %a.repo, pull = a.n, project = %plan.project, error = %e, "gate: plan left applying; the recovery pass resolves it");
+        }
+        Err(GateError::Unrecorded(
+            "ledger unavailable; not applied".into(),
+        ))
+    }
+
+    /// Runs Terraform's apply of the saved plan in the head commit's tree:
+    /// whether it succeeded, and its output (or why it could not run).
+    async fn run_apply(
+        &self,
+        a: &ApplyRun<'_>,
+        project: &Project,
+        plan: &PlanRow,
+    ) -> (bool, String) {
+        let res = match (
+            self.tree(a.repo, a.n, &a.pull.head_sha).await,
+            self.local_plan(a.repo, a.n, plan).await,
+        ) {
+            (Ok(tree), Ok(plan_path)) => self
+                .runner(project)
+                .apply(
+                    project,
+                    &tree.join(&project.dir),
+                    &plan_path,
+                    &plan.plan_sha256,
                 )
                 .await
-            {
-                Ok(true) => {}
-                Ok(false) => {
-                    // Another comment or replica claimed it first.
-                    self.say(
-                        repo,
-                        n,
-                        &format!(
-                            "twokey: `{}` at {} is already being applied by another command; not applying it twice.",
-                            plan.project,
-                            pull.head_sha.get(..7).unwrap_or(&pull.head_sha)
-                        ),
-                    )
-                    .await;
-                    continue;
-                }
-                Err(e) => return (StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
-            }
-            crash_point("apply:claimed").await;
-            // Evidence first: no apply without its ledger entry.
-            if !self
-                .evidence(w, &subj, "gate.apply_evidence", who, false, json!({ "project": plan.project, "head_sha": pull.head_sha, "plan_sha256": plan.plan_sha256, "author": pull.author, "last_pusher": facts.last_pusher, "head_authors": facts.head_authors, "approvals": decision.approvals, "ignored": decision.ignored, "on_merge": merged, "delivery": w.delivery }))
-                .await
-            {
-                // Not applied: give the plan back. If even that fails, its
-                // claim is released with the delivery and the recovery pass
-                // finds no evidence and gives it back.
-                if let Err(e) = self
-                    .retried("unclaim plan", || {
-                        self.db.settle_plan(repo, n, &plan.project, &pull.head_sha, &w.owner, "planned")
-                    })
-                    .await
-                {
-                    tracing::error!(%repo, pull = n, project = %plan.project, error = %e, "gate: plan left applying; the recovery pass resolves it");
-                }
-                return (StatusCode::SERVICE_UNAVAILABLE, "ledger unavailable; not applied".into());
-            }
-            crash_point("apply:evidence").await;
-            let res = match (
-                self.tree(repo, n, &pull.head_sha).await,
-                self.local_plan(repo, n, &plan).await,
-            ) {
-                (Ok(tree), Ok(plan_path)) => self
-                    .runner(&project)
-                    .apply(
-                        &project,
-                        &tree.join(&project.dir),
-                        &plan_path,
-                        &plan.plan_sha256,
-                    )
-                    .await
-                    .map_err(|e| e.to_string()),
-                (Err(e), _) | (_, Err(e)) => Err(e),
-            };
-            let (ok, text) = match res {
-                Ok(o) => (o.ok, o.output),
-                Err(e) => (false, e),
-            };
-            crash_point("apply:ran").await;
-            let shown = redact(&text, &self.config.redact_values);
-            // The result is evidence before the plan moves: a plan is never
-            // `applied` without it. If it cannot be written, the plan stays
-            // `applying` and the recovery pass re-checks it with Terraform.
-            if self
-                .evidence(w, &subj, "gate.apply_result", who, !ok, json!({ "project": plan.project, "head_sha": pull.head_sha, "plan_sha256": plan.plan_sha256, "ok": ok, "redacted": shown != text }))
-                .await
-            {
-                let to = if ok { "applied" } else { "apply_failed" };
-                if let Err(e) = self
-                    .retried("settle plan", || {
-                        self.db.settle_plan(repo, n, &plan.project, &pull.head_sha, &w.owner, to)
-                    })
-                    .await
-                {
-                    // Its result is in the ledger: the recovery pass moves it.
-                    tracing::error!(%repo, pull = n, project = %plan.project, error = %e, "gate: plan left applying");
-                    w.missed();
-                }
-            }
-            let header = format!(
-                "### twokey apply `{}` at {}: {}",
-                plan.project,
-                pull.head_sha.get(..7).unwrap_or(&pull.head_sha),
-                if ok { "succeeded" } else { "FAILED" }
-            );
-            for c in split_comment(&header, &shown, GITHUB_COMMENT_LIMIT) {
-                self.say(repo, n, &c).await;
-            }
-            if ok {
-                applied += 1;
-            }
+                .map_err(|e| e.to_string()),
+            (Err(e), _) | (_, Err(e)) => Err(e),
+        };
+        match res {
+            Ok(o) => (o.ok, o.output),
+            Err(e) => (false, e),
         }
-        (StatusCode::OK, format!("applied {applied} project(s)"))
     }
+
+    /// The result is evidence before the plan moves: a plan is never
+    /// `applied` without it. If it cannot be written, the plan stays
+    /// `applying` and the recovery pass re-checks it with Terraform.
+    async fn record_apply_result(
+        &self,
+        a: &ApplyRun<'_>,
+        plan: &PlanRow,
+        ok: bool,
+        redacted: bool,
+    ) {
+        let (w, pull) = (a.w, &a.pull);
+        if !self
+            .evidence(
+                w,
+                &a.subj,
+                a.who,
+                LedgerEvent::GateApplyResult(ApplyResult {
+                    project: plan.project.clone(),
+                    head_sha: pull.head_sha.clone(),
+                    plan_sha256: plan.plan_sha256.clone(),
+                    ok,
+                    redacted,
+                }),
+            )
+            .await
+        {
+            return;
+        }
+        let to = if ok {
+            PlanState::Applied
+        } else {
+            PlanState::ApplyFailed
+        };
+        if let Err(e) = self
+            .retried("settle plan", || {
+                self.db
+                    .settle_plan(a.repo, a.n, &plan.project, &pull.head_sha, &w.owner, to)
+            })
+            .await
+        {
+            // Its result is in the ledger: the recovery pass moves it.
+            tracing::error!(repo = %a.repo, pull = a.n, project = %plan.project, error = %e, "gate: plan left applying");
+            w.missed();
+        }
+    }
+
+    /// Answers an apply on the pull request with its (redacted) output.
+    async fn answer_apply(&self, a: &ApplyRun<'_>, plan: &PlanRow, ok: bool, shown: &str) {
+        let header = format!(
+            "### twokey apply `{}` at {}: {}",
+            plan.project,
+            a.pull.head_sha.get(..7).unwrap_or(&a.pull.head_sha),
+            if ok { "succeeded" } else { "FAILED" }
+        );
+        for c in split_comment(&header, shown, GITHUB_COMMENT_LIMIT) {
+            self.say(a.repo, a.n, &c).await;
+        }
+    }
+}
+
+/// What one Terraform plan gave.
+struct PlanRun {
+    /// Whether it succeeded.
+    ok: bool,
+    /// Its output, or why it could not run.
+    text: String,
+    /// SHA-256 of the saved plan file, when it succeeded.
+    sha: Option<String>,
+    /// The saved plan file (empty when it could not run).
+    path: PathBuf,
+}
+
+/// One apply command (or apply on merge) of a pull request: who asked, the
+/// pull request's facts and the decision that allowed it.
+struct ApplyRun<'a> {
+    /// The delivery.
+    w: &'a Work,
+    /// Repository.
+    repo: &'a str,
+    /// Pull request.
+    n: u64,
+    /// Who asked (or merged).
+    who: &'a str,
+    /// The ledger subject of the pull request.
+    subj: String,
+    /// Whether it runs on merge.
+    merged: bool,
+    /// The pull request as GitHub reports it.
+    pull: PullInfo,
+    /// What the decision was made on.
+    facts: PullFacts,
+    /// The decision.
+    decision: Decision,
 }
 
 /// The outcome of one project's drift check.
@@ -1468,14 +1732,26 @@ impl Gate {
         out
     }
 
+    /// Plans the default branch of one project against reality and records
+    /// what it found: (the commit checked, the outcome, whether the ledger
+    /// entry was written).
     async fn drift_check(&self, p: &Project) -> (String, DriftOutcome, bool) {
         let subj = format!("github:{}:drift:{}", p.repo, p.name);
         let (branch, sha) = match self.github.default_branch(&p.repo).await {
             Ok(b) => b,
             Err(e) => {
                 let msg = e.to_string();
+                let failed = DriftFailed {
+                    repo: p.repo.clone(),
+                    project: p.name.clone(),
+                    workspace: p.workspace.clone(),
+                    branch: None,
+                    sha: None,
+                    error: msg.clone(),
+                    output: None,
+                };
                 let ok = self
-                    .record(&subj, "gate.drift_failed", "twokey", true, json!({ "repo": p.repo, "project": p.name, "workspace": p.workspace, "error": msg }))
+                    .record(&subj, "twokey", LedgerEvent::GateDriftFailed(failed))
                     .await
                     .is_ok();
                 return (String::new(), DriftOutcome::Failed(msg), ok);
@@ -1489,27 +1765,54 @@ impl Gate {
                 .map_err(|e| e.to_string())
         }
         .await;
-        let base = json!({ "repo": p.repo, "project": p.name, "workspace": p.workspace, "branch": branch, "sha": sha });
-        let with = |extra: serde_json::Value| {
-            let mut v = base.clone();
-            if let (Some(o), Some(e)) = (v.as_object_mut(), extra.as_object()) {
-                o.extend(e.clone());
-            }
-            v
+        let target = DriftTarget {
+            repo: p.repo.clone(),
+            project: p.name.clone(),
+            workspace: p.workspace.clone(),
+            branch,
+            sha: sha.clone(),
         };
-        let (kind, alert, data, outcome) = match res {
+        let (event, outcome) = self.drift_event(target, res);
+        let ok = self.record(&subj, "twokey", event).await.is_ok();
+        (sha, outcome, ok)
+    }
+
+    /// The ledger event and outcome of a drift check's plan
+    /// (`plan -detailed-exitcode`: its exit code and output, or why it could
+    /// not run).
+    fn drift_event(
+        &self,
+        target: DriftTarget,
+        res: Result<(i32, String), String>,
+    ) -> (LedgerEvent, DriftOutcome) {
+        let failed = |target: DriftTarget, error: String, output: Option<String>| {
+            LedgerEvent::GateDriftFailed(DriftFailed {
+                repo: target.repo,
+                project: target.project,
+                workspace: target.workspace,
+                branch: Some(target.branch),
+                sha: Some(target.sha),
+                error,
+                output,
+            })
+        };
+        match res {
             Ok((0, _)) => (
-                "gate.drift_check",
-                false,
-                with(json!({ "drift": false })),
+                LedgerEvent::GateDriftCheck(Drift {
+                    target,
+                    drift: false,
+                    summary: None,
+                }),
                 DriftOutcome::InSync,
             ),
             Ok((2, text)) => {
                 let shown = redact(&text, &self.config.redact_values);
                 (
-                    "gate.drift",
-                    true,
-                    with(json!({ "drift": true, "summary": drift_summary(&shown, 4000) })),
+                    LedgerEvent::GateDrift(Drift {
+                        target,
+                        drift: true,
+                        summary: Some(drift_summary(&shown, 4000)),
+                    }),
                     DriftOutcome::Drift,
                 )
             }
@@ -1517,27 +1820,15 @@ impl Gate {
                 let shown = redact(&text, &self.config.redact_values);
                 let msg = format!("plan exited {code}");
                 (
-                    "gate.drift_failed",
-                    true,
-                    with(json!({ "error": msg, "output": drift_summary(&shown, 4000) })),
+                    failed(target, msg.clone(), Some(drift_summary(&shown, 4000))),
                     DriftOutcome::Failed(msg),
                 )
             }
             Err(e) => {
                 let msg = redact(&e, &self.config.redact_values);
-                (
-                    "gate.drift_failed",
-                    true,
-                    with(json!({ "error": msg })),
-                    DriftOutcome::Failed(msg),
-                )
+                (failed(target, msg.clone(), None), DriftOutcome::Failed(msg))
             }
-        };
-        let ok = self
-            .record(&subj, kind, "twokey", alert, data)
-            .await
-            .is_ok();
-        (sha, outcome, ok)
+        }
     }
 
     /// The binary's name for [`Gate::run_background`] (drift checks were the
@@ -1551,6 +1842,25 @@ impl Gate {
 /// How long the webhook route waits for a delivery's work before answering
 /// `202 Accepted` (GitHub gives up after 10 s; the work goes on regardless).
 const ANSWER_WITHIN: Duration = Duration::from_secs(8);
+
+/// The HTTP status and text of the engine's result: the one place a
+/// [`GateError`] becomes a status.
+fn status_of(result: Result<Reply, GateError>) -> (StatusCode, String) {
+    let e = match result {
+        Ok(Reply::Done(text)) => return (StatusCode::OK, text),
+        Ok(Reply::Ignored(text)) => return (StatusCode::ACCEPTED, text),
+        Err(e) => e,
+    };
+    let status = match &e {
+        GateError::BadRequest(_) => StatusCode::BAD_REQUEST,
+        GateError::Unsigned(_) => StatusCode::UNAUTHORIZED,
+        GateError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+        GateError::GitHub(_) | GateError::Checkout => StatusCode::BAD_GATEWAY,
+        GateError::Store(_) | GateError::Unrecorded(_) => StatusCode::SERVICE_UNAVAILABLE,
+        GateError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    (status, e.to_string())
+}
 
 /// The webhook's answer: a success as plain text, every error as RFC 9457
 /// problem details (`application/problem+json`) like the rest of the API. A
@@ -1614,7 +1924,7 @@ pub fn router(gate: Arc<Gate>) -> axum::Router {
                     .get("x-github-delivery")
                     .and_then(|v| v.to_str().ok())
                     .map(String::from);
-                return g.too_large(d.as_deref()).await;
+                return status_of(Err(g.too_large(d.as_deref()).await));
             }
             Err(e) => return (e.status(), e.body_text()),
         };
@@ -1626,8 +1936,8 @@ pub fn router(gate: Arc<Gate>) -> axum::Router {
             g.handle(&headers, &body).await
         });
         match tokio::time::timeout(within, task).await {
-            Ok(Ok(r)) => r,
-            Ok(Err(e)) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+            Ok(Ok(r)) => status_of(r),
+            Ok(Err(e)) => status_of(Err(GateError::Internal(e.to_string()))),
             Err(_) => (StatusCode::ACCEPTED, "accepted; working on it".into()),
         }
     }
@@ -1643,4 +1953,76 @@ pub fn router(gate: Arc<Gate>) -> axum::Router {
         .route("/v1/gate/github", post(hook_answer))
         .layer(DefaultBodyLimit::max(limit))
         .with_state(gate)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The statuses GitHub sees, one per kind of result.
+    #[test]
+    fn each_result_has_its_status() {
+        let store = || GateError::Store(StoreError::Db(sqlx::Error::Protocol("down".into())));
+        let cases: Vec<(Result<Reply, GateError>, StatusCode)> = vec![
+            (
+                Ok(Reply::Done("planned 1 project(s)".into())),
+                StatusCode::OK,
+            ),
+            (
+                Ok(Reply::Ignored("event ignored".into())),
+                StatusCode::ACCEPTED,
+            ),
+            (
+                Err(WebhookError::MissingDelivery.into()),
+                StatusCode::BAD_REQUEST,
+            ),
+            (
+                Err(WebhookError::Payload("x".into()).into()),
+                StatusCode::BAD_REQUEST,
+            ),
+            (
+                Err(WebhookError::BadSignature.into()),
+                StatusCode::UNAUTHORIZED,
+            ),
+            (
+                Err(WebhookError::MissingSignature.into()),
+                StatusCode::UNAUTHORIZED,
+            ),
+            (
+                Err(WebhookError::TooLarge(10).into()),
+                StatusCode::PAYLOAD_TOO_LARGE,
+            ),
+            (
+                Err(GateError::GitHub(crate::github::GitHubError::Status(
+                    500,
+                    "x".into(),
+                ))),
+                StatusCode::BAD_GATEWAY,
+            ),
+            (Err(GateError::Checkout), StatusCode::BAD_GATEWAY),
+            (Err(store()), StatusCode::SERVICE_UNAVAILABLE),
+            (
+                Err(GateError::Unrecorded(
+                    "ledger unavailable; not applied".into(),
+                )),
+                StatusCode::SERVICE_UNAVAILABLE,
+            ),
+            (
+                Err(GateError::Internal("panicked".into())),
+                StatusCode::INTERNAL_SERVER_ERROR,
+            ),
+        ];
+        for (result, want) in cases {
+            let server = result.as_ref().is_err_and(GateError::is_server_side);
+            let (status, _) = status_of(result);
+            assert_eq!(status, want);
+            assert_eq!(server, status.is_server_error(), "{status}");
+        }
+        // The texts are the errors' own.
+        assert_eq!(
+            status_of(Err(WebhookError::TooLarge(10).into())).1,
+            "body larger than 10 bytes"
+        );
+        assert_eq!(status_of(Err(GateError::Checkout)).1, "checkout failed");
+    }
 }

@@ -12,7 +12,8 @@
 //! - [`gate`]: the engine tying these together, and [`router`]; its
 //!   background pass (`Gate::run_background`) resolves applies left
 //!   `applying` by a dead worker and alerts on unfinished deliveries.
-//! - [`testing`]: a local, stateful GitHub stand-in for tests.
+//! - `testing` (feature `testing`, for tests only): a local, stateful
+//!   GitHub stand-in.
 
 pub mod config;
 pub mod db;
@@ -24,4 +25,5 @@ pub mod runner;
 pub mod webhook;
 
 pub use gate::{router, Gate};
+#[cfg(feature = "testing")]
 pub mod testing;

@@ -217,7 +217,7 @@ impl World {
             .expect("plans")
             .into_iter()
             .find(|p| p.project == project)
-            .map(|p| p.status)
+            .map(|p| p.status.as_str().to_string())
             .unwrap_or_default()
     }
 

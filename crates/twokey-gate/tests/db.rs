@@ -1,6 +1,6 @@
 //! Gate rows on both databases, and the migration numbering.
 
-use twokey_gate::db::{DeliveryStart, GateDb, Lock, PlanRow};
+use twokey_gate::db::{DeliveryStart, GateDb, Lock, PlanRow, PlanState};
 use twokey_store::Store;
 
 fn lock(pull: u64) -> Lock {
@@ -92,7 +92,7 @@ async fn deliveries_locks_plans_and_pushers_on_both_databases() {
             head_sha: "abc".into(),
             plan_path: "/tmp/p".into(),
             plan_sha256: "00".into(),
-            status: "planned".into(),
+            status: PlanState::Planned,
             delivery: None,
         };
         db.put_plan("acme/infra", 2, &plan, 5).await.expect("plan");
@@ -136,23 +136,30 @@ async fn deliveries_locks_plans_and_pushers_on_both_databases() {
         assert!(!take("r2").await, "taken over twice");
         // The dead worker cannot settle it any more; the new holder can, once.
         assert!(!db
-            .settle_plan("acme/infra", 2, "prod", "abc", "w1", "applied")
+            .settle_plan("acme/infra", 2, "prod", "abc", "w1", PlanState::Applied)
             .await
             .expect("settle"));
         assert!(db
-            .settle_plan("acme/infra", 2, "prod", "abc", "r1", "applied")
+            .settle_plan("acme/infra", 2, "prod", "abc", "r1", PlanState::Applied)
             .await
             .expect("settle"));
         assert!(!db
-            .settle_plan("acme/infra", 2, "prod", "abc", "r1", "apply_failed")
+            .settle_plan("acme/infra", 2, "prod", "abc", "r1", PlanState::ApplyFailed)
             .await
             .expect("settle"));
         assert_eq!(
             db.plans("acme/infra", 2).await.expect("plans")[0].status,
-            "applied"
+            PlanState::Applied
         );
         assert!(!db
-            .move_plan("acme/infra", 2, "prod", "abc", "planned", "applying")
+            .move_plan(
+                "acme/infra",
+                2,
+                "prod",
+                "abc",
+                PlanState::Planned,
+                PlanState::Applying
+            )
             .await
             .expect("m"));
         db.drop_plans("acme/infra", 2).await.expect("drop");

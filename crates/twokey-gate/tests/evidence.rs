@@ -147,7 +147,7 @@ async fn unwritable_evidence_leaves_the_work_unfinished_until_it_is_written() {
         tokio::spawn(async move { axum::serve(listener, app).await });
         ledger_trigger(&store).await;
         let db = GateDb::new(store.clone());
-        let status = || async { db.plans(REPO, 3).await.expect("plans")[0].status.clone() };
+        let status = || async { db.plans(REPO, 3).await.expect("plans")[0].status.as_str() };
 
         let state = dir.path().join("c.tfstate");
         gh.open(REPO, 3, "alice", &[("envs/c/main.tf", &tf(&state))]);

@@ -19,10 +19,9 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::json;
-use twokey_ledger::LedgerEntry;
+use twokey_core::event::{ApplyRecovered, ApplyUnresolved, DeliveryUnfinished, LedgerEvent};
 
-use super::{subject, Gate, Inflight, Recovered, StuckPlan};
+use super::{subject, Gate, Inflight, PlanState, Recovered, StuckPlan};
 
 /// The background pass's findings.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -33,11 +32,42 @@ pub struct BackgroundPass {
     pub unfinished: Vec<String>,
 }
 
-/// Whether ledger entry `e` is about `plan` (project, head, saved plan).
-fn about(e: &LedgerEntry, s: &StuckPlan) -> bool {
-    e.data["project"] == s.plan.project.as_str()
-        && e.data["head_sha"] == s.plan.head_sha.as_str()
-        && (e.data["plan_sha256"].is_null() || e.data["plan_sha256"] == s.plan.plan_sha256.as_str())
+/// Whether an apply's ledger entry (its project, head, saved plan) is
+/// about stuck plan `s`.
+fn about(project: &str, head_sha: &str, plan_sha256: &str, s: &StuckPlan) -> bool {
+    project == s.plan.project && head_sha == s.plan.head_sha && plan_sha256 == s.plan.plan_sha256
+}
+
+/// What an apply's ledger entry says about stuck plan `s`.
+enum Seen {
+    /// Its evidence: the apply was about to run.
+    Evidence,
+    /// Its outcome (the state it ended in), from its result or an earlier
+    /// recovery; `None` for a recovery that did not end it.
+    Outcome(Option<PlanState>),
+}
+
+/// Reads a ledger entry as one about stuck plan `s`; `None` for any other
+/// entry (another plan, another kind, data that is not the kind's).
+fn seen(kind: &str, data: &serde_json::Value, s: &StuckPlan) -> Option<Seen> {
+    match LedgerEvent::parse(kind, data).ok()? {
+        LedgerEvent::GateApplyEvidence(e) if about(&e.project, &e.head_sha, &e.plan_sha256, s) => {
+            Some(Seen::Evidence)
+        }
+        LedgerEvent::GateApplyResult(r) if about(&r.project, &r.head_sha, &r.plan_sha256, s) => {
+            Some(Seen::Outcome(Some(if r.ok {
+                PlanState::Applied
+            } else {
+                PlanState::ApplyFailed
+            })))
+        }
+        LedgerEvent::GateApplyRecovered(r) if about(&r.project, &r.head_sha, &r.plan_sha256, s) => {
+            Some(Seen::Outcome(PlanState::parse(&r.resolved).filter(|to| {
+                matches!(to, PlanState::Applied | PlanState::ApplyFailed)
+            })))
+        }
+        _ => None,
+    }
 }
 
 impl Gate {
@@ -83,6 +113,8 @@ impl Gate {
         out
     }
 
+    /// Resolves one stuck plan this pass holds: decides its outcome,
+    /// records it, moves the plan and says so on the pull request.
     async fn resolve(&self, s: &StuckPlan, owner: &str) -> Recovered {
         let subj = subject(&s.repo, s.pull);
         let mut r = Recovered {
@@ -97,20 +129,22 @@ impl Gate {
             Ok(d) => d,
             Err(e) => {
                 r.how = e.clone();
-                let data = json!({ "project": s.plan.project, "head_sha": s.plan.head_sha, "plan_sha256": s.plan.plan_sha256, "delivery": s.plan.delivery, "error": e });
-                if let Err(e) = self
-                    .record(&subj, "gate.apply_unresolved", "twokey", true, data)
-                    .await
-                {
-                    tracing::error!(error = %e, "gate: cannot record an unresolved apply");
-                }
+                self.record_unresolved(s, &subj, e).await;
                 return r;
             }
         };
         r.how = how.to_string();
-        let data = json!({ "project": s.plan.project, "head_sha": s.plan.head_sha, "plan_sha256": s.plan.plan_sha256, "delivery": s.plan.delivery, "resolved": to, "how": how, "plan_exit": exit });
+        let recovered = ApplyRecovered {
+            project: s.plan.project.clone(),
+            head_sha: s.plan.head_sha.clone(),
+            plan_sha256: s.plan.plan_sha256.clone(),
+            delivery: s.plan.delivery.clone(),
+            resolved: to.as_str().into(),
+            how: how.into(),
+            plan_exit: exit,
+        };
         if self
-            .record(&subj, "gate.apply_recovered", "twokey", true, data)
+            .record(&subj, "twokey", LedgerEvent::GateApplyRecovered(recovered))
             .await
             .is_err()
         {
@@ -129,10 +163,34 @@ impl Gate {
             })
             .await
         {
-            Ok(true) => r.status = Some(to.to_string()),
+            Ok(true) => r.status = Some(to.as_str().to_string()),
             // Its outcome is in the ledger now: the next pass settles it.
             Ok(false) | Err(_) => return r,
         }
+        self.answer_recovered(s, to, how).await;
+        r
+    }
+
+    /// Records a stuck plan that could not be resolved (an alert; retried
+    /// next pass).
+    async fn record_unresolved(&self, s: &StuckPlan, subj: &str, error: String) {
+        let unresolved = ApplyUnresolved {
+            project: s.plan.project.clone(),
+            head_sha: s.plan.head_sha.clone(),
+            plan_sha256: s.plan.plan_sha256.clone(),
+            delivery: s.plan.delivery.clone(),
+            error,
+        };
+        if let Err(e) = self
+            .record(subj, "twokey", LedgerEvent::GateApplyUnresolved(unresolved))
+            .await
+        {
+            tracing::error!(error = %e, "gate: cannot record an unresolved apply");
+        }
+    }
+
+    /// Says on the pull request how an interrupted apply was resolved.
+    async fn answer_recovered(&self, s: &StuckPlan, to: PlanState, how: &str) {
         let short = s.plan.head_sha.get(..7).unwrap_or(&s.plan.head_sha);
         let why = match how {
             "ledger" => "its recorded result",
@@ -149,7 +207,6 @@ impl Gate {
             ),
         )
         .await;
-        r
     }
 
     /// How a stuck plan ends: (new status, how, plan exit code).
@@ -157,34 +214,22 @@ impl Gate {
         &self,
         s: &StuckPlan,
         subj: &str,
-    ) -> Result<(&'static str, &'static str, Option<i32>), String> {
+    ) -> Result<(PlanState, &'static str, Option<i32>), String> {
         let entries = self
             .db
             .store()
             .ledger_for(subj)
             .await
             .map_err(|e| e.to_string())?;
-        let evidence = entries
-            .iter()
-            .rposition(|e| e.kind == "gate.apply_evidence" && about(e, s));
+        let seen: Vec<Option<Seen>> = entries.iter().map(|e| seen(&e.kind, &e.data, s)).collect();
+        let evidence = seen.iter().rposition(|e| matches!(e, Some(Seen::Evidence)));
         let Some(at) = evidence else {
-            return Ok(("planned", "not_started", None));
+            return Ok((PlanState::Planned, "not_started", None));
         };
-        let outcome = entries[at + 1..]
-            .iter()
-            .find_map(|e| match e.kind.as_str() {
-                "gate.apply_result" if about(e, s) => Some(if e.data["ok"] == true {
-                    "applied"
-                } else {
-                    "apply_failed"
-                }),
-                "gate.apply_recovered" if about(e, s) => match e.data["resolved"].as_str() {
-                    Some("applied") => Some("applied"),
-                    Some("apply_failed") => Some("apply_failed"),
-                    _ => None,
-                },
-                _ => None,
-            });
+        let outcome = seen[at + 1..].iter().find_map(|e| match e {
+            Some(Seen::Outcome(to)) => *to,
+            _ => None,
+        });
         if let Some(to) = outcome {
             return Ok((to, "ledger", None));
         }
@@ -200,8 +245,8 @@ impl Gate {
             .await
             .map_err(|e| e.to_string())?;
         match code {
-            0 => Ok(("applied", "terraform_in_sync", Some(0))),
-            2 => Ok(("apply_failed", "terraform_differs", Some(2))),
+            0 => Ok((PlanState::Applied, "terraform_in_sync", Some(0))),
+            2 => Ok((PlanState::ApplyFailed, "terraform_differs", Some(2))),
             c => Err(format!(
                 "the re-check plan exited {c}; the apply stays unresolved"
             )),
@@ -221,14 +266,18 @@ impl Gate {
         };
         let mut out = Vec::new();
         for d in stale {
-            let data = json!({ "delivery": d.id, "event": d.event, "repo": d.repo, "status": d.status, "attempts": d.attempts });
+            let unfinished = DeliveryUnfinished {
+                delivery: d.id.clone(),
+                event: d.event.clone(),
+                repo: d.repo.clone(),
+                status: d.status.clone(),
+                attempts: d.attempts,
+            };
             if self
                 .record(
                     "github:webhook",
-                    "gate.delivery_unfinished",
                     "twokey",
-                    true,
-                    data,
+                    LedgerEvent::GateDeliveryUnfinished(unfinished),
                 )
                 .await
                 .is_err()
