@@ -1,7 +1,6 @@
 //! The integration tests of `twokey-core` in one binary (one link instead of
 //! 8); each module is one area, as a test file was before.
 
-
 mod custody_policy;
 mod invariants;
 mod ledger_fixture;

@@ -1,9 +1,9 @@
 //! The integration tests of `twokey-server` in one binary (one link instead of
 //! 9); each module is one area, as a test file was before.
 
-mod support;
 #[path = "../../../twokey-aws/tests/it/common/mod.rs"]
 mod moto;
+mod support;
 
 mod broker;
 mod contract;

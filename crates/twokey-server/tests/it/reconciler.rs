@@ -16,8 +16,8 @@ use twokey_providers::{
     Found, GrantOutcome, GrantSpec, Presence, Provider, ProviderContext, ProviderError, Reconcile,
     Registry,
 };
-use twokey_server::reconciler::{PassReport, Reconciler};
 use twokey_server::clock::OffsetClock;
+use twokey_server::reconciler::{PassReport, Reconciler};
 use twokey_server::{Broker, BrokerOptions};
 use twokey_store::Store;
 

@@ -1,9 +1,9 @@
 //! The integration tests of `twokey` in one binary (one link instead of
 //! 13); each module is one area, as a test file was before.
 
-mod support;
 #[path = "../../../twokey-aws/tests/it/common/mod.rs"]
 mod moto;
+mod support;
 
 mod audit;
 mod aws;
