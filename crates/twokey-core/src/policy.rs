@@ -457,128 +457,9 @@ impl Policy {
             None => DEFAULT_MAX_GRANT_MS,
         };
 
-        // Identities and the groups they bring.
-        let mut groups: BTreeSet<String> = raw.groups.iter().map(|g| g.get_ref().clone()).collect();
-        let mut identities: Vec<StaticIdentity> = Vec::new();
-        let mut names = BTreeSet::new();
-        let mut keys = BTreeSet::new();
-        for sid in &raw.identity {
-            let r = sid.get_ref();
-            let name = r.name.get_ref().clone();
-            if !names.insert(name.clone()) {
-                issues.push(lines.issue(&r.name, format!("identity {name:?} is declared twice")));
-            }
-            let key = IdentityKey {
-                issuer: r
-                    .issuer
-                    .clone()
-                    .unwrap_or_else(|| IdentityKey::STATIC_ISSUER.into()),
-                subject: r.subject.clone().unwrap_or_else(|| name.clone()),
-            };
-            if key == Actor::system().key {
-                issues.push(lines.issue(
-                    &r.name,
-                    format!("identity {name:?} would be {key}, which is reserved for twokey's own scheduled actions; choose another name or subject"),
-                ));
-            }
-            if !keys.insert(key.clone()) {
-                issues.push(lines.issue(
-                    &r.name,
-                    format!("identity {name:?} has the same issuer and subject ({key}) as another identity"),
-                ));
-            }
-            groups.extend(r.groups.iter().cloned());
-            let mut links = BTreeSet::new();
-            for l in &r.links {
-                match IdentityKey::parse(l.get_ref()) {
-                    Some(k) if k != key => {
-                        links.insert(k);
-                    }
-                    _ => issues.push(lines.issue(
-                        l,
-                        format!(
-                            "identity {name:?}: link {:?} must be another identity's \"issuer|subject\"",
-                            l.get_ref()
-                        ),
-                    )),
-                }
-            }
-            identities.push(StaticIdentity {
-                name,
-                key,
-                email: r.email.clone(),
-                groups: r.groups.iter().cloned().collect(),
-                links,
-            });
-        }
-
-        // Links are symmetric and transitive among the policy's identities:
-        // if alice links alice-admin, alice-admin is alice too.
-        loop {
-            let mut changed = false;
-            for i in 0..identities.len() {
-                let mut person: BTreeSet<IdentityKey> = identities[i].links.clone();
-                person.insert(identities[i].key.clone());
-                for (j, other) in identities.iter_mut().enumerate() {
-                    if i != j && person.contains(&other.key) {
-                        for k in person.iter() {
-                            if *k != other.key && other.links.insert(k.clone()) {
-                                changed = true;
-                            }
-                        }
-                    }
-                }
-            }
-            if !changed {
-                break;
-            }
-        }
-
-        let admins = match &raw.admins {
-            Some(a) => {
-                let ar = a.get_ref();
-                for g in &ar.groups {
-                    if !groups.contains(g.get_ref()) {
-                        issues.push(lines.issue(
-                            g,
-                            format!("admins: unknown group {:?}{}", g.get_ref(), known(&groups)),
-                        ));
-                    }
-                }
-                let approvals = ar.approvals.unwrap_or(1);
-                if approvals == 0 {
-                    issues.push(lines.issue(
-                        a,
-                        "admins.approvals must be at least 1: changing the policy is a two-person operation".into(),
-                    ));
-                }
-                AdminRule {
-                    groups: ar.groups.iter().map(|g| g.get_ref().clone()).collect(),
-                    approvals,
-                }
-            }
-            None => AdminRule {
-                groups: vec![],
-                approvals: 1,
-            },
-        };
-        if !identities.is_empty() && !admins.groups.is_empty() {
-            let n = identities
-                .iter()
-                .filter(|i| admins.groups.iter().any(|g| i.groups.contains(g)))
-                .count();
-            if (n as u32) < admins.approvals + 1 {
-                issues.push(PolicyIssue {
-                    file: file.into(),
-                    line: raw.admins.as_ref().map(|a| lines.line(a.span().start)).unwrap_or(0),
-                    message: format!(
-                        "admins: a policy change needs the proposer plus {} other admin(s), but the admin groups have only {n} member(s)",
-                        admins.approvals
-                    ),
-                });
-            }
-        }
-
+        let (groups, mut identities) = parse_identities(&raw, &lines, &mut issues);
+        close_links(&mut identities);
+        let admins = parse_admins(&raw, &groups, &identities, &lines, &mut issues);
         let by_name: BTreeMap<&str, &StaticIdentity> =
             identities.iter().map(|i| (i.name.as_str(), i)).collect();
         let auditors = parse_auditors(
@@ -589,194 +470,15 @@ impl Policy {
             &mut issues,
         );
         let limits = parse_limits(raw.limits.as_ref(), &lines, &mut issues);
+        let cx = EntitlementContext {
+            groups: &groups,
+            by_name: &by_name,
+            identities: &identities,
+            max_grant,
+        };
         let mut entitlements = BTreeMap::new();
         for se in &raw.entitlement {
-            let e = se.get_ref();
-            let name = e.name.get_ref().clone();
-            let before = issues.len();
-            if name.is_empty()
-                || !name
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-            {
-                issues.push(lines.issue(
-                    &e.name,
-                    format!("entitlement name {name:?} must be letters, digits, '-' or '_'"),
-                ));
-            }
-            if entitlements.contains_key(&name) {
-                issues
-                    .push(lines.issue(&e.name, format!("entitlement {name:?} is declared twice")));
-            }
-            let dur = |v: &Option<Spanned<String>>,
-                       key: &str,
-                       issues: &mut Vec<PolicyIssue>|
-             -> Option<i64> {
-                let s = v.as_ref()?;
-                match parse_duration(s.get_ref()) {
-                    Ok(ms) if ms > 0 => Some(ms),
-                    Ok(_) => {
-                        issues.push(lines.issue(
-                            s,
-                            format!("entitlement {name:?}: {key} must be longer than zero"),
-                        ));
-                        None
-                    }
-                    Err(m) => {
-                        issues.push(lines.issue(s, format!("entitlement {name:?}: {key}: {m}")));
-                        None
-                    }
-                }
-            };
-            let max = dur(&Some(e.max_duration.clone()), "max_duration", &mut issues)
-                .unwrap_or(max_grant);
-            if max > max_grant {
-                issues.push(lines.issue(
-                    &e.max_duration,
-                    format!(
-                        "entitlement {name:?}: max_duration {} is over the policy's max_grant {}",
-                        e.max_duration.get_ref(),
-                        crate::time::format_duration(max_grant)
-                    ),
-                ));
-            }
-            let default = dur(&e.default_duration, "default_duration", &mut issues).unwrap_or(max);
-            if let Some(d) = &e.default_duration {
-                if default > max {
-                    issues.push(lines.issue(
-                        d,
-                        format!(
-                            "entitlement {name:?}: default_duration {} is over its max_duration {}",
-                            d.get_ref(),
-                            e.max_duration.get_ref()
-                        ),
-                    ));
-                }
-            }
-            let pending =
-                dur(&e.pending_timeout, "pending_timeout", &mut issues).unwrap_or(24 * 3600 * 1000);
-
-            for g in e.requester_groups.iter() {
-                if !groups.contains(g.get_ref()) {
-                    issues.push(lines.issue(
-                        g,
-                        format!(
-                            "entitlement {name:?}: unknown requester group {:?}{}",
-                            g.get_ref(),
-                            known(&groups)
-                        ),
-                    ));
-                }
-            }
-            let mut requester_identities = Vec::new();
-            for i in &e.requester_identities {
-                match by_name.get(i.get_ref().as_str()) {
-                    Some(sid) => requester_identities.push(sid.key.clone()),
-                    None => issues.push(lines.issue(
-                        i,
-                        format!("entitlement {name:?}: unknown identity {:?}", i.get_ref()),
-                    )),
-                }
-            }
-            if e.requester_groups.is_empty() && e.requester_identities.is_empty() {
-                issues.push(lines.issue(&e.name, format!("entitlement {name:?}: nobody may request it (set requester_groups or requester_identities)")));
-            }
-            let ap = e.approval.get_ref();
-            if ap.count == 0 {
-                issues.push(lines.issue(&e.approval, format!("entitlement {name:?}: approval.count must be at least 1 (use break_glass for self-activation)")));
-            }
-            if ap.from.is_empty() {
-                issues.push(lines.issue(
-                    &e.approval,
-                    format!("entitlement {name:?}: approval.from names no approver group"),
-                ));
-            }
-            for g in &ap.from {
-                if !groups.contains(g.get_ref()) {
-                    issues.push(lines.issue(
-                        g,
-                        format!(
-                            "entitlement {name:?}: unknown approver group {:?}{}",
-                            g.get_ref(),
-                            known(&groups)
-                        ),
-                    ));
-                }
-            }
-            let ticket_pattern = match &e.ticket_pattern {
-                Some(p) => {
-                    match TicketPattern::new(p.get_ref()) {
-                        Ok(pattern) => Some(pattern),
-                        Err(err) => {
-                            issues.push(lines.issue(p, format!("entitlement {name:?}: ticket_pattern is not a valid regex: {err}")));
-                            None
-                        }
-                    }
-                }
-                None => None,
-            };
-            let ent = Entitlement {
-                name: name.clone(),
-                description: e.description.clone(),
-                provider: e.provider.get_ref().clone(),
-                target: e
-                    .target
-                    .as_ref()
-                    .map(|t| t.get_ref().clone())
-                    .unwrap_or_default(),
-                requester_groups: e
-                    .requester_groups
-                    .iter()
-                    .map(|g| g.get_ref().clone())
-                    .collect(),
-                requester_identities,
-                approval: ApprovalRule {
-                    count: ap.count,
-                    from: ap.from.iter().map(|g| g.get_ref().clone()).collect(),
-                    exclude_requester_groups: ap.exclude_requester_groups,
-                },
-                default_duration_ms: default.min(max),
-                max_duration_ms: max,
-                pending_timeout_ms: pending,
-                reason_required: e.reason_required,
-                ticket_pattern,
-                break_glass: e.break_glass,
-                approver_mfa: e.approver_mfa.as_ref().is_some_and(|m| *m.get_ref()),
-                line: lines.line(se.span().start),
-                target_line: e
-                    .target
-                    .as_ref()
-                    .map(|t| lines.line(t.span().start))
-                    .unwrap_or_else(|| lines.line(se.span().start)),
-            };
-            // Approval rules that can never be met, checked against the static
-            // identities (SSO members are unknown until they log in).
-            if issues.len() == before && !identities.is_empty() {
-                for requester in identities.iter().filter(|i| ent.may_request(&i.actor())) {
-                    let eligible: Vec<&str> = identities
-                        .iter()
-                        .filter(|i| {
-                            ent.may_approve(&i.actor(), &requester.key, &requester.groups)
-                                .is_ok()
-                        })
-                        .map(|i| i.name.as_str())
-                        .collect();
-                    if (eligible.len() as u32) < ent.approval.count {
-                        issues.push(lines.issue(
-                            &e.approval,
-                            format!(
-                                "entitlement {name:?} requires {} approval(s) from {} but a request by {:?} has only {} eligible approver(s) besides the requester{}",
-                                ent.approval.count,
-                                ent.approval.from.join(", "),
-                                requester.name,
-                                eligible.len(),
-                                if eligible.is_empty() { String::new() } else { format!(" ({})", eligible.join(", ")) }
-                            ),
-                        ));
-                        break;
-                    }
-                }
-            }
+            let (name, ent) = parse_entitlement(se, &entitlements, &cx, &lines, &mut issues);
             entitlements.insert(name, ent);
         }
 
@@ -970,5 +672,367 @@ fn known(groups: &BTreeSet<String>) -> String {
             " (known: {})",
             groups.iter().cloned().collect::<Vec<_>>().join(", ")
         )
+    }
+}
+
+/// The identities and the groups they bring (with the declared groups).
+fn parse_identities(
+    raw: &RawPolicy,
+    lines: &Lines,
+    issues: &mut Vec<PolicyIssue>,
+) -> (BTreeSet<String>, Vec<StaticIdentity>) {
+    // Identities and the groups they bring.
+    let mut groups: BTreeSet<String> = raw.groups.iter().map(|g| g.get_ref().clone()).collect();
+    let mut identities: Vec<StaticIdentity> = Vec::new();
+    let mut names = BTreeSet::new();
+    let mut keys = BTreeSet::new();
+    for sid in &raw.identity {
+        let r = sid.get_ref();
+        let name = r.name.get_ref().clone();
+        if !names.insert(name.clone()) {
+            issues.push(lines.issue(&r.name, format!("identity {name:?} is declared twice")));
+        }
+        let key = IdentityKey {
+            issuer: r
+                .issuer
+                .clone()
+                .unwrap_or_else(|| IdentityKey::STATIC_ISSUER.into()),
+            subject: r.subject.clone().unwrap_or_else(|| name.clone()),
+        };
+        if key == Actor::system().key {
+            issues.push(lines.issue(
+                &r.name,
+                format!("identity {name:?} would be {key}, which is reserved for twokey's own scheduled actions; choose another name or subject"),
+            ));
+        }
+        if !keys.insert(key.clone()) {
+            issues.push(lines.issue(
+                &r.name,
+                format!(
+                    "identity {name:?} has the same issuer and subject ({key}) as another identity"
+                ),
+            ));
+        }
+        groups.extend(r.groups.iter().cloned());
+        let mut links = BTreeSet::new();
+        for l in &r.links {
+            match IdentityKey::parse(l.get_ref()) {
+                Some(k) if k != key => {
+                    links.insert(k);
+                }
+                _ => issues.push(lines.issue(
+                    l,
+                    format!(
+                        "identity {name:?}: link {:?} must be another identity's \"issuer|subject\"",
+                        l.get_ref()
+                    ),
+                )),
+            }
+        }
+        identities.push(StaticIdentity {
+            name,
+            key,
+            email: r.email.clone(),
+            groups: r.groups.iter().cloned().collect(),
+            links,
+        });
+    }
+
+    (groups, identities)
+}
+
+/// Links are symmetric and transitive among the policy's identities: if
+/// alice links alice-admin, alice-admin is alice too.
+fn close_links(identities: &mut [StaticIdentity]) {
+    loop {
+        let mut changed = false;
+        for i in 0..identities.len() {
+            let mut person: BTreeSet<IdentityKey> = identities[i].links.clone();
+            person.insert(identities[i].key.clone());
+            for (j, other) in identities.iter_mut().enumerate() {
+                if i != j && person.contains(&other.key) {
+                    for k in person.iter() {
+                        if *k != other.key && other.links.insert(k.clone()) {
+                            changed = true;
+                        }
+                    }
+                }
+            }
+        }
+        if !changed {
+            break;
+        }
+    }
+}
+
+/// `[admins]`, and whether the admin groups have enough members for a
+/// two-person policy change.
+fn parse_admins(
+    raw: &RawPolicy,
+    groups: &BTreeSet<String>,
+    identities: &[StaticIdentity],
+    lines: &Lines,
+    issues: &mut Vec<PolicyIssue>,
+) -> AdminRule {
+    let admins = match &raw.admins {
+        Some(a) => {
+            let ar = a.get_ref();
+            for g in &ar.groups {
+                if !groups.contains(g.get_ref()) {
+                    issues.push(lines.issue(
+                        g,
+                        format!("admins: unknown group {:?}{}", g.get_ref(), known(groups)),
+                    ));
+                }
+            }
+            let approvals = ar.approvals.unwrap_or(1);
+            if approvals == 0 {
+                issues.push(lines.issue(
+                    a,
+                    "admins.approvals must be at least 1: changing the policy is a two-person operation".into(),
+                ));
+            }
+            AdminRule {
+                groups: ar.groups.iter().map(|g| g.get_ref().clone()).collect(),
+                approvals,
+            }
+        }
+        None => AdminRule {
+            groups: vec![],
+            approvals: 1,
+        },
+    };
+    if !identities.is_empty() && !admins.groups.is_empty() {
+        let n = identities
+            .iter()
+            .filter(|i| admins.groups.iter().any(|g| i.groups.contains(g)))
+            .count();
+        if (n as u32) < admins.approvals + 1 {
+            issues.push(PolicyIssue {
+                file: lines.file.into(),
+                line: raw.admins.as_ref().map(|a| lines.line(a.span().start)).unwrap_or(0),
+                message: format!(
+                    "admins: a policy change needs the proposer plus {} other admin(s), but the admin groups have only {n} member(s)",
+                    admins.approvals
+                ),
+            });
+        }
+    }
+
+    admins
+}
+
+/// What every entitlement is checked against.
+struct EntitlementContext<'a> {
+    groups: &'a BTreeSet<String>,
+    by_name: &'a BTreeMap<&'a str, &'a StaticIdentity>,
+    identities: &'a [StaticIdentity],
+    max_grant: i64,
+}
+
+/// One `[[entitlement]]`: its fields checked and typed, then whether its
+/// approval rule can be met by the static identities.
+fn parse_entitlement(
+    se: &Spanned<RawEntitlement>,
+    taken: &BTreeMap<String, Entitlement>,
+    cx: &EntitlementContext,
+    lines: &Lines,
+    issues: &mut Vec<PolicyIssue>,
+) -> (String, Entitlement) {
+    let e = se.get_ref();
+    let name = e.name.get_ref().clone();
+    let before = issues.len();
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        issues.push(lines.issue(
+            &e.name,
+            format!("entitlement name {name:?} must be letters, digits, '-' or '_'"),
+        ));
+    }
+    if taken.contains_key(&name) {
+        issues.push(lines.issue(&e.name, format!("entitlement {name:?} is declared twice")));
+    }
+    let dur =
+        |v: &Option<Spanned<String>>, key: &str, issues: &mut Vec<PolicyIssue>| -> Option<i64> {
+            let s = v.as_ref()?;
+            match parse_duration(s.get_ref()) {
+                Ok(ms) if ms > 0 => Some(ms),
+                Ok(_) => {
+                    issues.push(lines.issue(
+                        s,
+                        format!("entitlement {name:?}: {key} must be longer than zero"),
+                    ));
+                    None
+                }
+                Err(m) => {
+                    issues.push(lines.issue(s, format!("entitlement {name:?}: {key}: {m}")));
+                    None
+                }
+            }
+        };
+    let max = dur(&Some(e.max_duration.clone()), "max_duration", issues).unwrap_or(cx.max_grant);
+    if max > cx.max_grant {
+        issues.push(lines.issue(
+            &e.max_duration,
+            format!(
+                "entitlement {name:?}: max_duration {} is over the policy's max_grant {}",
+                e.max_duration.get_ref(),
+                crate::time::format_duration(cx.max_grant)
+            ),
+        ));
+    }
+    let default = dur(&e.default_duration, "default_duration", issues).unwrap_or(max);
+    if let Some(d) = &e.default_duration {
+        if default > max {
+            issues.push(lines.issue(
+                d,
+                format!(
+                    "entitlement {name:?}: default_duration {} is over its max_duration {}",
+                    d.get_ref(),
+                    e.max_duration.get_ref()
+                ),
+            ));
+        }
+    }
+    let pending = dur(&e.pending_timeout, "pending_timeout", issues).unwrap_or(24 * 3600 * 1000);
+
+    for g in e.requester_groups.iter() {
+        if !cx.groups.contains(g.get_ref()) {
+            issues.push(lines.issue(
+                g,
+                format!(
+                    "entitlement {name:?}: unknown requester group {:?}{}",
+                    g.get_ref(),
+                    known(cx.groups)
+                ),
+            ));
+        }
+    }
+    let mut requester_identities = Vec::new();
+    for i in &e.requester_identities {
+        match cx.by_name.get(i.get_ref().as_str()) {
+            Some(sid) => requester_identities.push(sid.key.clone()),
+            None => issues.push(lines.issue(
+                i,
+                format!("entitlement {name:?}: unknown identity {:?}", i.get_ref()),
+            )),
+        }
+    }
+    if e.requester_groups.is_empty() && e.requester_identities.is_empty() {
+        issues.push(lines.issue(&e.name, format!("entitlement {name:?}: nobody may request it (set requester_groups or requester_identities)")));
+    }
+    let ap = e.approval.get_ref();
+    if ap.count == 0 {
+        issues.push(lines.issue(&e.approval, format!("entitlement {name:?}: approval.count must be at least 1 (use break_glass for self-activation)")));
+    }
+    if ap.from.is_empty() {
+        issues.push(lines.issue(
+            &e.approval,
+            format!("entitlement {name:?}: approval.from names no approver group"),
+        ));
+    }
+    for g in &ap.from {
+        if !cx.groups.contains(g.get_ref()) {
+            issues.push(lines.issue(
+                g,
+                format!(
+                    "entitlement {name:?}: unknown approver group {:?}{}",
+                    g.get_ref(),
+                    known(cx.groups)
+                ),
+            ));
+        }
+    }
+    let ticket_pattern = match &e.ticket_pattern {
+        Some(p) => match TicketPattern::new(p.get_ref()) {
+            Ok(pattern) => Some(pattern),
+            Err(err) => {
+                issues.push(lines.issue(
+                    p,
+                    format!("entitlement {name:?}: ticket_pattern is not a valid regex: {err}"),
+                ));
+                None
+            }
+        },
+        None => None,
+    };
+    let ent = Entitlement {
+        name: name.clone(),
+        description: e.description.clone(),
+        provider: e.provider.get_ref().clone(),
+        target: e
+            .target
+            .as_ref()
+            .map(|t| t.get_ref().clone())
+            .unwrap_or_default(),
+        requester_groups: e
+            .requester_groups
+            .iter()
+            .map(|g| g.get_ref().clone())
+            .collect(),
+        requester_identities,
+        approval: ApprovalRule {
+            count: ap.count,
+            from: ap.from.iter().map(|g| g.get_ref().clone()).collect(),
+            exclude_requester_groups: ap.exclude_requester_groups,
+        },
+        default_duration_ms: default.min(max),
+        max_duration_ms: max,
+        pending_timeout_ms: pending,
+        reason_required: e.reason_required,
+        ticket_pattern,
+        break_glass: e.break_glass,
+        approver_mfa: e.approver_mfa.as_ref().is_some_and(|m| *m.get_ref()),
+        line: lines.line(se.span().start),
+        target_line: e
+            .target
+            .as_ref()
+            .map(|t| lines.line(t.span().start))
+            .unwrap_or_else(|| lines.line(se.span().start)),
+    };
+    if issues.len() == before {
+        check_approvable(&ent, &e.approval, cx.identities, lines, issues);
+    }
+    (name, ent)
+}
+
+/// Approval rules that can never be met, checked against the static
+/// identities (SSO members are unknown until they log in).
+fn check_approvable(
+    ent: &Entitlement,
+    approval: &Spanned<RawApproval>,
+    identities: &[StaticIdentity],
+    lines: &Lines,
+    issues: &mut Vec<PolicyIssue>,
+) {
+    let name = &ent.name;
+    if !identities.is_empty() {
+        for requester in identities.iter().filter(|i| ent.may_request(&i.actor())) {
+            let eligible: Vec<&str> = identities
+                .iter()
+                .filter(|i| {
+                    ent.may_approve(&i.actor(), &requester.key, &requester.groups)
+                        .is_ok()
+                })
+                .map(|i| i.name.as_str())
+                .collect();
+            if (eligible.len() as u32) < ent.approval.count {
+                issues.push(lines.issue(
+                    approval,
+                    format!(
+                        "entitlement {name:?} requires {} approval(s) from {} but a request by {:?} has only {} eligible approver(s) besides the requester{}",
+                        ent.approval.count,
+                        ent.approval.from.join(", "),
+                        requester.name,
+                        eligible.len(),
+                        if eligible.is_empty() { String::new() } else { format!(" ({})", eligible.join(", ")) }
+                    ),
+                ));
+                break;
+            }
+        }
     }
 }
