@@ -190,13 +190,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
         .or_else(|| crate::login::stored_token(&cli.server));
     let client = Client::new(&cli.server, token);
     let json_out = cli.json;
-    let out = |v: &Value, human: &dyn Fn(&Value) -> String| {
-        if json_out {
-            println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
-        } else {
-            println!("{}", human(v));
-        }
-    };
+    let out = Out { json: json_out };
     match cli.cmd {
         Cmd::Serve(args) => return crate::serve::run(args).await,
         Cmd::Login {
@@ -236,6 +230,32 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             identity,
             ttl,
         }) => return crate::serve::issue_token(&config, &identity, ttl.as_deref()).await,
+        Cmd::Policy(cmd) => policy_cmd(cmd, &client, &out).await?,
+        cmd => request_cmd(cmd, &client, &out).await?,
+    }
+    Ok(0)
+}
+
+/// Prints an API answer: as JSON with `--json`, else as `human` says.
+struct Out {
+    json: bool,
+}
+
+impl Out {
+    fn print(&self, v: &Value, human: &dyn Fn(&Value) -> String) {
+        if self.json {
+            println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
+        } else {
+            println!("{}", human(v));
+        }
+    }
+}
+
+/// The commands about requests and grants: one API call (or two) each.
+async fn request_cmd(cmd: Cmd, client: &Client, out: &Out) -> anyhow::Result<()> {
+    let json_out = out.json;
+    let out = |v: &Value, human: &dyn Fn(&Value) -> String| out.print(v, human);
+    match cmd {
         Cmd::Request {
             entitlement,
             duration,
@@ -246,7 +266,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             let v = client
                 .call(Method::POST, "/v1/requests", Some(json!({"entitlement": entitlement, "duration": duration, "reason": reason, "ticket": ticket, "break_glass": break_glass})))
                 .await?;
-            let key = crate::custody::after_request(&client, &v).await?;
+            let key = crate::custody::after_request(client, &v).await?;
             out(&v, &|v| {
                 let mut s = format!("{}\n{}", summary(v), next_step(v));
                 if let Some(p) = &key {
@@ -371,7 +391,16 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
                 )
             });
         }
-        Cmd::Policy(PolicyCmd::Show) => {
+        other => anyhow::bail!("not a request command: {other:?}"),
+    }
+    Ok(())
+}
+
+/// `twokey policy show|propose|proposals|approve|reject` (`check` is local).
+async fn policy_cmd(cmd: PolicyCmd, client: &Client, out: &Out) -> anyhow::Result<()> {
+    let out = |v: &Value, human: &dyn Fn(&Value) -> String| out.print(v, human);
+    match cmd {
+        PolicyCmd::Show => {
             let v = client.call(Method::GET, "/v1/policy", None).await?;
             out(&v, &|v| {
                 format!(
@@ -381,7 +410,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
                 )
             });
         }
-        Cmd::Policy(PolicyCmd::Propose { file }) => {
+        PolicyCmd::Propose { file } => {
             let text = std::fs::read_to_string(&file)
                 .with_context(|| format!("cannot read {}", file.display()))?;
             for w in twokey_core::secret::inline_credentials(&text, &file.display().to_string()) {
@@ -402,7 +431,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
                 )
             });
         }
-        Cmd::Policy(PolicyCmd::Proposals) => {
+        PolicyCmd::Proposals => {
             let v = client
                 .call(Method::GET, "/v1/policy/proposals", None)
                 .await?;
@@ -416,7 +445,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
                                     p["id"].as_str().unwrap_or("?"),
                                     p["state"].as_str().unwrap_or("?"),
                                     p["proposed_by"]["subject"].as_str().unwrap_or("?"),
-                                    &p["hash"].as_str().unwrap_or("?")[..12]
+                                    p["hash"].as_str().and_then(|h| h.get(..12)).unwrap_or("?")
                                 )
                             })
                             .collect::<Vec<_>>()
@@ -425,7 +454,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
                     .unwrap_or_default()
             });
         }
-        Cmd::Policy(PolicyCmd::Approve { id }) => {
+        PolicyCmd::Approve { id } => {
             let v = client
                 .call(
                     Method::POST,
@@ -441,7 +470,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
                 )
             });
         }
-        Cmd::Policy(PolicyCmd::Reject { id }) => {
+        PolicyCmd::Reject { id } => {
             let v = client
                 .call(
                     Method::POST,
@@ -457,8 +486,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
                 )
             });
         }
+        PolicyCmd::Check { .. } => anyhow::bail!("`policy check` runs locally"),
     }
-    Ok(0)
+    Ok(())
 }
 
 fn policy_check(file: &PathBuf, json_out: bool) -> anyhow::Result<i32> {
