@@ -274,82 +274,98 @@ pub async fn request_page(
     let lp = st.broker.policy();
     let ent = lp.policy.entitlement(&r.entitlement);
     let now = st.broker.now();
-    let mine = s.actor.is(&r.requester);
-    let csrf = e(&s.csrf);
-    let rid = e(&r.id);
 
-    let mut body = format!(
-        r#"<dl class="facts">
-<dt>State</dt><dd>{state}</dd>
-<dt>Entitlement</dt><dd>{ent}</dd>
-<dt>Requester</dt><dd>{rn} <span class="muted">({rk})</span></dd>
-<dt>Reason</dt><dd>{reason}</dd>
-<dt>Ticket</dt><dd>{ticket}</dd>
-<dt>Duration</dt><dd>{dur}</dd>
-<dt>Approvals</dt><dd>{a} of {req}</dd>
-"#,
-        state = state_badge(r.state),
-        ent = e(&r.entitlement),
-        rn = e(&r.requester_name),
-        rk = e(&r.requester.to_string()),
-        reason = e(&r.reason),
-        ticket = e(r.ticket.as_deref().unwrap_or("-")),
-        dur = dur(r.duration_ms),
-        a = approvals_counted(&r),
-        req = ent.map(|x| x.approval.count).unwrap_or(0),
-    );
-    if let (Some(start), Some(end)) = (r.activated_at, r.ends_at) {
-        body.push_str(&format!(
-            "<dt>Active</dt><dd>{} to {}{}</dd>",
-            time(start),
-            time(end),
-            if r.state == RState::Active {
-                format!(
-                    r#" · <strong class="time-left">{} left</strong>"#,
-                    dur(end - now)
-                )
-            } else {
-                String::new()
-            }
-        ));
-    }
-    if r.break_glass {
-        body.push_str("<dt>Break-glass</dt><dd>yes (self-activated; needs review afterwards)</dd>");
-    }
-    body.push_str("</dl>");
-
-    // Reviews.
-    body.push_str("<section><h2>Reviews</h2>");
-    if r.reviews.is_empty() {
-        body.push_str(r#"<p class="muted">No reviews yet.</p>"#);
-    } else {
-        body.push_str(r#"<ul class="reviews">"#);
-        for v in &r.reviews {
-            body.push_str(&format!(
-                r#"<li><strong>{}</strong> {} at {}{}</li>"#,
-                e(&v.reviewer_name),
-                match v.decision {
-                    ReviewDecision::Approve => "approved",
-                    ReviewDecision::Deny => "denied",
-                },
-                time(v.at),
-                if v.comment.is_empty() {
-                    String::new()
-                } else {
-                    format!(": “{}”", e(&v.comment))
-                }
-            ));
-        }
-        body.push_str("</ul>");
-    }
-    body.push_str("</section>");
+    let mut body = facts_section(&r, ent, now).into_string();
+    body.push_str(&reviews_section(&r).into_string());
 
     // Actions the broker would accept from this person, as the core says
     // (the broker checks again when one is taken).
+    let allowed = allowed_actions(&lp.policy, &r, &s.actor, now);
+    match actions_section(&st, &s, &r, &allowed, ent.is_some_and(|x| x.approver_mfa)).await {
+        Ok(actions) => body.push_str(&actions),
+        Err(resp) => return resp,
+    }
+
+    // What the grant did (records the guard attributed to it).
+    if r.activated_at.is_some() {
+        match st.broker.activity(&r.id, 200).await {
+            Ok(a) => body.push_str(&activity_section(&a).into_string()),
+            Err(err) => return api_error(err),
+        }
+    }
+
+    // Timeline from the ledger.
+    body.push_str(r#"<section><h2>Timeline (from the ledger)</h2><ol class="timeline">"#);
+    for t in &timeline {
+        let mfa = match t.data["mfa"]["credential_id"].as_str() {
+            Some(c) => format!(
+                r#" <span class="mfa">confirmed with security key <code>{}…</code></span>"#,
+                e(&c.chars().take(16).collect::<String>())
+            ),
+            None => String::new(),
+        };
+        body.push_str(&format!(
+            r#"<li><span class="muted">#{} · {}</span> <strong>{}</strong> by {}{mfa}</li>"#,
+            t.index,
+            time(t.time_ms),
+            e(&t.kind),
+            e(&actor_label(&t.actor, &r, &s.actor)),
+        ));
+    }
+    body.push_str("</ol></section>");
+    ok(&s, &format!("Request {}", r.id), &body)
+}
+
+/// The request page's activity section (maud escapes every value).
+fn activity_section(a: &twokey_server::activity::ActivityView) -> maud::Markup {
+    maud::html! {
+        section {
+            h2 { "Activity (attributed by the guard)" }
+            p.muted {
+                (a.events) " records"
+                @if a.overflow > 0 { " (" (a.overflow) " beyond the per-grant bound, counted only)" }
+                @match a.digest_index {
+                    Some(i) => { "; digest #" (i) " (revision " (a.revision) ") in the ledger" }
+                    None => { "; its digest is written to the ledger once the grant has ended and settled" }
+                }
+                @if (a.records.len() as i64) < a.events { "; showing the first " (a.records.len()) }
+            }
+            @if !a.records.is_empty() {
+                table.activity {
+                    thead { tr { th { "Time" } th { "Source" } th { "Action" } th { "Principal" } th { "From" } th { "Outcome" } } }
+                    tbody {
+                        @for rec in &a.records {
+                            tr {
+                                td { (time(rec.event_time)) }
+                                td { (rec.source.as_str()) }
+                                td { code { (rec.action) } }
+                                td { (rec.principal) }
+                                td { (rec.source_ip) }
+                                td { @if rec.outcome.is_empty() { "ok" } @else { strong { (rec.outcome) } } }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The Actions section of a request page: the forms for what `allowed` (the
+/// core's `allowed_actions`) lists, with the security-key flow where the
+/// entitlement needs one. Empty when the person may do nothing.
+async fn actions_section(
+    st: &AppState,
+    s: &Session,
+    r: &Request,
+    allowed: &std::collections::BTreeSet<Action>,
+    needs_key: bool,
+) -> Result<String, Response> {
     let mut actions = String::new();
-    let allowed = allowed_actions(&lp.policy, &r, &s.actor, st.broker.now());
     let may_review = allowed.contains(&Action::Approve);
-    let needs_key = ent.is_some_and(|x| x.approver_mfa);
+    let mine = s.actor.is(&r.requester);
+    let csrf = e(&s.csrf);
+    let rid = e(&r.id);
     if may_review && needs_key {
         let has_keys = match st
             .broker
@@ -358,7 +374,7 @@ pub async fn request_page(
             .await
         {
             Ok(k) => !k.is_empty(),
-            Err(err) => return api_error(err.into()),
+            Err(err) => return Err(api_error(err.into())),
         };
         let approve = if has_keys {
             r#"<button type="submit" name="decision" value="approve">Approve with security key</button>"#.to_string()
@@ -425,67 +441,55 @@ pub async fn request_page(
             "",
         ));
     }
-    if !actions.is_empty() {
-        body.push_str(&format!(r#"<section><h2>Actions</h2>{actions}</section>"#));
-    }
-
-    // What the grant did (records the guard attributed to it).
-    if r.activated_at.is_some() {
-        match st.broker.activity(&r.id, 200).await {
-            Ok(a) => body.push_str(&activity_section(&a).into_string()),
-            Err(err) => return api_error(err),
-        }
-    }
-
-    // Timeline from the ledger.
-    body.push_str(r#"<section><h2>Timeline (from the ledger)</h2><ol class="timeline">"#);
-    for t in &timeline {
-        let mfa = match t.data["mfa"]["credential_id"].as_str() {
-            Some(c) => format!(
-                r#" <span class="mfa">confirmed with security key <code>{}…</code></span>"#,
-                e(&c.chars().take(16).collect::<String>())
-            ),
-            None => String::new(),
-        };
-        body.push_str(&format!(
-            r#"<li><span class="muted">#{} · {}</span> <strong>{}</strong> by {}{mfa}</li>"#,
-            t.index,
-            time(t.time_ms),
-            e(&t.kind),
-            e(&actor_label(&t.actor, &r, &s.actor)),
-        ));
-    }
-    body.push_str("</ol></section>");
-    ok(&s, &format!("Request {}", r.id), &body)
+    Ok(if actions.is_empty() {
+        String::new()
+    } else {
+        format!(r#"<section><h2>Actions</h2>{actions}</section>"#)
+    })
 }
 
-/// The request page's activity section (maud escapes every value).
-fn activity_section(a: &twokey_server::activity::ActivityView) -> maud::Markup {
+/// The facts of a request (state, entitlement, requester, reason, ...).
+fn facts_section(r: &Request, ent: Option<&twokey_core::Entitlement>, now: i64) -> maud::Markup {
+    maud::html! {
+        dl.facts {
+            dt { "State" } dd { (maud::PreEscaped(state_badge(r.state))) }
+            dt { "Entitlement" } dd { (r.entitlement) }
+            dt { "Requester" } dd { (r.requester_name) " " span.muted { "(" (r.requester.to_string()) ")" } }
+            dt { "Reason" } dd { (r.reason) }
+            dt { "Ticket" } dd { (r.ticket.as_deref().unwrap_or("-")) }
+            dt { "Duration" } dd { (dur(r.duration_ms)) }
+            dt { "Approvals" } dd { (approvals_counted(r)) " of " (ent.map(|x| x.approval.count).unwrap_or(0)) }
+            @if let (Some(start), Some(end)) = (r.activated_at, r.ends_at) {
+                dt { "Active" }
+                dd {
+                    (time(start)) " to " (time(end))
+                    @if r.state == RState::Active {
+                        " · " strong.time-left { (dur(end - now)) " left" }
+                    }
+                }
+            }
+            @if r.break_glass {
+                dt { "Break-glass" } dd { "yes (self-activated; needs review afterwards)" }
+            }
+        }
+    }
+}
+
+/// The reviews of a request, in order.
+fn reviews_section(r: &Request) -> maud::Markup {
     maud::html! {
         section {
-            h2 { "Activity (attributed by the guard)" }
-            p.muted {
-                (a.events) " records"
-                @if a.overflow > 0 { " (" (a.overflow) " beyond the per-grant bound, counted only)" }
-                @match a.digest_index {
-                    Some(i) => { "; digest #" (i) " (revision " (a.revision) ") in the ledger" }
-                    None => { "; its digest is written to the ledger once the grant has ended and settled" }
-                }
-                @if (a.records.len() as i64) < a.events { "; showing the first " (a.records.len()) }
-            }
-            @if !a.records.is_empty() {
-                table.activity {
-                    thead { tr { th { "Time" } th { "Source" } th { "Action" } th { "Principal" } th { "From" } th { "Outcome" } } }
-                    tbody {
-                        @for rec in &a.records {
-                            tr {
-                                td { (time(rec.event_time)) }
-                                td { (rec.source.as_str()) }
-                                td { code { (rec.action) } }
-                                td { (rec.principal) }
-                                td { (rec.source_ip) }
-                                td { @if rec.outcome.is_empty() { "ok" } @else { strong { (rec.outcome) } } }
-                            }
+            h2 { "Reviews" }
+            @if r.reviews.is_empty() {
+                p.muted { "No reviews yet." }
+            } @else {
+                ul.reviews {
+                    @for v in &r.reviews {
+                        li {
+                            strong { (v.reviewer_name) }
+                            " " (match v.decision { ReviewDecision::Approve => "approved", ReviewDecision::Deny => "denied" })
+                            " at " (time(v.at))
+                            @if !v.comment.is_empty() { ": “" (v.comment) "”" }
                         }
                     }
                 }

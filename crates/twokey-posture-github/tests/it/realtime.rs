@@ -633,7 +633,7 @@ async fn break_ledger(store: &Store, url: &str) {
         &["CREATE TRIGGER ledger_down BEFORE INSERT ON ledger BEGIN SELECT RAISE(ABORT, 'ledger unavailable'); END;"]
     } else {
         &[
-            "CREATE FUNCTION ledger_down() RETURNS trigger AS $$ BEGIN RAISE EXCEPTION 'ledger unavailable'; END $$ LANGUAGE plpgsql",
+            "CREATE OR REPLACE FUNCTION ledger_down() RETURNS trigger AS $$ BEGIN RAISE EXCEPTION 'ledger unavailable'; END $$ LANGUAGE plpgsql",
             "CREATE TRIGGER ledger_down BEFORE INSERT ON ledger FOR EACH ROW EXECUTE FUNCTION ledger_down()",
         ]
     };
