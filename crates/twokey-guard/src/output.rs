@@ -3,7 +3,6 @@
 use std::io::Write;
 
 use serde::Serialize;
-use serde_json::value::RawValue;
 
 use crate::grants::Coverage;
 
@@ -26,8 +25,9 @@ pub struct Finding<'a> {
     pub event_name: Option<&'a str>,
     /// `eventTime`, when present.
     pub event_time: Option<&'a str>,
-    /// The record, checked to be valid JSON.
-    pub event: &'a RawValue,
+    /// The record's text, checked to be valid JSON (one value, no
+    /// surrounding whitespace).
+    pub event: &'a str,
     /// Set for correlation findings: what was counted.
     pub correlation: Option<CorrelationInfo>,
     /// Set for high-risk findings when grant correlation is on: covered by
@@ -162,7 +162,7 @@ impl FindingWriter {
                 }
                 b.extend_from_slice(b",\"event\":");
                 out.write_all(b)?;
-                out.write_all(raw.get().as_bytes())?;
+                out.write_all(raw.as_bytes())?;
                 out.write_all(b"}\n")?;
             }
             Format::Ocsf => {
@@ -258,7 +258,7 @@ fn severity_id(level: &str) -> u8 {
 }
 
 /// An OCSF 1.1 Detection Finding for a Sigma match.
-fn ocsf(f: &Finding<'_>, raw: &RawValue) -> serde_json::Value {
+fn ocsf(f: &Finding<'_>, raw: &str) -> serde_json::Value {
     let time = f
         .event_time
         .and_then(twokey_sigma::correlation::parse_time_ms)
@@ -297,13 +297,14 @@ fn ocsf(f: &Finding<'_>, raw: &RawValue) -> serde_json::Value {
         },
         "evidences": [{"data": {"event_id": f.event_id, "file": f.file, "line": f.line}}],
         "unmapped": {"correlation": f.correlation, "two_person": f.two_person},
-        "raw_data": raw.get(),
+        "raw_data": raw,
     })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::value::RawValue;
 
     /// The finding as serde_json writes it: what the NDJSON writer made by
     /// hand must equal, byte for byte.
@@ -385,7 +386,7 @@ mod tests {
                     event_id,
                     event_name: None,
                     event_time: None,
-                    event: raw,
+                    event: raw.get(),
                     correlation: correlation.cloned(),
                     two_person,
                 };

@@ -283,7 +283,7 @@ impl<'r> Scanner<'r> {
     /// high-risk.
     fn coverage<'a>(
         &self,
-        raw: &serde_json::value::RawValue,
+        raw: &str,
         event_time: Option<&str>,
         mut levels: impl Iterator<Item = &'a str>,
     ) -> Option<Coverage> {
@@ -291,7 +291,7 @@ impl<'r> Scanner<'r> {
         if !levels.any(|l| tp.is_high_risk(l)) {
             return None;
         }
-        let v: serde_json::Value = serde_json::from_str(raw.get()).ok()?;
+        let v: serde_json::Value = serde_json::from_str(raw).ok()?;
         let at = event_time
             .and_then(twokey_sigma::correlation::parse_time_ms)
             .unwrap_or_else(now_ms);
@@ -326,11 +326,7 @@ impl<'r> Scanner<'r> {
         }
         // The reader checks structure, not every nested literal: the record
         // is validated in full once, before it is copied into findings.
-        let raw: &serde_json::value::RawValue =
-            serde_json::from_str(text).map_err(|e| twokey_sigma::JsonError {
-                offset: e.column(),
-                what: "invalid JSON inside a nested value",
-            })?;
+        let raw = twokey_sigma::json::validate(text)?;
         let event_id = top_str(&ev, "eventID");
         let event_name = top_str(&ev, "eventName");
         let event_time = top_str(&ev, "eventTime");
