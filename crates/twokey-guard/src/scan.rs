@@ -10,7 +10,7 @@ use twokey_sigma::{
 };
 
 use crate::grants::{correlate, Coverage, GrantSource, TwoPerson};
-use crate::input::{self, BadRecord, InputText};
+use crate::input::{self, BadRecord, Opened};
 use crate::output::{CorrelationInfo, Finding, FindingWriter, Format};
 
 /// Options shared by `scan` and `watch` for choosing rules.
@@ -414,12 +414,43 @@ impl<'r> Scanner<'r> {
         emit: &mut dyn FnMut(&Finding<'_>) -> anyhow::Result<()>,
         bad: &mut dyn FnMut(BadRecord),
     ) -> anyhow::Result<usize> {
+        self.scan_each(file, emit, bad, &mut |f, layout_bad| {
+            input::for_each_record(text, f, layout_bad);
+        })
+    }
+
+    /// Matches every line of a run of NDJSON lines (see
+    /// [`input::LineReader`]), the first numbered `first_line`; unreadable
+    /// records go to `bad`. Returns the number of findings and of lines.
+    pub fn scan_lines(
+        &mut self,
+        file: &str,
+        first_line: u64,
+        text: &str,
+        emit: &mut dyn FnMut(&Finding<'_>) -> anyhow::Result<()>,
+        bad: &mut dyn FnMut(BadRecord),
+    ) -> anyhow::Result<(usize, u64)> {
+        let mut lines = 0;
+        let found = self.scan_each(file, emit, bad, &mut |f, _| {
+            lines = input::for_each_line(text, first_line, f);
+        })?;
+        Ok((found, lines))
+    }
+
+    /// Scans the records `each` hands out (and the records it reports as
+    /// unreadable); bad records are reported in position order at the end.
+    fn scan_each<'t>(
+        &mut self,
+        file: &str,
+        emit: &mut dyn FnMut(&Finding<'_>) -> anyhow::Result<()>,
+        bad: &mut dyn FnMut(BadRecord),
+        each: &mut dyn FnMut(&mut dyn FnMut(u64, &'t str), &mut dyn FnMut(BadRecord)),
+    ) -> anyhow::Result<usize> {
         let mut total = 0;
         let mut failure = None;
         let mut bad_records = Vec::new();
         let mut bad_layout = Vec::new();
-        input::for_each_record(
-            text,
+        each(
             &mut |pos, rec| {
                 if failure.is_some() {
                     return;
@@ -543,7 +574,7 @@ pub fn scan_with(args: &ScanArgs, out: &mut dyn Write, err: &mut dyn Write) -> a
     scanner.set_grants(args.grants.load()?);
     let mut writer = FindingWriter::new(args.format).with_two_person_column(scanner.has_grants());
     let mut findings = 0usize;
-    let mut one = |inp: anyhow::Result<InputText>,
+    let mut one = |inp: anyhow::Result<Opened>,
                    status: &mut i32,
                    err: &mut dyn Write|
      -> anyhow::Result<()> {
@@ -556,19 +587,54 @@ pub fn scan_with(args: &ScanArgs, out: &mut dyn Write, err: &mut dyn Write) -> a
             }
         };
         let mut bad_seen = false;
-        findings += scanner.scan_text(
-            &inp.name,
-            &inp.text,
-            &mut |f| writer.write(out, f),
-            &mut |b| {
-                bad_seen = true;
-                let _ = writeln!(
-                    err,
-                    "twokey guard: {}:{}: {}",
-                    inp.name, b.position, b.reason
-                );
-            },
-        )?;
+        match inp {
+            Opened::Whole(inp) => {
+                findings += scanner.scan_text(
+                    &inp.name,
+                    &inp.text,
+                    &mut |f| writer.write(out, f),
+                    &mut |b| {
+                        bad_seen = true;
+                        let _ = writeln!(
+                            err,
+                            "twokey guard: {}:{}: {}",
+                            inp.name, b.position, b.reason
+                        );
+                    },
+                )?;
+            }
+            Opened::Lines(mut reader) => {
+                let name = reader.name.clone();
+                let mut line = 1;
+                loop {
+                    let chunk = match reader.next_chunk() {
+                        Ok(Some(c)) => c,
+                        Ok(None) => break,
+                        Err(e) => {
+                            writeln!(err, "twokey guard: {e:#}")?;
+                            bad_seen = true;
+                            break;
+                        }
+                    };
+                    let (n, lines) = scanner.scan_lines(
+                        &name,
+                        line,
+                        chunk,
+                        &mut |f| writer.write(out, f),
+                        &mut |b| {
+                            bad_seen = true;
+                            let _ = writeln!(
+                                err,
+                                "twokey guard: {}:{}: {}",
+                                name, b.position, b.reason
+                            );
+                        },
+                    )?;
+                    findings += n;
+                    line += lines;
+                }
+            }
+        }
         if bad_seen {
             *status = 2;
         }
@@ -579,7 +645,7 @@ pub fn scan_with(args: &ScanArgs, out: &mut dyn Write, err: &mut dyn Write) -> a
     for p in &args.paths {
         let Some(url) = p.to_str().filter(|s| s.starts_with("s3://")) else {
             for path in input::expand_paths(std::slice::from_ref(p))? {
-                one(input::read_input(&path), &mut status, err)?;
+                one(input::open_input(&path), &mut status, err)?;
             }
             continue;
         };
@@ -602,7 +668,9 @@ pub fn scan_with(args: &ScanArgs, out: &mut dyn Write, err: &mut dyn Write) -> a
                     continue;
                 }
             };
-            a.for_each_object(&bucket, &keys, &mut |inp| one(inp, &mut status, err))?;
+            a.for_each_object(&bucket, &keys, &mut |inp| {
+                one(inp.map(Opened::Whole), &mut status, err)
+            })?;
         }
         #[cfg(not(feature = "aws"))]
         {

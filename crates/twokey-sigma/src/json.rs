@@ -826,6 +826,24 @@ pub fn parse_document(text: &str) -> Result<JsonValue<'_>, JsonError> {
     Ok(v)
 }
 
+/// The lines of `text` as [`str::lines`] gives them (split at `\n`, a
+/// `\r` before it dropped, no empty last line after a final `\n`), found
+/// with `memchr` (for NDJSON: a line is a record).
+pub fn lines(text: &str) -> impl Iterator<Item = &str> {
+    let mut rest = text;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let Some(k) = memchr::memchr(b'\n', rest.as_bytes()) else {
+            return Some(std::mem::take(&mut rest));
+        };
+        let line = &rest[..k];
+        rest = &rest[k + 1..];
+        Some(line.strip_suffix('\r').unwrap_or(line))
+    })
+}
+
 /// Checks that `text` is one JSON value (RFC 8259) with optional
 /// whitespace around it, and returns the value's text without that
 /// whitespace. Accepts what serde_json accepts as a `RawValue`: any depth,
@@ -1627,6 +1645,29 @@ mod tests {
                     }
                 }
             }
+        }
+    }
+
+    #[test]
+    fn lines_are_those_of_str_lines() {
+        for t in [
+            "",
+            "\n",
+            "a",
+            "a\n",
+            "a\r\n",
+            "a\r",
+            "\r\n\r\n",
+            "a\nb",
+            "a\n\nb\r\n\r",
+            "\r\r\n",
+            "é\n😀",
+        ] {
+            assert_eq!(
+                lines(t).collect::<Vec<_>>(),
+                t.lines().collect::<Vec<_>>(),
+                "{t:?}"
+            );
         }
     }
 
