@@ -243,6 +243,10 @@ pub(crate) fn report_unsupported(set: &RuleSet, err: &mut dyn Write) {
     }
 }
 
+/// Hands records (position, text) to the first callback and unreadable
+/// ones to the second.
+type RecordWalk<'w, 't> = dyn FnMut(&mut dyn FnMut(u64, &'t str), &mut dyn FnMut(BadRecord)) + 'w;
+
 /// Runs a [`RuleSet`] and its correlations over records, one at a time.
 pub struct Scanner<'r> {
     set: &'r RuleSet,
@@ -444,7 +448,7 @@ impl<'r> Scanner<'r> {
         file: &str,
         emit: &mut dyn FnMut(&Finding<'_>) -> anyhow::Result<()>,
         bad: &mut dyn FnMut(BadRecord),
-        each: &mut dyn FnMut(&mut dyn FnMut(u64, &'t str), &mut dyn FnMut(BadRecord)),
+        each: &mut RecordWalk<'_, 't>,
     ) -> anyhow::Result<usize> {
         let mut total = 0;
         let mut failure = None;
