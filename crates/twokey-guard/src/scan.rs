@@ -565,7 +565,9 @@ fn quiet_broken_pipe(r: anyhow::Result<i32>) -> anyhow::Result<i32> {
 /// [`run_scan`] with diagnostics written to `err`.
 pub fn scan_with(args: &ScanArgs, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Result<i32> {
     // stdout is line-buffered: without this, every finding is a write call.
-    let mut buffered = std::io::BufWriter::with_capacity(1 << 16, out);
+    // 1 MiB: a finding carries its record (about a kilobyte), so a scan with
+    // many findings writes in few calls.
+    let mut buffered = std::io::BufWriter::with_capacity(1 << 20, out);
     let out: &mut dyn Write = &mut buffered;
     let set = load_rules(&args.rules)?;
     report_unsupported(&set, err);
