@@ -3,7 +3,6 @@
 use std::io::Write;
 
 use serde::Serialize;
-use serde_json::value::RawValue;
 
 use crate::grants::Coverage;
 
@@ -26,8 +25,9 @@ pub struct Finding<'a> {
     pub event_name: Option<&'a str>,
     /// `eventTime`, when present.
     pub event_time: Option<&'a str>,
-    /// The record, checked to be valid JSON.
-    pub event: &'a RawValue,
+    /// The record's text, checked to be valid JSON (one value, no
+    /// surrounding whitespace).
+    pub event: &'a str,
     /// Set for correlation findings: what was counted.
     pub correlation: Option<CorrelationInfo>,
     /// Set for high-risk findings when grant correlation is on: covered by
@@ -62,24 +62,44 @@ pub enum Format {
     Table,
 }
 
-#[derive(Serialize)]
-struct NdjsonFinding<'a> {
-    rule_id: &'a str,
-    rule_title: &'a str,
-    level: &'a str,
-    source: Source<'a>,
-    event_id: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    correlation: Option<&'a CorrelationInfo>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    two_person: Option<&'a Coverage>,
-    event: &'a RawValue,
+/// Appends `s` as a JSON string, escaped as serde_json escapes it (`"`,
+/// `\\` and control characters; nothing else), so the NDJSON bytes are the
+/// same as serializing the finding with serde_json.
+fn push_json_str(buf: &mut Vec<u8>, s: &str) {
+    if needs_escape(s.as_bytes()) {
+        // Writing into a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut *buf, s);
+        return;
+    }
+    buf.reserve(s.len() + 2);
+    buf.push(b'"');
+    buf.extend_from_slice(s.as_bytes());
+    buf.push(b'"');
 }
 
-#[derive(Serialize)]
-struct Source<'a> {
-    file: &'a str,
-    line: u64,
+/// Whether `s` holds a byte serde_json escapes: `"`, `\\` or one below
+/// 0x20. Eight bytes at a time (the has-less-than and has-zero-byte bit
+/// tricks are exact as yes/no answers).
+fn needs_escape(s: &[u8]) -> bool {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    let mut chunks = s.chunks_exact(8);
+    for c in chunks.by_ref() {
+        let mut a = [0u8; 8];
+        a.copy_from_slice(c);
+        let w = u64::from_le_bytes(a);
+        let ctl = w.wrapping_sub(LO * 0x20) & !w;
+        let q = w ^ (LO * u64::from(b'"'));
+        let bs = w ^ (LO * u64::from(b'\\'));
+        let hit = ctl | (q.wrapping_sub(LO) & !q) | (bs.wrapping_sub(LO) & !bs);
+        if hit & HI != 0 {
+            return true;
+        }
+    }
+    chunks
+        .remainder()
+        .iter()
+        .any(|&c| c < 0x20 || c == b'"' || c == b'\\')
 }
 
 /// Writes findings in one format.
@@ -87,6 +107,8 @@ pub struct FindingWriter {
     format: Format,
     header_done: bool,
     two_person_column: bool,
+    /// The NDJSON line being made, up to the record.
+    buf: Vec<u8>,
 }
 
 impl FindingWriter {
@@ -96,6 +118,7 @@ impl FindingWriter {
             format,
             header_done: false,
             two_person_column: false,
+            buf: Vec::new(),
         }
     }
 
@@ -110,21 +133,37 @@ impl FindingWriter {
         let raw = f.event;
         match self.format {
             Format::Ndjson => {
-                let nd = NdjsonFinding {
-                    rule_id: f.rule_id,
-                    rule_title: f.rule_title,
-                    level: f.level,
-                    source: Source {
-                        file: f.file,
-                        line: f.line,
-                    },
-                    event_id: f.event_id,
-                    correlation: f.correlation.as_ref(),
-                    two_person: f.two_person,
-                    event: raw,
-                };
-                serde_json::to_writer(&mut *out, &nd)?;
-                out.write_all(b"\n")?;
+                // The bytes serde_json writes for {rule_id, rule_title,
+                // level, source: {file, line}, event_id, correlation (when
+                // set), two_person (when set), event}, made by hand: the
+                // record is copied as it is, and the keys are constants.
+                let b = &mut self.buf;
+                b.clear();
+                b.extend_from_slice(b"{\"rule_id\":");
+                push_json_str(b, f.rule_id);
+                b.extend_from_slice(b",\"rule_title\":");
+                push_json_str(b, f.rule_title);
+                b.extend_from_slice(b",\"level\":");
+                push_json_str(b, f.level);
+                b.extend_from_slice(b",\"source\":{\"file\":");
+                push_json_str(b, f.file);
+                write!(b, ",\"line\":{}}},\"event_id\":", f.line)?;
+                match f.event_id {
+                    Some(id) => push_json_str(b, id),
+                    None => b.extend_from_slice(b"null"),
+                }
+                if let Some(c) = &f.correlation {
+                    b.extend_from_slice(b",\"correlation\":");
+                    serde_json::to_writer(&mut *b, c)?;
+                }
+                if let Some(tp) = f.two_person {
+                    b.extend_from_slice(b",\"two_person\":");
+                    serde_json::to_writer(&mut *b, tp)?;
+                }
+                b.extend_from_slice(b",\"event\":");
+                out.write_all(b)?;
+                out.write_all(raw.as_bytes())?;
+                out.write_all(b"}\n")?;
             }
             Format::Ocsf => {
                 serde_json::to_writer(&mut *out, &ocsf(f, raw))?;
@@ -219,7 +258,7 @@ fn severity_id(level: &str) -> u8 {
 }
 
 /// An OCSF 1.1 Detection Finding for a Sigma match.
-fn ocsf(f: &Finding<'_>, raw: &RawValue) -> serde_json::Value {
+fn ocsf(f: &Finding<'_>, raw: &str) -> serde_json::Value {
     let time = f
         .event_time
         .and_then(twokey_sigma::correlation::parse_time_ms)
@@ -258,6 +297,125 @@ fn ocsf(f: &Finding<'_>, raw: &RawValue) -> serde_json::Value {
         },
         "evidences": [{"data": {"event_id": f.event_id, "file": f.file, "line": f.line}}],
         "unmapped": {"correlation": f.correlation, "two_person": f.two_person},
-        "raw_data": raw.get(),
+        "raw_data": raw,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::value::RawValue;
+
+    /// The finding as serde_json writes it: what the NDJSON writer made by
+    /// hand must equal, byte for byte.
+    #[derive(Serialize)]
+    struct Reference<'a> {
+        rule_id: &'a str,
+        rule_title: &'a str,
+        level: &'a str,
+        source: Source<'a>,
+        event_id: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        correlation: Option<&'a CorrelationInfo>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        two_person: Option<&'a Coverage>,
+        event: &'a RawValue,
+    }
+
+    #[derive(Serialize)]
+    struct Source<'a> {
+        file: &'a str,
+        line: u64,
+    }
+
+    #[test]
+    fn escape_check_finds_every_escaped_byte_at_every_position() {
+        for len in 0..20 {
+            for at in 0..len {
+                for c in 0u8..=255 {
+                    if c >= 0x80 {
+                        continue;
+                    }
+                    let mut s = vec![b'a'; len];
+                    s[at] = c;
+                    let want = c < 0x20 || c == b'"' || c == b'\\';
+                    assert_eq!(needs_escape(&s), want, "{len} {at} {c}");
+                }
+            }
+        }
+        assert!(!needs_escape("é😀\u{7f}".as_bytes()));
+    }
+
+    #[test]
+    fn ndjson_is_what_serde_json_writes() {
+        let raw: &RawValue =
+            serde_json::from_str(r#"{"eventName":"A\"b","x":[1, 2],"u":"é\u0001"}"#).unwrap();
+        let mut group = serde_json::Map::new();
+        group.insert("k\"".into(), serde_json::Value::String("v\n".into()));
+        let corr = CorrelationInfo {
+            kind: "event_count",
+            group,
+            count: 3,
+            first_ms: -5,
+            last_ms: 7,
+        };
+        let covered = Coverage::Outside {
+            principal: "arn:aws:iam::1:user/\u{7f}x".into(),
+            person: None,
+        };
+        let strings = [
+            "plain",
+            "",
+            "quote \" and \\ backslash",
+            "ctl \u{0}\u{8}\t\n\u{c}\r\u{1f} end",
+            "non-ASCII é 😀 \u{7f}",
+        ];
+        for s in strings {
+            for (event_id, correlation, two_person) in [
+                (Some(s), None, None),
+                (None, Some(&corr), None),
+                (Some("id"), Some(&corr), Some(&covered)),
+                (None, None, Some(&covered)),
+            ] {
+                let f = Finding {
+                    rule_id: s,
+                    rule_title: "title: \"x\"",
+                    level: s,
+                    file: s,
+                    line: u64::MAX,
+                    event_id,
+                    event_name: None,
+                    event_time: None,
+                    event: raw.get(),
+                    correlation: correlation.cloned(),
+                    two_person,
+                };
+                let mut want = serde_json::to_vec(&Reference {
+                    rule_id: f.rule_id,
+                    rule_title: f.rule_title,
+                    level: f.level,
+                    source: Source {
+                        file: f.file,
+                        line: f.line,
+                    },
+                    event_id: f.event_id,
+                    correlation: f.correlation.as_ref(),
+                    two_person: f.two_person,
+                    event: raw,
+                })
+                .unwrap();
+                want.push(b'\n');
+                let mut got = Vec::new();
+                let mut w = FindingWriter::new(Format::Ndjson);
+                w.write(&mut got, &f).unwrap();
+                w.write(&mut got, &f).unwrap();
+                let mut twice = want.clone();
+                twice.extend_from_slice(&want);
+                assert_eq!(
+                    String::from_utf8(got).unwrap(),
+                    String::from_utf8(twice).unwrap()
+                );
+            }
+        }
+    }
 }

@@ -10,7 +10,7 @@ use twokey_sigma::{
 };
 
 use crate::grants::{correlate, Coverage, GrantSource, TwoPerson};
-use crate::input::{self, BadRecord, InputText};
+use crate::input::{self, BadRecord, Opened};
 use crate::output::{CorrelationInfo, Finding, FindingWriter, Format};
 
 /// Options shared by `scan` and `watch` for choosing rules.
@@ -243,6 +243,10 @@ pub(crate) fn report_unsupported(set: &RuleSet, err: &mut dyn Write) {
     }
 }
 
+/// Hands records (position, text) to the first callback and unreadable
+/// ones to the second.
+type RecordWalk<'w, 't> = dyn FnMut(&mut dyn FnMut(u64, &'t str), &mut dyn FnMut(BadRecord)) + 'w;
+
 /// Runs a [`RuleSet`] and its correlations over records, one at a time.
 pub struct Scanner<'r> {
     set: &'r RuleSet,
@@ -283,7 +287,7 @@ impl<'r> Scanner<'r> {
     /// high-risk.
     fn coverage<'a>(
         &self,
-        raw: &serde_json::value::RawValue,
+        raw: &str,
         event_time: Option<&str>,
         mut levels: impl Iterator<Item = &'a str>,
     ) -> Option<Coverage> {
@@ -291,7 +295,7 @@ impl<'r> Scanner<'r> {
         if !levels.any(|l| tp.is_high_risk(l)) {
             return None;
         }
-        let v: serde_json::Value = serde_json::from_str(raw.get()).ok()?;
+        let v: serde_json::Value = serde_json::from_str(raw).ok()?;
         let at = event_time
             .and_then(twokey_sigma::correlation::parse_time_ms)
             .unwrap_or_else(now_ms);
@@ -326,11 +330,7 @@ impl<'r> Scanner<'r> {
         }
         // The reader checks structure, not every nested literal: the record
         // is validated in full once, before it is copied into findings.
-        let raw: &serde_json::value::RawValue =
-            serde_json::from_str(text).map_err(|e| twokey_sigma::JsonError {
-                offset: e.column(),
-                what: "invalid JSON inside a nested value",
-            })?;
+        let raw = twokey_sigma::json::validate(text)?;
         let event_id = top_str(&ev, "eventID");
         let event_name = top_str(&ev, "eventName");
         let event_time = top_str(&ev, "eventTime");
@@ -418,12 +418,43 @@ impl<'r> Scanner<'r> {
         emit: &mut dyn FnMut(&Finding<'_>) -> anyhow::Result<()>,
         bad: &mut dyn FnMut(BadRecord),
     ) -> anyhow::Result<usize> {
+        self.scan_each(file, emit, bad, &mut |f, layout_bad| {
+            input::for_each_record(text, f, layout_bad);
+        })
+    }
+
+    /// Matches every line of a run of NDJSON lines (see
+    /// [`input::LineReader`]), the first numbered `first_line`; unreadable
+    /// records go to `bad`. Returns the number of findings and of lines.
+    pub fn scan_lines(
+        &mut self,
+        file: &str,
+        first_line: u64,
+        text: &str,
+        emit: &mut dyn FnMut(&Finding<'_>) -> anyhow::Result<()>,
+        bad: &mut dyn FnMut(BadRecord),
+    ) -> anyhow::Result<(usize, u64)> {
+        let mut lines = 0;
+        let found = self.scan_each(file, emit, bad, &mut |f, _| {
+            lines = input::for_each_line(text, first_line, f);
+        })?;
+        Ok((found, lines))
+    }
+
+    /// Scans the records `each` hands out (and the records it reports as
+    /// unreadable); bad records are reported in position order at the end.
+    fn scan_each<'t>(
+        &mut self,
+        file: &str,
+        emit: &mut dyn FnMut(&Finding<'_>) -> anyhow::Result<()>,
+        bad: &mut dyn FnMut(BadRecord),
+        each: &mut RecordWalk<'_, 't>,
+    ) -> anyhow::Result<usize> {
         let mut total = 0;
         let mut failure = None;
         let mut bad_records = Vec::new();
         let mut bad_layout = Vec::new();
-        input::for_each_record(
-            text,
+        each(
             &mut |pos, rec| {
                 if failure.is_some() {
                     return;
@@ -534,7 +565,9 @@ fn quiet_broken_pipe(r: anyhow::Result<i32>) -> anyhow::Result<i32> {
 /// [`run_scan`] with diagnostics written to `err`.
 pub fn scan_with(args: &ScanArgs, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Result<i32> {
     // stdout is line-buffered: without this, every finding is a write call.
-    let mut buffered = std::io::BufWriter::with_capacity(1 << 16, out);
+    // 1 MiB: a finding carries its record (about a kilobyte), so a scan with
+    // many findings writes in few calls.
+    let mut buffered = std::io::BufWriter::with_capacity(1 << 20, out);
     let out: &mut dyn Write = &mut buffered;
     let set = load_rules(&args.rules)?;
     report_unsupported(&set, err);
@@ -547,7 +580,7 @@ pub fn scan_with(args: &ScanArgs, out: &mut dyn Write, err: &mut dyn Write) -> a
     scanner.set_grants(args.grants.load()?);
     let mut writer = FindingWriter::new(args.format).with_two_person_column(scanner.has_grants());
     let mut findings = 0usize;
-    let mut one = |inp: anyhow::Result<InputText>,
+    let mut one = |inp: anyhow::Result<Opened>,
                    status: &mut i32,
                    err: &mut dyn Write|
      -> anyhow::Result<()> {
@@ -560,19 +593,54 @@ pub fn scan_with(args: &ScanArgs, out: &mut dyn Write, err: &mut dyn Write) -> a
             }
         };
         let mut bad_seen = false;
-        findings += scanner.scan_text(
-            &inp.name,
-            &inp.text,
-            &mut |f| writer.write(out, f),
-            &mut |b| {
-                bad_seen = true;
-                let _ = writeln!(
-                    err,
-                    "twokey guard: {}:{}: {}",
-                    inp.name, b.position, b.reason
-                );
-            },
-        )?;
+        match inp {
+            Opened::Whole(inp) => {
+                findings += scanner.scan_text(
+                    &inp.name,
+                    &inp.text,
+                    &mut |f| writer.write(out, f),
+                    &mut |b| {
+                        bad_seen = true;
+                        let _ = writeln!(
+                            err,
+                            "twokey guard: {}:{}: {}",
+                            inp.name, b.position, b.reason
+                        );
+                    },
+                )?;
+            }
+            Opened::Lines(mut reader) => {
+                let name = reader.name.clone();
+                let mut line = 1;
+                loop {
+                    let chunk = match reader.next_chunk() {
+                        Ok(Some(c)) => c,
+                        Ok(None) => break,
+                        Err(e) => {
+                            writeln!(err, "twokey guard: {e:#}")?;
+                            bad_seen = true;
+                            break;
+                        }
+                    };
+                    let (n, lines) = scanner.scan_lines(
+                        &name,
+                        line,
+                        chunk,
+                        &mut |f| writer.write(out, f),
+                        &mut |b| {
+                            bad_seen = true;
+                            let _ = writeln!(
+                                err,
+                                "twokey guard: {}:{}: {}",
+                                name, b.position, b.reason
+                            );
+                        },
+                    )?;
+                    findings += n;
+                    line += lines;
+                }
+            }
+        }
         if bad_seen {
             *status = 2;
         }
@@ -583,7 +651,7 @@ pub fn scan_with(args: &ScanArgs, out: &mut dyn Write, err: &mut dyn Write) -> a
     for p in &args.paths {
         let Some(url) = p.to_str().filter(|s| s.starts_with("s3://")) else {
             for path in input::expand_paths(std::slice::from_ref(p))? {
-                one(input::read_input(&path), &mut status, err)?;
+                one(input::open_input(&path), &mut status, err)?;
             }
             continue;
         };
@@ -606,7 +674,9 @@ pub fn scan_with(args: &ScanArgs, out: &mut dyn Write, err: &mut dyn Write) -> a
                     continue;
                 }
             };
-            a.for_each_object(&bucket, &keys, &mut |inp| one(inp, &mut status, err))?;
+            a.for_each_object(&bucket, &keys, &mut |inp| {
+                one(inp.map(Opened::Whole), &mut status, err)
+            })?;
         }
         #[cfg(not(feature = "aws"))]
         {

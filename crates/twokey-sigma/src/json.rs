@@ -169,6 +169,11 @@ impl<'a> JsonValue<'a> {
 
 #[inline]
 fn skip_ws(b: &[u8], mut i: usize) -> usize {
+    // Compact JSON (CloudTrail's) has no whitespace between tokens: one
+    // comparison decides most calls.
+    if b.get(i).is_none_or(|&c| c > b' ') {
+        return i;
+    }
     while i < b.len() && matches!(b[i], b' ' | b'\n' | b'\r' | b'\t') {
         i += 1;
     }
@@ -366,7 +371,8 @@ mod simd {
     //! a container whose brackets do not balance, is left to the scalar code,
     //! which also reports the errors.
     use std::arch::x86_64::{
-        __m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_movemask_epi8, _mm_or_si128, _mm_set1_epi8,
+        __m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_max_epu8, _mm_movemask_epi8, _mm_or_si128,
+        _mm_set1_epi8,
     };
 
     /// Bit n is set where `block[n]` (n < 16) is a quote or a backslash.
@@ -380,6 +386,24 @@ mod simd {
             let q = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'"' as i8));
             let bs = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'\\' as i8));
             _mm_movemask_epi8(_mm_or_si128(q, bs)) as u32
+        }
+    }
+
+    /// Bit n is set where `block[n]` (n < 16) is a quote, a backslash or
+    /// a control character (below 0x20).
+    #[inline(always)]
+    pub(super) fn string_special16(block: &[u8]) -> u32 {
+        assert!(block.len() >= 16);
+        // SAFETY: SSE2 is part of the x86-64 baseline; the load reads the
+        // first 16 bytes of `block`, which has at least 16 (asserted).
+        unsafe {
+            let v = _mm_loadu_si128(block.as_ptr() as *const __m128i);
+            let q = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'"' as i8));
+            let bs = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'\\' as i8));
+            // v <= 0x1f (unsigned) exactly when max(v, 0x1f) == 0x1f.
+            let lim = _mm_set1_epi8(0x1f);
+            let ctl = _mm_cmpeq_epi8(_mm_max_epu8(v, lim), lim);
+            _mm_movemask_epi8(_mm_or_si128(_mm_or_si128(q, bs), ctl)) as u32
         }
     }
 
@@ -805,6 +829,229 @@ pub fn parse_document(text: &str) -> Result<JsonValue<'_>, JsonError> {
         return err(end, "trailing characters after the value");
     }
     Ok(v)
+}
+
+/// The lines of `text` as [`str::lines`] gives them (split at `\n`, a
+/// `\r` before it dropped, no empty last line after a final `\n`), found
+/// with `memchr` (for NDJSON: a line is a record).
+pub fn lines(text: &str) -> impl Iterator<Item = &str> {
+    let mut rest = text;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let Some(k) = memchr::memchr(b'\n', rest.as_bytes()) else {
+            return Some(std::mem::take(&mut rest));
+        };
+        let line = &rest[..k];
+        rest = &rest[k + 1..];
+        Some(line.strip_suffix('\r').unwrap_or(line))
+    })
+}
+
+/// Checks that `text` is one JSON value (RFC 8259) with optional
+/// whitespace around it, and returns the value's text without that
+/// whitespace. Accepts what serde_json accepts as a `RawValue`: any depth,
+/// escapes checked for form (`\uXXXX` with four hex digits, surrogates not
+/// paired), no control characters inside strings, numbers as the grammar
+/// says.
+///
+/// [`Event::parse`] checks a record's structure but not every nested
+/// literal; this is the full check, for records that are copied into
+/// output. Strings, the bulk of CloudTrail records, are scanned sixteen
+/// bytes at a time.
+pub fn validate(text: &str) -> Result<&str, JsonError> {
+    let b = text.as_bytes();
+    let start = skip_ws(b, 0);
+    let mut i = start;
+    // Bit n: whether the container at depth n+1 is an array. Deeper than
+    // 128 levels the bits go to `deep`.
+    let mut bits = [0u64; 2];
+    let mut deep: Vec<u64> = Vec::new();
+    let mut depth: usize = 0;
+    let set = |bits: &mut [u64; 2], deep: &mut Vec<u64>, d: usize, array: bool| {
+        let (w, k) = (d / 64, d % 64);
+        let word = if w < 2 {
+            &mut bits[w]
+        } else {
+            if deep.len() <= w - 2 {
+                deep.resize(w - 1, 0);
+            }
+            &mut deep[w - 2]
+        };
+        if array {
+            *word |= 1 << k;
+        } else {
+            *word &= !(1 << k);
+        }
+    };
+    let is_array = |bits: &[u64; 2], deep: &Vec<u64>, d: usize| {
+        let (w, k) = (d / 64, d % 64);
+        let word = if w < 2 {
+            bits[w]
+        } else {
+            deep.get(w - 2).copied().unwrap_or(0)
+        };
+        word >> k & 1 == 1
+    };
+    'value: loop {
+        // A value starts at `i` (whitespace skipped).
+        match b.get(i) {
+            Some(b'"') => i = validate_string(b, i)?,
+            Some(&c @ (b'{' | b'[')) => {
+                let j = skip_ws(b, i + 1);
+                let close = if c == b'{' { b'}' } else { b']' };
+                if b.get(j) == Some(&close) {
+                    i = j + 1;
+                } else {
+                    set(&mut bits, &mut deep, depth, c == b'[');
+                    depth += 1;
+                    i = j;
+                    if c == b'{' {
+                        i = validate_key(b, i)?;
+                    }
+                    continue 'value;
+                }
+            }
+            Some(b't') if b[i..].starts_with(b"true") => i += 4,
+            Some(b'f') if b[i..].starts_with(b"false") => i += 5,
+            Some(b'n') if b[i..].starts_with(b"null") => i += 4,
+            Some(b'-' | b'0'..=b'9') => i = validate_number(b, i)?,
+            _ => return err(i, "expected a value"),
+        }
+        // After a value: a comma, the end of containers, or the end.
+        loop {
+            if depth == 0 {
+                let end = i;
+                i = skip_ws(b, i);
+                if i != b.len() {
+                    return err(i, "trailing characters after the value");
+                }
+                return Ok(sub(text, start, end));
+            }
+            i = skip_ws(b, i);
+            let array = is_array(&bits, &deep, depth - 1);
+            match b.get(i) {
+                Some(b',') => {
+                    i = skip_ws(b, i + 1);
+                    if !array {
+                        i = validate_key(b, i)?;
+                    }
+                    continue 'value;
+                }
+                Some(b']') if array => {
+                    depth -= 1;
+                    i += 1;
+                }
+                Some(b'}') if !array => {
+                    depth -= 1;
+                    i += 1;
+                }
+                _ if array => return err(i, "expected ',' or ']'"),
+                _ => return err(i, "expected ',' or '}'"),
+            }
+        }
+    }
+}
+
+/// A key, the colon and the whitespace after it, from `b[i]`; returns the
+/// index where the value starts.
+#[inline]
+fn validate_key(b: &[u8], i: usize) -> Result<usize, JsonError> {
+    if b.get(i) != Some(&b'"') {
+        return err(i, "expected a key");
+    }
+    let i = skip_ws(b, validate_string(b, i)?);
+    if b.get(i) != Some(&b':') {
+        return err(i, "expected ':'");
+    }
+    Ok(skip_ws(b, i + 1))
+}
+
+/// A number from `b[i]`: `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`.
+/// Returns the index after it.
+#[inline]
+fn validate_number(b: &[u8], mut i: usize) -> Result<usize, JsonError> {
+    let digits = |b: &[u8], mut i: usize| {
+        while b.get(i).is_some_and(u8::is_ascii_digit) {
+            i += 1;
+        }
+        i
+    };
+    let at = i;
+    if b.get(i) == Some(&b'-') {
+        i += 1;
+    }
+    match b.get(i) {
+        Some(b'0') => {
+            i += 1;
+            if b.get(i).is_some_and(u8::is_ascii_digit) {
+                return err(at, "invalid number");
+            }
+        }
+        Some(b'1'..=b'9') => i = digits(b, i + 1),
+        _ => return err(at, "invalid number"),
+    }
+    if b.get(i) == Some(&b'.') {
+        let j = digits(b, i + 1);
+        if j == i + 1 {
+            return err(at, "invalid number");
+        }
+        i = j;
+    }
+    if matches!(b.get(i), Some(b'e' | b'E')) {
+        i += 1;
+        if matches!(b.get(i), Some(b'+' | b'-')) {
+            i += 1;
+        }
+        let j = digits(b, i);
+        if j == i {
+            return err(at, "invalid number");
+        }
+        i = j;
+    }
+    Ok(i)
+}
+
+/// A string from its opening quote at `b[i]`, escapes and control
+/// characters checked; returns the index after the closing quote.
+#[inline]
+fn validate_string(b: &[u8], i: usize) -> Result<usize, JsonError> {
+    let mut j = i + 1;
+    loop {
+        #[cfg(target_arch = "x86_64")]
+        while j + 16 <= b.len() {
+            let m = simd::string_special16(&b[j..j + 16]);
+            if m != 0 {
+                j += m.trailing_zeros() as usize;
+                break;
+            }
+            j += 16;
+        }
+        while j < b.len() && !matches!(b[j], b'"' | b'\\' | 0..=0x1f) {
+            j += 1;
+        }
+        match b.get(j) {
+            None => return err(i, "unterminated string"),
+            Some(b'"') => return Ok(j + 1),
+            Some(b'\\') => match b.get(j + 1) {
+                Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => j += 2,
+                Some(b'u') => {
+                    let hex = b.get(j + 2..j + 6).ok_or(JsonError {
+                        offset: j,
+                        what: "unterminated string",
+                    })?;
+                    if !hex.iter().all(u8::is_ascii_hexdigit) {
+                        return err(j, "invalid escape");
+                    }
+                    j += 6;
+                }
+                None => return err(i, "unterminated string"),
+                Some(_) => return err(j, "invalid escape"),
+            },
+            Some(_) => return err(j, "control character in a string"),
+        }
+    }
 }
 
 /// One record (a JSON object).
@@ -1349,6 +1596,83 @@ mod tests {
             r#"{"a":{"b":[}]}}"#,
         ] {
             assert!(Event::parse(bad).is_err(), "accepted {bad:?}");
+        }
+    }
+
+    /// `validate` accepts what serde_json accepts as a `RawValue`, and
+    /// gives the same text: samples, every cut of them, and every byte of
+    /// them replaced by each of a set of troublesome bytes.
+    #[test]
+    fn validate_agrees_with_serde_json() {
+        let long = "s".repeat(40);
+        let samples = [
+            format!(
+                r#" {{"a":[1,-2.5e+3,0,-0,1E2,0.25,true,false,null,{{}},[]],"b":{{"c":"x\"\\\/\b\f\n\r\t\u00e9\uD83D\uDE00","d":[[[{{"e":"{long}"}}]]]}},"f":"é😀{long}"}} "#
+            ),
+            r#"[ { "k" : "v" } , [ ] , "" ]"#.to_string(),
+            format!("{}1{}", "[".repeat(200), "]".repeat(200)),
+            format!(r#"{{"{long}":"{long}\"{long}","x":12345678901234567890}}"#),
+            "\"\\u12\"".to_string(),
+            "-".to_string(),
+            "01".to_string(),
+            "1.".to_string(),
+            "1e".to_string(),
+            "\t0\r\n".to_string(),
+        ];
+        let bytes: &[u8] = b"\"\\/{}[],:0123456789.-+eEtfnu \t\n\x00\x01\x1f\x7fxa";
+        let check = |t: &str| {
+            let ours = validate(t).ok();
+            let theirs = serde_json::from_str::<&serde_json::value::RawValue>(t)
+                .ok()
+                .map(|r| r.get());
+            assert_eq!(ours, theirs, "{t:?}");
+        };
+        for s in &samples {
+            check(s);
+            for cut in 0..s.len() {
+                if s.is_char_boundary(cut) {
+                    check(&s[..cut]);
+                    check(&s[cut..]);
+                }
+            }
+            let sb = s.as_bytes();
+            for at in 0..sb.len() {
+                for &c in bytes {
+                    let mut m = sb.to_vec();
+                    m[at] = c;
+                    if let Ok(t) = std::str::from_utf8(&m) {
+                        check(t);
+                    }
+                    let mut ins = sb.to_vec();
+                    ins.insert(at, c);
+                    if let Ok(t) = std::str::from_utf8(&ins) {
+                        check(t);
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn lines_are_those_of_str_lines() {
+        for t in [
+            "",
+            "\n",
+            "a",
+            "a\n",
+            "a\r\n",
+            "a\r",
+            "\r\n\r\n",
+            "a\nb",
+            "a\n\nb\r\n\r",
+            "\r\r\n",
+            "é\n😀",
+        ] {
+            assert_eq!(
+                lines(t).collect::<Vec<_>>(),
+                t.lines().collect::<Vec<_>>(),
+                "{t:?}"
+            );
         }
     }
 
