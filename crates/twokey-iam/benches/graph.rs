@@ -23,7 +23,7 @@ fn peak_kb() -> u64 {
         .unwrap_or(0)
 }
 
-pub fn main() {
+fn main() {
     let Ok(dir) = std::env::var("TWOKEY_IAM_BENCH_DIR") else {
         println!("TWOKEY_IAM_BENCH_DIR not set: run scripts/bench-iam.sh");
         return;

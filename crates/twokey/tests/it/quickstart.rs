@@ -123,6 +123,12 @@ fn quickstart_walks_one_full_cycle_with_the_cli() {
     let show = twokey(&server, alice, &["show", &id]);
     assert!(stdout(&show).contains("active"), "{}", stdout(&show));
     assert!(stdout(&show).contains("grant.activated"));
+    // What she may do now, as the core says (`allowed_actions`).
+    assert!(
+        stdout(&show).contains("you may: revoke, extend"),
+        "{}",
+        stdout(&show)
+    );
 
     let rv = twokey(&server, alice, &["revoke", &id]);
     assert!(rv.status.success());
