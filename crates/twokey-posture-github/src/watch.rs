@@ -363,16 +363,13 @@ impl Watcher {
 
     /// The latest proposals, newest first.
     pub async fn proposals(&self) -> Result<Vec<Proposal>, String> {
-        let rows =
-            sqlx::query("SELECT doc FROM github_restores ORDER BY created_at DESC LIMIT 200")
-                .fetch_all(self.store.pool())
-                .await
-                .map_err(|e| format!("restores: {e}"))?;
+        let rows = self
+            .store
+            .github_restores(200)
+            .await
+            .map_err(|e| format!("restores: {e}"))?;
         rows.iter()
-            .map(|r| {
-                let d: String = r.try_get(0).map_err(|e| e.to_string())?;
-                serde_json::from_str(&d).map_err(|e| e.to_string())
-            })
+            .map(|r| serde_json::from_str(&r.doc).map_err(|e| format!("restore {}: {e}", r.id)))
             .collect()
     }
 

@@ -2,6 +2,35 @@
 
 use sqlx::Connection;
 
+use crate::{Backend, Store};
+
+/// Makes every ledger insert fail, as a full disk or a lost database would
+/// (a trigger raising "ledger unavailable"), on either database;
+/// [`mend_ledger`] undoes it. May be used again after mending.
+pub async fn break_ledger(store: &Store) -> Result<(), sqlx::Error> {
+    let stmts: &[&str] = match store.backend() {
+        Backend::Sqlite => &["CREATE TRIGGER ledger_down BEFORE INSERT ON ledger BEGIN SELECT RAISE(ABORT, 'ledger unavailable'); END;"],
+        Backend::Postgres => &[
+            "CREATE OR REPLACE FUNCTION ledger_down() RETURNS trigger AS $$ BEGIN RAISE EXCEPTION 'ledger unavailable'; END $$ LANGUAGE plpgsql",
+            "CREATE TRIGGER ledger_down BEFORE INSERT ON ledger FOR EACH ROW EXECUTE FUNCTION ledger_down()",
+        ],
+    };
+    for q in stmts {
+        sqlx::query(q).execute(store.pool()).await?;
+    }
+    Ok(())
+}
+
+/// Undoes [`break_ledger`].
+pub async fn mend_ledger(store: &Store) -> Result<(), sqlx::Error> {
+    let q = match store.backend() {
+        Backend::Sqlite => "DROP TRIGGER ledger_down",
+        Backend::Postgres => "DROP TRIGGER ledger_down ON ledger",
+    };
+    sqlx::query(q).execute(store.pool()).await?;
+    Ok(())
+}
+
 /// PostgreSQL server URL for tests: `TWOKEY_TEST_PG`, default the local
 /// trust-auth server.
 pub fn pg_server_url() -> String {

@@ -627,32 +627,14 @@ async fn an_interrupted_restore_is_resumed_by_the_next_scan_on(url: &str) {
     assert_eq!(w.watcher.resume_approved().await.expect("resume"), 0);
 }
 
-/// Makes every ledger insert fail (a trigger), on either database.
-async fn break_ledger(store: &Store, url: &str) {
-    let stmts: &[&str] = if url.starts_with("sqlite") {
-        &["CREATE TRIGGER ledger_down BEFORE INSERT ON ledger BEGIN SELECT RAISE(ABORT, 'ledger unavailable'); END;"]
-    } else {
-        &[
-            "CREATE OR REPLACE FUNCTION ledger_down() RETURNS trigger AS $$ BEGIN RAISE EXCEPTION 'ledger unavailable'; END $$ LANGUAGE plpgsql",
-            "CREATE TRIGGER ledger_down BEFORE INSERT ON ledger FOR EACH ROW EXECUTE FUNCTION ledger_down()",
-        ]
-    };
-    for q in stmts {
-        sqlx::query(q)
-            .execute(store.pool())
-            .await
-            .expect("break the ledger");
-    }
+async fn break_ledger(store: &Store) {
+    twokey_store::testing::break_ledger(store)
+        .await
+        .expect("break the ledger");
 }
 
-async fn mend_ledger(store: &Store, url: &str) {
-    let q = if url.starts_with("sqlite") {
-        "DROP TRIGGER ledger_down"
-    } else {
-        "DROP TRIGGER ledger_down ON ledger"
-    };
-    sqlx::query(q)
-        .execute(store.pool())
+async fn mend_ledger(store: &Store) {
+    twokey_store::testing::mend_ledger(store)
         .await
         .expect("mend the ledger");
 }
@@ -687,7 +669,7 @@ async fn a_restore_step_without_its_ledger_entry_does_not_happen_on(url: &str) {
 
     // The ledger is down when the regression arrives: no proposal row.
     w.gh.delete_protection(&deploy);
-    break_ledger(&w.store, url).await;
+    break_ledger(&w.store).await;
     let body = protection_event(&w, &deploy, "deleted", "mallory");
     // However the delivery is answered, nothing may move without evidence.
     deliver(
@@ -707,7 +689,7 @@ async fn a_restore_step_without_its_ledger_entry_does_not_happen_on(url: &str) {
         .try_get(0)
         .expect("count");
     assert_eq!(rows, 0, "a proposal without its ledger entry");
-    mend_ledger(&w.store, url).await;
+    mend_ledger(&w.store).await;
 
     // With the ledger back, the next event opens it.
     let (status, text) = deliver(
@@ -733,7 +715,7 @@ async fn a_restore_step_without_its_ledger_entry_does_not_happen_on(url: &str) {
     assert_eq!(before.0, "open");
 
     // Down again: proposing is refused and the row stays where it was.
-    break_ledger(&w.store, url).await;
+    break_ledger(&w.store).await;
     let (s, v) = api(
         &w,
         "bob",
@@ -743,7 +725,7 @@ async fn a_restore_step_without_its_ledger_entry_does_not_happen_on(url: &str) {
     .await;
     assert!(s >= 500, "{s} {v}");
     assert_eq!(restore_row(&w.store, &id).await, before);
-    mend_ledger(&w.store, url).await;
+    mend_ledger(&w.store).await;
 
     let (s, v) = api(
         &w,
@@ -756,7 +738,7 @@ async fn a_restore_step_without_its_ledger_entry_does_not_happen_on(url: &str) {
     let proposed = restore_row(&w.store, &id).await;
 
     // Approval with the ledger down: refused, nothing applied at GitHub.
-    break_ledger(&w.store, url).await;
+    break_ledger(&w.store).await;
     let (s, v) = api(
         &w,
         "carol",
@@ -771,5 +753,5 @@ async fn a_restore_step_without_its_ledger_entry_does_not_happen_on(url: &str) {
         "no call without the approval's entry: {:?}",
         w.gh.writes()
     );
-    mend_ledger(&w.store, url).await;
+    mend_ledger(&w.store).await;
 }

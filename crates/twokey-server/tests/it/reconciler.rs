@@ -422,22 +422,9 @@ async fn nothing_is_removed_when_the_ledger_cannot_be_written() {
     for url in urls {
         let h = start(&url).await;
         hand_made(&h, "req-byhand", "alice");
-        let pool = h.broker.store().pool().clone();
-        if url.starts_with("sqlite") {
-            sqlx::query("CREATE TRIGGER ledger_down BEFORE INSERT ON ledger BEGIN SELECT RAISE(ABORT, 'ledger unavailable'); END;")
-                .execute(&pool)
-                .await
-                .expect("trigger");
-        } else {
-            sqlx::query("CREATE FUNCTION ledger_down() RETURNS trigger AS $$ BEGIN RAISE EXCEPTION 'ledger unavailable'; END $$ LANGUAGE plpgsql")
-                .execute(&pool)
-                .await
-                .expect("fn");
-            sqlx::query("CREATE TRIGGER ledger_down BEFORE INSERT ON ledger FOR EACH ROW EXECUTE FUNCTION ledger_down()")
-                .execute(&pool)
-                .await
-                .expect("trigger");
-        }
+        twokey_store::testing::break_ledger(h.broker.store())
+            .await
+            .expect("break the ledger");
         let r = Reconciler::new(h.broker.clone()).run_once().await;
         assert!(r.is_err(), "{url}: the pass must fail: {r:?}");
         assert!(

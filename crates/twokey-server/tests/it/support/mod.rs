@@ -254,36 +254,17 @@ impl Harness {
     }
 }
 
-/// Makes every ledger insert fail, as a full disk or a lost database would
-/// (a trigger raising "ledger unavailable"); [`mend_ledger`] undoes it.
+/// Makes every ledger insert fail (see [`twokey_store::testing::break_ledger`]);
+/// [`mend_ledger`] undoes it.
 pub async fn break_ledger(h: &Harness) {
-    let pool = h.broker.store().pool().clone();
-    let stmts: &[&str] = if h.backend() == "sqlite" {
-        &["CREATE TRIGGER ledger_down BEFORE INSERT ON ledger BEGIN SELECT RAISE(ABORT, 'ledger unavailable'); END;"]
-    } else {
-        &[
-            "CREATE FUNCTION ledger_down() RETURNS trigger AS $$ BEGIN RAISE EXCEPTION 'ledger unavailable'; END $$ LANGUAGE plpgsql",
-            "CREATE TRIGGER ledger_down BEFORE INSERT ON ledger FOR EACH ROW EXECUTE FUNCTION ledger_down()",
-        ]
-    };
-    for s in stmts {
-        sqlx::query(s)
-            .execute(&pool)
-            .await
-            .expect("break the ledger");
-    }
+    twokey_store::testing::break_ledger(h.broker.store())
+        .await
+        .expect("break the ledger");
 }
 
 /// Undoes [`break_ledger`].
 pub async fn mend_ledger(h: &Harness) {
-    let pool = h.broker.store().pool().clone();
-    let s = if h.backend() == "sqlite" {
-        "DROP TRIGGER ledger_down"
-    } else {
-        "DROP TRIGGER ledger_down ON ledger"
-    };
-    sqlx::query(s)
-        .execute(&pool)
+    twokey_store::testing::mend_ledger(h.broker.store())
         .await
         .expect("mend the ledger");
 }
