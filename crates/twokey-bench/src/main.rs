@@ -41,6 +41,8 @@ use twokey_server::clock::OffsetClock;
 use twokey_server::{Broker, BrokerOptions, Clock};
 use twokey_store::Store;
 
+mod api;
+
 const USERS: usize = 200;
 const ENTS: usize = 50;
 
@@ -70,7 +72,9 @@ fn bench_noop(_t: &toml::Table, _c: &ProviderContext) -> Result<Arc<dyn Provider
     Ok(Arc::new(BenchNoop))
 }
 
-fn policy_text() -> String {
+/// The bench policy: bob and carol approve, u0..u199 request e0..e49 from
+/// `provider`.
+fn policy_text(provider: &str) -> String {
     let mut s = String::from(
         "[admins]\ngroups = [\"admins\"]\napprovals = 1\n\n\
          [[identity]]\nname = \"bob\"\nemail = \"bob@example.com\"\ngroups = [\"approvers\", \"admins\"]\n\n\
@@ -83,7 +87,7 @@ fn policy_text() -> String {
     }
     for e in 0..ENTS {
         s.push_str(&format!(
-            "[[entitlement]]\nname = \"e{e}\"\nprovider = \"bench-noop\"\nrequester_groups = [\"eng\"]\n\
+            "[[entitlement]]\nname = \"e{e}\"\nprovider = \"{provider}\"\nrequester_groups = [\"eng\"]\n\
              default_duration = \"1h\"\nmax_duration = \"12h\"\npending_timeout = \"12h\"\n\
              approval = {{ count = 1, from = [\"approvers\"] }}\n\n[entitlement.target]\n\n"
         ));
@@ -102,7 +106,7 @@ struct Bench {
 
 impl Bench {
     async fn start(url: &str) -> anyhow::Result<Bench> {
-        let policy = Policy::parse(&policy_text(), "bench policy")
+        let policy = Policy::parse(&policy_text("bench-noop"), "bench policy")
             .map_err(|e| anyhow!("bench policy: {e}"))?;
         let mut registry = Registry::with_builtin();
         registry.register("bench-noop", bench_noop);
@@ -543,25 +547,50 @@ async fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut o = Opts { quick: false };
     let mut backends = vec![Backend::Sqlite, Backend::Postgres];
-    for a in &args {
+    let api_mode = args.first().is_some_and(|a| a == "api");
+    let mut soak_secs = None;
+    let mut requests = None;
+    let mut it = args.iter().skip(usize::from(api_mode));
+    while let Some(a) = it.next() {
         match a.as_str() {
             "--quick" => o.quick = true,
             "--sqlite-only" => backends = vec![Backend::Sqlite],
             "--pg-only" => backends = vec![Backend::Postgres],
+            "--soak-secs" if api_mode => soak_secs = Some(number(a, it.next())?),
+            "--requests" if api_mode => requests = Some(number(a, it.next())?),
             "-h" | "--help" => {
-                println!("twokey-bench [--quick] [--sqlite-only | --pg-only]");
+                println!("twokey-bench [--quick] [--sqlite-only | --pg-only]\n\
+                          twokey-bench api [--quick] [--sqlite-only | --pg-only] [--requests N] [--soak-secs S]");
                 return Ok(());
             }
             other => bail!("unknown argument {other:?} (try --help)"),
         }
     }
+    let cpus = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    if api_mode {
+        let bin = api::twokey_bin()?;
+        let opts = api::ApiOpts {
+            requests: requests.map_or(if o.quick { 1_000 } else { 10_000 }, |n| n as usize),
+            load_secs: if o.quick { 2 } else { 10 },
+            soak_secs: soak_secs.unwrap_or(if o.quick { 20 } else { 600 }),
+            soak_backends: vec![Backend::Postgres],
+        };
+        println!(
+            "twokey-bench api{}: {} serve as a process, no-op provider, {cpus} CPUs shared by server, clients and wrk",
+            if o.quick { " --quick" } else { "" },
+            bin.display()
+        );
+        for b in backends {
+            api::run(b, &bin, &opts).await?;
+        }
+        return Ok(());
+    }
     let dir = tempfile::tempdir()?;
     println!(
-        "twokey-bench{}: in-process broker + scheduler, no-op provider, {} CPUs",
+        "twokey-bench{}: in-process broker + scheduler, no-op provider, {cpus} CPUs",
         if o.quick { " --quick" } else { "" },
-        std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1)
     );
     for b in backends {
         activation_latency(b, dir.path(), &o).await?;
@@ -572,4 +601,10 @@ async fn main() -> anyhow::Result<()> {
         breakdown(b, dir.path(), &o).await?;
     }
     Ok(())
+}
+
+/// The number after `flag`.
+fn number(flag: &str, v: Option<&String>) -> anyhow::Result<u64> {
+    v.and_then(|v| v.parse().ok())
+        .ok_or_else(|| anyhow!("{flag} takes a number"))
 }
