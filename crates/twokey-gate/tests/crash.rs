@@ -256,11 +256,17 @@ where
     F: Fn() -> Fut,
     Fut: std::future::Future<Output = bool>,
 {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !f().await {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+    twokey_testkit::eventually(what, Duration::from_secs(30), || {
+        let done = f();
+        async move {
+            if done.await {
+                Ok(())
+            } else {
+                Err("not yet".to_string())
+            }
+        }
+    })
+    .await
 }
 
 /// An outputs-only configuration with its state at `state` (outside the

@@ -220,14 +220,19 @@ async fn approved(h: &H, who: &str, minutes: i64) -> String {
 }
 
 async fn wait_state(h: &H, id: &str, state: &str) {
-    for _ in 0..200 {
-        let r = h.broker.get(id).await.expect("get");
-        if r.state.as_str() == state {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("{id} did not become {state}");
+    twokey_testkit::eventually(
+        &format!("{id} to become {state}"),
+        Duration::from_secs(10),
+        || async {
+            let r = h.broker.get(id).await.map_err(|e| e.to_string())?;
+            if r.state.as_str() == state {
+                Ok(())
+            } else {
+                Err(format!("state {}", r.state.as_str()))
+            }
+        },
+    )
+    .await
 }
 
 async fn kinds(h: &H, subject: &str) -> Vec<String> {

@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{json, Value};
 use twokey_core::Policy;
@@ -211,18 +211,19 @@ impl Harness {
 
     /// Waits until the request reaches `state`, or panics after `secs`.
     pub async fn wait_state(&self, id: &str, state: &str, secs: u64) -> Value {
-        let deadline = Instant::now() + Duration::from_secs(secs);
-        loop {
-            let v = self.show(id).await;
-            if v["state"] == state {
-                return v;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{id} did not become {state} within {secs}s: {v}"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        twokey_testkit::eventually(
+            &format!("{id} to become {state}"),
+            Duration::from_secs(secs),
+            || async {
+                let v = self.show(id).await;
+                if v["state"] == state {
+                    Ok(v)
+                } else {
+                    Err(format!("state {}", v["state"]))
+                }
+            },
+        )
+        .await
     }
 
     pub fn grant_file(&self, id: &str) -> bool {
@@ -230,14 +231,7 @@ impl Harness {
     }
 
     pub fn kinds(v: &Value) -> Vec<String> {
-        v["timeline"]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|e| e["kind"].as_str().map(String::from))
-                    .collect()
-            })
-            .unwrap_or_default()
+        twokey_testkit::timeline_kinds(v)
     }
 
     pub fn backend(&self) -> &'static str {

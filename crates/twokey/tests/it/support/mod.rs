@@ -8,7 +8,7 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{mpsc, Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
 
@@ -329,38 +329,8 @@ pub fn count_kind(v: &Value, kind: &str) -> usize {
         .unwrap_or(0)
 }
 
-/// Kinds of the timeline, in order.
-pub fn kinds(v: &Value) -> Vec<String> {
-    v["timeline"]
-        .as_array()
-        .map(|t| {
-            t.iter()
-                .map(|e| e["kind"].as_str().unwrap_or("?").to_string())
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-/// Polls `check` every 50 ms until it returns `Ok`, or panics with the last
-/// `Err` message when `timeout` passes.
-pub async fn wait_until<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<T, String>>,
-{
-    let start = Instant::now();
-    loop {
-        match check().await {
-            Ok(v) => return v,
-            Err(msg) => {
-                if start.elapsed() > timeout {
-                    panic!("timed out after {timeout:?} waiting for {what}: {msg}");
-                }
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
+pub use twokey_testkit::eventually as wait_until;
+pub use twokey_testkit::timeline_kinds as kinds;
 
 /// GETs every request (concurrently).
 pub async fn get_all(api: &Api, ids: &[String]) -> Vec<Value> {
