@@ -28,6 +28,7 @@ use utoipa_axum::routes;
 
 use crate::api::{require_read, ApiJson, Auth};
 use crate::broker::Broker;
+use crate::broker::BrokerError;
 use crate::error::{ApiError, Problem};
 
 /// `[activity]` settings, durations parsed when the config is read.
@@ -153,7 +154,7 @@ impl Broker {
         &self,
         actor: &Actor,
         records: Vec<ActivityRecord>,
-    ) -> Result<ActivityReceipt, ApiError> {
+    ) -> Result<ActivityReceipt, BrokerError> {
         if !self.policy().policy.is_admin(actor) {
             return Err(twokey_core::DomainError::Forbidden(
                 "only the policy's admins may file grant activity (run the guard with an admin's token)"
@@ -162,7 +163,7 @@ impl Broker {
             .into());
         }
         if records.len() > MAX_BATCH {
-            return Err(ApiError::BadRequest(format!(
+            return Err(BrokerError::BadInput(format!(
                 "records: {} records in one batch; at most {MAX_BATCH}",
                 records.len()
             )));
@@ -209,7 +210,7 @@ impl Broker {
 
     /// A grant's activity (the caller's right to read the request is
     /// checked by the caller of this function).
-    pub async fn activity(&self, id: &str, limit: i64) -> Result<ActivityView, ApiError> {
+    pub async fn activity(&self, id: &str, limit: i64) -> Result<ActivityView, BrokerError> {
         let totals = self.store().activity_totals(id).await?;
         let records = self.store().activity(id, limit).await?;
         Ok(match totals {
@@ -236,7 +237,7 @@ impl Broker {
     /// not digested (or changed since). Returns how many were written. A
     /// digest another replica wrote first is a conflict and skipped; a
     /// failure is returned, and the work is found again on the next pass.
-    pub async fn digest_activity(&self) -> Result<usize, ApiError> {
+    pub async fn digest_activity(&self) -> Result<usize, BrokerError> {
         let now = self.now();
         let cfg = &self.options().activity;
         let mut written = 0;
@@ -278,7 +279,7 @@ impl Broker {
 
     /// [`Broker::digest_activity`] at most once a second (the scheduler
     /// loop runs more often).
-    pub(crate) async fn digest_activity_due(&self) -> Result<usize, ApiError> {
+    pub(crate) async fn digest_activity_due(&self) -> Result<usize, BrokerError> {
         let now = self.now();
         let last = self.activity_pass.load(Ordering::Relaxed);
         if now.saturating_sub(last) < 1_000 {

@@ -19,6 +19,7 @@ use utoipa_axum::routes;
 use crate::broker::Broker;
 use crate::contract::ApiDoc;
 use crate::error::{problems_only, ApiError, Problem, REQUEST_BODY_LIMIT};
+use crate::reads::Listing;
 
 /// The API's routes with their OpenAPI operations: a route exists only
 /// through `routes!`, which registers its `#[utoipa::path]` with it, so the
@@ -190,11 +191,10 @@ impl FromRequestParts<Arc<Broker>> for Auth {
             ApiError::Unauthorized("the Authorization header must be \"Bearer <token>\"".into())
         })?;
         let actor = broker
-            .store()
-            .actor_for_token(&crate::token_hash(token.trim()), broker.now())
+            .actor_for_token(token.trim())
             .await?
             .ok_or_else(|| ApiError::Unauthorized("unknown or expired token".into()))?;
-        Ok(Auth(broker.directory_actor(actor).await?))
+        Ok(Auth(actor))
     }
 }
 
@@ -208,31 +208,16 @@ pub fn bearer_token(header: &str) -> Option<&str> {
         .filter(|t| !t.is_empty())
 }
 
-/// Refuses, as 403 problem details, a caller who may not read every request
-/// and the ledger (the policy's admins and `[auditors]` may).
+/// Refuses, as 403 problem details, a caller who is neither an admin nor an
+/// auditor (the broker's [`Broker::require_read_all`]).
 pub fn require_read_all(b: &Broker, actor: &Actor, what: &str) -> Result<(), ApiError> {
-    if b.policy().policy.may_read_all(actor) {
-        Ok(())
-    } else {
-        Err(twokey_core::DomainError::Forbidden(format!(
-            "{what} is open to the policy's admins and auditors only; you see your own requests and those you may review"
-        ))
-        .into())
-    }
+    Ok(b.require_read_all(actor, what)?)
 }
 
-/// Refuses, as 403 problem details, a caller who may not read `r`
-/// (`core::request::may_read`).
+/// Refuses, as 403 problem details, a caller who may not read `r` (the
+/// broker's [`Broker::require_read`]).
 pub fn require_read(b: &Broker, actor: &Actor, r: &Request) -> Result<(), ApiError> {
-    if twokey_core::request::may_read(&b.policy().policy, actor, r) {
-        Ok(())
-    } else {
-        Err(twokey_core::DomainError::Forbidden(format!(
-            "you may not read request {}: it is neither yours nor one you may review",
-            r.id
-        ))
-        .into())
-    }
+    Ok(b.require_read(actor, r)?)
 }
 
 /// A request as the API shows it: the stored request plus derived fields.
@@ -272,14 +257,7 @@ async fn view(b: &Broker, r: Request) -> Result<RequestView, ApiError> {
         .entitlement(&r.entitlement)
         .map(|e| e.approval.count)
         .unwrap_or(0);
-    let last_error = if matches!(r.state, RState::Approved | RState::Revoking) {
-        b.store()
-            .last_error(&r.id)
-            .await?
-            .map(|(e, n)| format!("{e} (attempt {n})"))
-    } else {
-        None
-    };
+    let last_error = b.retrying_error(&r).await?;
     Ok(RequestView {
         approvals: approvals_counted(&r),
         approvals_required: required,
@@ -305,7 +283,7 @@ async fn healthz() -> &'static str {
         (status = 503, description = "The database does not answer", body = Problem, content_type = "application/problem+json"),
     ))]
 async fn readyz(State(b): State<Arc<Broker>>) -> Response {
-    match b.store().ping().await {
+    match b.ready().await {
         Ok(()) => (StatusCode::OK, "ready").into_response(),
         Err(e) => Problem::internal(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -321,7 +299,7 @@ async fn readyz(State(b): State<Arc<Broker>>) -> Response {
     responses((status = 200, description = "Metrics", body = String, content_type = "text/plain")))]
 async fn metrics(State(b): State<Arc<Broker>>) -> Response {
     let mut body = b.metrics.render();
-    if let Ok(counts) = b.store().state_counts().await {
+    if let Ok(counts) = b.state_counts().await {
         body.push_str("# HELP twokey_requests Requests by state.\n# TYPE twokey_requests gauge\n");
         for (state, n) in counts {
             body.push_str(&format!("twokey_requests{{state=\"{state}\"}} {n}\n"));
@@ -390,22 +368,13 @@ async fn list_requests(
     Auth(actor): Auth,
     Query(q): Query<ListQuery>,
 ) -> Result<Json<Vec<RequestView>>, ApiError> {
-    let reqs = match q.scope.unwrap_or_default() {
-        Scope::Mine => {
-            b.store()
-                .requests(Some(&actor.key.to_string()), &[], 200)
-                .await?
-        }
-        Scope::Waiting => b.waiting_for(&actor).await?,
-        Scope::All => {
-            require_read_all(&b, &actor, "scope=all")?;
-            b.store().requests(None, &[], 200).await?
-        }
-        Scope::Active => {
-            require_read_all(&b, &actor, "scope=active")?;
-            b.store().requests(None, &[RState::Active], 500).await?
-        }
+    let which = match q.scope.unwrap_or_default() {
+        Scope::Mine => Listing::Mine { limit: 200 },
+        Scope::Waiting => Listing::Waiting,
+        Scope::All => Listing::All,
+        Scope::Active => Listing::Active,
     };
+    let reqs = b.list(&actor, which).await?;
     let mut out = Vec::with_capacity(reqs.len());
     for r in reqs {
         out.push(view(&b, r).await?);
@@ -475,9 +444,7 @@ async fn show_request(
     Auth(actor): Auth,
     Path(id): Path<String>,
 ) -> Result<Json<RequestDetail>, ApiError> {
-    let r = b.get(&id).await?;
-    require_read(&b, &actor, &r)?;
-    let timeline = b.store().ledger_for(&id).await?;
+    let (r, timeline) = b.read_with_timeline(&actor, &id).await?;
     let actions = twokey_core::allowed_actions(&b.policy().policy, &r, &actor, b.now())
         .into_iter()
         .collect();
@@ -702,11 +669,7 @@ async fn list_proposals(
     State(b): State<Arc<Broker>>,
     Auth(_a): Auth,
 ) -> Result<Json<Vec<ProposalView>>, ApiError> {
-    let mut out = Vec::new();
-    for p in b.store().proposals().await? {
-        out.push(b.proposal_view(p).await?);
-    }
-    Ok(Json(out))
+    Ok(Json(b.proposal_views().await?))
 }
 
 /// Body of `POST /v1/policy/proposals`.
@@ -803,8 +766,7 @@ async fn ledger(
             "from must be 0 to {MAX_INDEX} and limit 1 to 1000 (got from={from}, limit={limit})"
         )));
     }
-    require_read_all(&b, &actor, "the ledger")?;
-    Ok(Json(b.store().ledger(from, i64::from(limit)).await?))
+    Ok(Json(b.ledger_page(&actor, from, i64::from(limit)).await?))
 }
 
 #[cfg(test)]

@@ -18,8 +18,35 @@ use twokey_providers::{GrantSpec, Presence, Provider, ProviderContext, Registry}
 use twokey_store::{Change, ProposalWrite, RequestWrite, Store, StoreError};
 
 use crate::clock::Clock;
-use crate::error::ApiError;
 use crate::metrics::Metrics;
+
+/// Everything the broker (and the background work beside it: reconciler,
+/// posture, activity) can refuse or fail with. It knows nothing of HTTP:
+/// only the API (`crate::error::ApiError`'s `From`) and the web UI turn it
+/// into a status code.
+#[derive(Debug, thiserror::Error)]
+pub enum BrokerError {
+    /// The core refused the action.
+    #[error(transparent)]
+    Domain(#[from] DomainError),
+    /// Storage failed (including a ledger write: the action was refused).
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// No such request, proposal or secret.
+    #[error("{0}")]
+    NotFound(String),
+    /// The input is malformed (a batch too large, a period that does not
+    /// parse).
+    #[error("{0}")]
+    BadInput(String),
+    /// The input is well formed but cannot be used (a proposed policy that
+    /// does not load).
+    #[error("{0}")]
+    Unprocessable(String),
+    /// A bug or an unexpected failure; the API shows only a correlation id.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
 
 /// A validated policy together with the providers built for its entitlements.
 pub struct LoadedPolicy {
@@ -354,7 +381,7 @@ impl Broker {
     /// [`Broker::refresh_actor`], then what the directory (SCIM) says: a
     /// deactivated identity is refused, an active one gets its directory
     /// groups added (approval rules see them like SSO groups).
-    pub async fn directory_actor(&self, actor: Actor) -> Result<Actor, ApiError> {
+    pub async fn directory_actor(&self, actor: Actor) -> Result<Actor, BrokerError> {
         let mut actor = self.refresh_actor(actor);
         if let Some(p) = self.store.directory_person(&actor.key.to_string()).await? {
             if !p.active {
@@ -375,7 +402,7 @@ impl Broker {
         &self,
         identity: &twokey_core::IdentityKey,
         reason: &str,
-    ) -> Result<(usize, usize), ApiError> {
+    ) -> Result<(usize, usize), BrokerError> {
         let open = self
             .store
             .requests(
@@ -400,18 +427,18 @@ impl Broker {
                     self.kick(&r.id);
                 }
                 // It ended on its own meanwhile.
-                Err(ApiError::Domain(DomainError::WrongState(_))) => {}
+                Err(BrokerError::Domain(DomainError::WrongState(_))) => {}
                 Err(e) => return Err(e),
             }
         }
         Ok((cancelled, revoked))
     }
 
-    async fn load(&self, id: &str) -> Result<Request, ApiError> {
+    async fn load(&self, id: &str) -> Result<Request, BrokerError> {
         self.store
             .request(id)
             .await?
-            .ok_or_else(|| ApiError::NotFound(format!("no request {id:?}")))
+            .ok_or_else(|| BrokerError::NotFound(format!("no request {id:?}")))
     }
 
     /// The ids of requests this process activates from now on, each sent
@@ -445,7 +472,7 @@ impl Broker {
         &self,
         actor: &Actor,
         input: &NewRequest,
-    ) -> Result<Request, ApiError> {
+    ) -> Result<Request, BrokerError> {
         let lp = self.policy();
         let now = self.now();
         let id = crate::new_id("req");
@@ -509,7 +536,7 @@ impl Broker {
         id: &str,
         acting: Option<&Actor>,
         f: F,
-    ) -> Result<Request, ApiError>
+    ) -> Result<Request, BrokerError>
     where
         F: Fn(&Policy, &Request, Millis) -> Result<(Request, Vec<Event>), DomainError>,
     {
@@ -553,7 +580,7 @@ impl Broker {
         id: &str,
         decision: ReviewDecision,
         comment: &str,
-    ) -> Result<Request, ApiError> {
+    ) -> Result<Request, BrokerError> {
         self.review_confirmed(actor, id, decision, comment, None)
             .await
     }
@@ -567,14 +594,14 @@ impl Broker {
         decision: ReviewDecision,
         comment: &str,
         mfa: Option<MfaConfirmation>,
-    ) -> Result<Request, ApiError> {
+    ) -> Result<Request, BrokerError> {
         let res = self
             .transition(id, Some(actor), |p, r, now| {
                 rq::review_confirmed(p, r, actor, decision, comment, mfa.as_ref(), now)
             })
             .await;
         match &res {
-            Err(ApiError::Domain(DomainError::SelfApproval)) => {
+            Err(BrokerError::Domain(DomainError::SelfApproval)) => {
                 self.record_refusal(actor, id, "review", &self.policy().policy.hash)
                     .await;
             }
@@ -588,13 +615,13 @@ impl Broker {
     }
 
     /// The requester cancels a pending request.
-    pub async fn cancel(&self, actor: &Actor, id: &str) -> Result<Request, ApiError> {
+    pub async fn cancel(&self, actor: &Actor, id: &str) -> Result<Request, BrokerError> {
         self.transition(id, None, |_, r, now| rq::cancel(r, actor, now))
             .await
     }
 
     /// Ends an active grant early.
-    pub async fn revoke(&self, actor: &Actor, id: &str) -> Result<Request, ApiError> {
+    pub async fn revoke(&self, actor: &Actor, id: &str) -> Result<Request, BrokerError> {
         let r = self
             .transition(id, None, |p, r, now| rq::begin_revoke(p, r, actor, now))
             .await?;
@@ -608,13 +635,13 @@ impl Broker {
         actor: &Actor,
         id: &str,
         comment: &str,
-    ) -> Result<Request, ApiError> {
+    ) -> Result<Request, BrokerError> {
         let res = self
             .transition(id, Some(actor), |p, r, _| {
                 rq::review_break_glass(p, r, actor, comment)
             })
             .await;
-        if let Err(ApiError::Domain(DomainError::SelfApproval)) = &res {
+        if let Err(BrokerError::Domain(DomainError::SelfApproval)) = &res {
             self.record_refusal(actor, id, "break-glass review", &self.policy().policy.hash)
                 .await;
         }
@@ -628,7 +655,7 @@ impl Broker {
         id: &str,
         duration_ms: Option<i64>,
         reason: &str,
-    ) -> Result<Request, ApiError> {
+    ) -> Result<Request, BrokerError> {
         let lp = self.policy();
         let orig = self.load(id).await?;
         let new_id = crate::new_id("req");
@@ -654,12 +681,16 @@ impl Broker {
     }
 
     /// One request.
-    pub async fn get(&self, id: &str) -> Result<Request, ApiError> {
+    pub async fn get(&self, id: &str) -> Result<Request, BrokerError> {
         self.load(id).await
     }
 
     /// The one-time secret of the caller's own grant.
-    pub async fn take_secret(&self, actor: &Actor, id: &str) -> Result<Option<String>, ApiError> {
+    pub async fn take_secret(
+        &self,
+        actor: &Actor,
+        id: &str,
+    ) -> Result<Option<String>, BrokerError> {
         let req = self.load(id).await?;
         if req.requester != actor.key {
             return Err(DomainError::Forbidden(
@@ -671,7 +702,7 @@ impl Broker {
     }
 
     /// Pending requests `actor` may review now.
-    pub async fn waiting_for(&self, actor: &Actor) -> Result<Vec<Request>, ApiError> {
+    pub async fn waiting_for(&self, actor: &Actor) -> Result<Vec<Request>, BrokerError> {
         let lp = self.policy();
         let now = self.now();
         let pending = self.store.requests(None, &[State::Pending], 500).await?;
@@ -690,17 +721,17 @@ impl Broker {
     // ----- policy changes -------------------------------------------------
 
     /// An admin proposes a new policy text.
-    pub async fn propose_policy(&self, actor: &Actor, text: &str) -> Result<Proposal, ApiError> {
+    pub async fn propose_policy(&self, actor: &Actor, text: &str) -> Result<Proposal, BrokerError> {
         let lp = self.policy();
         let proposed = Policy::parse(text, "proposed policy")
-            .map_err(|e| ApiError::Unprocessable(e.to_string()))?;
+            .map_err(|e| BrokerError::Unprocessable(e.to_string()))?;
         load_policy(
             proposed.clone(),
             &self.registry,
             &self.ctx,
             "proposed policy",
         )
-        .map_err(ApiError::Unprocessable)?;
+        .map_err(BrokerError::Unprocessable)?;
         let id = crate::new_id("pol");
         let (p, events) = proposal::propose(&lp.policy, &proposed, actor, &id, self.now())?;
         self.store
@@ -718,13 +749,13 @@ impl Broker {
 
     /// An admin other than the proposer approves a proposal; when the admin
     /// rule is met, the policy takes effect in the same transaction.
-    pub async fn approve_policy(&self, actor: &Actor, id: &str) -> Result<Proposal, ApiError> {
+    pub async fn approve_policy(&self, actor: &Actor, id: &str) -> Result<Proposal, BrokerError> {
         let lp = self.policy();
         let p = self
             .store
             .proposal(id)
             .await?
-            .ok_or_else(|| ApiError::NotFound(format!("no proposal {id:?}")))?;
+            .ok_or_else(|| BrokerError::NotFound(format!("no proposal {id:?}")))?;
         let res = proposal::approve(&lp.policy, &p, actor);
         let (next, events, applied) = match res {
             Err(DomainError::SelfApproval) => {
@@ -736,10 +767,10 @@ impl Broker {
         };
         let new_loaded = if applied {
             let pol = Policy::parse(&next.text, "proposed policy")
-                .map_err(|e| ApiError::Unprocessable(e.to_string()))?;
+                .map_err(|e| BrokerError::Unprocessable(e.to_string()))?;
             Some(
                 load_policy(pol, &self.registry, &self.ctx, "proposed policy")
-                    .map_err(ApiError::Unprocessable)?,
+                    .map_err(BrokerError::Unprocessable)?,
             )
         } else {
             None
@@ -768,13 +799,13 @@ impl Broker {
     }
 
     /// An admin rejects a proposal.
-    pub async fn reject_policy(&self, actor: &Actor, id: &str) -> Result<Proposal, ApiError> {
+    pub async fn reject_policy(&self, actor: &Actor, id: &str) -> Result<Proposal, BrokerError> {
         let lp = self.policy();
         let p = self
             .store
             .proposal(id)
             .await?
-            .ok_or_else(|| ApiError::NotFound(format!("no proposal {id:?}")))?;
+            .ok_or_else(|| BrokerError::NotFound(format!("no proposal {id:?}")))?;
         let (next, events) = proposal::reject(&lp.policy, &p, actor)?;
         self.store
             .commit(Change {
@@ -794,7 +825,7 @@ impl Broker {
 
     /// A proposal as every view shows it (credentials redacted, what it
     /// changes in them compared with its base policy).
-    pub async fn proposal_view(&self, p: Proposal) -> Result<ProposalView, ApiError> {
+    pub async fn proposal_view(&self, p: Proposal) -> Result<ProposalView, BrokerError> {
         let lp = self.policy();
         let base = if p.base_hash == lp.policy.hash {
             Some(lp.policy.text.clone())
@@ -854,7 +885,7 @@ impl Broker {
 
     /// Does the scheduled work of one claimed request. Never marks a grant
     /// ended that the provider has not confirmed.
-    pub async fn process(self: &Arc<Self>, req: Request, attempts: i64) -> Result<(), ApiError> {
+    pub async fn process(self: &Arc<Self>, req: Request, attempts: i64) -> Result<(), BrokerError> {
         let now = self.now();
         let hash = self.policy().policy.hash.clone();
         match req.state {
@@ -1020,7 +1051,7 @@ impl Broker {
         attempts: i64,
         msg: &str,
         step: Step,
-    ) -> Result<(), ApiError> {
+    ) -> Result<(), BrokerError> {
         self.fail_alerting(req, attempts, msg, step, false).await
     }
 
@@ -1033,7 +1064,7 @@ impl Broker {
         msg: &str,
         step: Step,
         alert_now: bool,
-    ) -> Result<(), ApiError> {
+    ) -> Result<(), BrokerError> {
         let n = attempts + 1;
         let retry_at = self.now() + backoff(&self.opts, attempts);
         tracing::warn!(request = %req.id, attempts = n, error = msg, "{}; will retry", step.kind());
@@ -1066,7 +1097,7 @@ impl Broker {
     }
 
     /// Claims and does all due work once. Returns how many requests it handled.
-    pub async fn run_due(self: &Arc<Self>) -> Result<usize, ApiError> {
+    pub async fn run_due(self: &Arc<Self>) -> Result<usize, BrokerError> {
         let mut total = 0;
         loop {
             let batch = self
@@ -1151,7 +1182,7 @@ impl Broker {
     /// and are retried; they are never dropped. Each sink's delivery is
     /// recorded on its own (`outbox_deliveries`), so a retry after one sink
     /// failed goes only to the sinks that have not taken the alert.
-    pub async fn deliver_alerts(&self) -> Result<(), ApiError> {
+    pub async fn deliver_alerts(&self) -> Result<(), BrokerError> {
         self.deliver_notifications().await?;
         if self.sinks.is_empty() {
             return Ok(());
@@ -1179,7 +1210,7 @@ impl Broker {
     }
 
     /// Takes one outbox row for this attempt (see [`Store::claim_outbox`]).
-    async fn claim_outbox(&self, id: &str, now: Millis) -> Result<bool, ApiError> {
+    async fn claim_outbox(&self, id: &str, now: Millis) -> Result<bool, BrokerError> {
         Ok(self
             .store
             .claim_outbox(id, now, now + self.opts.lease_ms)
@@ -1193,7 +1224,7 @@ impl Broker {
         row: &twokey_store::AlertRow,
         now: Millis,
         err: Option<&str>,
-    ) -> Result<(), ApiError> {
+    ) -> Result<(), BrokerError> {
         let retry_at = now + backoff(&self.opts, row.attempts);
         self.store.alert_result(&row.id, now, err, retry_at).await?;
         Ok(())
@@ -1202,7 +1233,7 @@ impl Broker {
     /// Everyone who can be notified: the policy's identities (with their
     /// `email`) and the people seen through single sign-on (email claim),
     /// with groups and links as the broker sees them.
-    pub async fn people(&self) -> Result<Vec<Person>, ApiError> {
+    pub async fn people(&self) -> Result<Vec<Person>, BrokerError> {
         let lp = self.policy();
         let mut out: Vec<Person> = lp
             .policy
@@ -1279,7 +1310,7 @@ impl Broker {
     /// the outbox and are retried. Each (notice, channel) delivery is recorded
     /// as soon as the channel took it, so a retry after one channel failed
     /// goes only to the channels that failed.
-    pub async fn deliver_notifications(&self) -> Result<(), ApiError> {
+    pub async fn deliver_notifications(&self) -> Result<(), BrokerError> {
         let notifiers = self.notifiers();
         let slack = self.slack();
         if notifiers.is_empty() && slack.is_none() {

@@ -1,4 +1,5 @@
-//! The API's one error type, rendered as RFC 9457 problem details, and the
+//! The API's one error type (the broker's [`crate::broker::BrokerError`]
+//! becomes one through `From`), rendered as RFC 9457 problem details, and the
 //! layer that turns every other error response of the API (axum's own 404,
 //! 405, 413, ...) into one too.
 //!
@@ -168,6 +169,22 @@ impl ApiError {
             }
             ApiError::Internal(cause) => Problem::internal(status, "the request failed", cause),
             other => Problem::new(status, self.problem_type(), other.to_string()),
+        }
+    }
+}
+
+/// The broker's errors as the API answers them; the one place a broker error
+/// meets HTTP (with [`ApiError::status`]).
+impl From<crate::broker::BrokerError> for ApiError {
+    fn from(e: crate::broker::BrokerError) -> Self {
+        use crate::broker::BrokerError as B;
+        match e {
+            B::Domain(d) => ApiError::Domain(d),
+            B::Store(s) => ApiError::Store(s),
+            B::NotFound(m) => ApiError::NotFound(m),
+            B::BadInput(m) => ApiError::BadRequest(m),
+            B::Unprocessable(m) => ApiError::Unprocessable(m),
+            B::Internal(m) => ApiError::Internal(m),
         }
     }
 }

@@ -18,12 +18,13 @@ pub mod dev;
 pub mod error;
 pub mod metrics;
 pub mod posture;
+pub mod reads;
 pub mod reconciler;
 pub mod report;
 pub mod scim;
 pub mod slack;
 
-pub use broker::{Broker, BrokerOptions};
+pub use broker::{Broker, BrokerError, BrokerOptions};
 pub use clock::{Clock, OffsetClock, SystemClock};
 pub use error::ApiError;
 

@@ -31,8 +31,7 @@ use twokey_posture::collect::{self, Options, DEFAULT_MEMBER_ROLE};
 use twokey_posture::{Finding, Registry, Settings, Status};
 use twokey_store::PostureRow;
 
-use crate::broker::Broker;
-use crate::error::ApiError;
+use crate::broker::{Broker, BrokerError};
 
 /// Name of the store lease that makes one replica at a time scan.
 pub const LEASE: &str = "posture";
@@ -167,17 +166,17 @@ impl PostureMonitor {
         self.config.interval.0 + 10 * 60_000
     }
 
-    async fn hold_lease(&self) -> Result<bool, ApiError> {
+    async fn hold_lease(&self) -> Result<bool, BrokerError> {
         let b = &self.broker;
         Ok(b.store()
             .try_lease(LEASE, &b.options().node, b.now(), self.lease_ttl())
             .await?)
     }
 
-    fn options(&self) -> Result<Options, ApiError> {
+    fn options(&self) -> Result<Options, BrokerError> {
         let policy = self.broker.policy();
         let targets = twokey_posture::cli::targets_of(&policy.policy, "the policy in force")
-            .map_err(|e| ApiError::Internal(format!("posture: {e}")))?;
+            .map_err(|e| BrokerError::Internal(format!("posture: {e}")))?;
         Ok(Options {
             connection: twokey_aws::client::Connection {
                 region: Some(
@@ -218,7 +217,7 @@ impl PostureMonitor {
 
     /// One scan: collect, evaluate, record the changes, store the results,
     /// export the counts.
-    pub async fn run_once(&self) -> Result<PassReport, ApiError> {
+    pub async fn run_once(&self) -> Result<PassReport, BrokerError> {
         if !self.hold_lease().await? {
             return Ok(PassReport {
                 skipped: true,
@@ -231,7 +230,7 @@ impl PostureMonitor {
         let quiet: collect::Progress = Arc::new(|_, _, _| {});
         let mut facts = collect::collect(&opts, started, quiet)
             .await
-            .map_err(|e| ApiError::Internal(format!("posture scan: {e:#}")))?;
+            .map_err(|e| BrokerError::Internal(format!("posture scan: {e:#}")))?;
         // When the GitHub posture runs here too, its last state judges the
         // guard rails kept as code (`code.guardrails_protected`).
         facts.github = github_findings(&b.store().github_posture_states().await?);
@@ -298,7 +297,7 @@ impl PostureMonitor {
             .iter()
             .find(|r| !seen.insert((&r.check, &r.account, &r.region, &r.resource)))
         {
-            return Err(ApiError::Internal(format!(
+            return Err(BrokerError::Internal(format!(
                 "posture scan: check {} judged {} in account {} region {:?} twice",
                 dup.check, dup.resource, dup.account, dup.region
             )));

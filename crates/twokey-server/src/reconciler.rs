@@ -34,8 +34,7 @@ use twokey_core::reconcile::{covers, decide, Found};
 use twokey_core::{Actor, LedgerEvent, Request, State};
 use twokey_providers::{Provider, Reconcile};
 
-use crate::broker::Broker;
-use crate::error::ApiError;
+use crate::broker::{Broker, BrokerError};
 
 /// Name of the store lease that makes one replica at a time reconcile.
 pub const LEASE: &str = "reconciler";
@@ -92,14 +91,14 @@ impl Reconciler {
         self.broker.options().reconcile_interval_ms.max(0) + 60_000
     }
 
-    async fn hold_lease(&self) -> Result<bool, ApiError> {
+    async fn hold_lease(&self) -> Result<bool, BrokerError> {
         let b = &self.broker;
         Ok(b.store()
             .try_lease(LEASE, &b.options().node, b.now(), self.lease_ttl())
             .await?)
     }
 
-    async fn record(&self, subject: &str, ev: LedgerEvent) -> Result<(), ApiError> {
+    async fn record(&self, subject: &str, ev: LedgerEvent) -> Result<(), BrokerError> {
         let b = &self.broker;
         let ev = ev.by(Actor::system().key.to_string());
         let alert = ev.alert;
@@ -120,7 +119,7 @@ impl Reconciler {
         name: &str,
         rec: &dyn Reconcile,
         report: &mut PassReport,
-    ) -> Result<(), ApiError> {
+    ) -> Result<(), BrokerError> {
         let found = match rec.standing_access().await {
             Ok(f) => f,
             Err(e) => {
@@ -156,7 +155,7 @@ impl Reconciler {
     }
 
     /// One pass over every entitlement whose provider can be reconciled.
-    pub async fn run_once(&mut self) -> Result<PassReport, ApiError> {
+    pub async fn run_once(&mut self) -> Result<PassReport, BrokerError> {
         let mut report = PassReport::default();
         if !self.hold_lease().await? {
             report.skipped = true;
@@ -182,7 +181,7 @@ impl Reconciler {
         name: &str,
         provider: &dyn Provider,
         report: &mut PassReport,
-    ) -> Result<(), ApiError> {
+    ) -> Result<(), BrokerError> {
         let Some(rec) = provider.reconciler() else {
             return Ok(());
         };
@@ -283,7 +282,7 @@ impl Reconciler {
         f: &Found,
         grants: &[Request],
         report: &mut PassReport,
-    ) -> Result<(), ApiError> {
+    ) -> Result<(), BrokerError> {
         // The subject is the request the access is named after, when there is
         // one, so the request's timeline shows it; else the entitlement.
         let known = f

@@ -651,8 +651,8 @@ impl Scim {
                 Ok(())
             }
             Err(e) => {
-                let p = e.problem();
                 tracing::error!(%identity, error = %e, "directory: ending the grants of a departed user failed");
+                let p = crate::error::ApiError::from(e).problem();
                 Err(ScimError {
                     status: 503,
                     scim_type: None,

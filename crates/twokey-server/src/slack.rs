@@ -45,8 +45,7 @@ use twokey_core::{
 use twokey_notify::slack_app::{self, ApprovalView, SlackApi};
 use twokey_store::SlackMessageRow;
 
-use crate::broker::Broker;
-use crate::error::ApiError;
+use crate::broker::{Broker, BrokerError};
 
 /// The route Slack's interactivity requests come to.
 pub const PATH: &str = "/slack/interactivity";
@@ -610,7 +609,7 @@ impl Ctx {
 
     /// The actor a linked identity stands for: as the broker knows the
     /// person (policy identity, SSO sign-in, directory), else the bare key.
-    async fn actor_of(&self, key: &IdentityKey) -> Result<Actor, ApiError> {
+    async fn actor_of(&self, key: &IdentityKey) -> Result<Actor, BrokerError> {
         let people = self.broker.people().await?;
         let actor = people
             .into_iter()
@@ -784,7 +783,7 @@ async fn interactivity(State(ctx): State<Arc<Ctx>>, headers: HeaderMap, body: By
             )
             .await
         }
-        Err(ApiError::Domain(DomainError::SelfApproval)) => {
+        Err(BrokerError::Domain(DomainError::SelfApproval)) => {
             reply(
                 format!(
                 "You requested {id}; a different approver is required. The attempt is recorded."
@@ -799,14 +798,16 @@ async fn interactivity(State(ctx): State<Arc<Ctx>>, headers: HeaderMap, body: By
 
 /// What the person is told about an error: the domain's words, never the
 /// store's.
-fn user_text(e: &ApiError) -> String {
+fn user_text(e: &BrokerError) -> String {
     match e {
-        ApiError::Domain(d) => d.to_string(),
-        ApiError::NotFound(m) | ApiError::BadRequest(m) | ApiError::Unprocessable(m) => m.clone(),
-        ApiError::Store(twokey_store::StoreError::Deactivated(_)) => {
+        BrokerError::Domain(d) => d.to_string(),
+        BrokerError::NotFound(m) | BrokerError::BadInput(m) | BrokerError::Unprocessable(m) => {
+            m.clone()
+        }
+        BrokerError::Store(twokey_store::StoreError::Deactivated(_)) => {
             "your identity has been deactivated in the directory".into()
         }
-        ApiError::Store(twokey_store::StoreError::Conflict) => {
+        BrokerError::Store(twokey_store::StoreError::Conflict) => {
             "the request changed while you acted; try again".into()
         }
         _ => "internal error; nothing was changed".into(),

@@ -26,7 +26,9 @@ use twokey_core::event::SessionLogin;
 use twokey_core::{Actor, IdentityKey, LedgerEvent};
 
 use crate::csrf::CheckedForm;
-use crate::html::{e, error_page, page, respond};
+use maud::html;
+
+use crate::html::{error_page, frame, respond};
 use crate::AppState;
 
 /// Name of the session cookie.
@@ -207,7 +209,7 @@ impl FromRequestParts<AppState> for Session {
                     .broker
                     .directory_actor(actor)
                     .await
-                    .map_err(|e| error_page(e.status(), &e.to_string()))?,
+                    .map_err(crate::pages::api_error)?,
                 csrf: csrf_for(&sid),
                 sid_hash: session_hash(&sid),
             }),
@@ -555,20 +557,25 @@ fn dev_login_page(st: &AppState, return_to: &str) -> Response {
         );
     }
     let token = random_token();
-    let mut body = String::from(
-        r#"<p class="dev" role="note"><strong>DEV MODE.</strong> Anyone who can reach this server can sign in as anyone. Never use this in production; configure [sso] instead.</p>
-<ul class="plain">"#,
-    );
-    for id in &st.broker.policy().policy.identities {
-        body.push_str(&format!(
-            r#"<li><form method="post" action="/ui/dev-login"><input type="hidden" name="csrf" value="{t}"><input type="hidden" name="return_to" value="{r}"><input type="hidden" name="name" value="{n}"><button type="submit">Sign in as {n} (dev)</button></form></li>"#,
-            t = e(&token),
-            r = e(return_to),
-            n = e(&id.name),
-        ));
-    }
-    body.push_str("</ul>");
-    let mut resp = respond(StatusCode::OK, page("Sign in (dev)", None, &body));
+    let body = html! {
+        p.dev role="note" {
+            strong { "DEV MODE." }
+            " Anyone who can reach this server can sign in as anyone. Never use this in production; configure [sso] instead."
+        }
+        ul.plain {
+            @for id in &st.broker.policy().policy.identities {
+                li {
+                    form method="post" action="/ui/dev-login" {
+                        input type="hidden" name="csrf" value=(token);
+                        input type="hidden" name="return_to" value=(return_to);
+                        input type="hidden" name="name" value=(id.name);
+                        button type="submit" { "Sign in as " (id.name) " (dev)" }
+                    }
+                }
+            }
+        }
+    };
+    let mut resp = respond(StatusCode::OK, frame("Sign in (dev)", None, None, body));
     resp.headers_mut().append(
         header::SET_COOKIE,
         set_cookie(st, PRELOGIN_COOKIE, &token, 600),
@@ -648,10 +655,11 @@ pub async fn logout(
     }
     let mut resp = respond(
         StatusCode::OK,
-        page(
+        frame(
             "Signed out",
             None,
-            r#"<p>You are signed out.</p><p><a href="/ui/login">Sign in again</a></p>"#,
+            None,
+            html! { p { "You are signed out." } p { a href="/ui/login" { "Sign in again" } } },
         ),
     );
     resp.headers_mut()

@@ -26,7 +26,9 @@ use twokey_core::{Actor, LedgerEvent};
 
 use crate::auth::Session;
 use crate::csrf::CheckedForm;
-use crate::html::{e, error_page, page, respond, Who};
+use maud::html;
+
+use crate::html::{error_page, frame, respond, Who};
 use crate::AppState;
 
 /// How long a code waits for the CLI to redeem it.
@@ -97,26 +99,26 @@ pub async fn start(State(_st): State<AppState>, s: Session, Query(q): Query<CliL
         actor: &s.actor,
         csrf: &s.csrf,
     };
-    let body = format!(
-        r#"<p>The twokey command line on this computer asks for a token to act as <strong>{name}</strong> for {hours} hours.</p>
-<p class="muted">Continue only if you just ran <code>twokey login</code>. The token is sent to the program listening on 127.0.0.1:{port} of your computer.</p>
-<form method="post" action="/ui/cli-login" class="stack">
-<input type="hidden" name="csrf" value="{csrf}">
-<input type="hidden" name="port" value="{port}">
-<input type="hidden" name="state" value="{state}">
-<input type="hidden" name="challenge" value="{challenge}">
-<button type="submit" id="cli-allow">Sign in the command line</button>
-</form>"#,
-        name = e(&s.actor.name),
-        hours = TOKEN_TTL_MS / 3_600_000,
-        port = e(&q.port),
-        state = e(&q.state),
-        challenge = e(&q.challenge),
-        csrf = e(&s.csrf),
-    );
+    let body = html! {
+        p {
+            "The twokey command line on this computer asks for a token to act as "
+            strong { (s.actor.name) } " for " (TOKEN_TTL_MS / 3_600_000) " hours."
+        }
+        p.muted {
+            "Continue only if you just ran " code { "twokey login" }
+            ". The token is sent to the program listening on 127.0.0.1:" (q.port) " of your computer."
+        }
+        form method="post" action="/ui/cli-login" class="stack" {
+            input type="hidden" name="csrf" value=(s.csrf);
+            input type="hidden" name="port" value=(q.port);
+            input type="hidden" name="state" value=(q.state);
+            input type="hidden" name="challenge" value=(q.challenge);
+            button type="submit" #cli-allow { "Sign in the command line" }
+        }
+    };
     respond(
         StatusCode::OK,
-        page("Sign in the command line", Some(who), &body),
+        frame("Sign in the command line", Some(who), None, body),
     )
 }
 
@@ -149,18 +151,11 @@ pub async fn confirm(
     };
     // A link (and a refresh) rather than a 303: the CSP's form-action 'self'
     // would block a form's redirect to another origin.
-    let body = format!(
-        r#"<p>Handing the sign-in to the command line…</p><p><a id="cli-continue" href="{t}">Continue to twokey on this computer</a></p>"#,
-        t = e(&target)
-    );
-    let html = page("Sign in the command line", Some(who), &body).replacen(
-        "<meta charset=\"utf-8\">",
-        &format!(
-            "<meta charset=\"utf-8\">\n<meta http-equiv=\"refresh\" content=\"0;url={}\">",
-            e(&target)
-        ),
-        1,
-    );
+    let body = html! {
+        p { "Handing the sign-in to the command line…" }
+        p { a #cli-continue href=(target) { "Continue to twokey on this computer" } }
+    };
+    let html = frame("Sign in the command line", Some(who), Some(&target), body);
     respond(StatusCode::OK, html)
 }
 

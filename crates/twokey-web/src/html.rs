@@ -1,25 +1,11 @@
-//! Tiny HTML helpers: escaping and the page frame. Every value that comes
-//! from a person, the policy or the provider goes through [`e`].
+//! The page frame and small formatting helpers. Markup is maud's: every
+//! value that comes from a person, the policy or the provider is escaped by
+//! the template, never by hand.
 
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
+use maud::{html, PreEscaped, Render, DOCTYPE};
 use twokey_core::Actor;
-
-/// Escapes text for HTML element content and double-quoted attributes.
-pub fn e(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
 
 /// The signed-in person as the frame shows them.
 pub struct Who<'a> {
@@ -29,50 +15,64 @@ pub struct Who<'a> {
     pub csrf: &'a str,
 }
 
-/// A whole page: skip link, header with navigation, main content.
+/// A whole page: skip link, header with navigation, main content. `body`
+/// is markup already rendered by maud (every value in it escaped).
 pub fn page(title: &str, who: Option<Who<'_>>, body: &str) -> String {
-    let nav = match &who {
-        Some(w) => format!(
-            r#"<nav aria-label="Main"><ul>
-<li><a href="/ui/">Dashboard</a></li>
-<li><a href="/ui/request">New request</a></li>
-<li><a href="/ui/audit">Audit log</a></li>
-<li><a href="/ui/report">Evidence report</a></li>
-<li><a href="/ui/posture">Posture</a></li>
-<li><a href="/ui/policy">Policy</a></li>
-<li><a href="/ui/keys">Security keys</a></li>
-</ul></nav>
-<div class="who">Signed in as <strong>{name}</strong> <span class="muted">({key})</span>
-<form method="post" action="/ui/logout" class="inline"><input type="hidden" name="csrf" value="{csrf}"><button type="submit">Sign out</button></form></div>"#,
-            name = e(&w.actor.name),
-            key = e(&w.actor.key.to_string()),
-            csrf = e(w.csrf),
-        ),
-        None => String::new(),
+    frame(title, who, None, PreEscaped(body))
+}
+
+/// [`page`], with a `<meta http-equiv="refresh">` to `refresh` when given.
+pub fn frame(
+    title: &str,
+    who: Option<Who<'_>>,
+    refresh: Option<&str>,
+    body: impl Render,
+) -> String {
+    let page = html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                @if let Some(url) = refresh {
+                    meta http-equiv="refresh" content={ "0;url=" (url) };
+                }
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (title) " · twokey" }
+                link rel="stylesheet" href="/ui/static/style.css";
+            }
+            body {
+                a.skip href="#main" { "Skip to content" }
+                header {
+                    span.brand { "twokey" }
+                    @if let Some(w) = &who {
+                        nav aria-label="Main" {
+                            ul {
+                                li { a href="/ui/" { "Dashboard" } }
+                                li { a href="/ui/request" { "New request" } }
+                                li { a href="/ui/audit" { "Audit log" } }
+                                li { a href="/ui/report" { "Evidence report" } }
+                                li { a href="/ui/posture" { "Posture" } }
+                                li { a href="/ui/policy" { "Policy" } }
+                                li { a href="/ui/keys" { "Security keys" } }
+                            }
+                        }
+                        div.who {
+                            "Signed in as " strong { (w.actor.name) } " " span.muted { "(" (w.actor.key.to_string()) ")" }
+                            form method="post" action="/ui/logout" class="inline" {
+                                input type="hidden" name="csrf" value=(w.csrf);
+                                button type="submit" { "Sign out" }
+                            }
+                        }
+                    }
+                }
+                main #main tabindex="-1" {
+                    h1 { (title) }
+                    (body)
+                }
+            }
+        }
     };
-    format!(
-        r##"<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{title} · twokey</title>
-<link rel="stylesheet" href="/ui/static/style.css">
-</head>
-<body>
-<a class="skip" href="#main">Skip to content</a>
-<header><span class="brand">twokey</span>
-{nav}
-</header>
-<main id="main" tabindex="-1">
-<h1>{title}</h1>
-{body}
-</main>
-</body>
-</html>
-"##,
-        title = e(title),
-    )
+    page.into_string()
 }
 
 /// A page with a status code.
@@ -83,17 +83,11 @@ pub fn respond(status: StatusCode, html: String) -> Response {
 /// An error page.
 pub fn error_page(status: StatusCode, message: &str) -> Response {
     let title = status.canonical_reason().unwrap_or("Error");
-    respond(
-        status,
-        page(
-            title,
-            None,
-            &format!(
-                r#"<p role="alert" class="error">{}</p><p><a href="/ui/">Back to the dashboard</a></p>"#,
-                e(message)
-            ),
-        ),
-    )
+    let body = html! {
+        p role="alert" class="error" { (message) }
+        p { a href="/ui/" { "Back to the dashboard" } }
+    };
+    respond(status, frame(title, None, None, body))
 }
 
 /// A duration in ms as `1h 05m` / `4m 10s`.
@@ -142,10 +136,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn escapes_markup_and_quotes() {
-        assert_eq!(
-            e(r#"<a href="x" onclick='y'>&</a>"#),
-            "&lt;a href=&quot;x&quot; onclick=&#39;y&#39;&gt;&amp;&lt;/a&gt;"
+    fn the_frame_escapes_what_it_is_given() {
+        let evil = r#"<a href="x" onclick='y'>&</a>"#;
+        let text = frame(evil, None, Some(evil), html! { p { (evil) } });
+        assert!(!text.contains(evil), "raw markup in {text}");
+        assert!(
+            text.contains("&lt;a href=&quot;x&quot; onclick='y'&gt;&amp;&lt;/a&gt;"),
+            "{text}"
+        );
+        assert!(
+            text.starts_with("<!DOCTYPE html><html lang=\"en\">"),
+            "{text}"
         );
     }
 

@@ -30,7 +30,9 @@ use webauthn_rs::prelude::{
 
 use crate::auth::Session;
 use crate::csrf::{CheckedForm, CheckedJson};
-use crate::html::{e, error_page, page, respond, time, Who};
+use maud::html;
+
+use crate::html::{error_page, frame, respond, time, Who};
 use crate::AppState;
 
 /// How long a started ceremony may take.
@@ -164,43 +166,57 @@ pub async fn keys_page(State(st): State<AppState>, s: Session) -> Response {
         Ok(k) => k,
         Err(err) => return error_page(StatusCode::SERVICE_UNAVAILABLE, &err.to_string()),
     };
-    let csrf = e(&s.csrf);
-    let mut body = String::from(
-        r#"<p>A security key confirms your approvals of entitlements that require step-up MFA. Each approval asks the key again.</p>"#,
-    );
-    if keys.is_empty() {
-        body.push_str(r#"<p class="muted" id="no-keys">You have no security keys yet.</p>"#);
-    } else {
-        body.push_str(r#"<table id="keys"><caption>Your security keys</caption><thead><tr><th scope="col">Name</th><th scope="col">Credential id</th><th scope="col">Added</th><th scope="col">Last used</th><th scope="col"><span class="muted">Action</span></th></tr></thead><tbody>"#);
-        for (row, _) in &keys {
-            body.push_str(&format!(
-                r#"<tr><td>{name}</td><td><code>{short}…</code></td><td>{added}</td><td>{used}</td><td><form method="post" action="/ui/keys/{id}/remove" class="inline"><input type="hidden" name="csrf" value="{csrf}"><button type="submit" class="danger" aria-label="Remove key {name}">Remove</button></form></td></tr>"#,
-                name = e(&row.name),
-                short = e(&row.id.chars().take(16).collect::<String>()),
-                added = time(row.created_at),
-                used = row.last_used_at.map(time).unwrap_or_else(|| "never".into()),
-                id = e(&row.id),
-            ));
+    let body = html! {
+        p { "A security key confirms your approvals of entitlements that require step-up MFA. Each approval asks the key again." }
+        @if keys.is_empty() {
+            p.muted #no-keys { "You have no security keys yet." }
+        } @else {
+            table #keys {
+                caption { "Your security keys" }
+                thead { tr {
+                    th scope="col" { "Name" } th scope="col" { "Credential id" } th scope="col" { "Added" }
+                    th scope="col" { "Last used" } th scope="col" { span.muted { "Action" } }
+                } }
+                tbody {
+                    @for (row, _) in &keys {
+                        tr {
+                            td { (row.name) }
+                            td { code { (row.id.chars().take(16).collect::<String>()) "…" } }
+                            td { (time(row.created_at)) }
+                            td { (row.last_used_at.map(time).unwrap_or_else(|| "never".into())) }
+                            td {
+                                form method="post" action={ "/ui/keys/" (row.id) "/remove" } class="inline" {
+                                    input type="hidden" name="csrf" value=(s.csrf);
+                                    button type="submit" class="danger" aria-label={ "Remove key " (row.name) } { "Remove" }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
         }
-        body.push_str("</tbody></table>");
-    }
-    match &st.webauthn {
-        Ok(_) => body.push_str(&format!(
-            r#"<section><h2>Add a security key</h2>
-<form id="register-key" class="stack" data-csrf="{csrf}">
-<label for="key-name">Name for the key</label>
-<input id="key-name" name="name" type="text" maxlength="60" required value="security key">
-<button type="submit">Add a security key</button>
-<p id="webauthn-status" role="status" aria-live="polite"></p>
-</form></section>
-<script src="/ui/static/webauthn.js"></script>"#
-        )),
-        Err(m) => body.push_str(&format!(
-            r#"<p class="error" role="alert">Security keys are not available on this server: {}</p>"#,
-            e(m)
-        )),
-    }
-    respond(StatusCode::OK, page("Security keys", Some(who), &body))
+        @match &st.webauthn {
+            Ok(_) => {
+                section {
+                    h2 { "Add a security key" }
+                    form #register-key class="stack" data-csrf=(s.csrf) {
+                        label for="key-name" { "Name for the key" }
+                        input #key-name name="name" type="text" maxlength="60" required value="security key";
+                        button type="submit" { "Add a security key" }
+                        p #webauthn-status role="status" aria-live="polite" {}
+                    }
+                }
+                script src="/ui/static/webauthn.js" {}
+            }
+            Err(m) => {
+                p.error role="alert" { "Security keys are not available on this server: " (m) }
+            }
+        }
+    };
+    respond(
+        StatusCode::OK,
+        frame("Security keys", Some(who), None, body),
+    )
 }
 
 /// Body of the JSON ceremony calls.

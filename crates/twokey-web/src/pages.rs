@@ -6,22 +6,28 @@
 use axum::extract::{Path, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
+use maud::{html, Markup};
 use serde::Deserialize;
 use twokey_core::request::approvals_counted;
 use twokey_core::{
     allowed_actions, Action, Actor, NewRequest, Request, ReviewDecision, State as RState,
 };
+use twokey_server::reads::{AuditVerdict, Listing, PostureView};
 use twokey_server::ApiError;
 
 use crate::auth::Session;
 use crate::csrf::CheckedForm;
-use crate::html::{dur, e, error_page, page, respond, time, Who};
+use crate::html::{dur, error_page, page, respond, time, Who};
 use crate::AppState;
 
 const CSS: &str = include_str!("../static/style.css");
 
-fn api_error(err: ApiError) -> Response {
-    error_page(err.status(), &err.to_string())
+/// An error of the broker or the store as a page: its status, and what the
+/// API's problem details say (an internal failure shows only a correlation
+/// id; its cause goes to the log).
+pub(crate) fn api_error(err: impl Into<ApiError>) -> Response {
+    let err = err.into();
+    error_page(err.status(), &err.problem().detail)
 }
 
 fn who(s: &Session) -> Who<'_> {
@@ -45,59 +51,58 @@ pub async fn style() -> Response {
     ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], CSS).into_response()
 }
 
-fn state_badge(s: RState) -> String {
-    format!(r#"<span class="state state-{0}">{0}</span>"#, s.as_str())
+fn state_badge(s: RState) -> Markup {
+    html! { span class={ "state state-" (s.as_str()) } { (s.as_str()) } }
 }
 
-fn requests_table(st: &AppState, caption: &str, reqs: &[Request], empty: &str) -> String {
-    if reqs.is_empty() {
-        return format!(
-            r#"<section><h2>{}</h2><p class="muted">{}</p></section>"#,
-            e(caption),
-            e(empty)
-        );
-    }
+fn requests_table(st: &AppState, caption: &str, reqs: &[Request], empty: &str) -> Markup {
     let now = st.broker.now();
     let lp = st.broker.policy();
-    let mut rows = String::new();
-    for r in reqs {
-        let required = lp
-            .policy
+    let required = |r: &Request| {
+        lp.policy
             .entitlement(&r.entitlement)
             .map(|x| x.approval.count)
-            .unwrap_or(0);
-        let left = match (r.state, r.ends_at) {
-            (RState::Active, Some(end)) => format!("{} left", dur(end - now)),
-            _ => String::new(),
-        };
-        rows.push_str(&format!(
-            r#"<tr><td><a href="/ui/requests/{id}">{id}</a></td><td>{ent}</td><td>{who}</td><td>{state}</td><td>{a}/{req}</td><td>{left}</td><td>{reason}</td></tr>"#,
-            id = e(&r.id),
-            ent = e(&r.entitlement),
-            who = e(&r.requester_name),
-            state = state_badge(r.state),
-            a = approvals_counted(r),
-            req = required,
-            left = e(&left),
-            reason = e(&r.reason),
-        ));
+            .unwrap_or(0)
+    };
+    html! {
+        section {
+            h2 { (caption) }
+            @if reqs.is_empty() {
+                p.muted { (empty) }
+            } @else {
+                table {
+                    thead { tr {
+                        th scope="col" { "Request" } th scope="col" { "Entitlement" } th scope="col" { "Requester" }
+                        th scope="col" { "State" } th scope="col" { "Approvals" } th scope="col" { "Time left" } th scope="col" { "Reason" }
+                    } }
+                    tbody {
+                        @for r in reqs {
+                            tr {
+                                td { a href={ "/ui/requests/" (r.id) } { (r.id) } }
+                                td { (r.entitlement) }
+                                td { (r.requester_name) }
+                                td { (state_badge(r.state)) }
+                                td { (approvals_counted(r)) "/" (required(r)) }
+                                td {
+                                    @if let (RState::Active, Some(end)) = (r.state, r.ends_at) {
+                                        (dur(end - now)) " left"
+                                    }
+                                }
+                                td { (r.reason) }
+                            }
+                        }
+                    }
+                }
+            }
+        }
     }
-    format!(
-        r#"<section><h2>{}</h2><table><thead><tr><th scope="col">Request</th><th scope="col">Entitlement</th><th scope="col">Requester</th><th scope="col">State</th><th scope="col">Approvals</th><th scope="col">Time left</th><th scope="col">Reason</th></tr></thead><tbody>{rows}</tbody></table></section>"#,
-        e(caption)
-    )
 }
 
 /// `GET /ui/`: my active grants, requests waiting for me, my requests.
 pub async fn dashboard(State(st): State<AppState>, s: Session) -> Response {
-    let mine = match st
-        .broker
-        .store()
-        .requests(Some(&s.actor.key.to_string()), &[], 100)
-        .await
-    {
+    let mine = match st.broker.list(&s.actor, Listing::Mine { limit: 100 }).await {
         Ok(r) => r,
-        Err(err) => return api_error(err.into()),
+        Err(err) => return api_error(err),
     };
     let waiting = match st.broker.waiting_for(&s.actor).await {
         Ok(r) => r,
@@ -108,23 +113,13 @@ pub async fn dashboard(State(st): State<AppState>, s: Session) -> Response {
         .filter(|r| matches!(r.state, RState::Active | RState::Approved))
         .cloned()
         .collect();
-    let body = format!(
-        r#"<p><a class="button" href="/ui/request">Request access</a></p>{}{}{}"#,
-        requests_table(&st, "My active grants", &active, "No active grants."),
-        requests_table(
-            &st,
-            "Waiting for my review",
-            &waiting,
-            "Nothing is waiting for you."
-        ),
-        requests_table(
-            &st,
-            "My requests",
-            &mine,
-            "You have not asked for anything yet."
-        ),
-    );
-    ok(&s, "Dashboard", &body)
+    let body = html! {
+        p { a.button href="/ui/request" { "Request access" } }
+        (requests_table(&st, "My active grants", &active, "No active grants."))
+        (requests_table(&st, "Waiting for my review", &waiting, "Nothing is waiting for you."))
+        (requests_table(&st, "My requests", &mine, "You have not asked for anything yet."))
+    };
+    ok(&s, "Dashboard", &body.into_string())
 }
 
 fn may_request(actor: &Actor, st: &AppState) -> Vec<twokey_core::Entitlement> {
@@ -148,46 +143,39 @@ pub async fn request_form(State(st): State<AppState>, s: Session) -> Response {
             r#"<p>The policy lets you request nothing. Ask a policy admin.</p>"#,
         );
     }
-    let mut opts = String::new();
-    let mut help = String::new();
-    for ent in &ents {
-        opts.push_str(&format!(
-            r#"<option value="{n}">{n}</option>"#,
-            n = e(&ent.name)
-        ));
-        help.push_str(&format!(
-            r#"<li><strong>{n}</strong>: {d}. Default {def}, at most {max}; {appr} approval(s) from {from}{mfa}{reason}{ticket}.</li>"#,
-            n = e(&ent.name),
-            d = e(&ent.description),
-            def = dur(ent.default_duration_ms),
-            max = dur(ent.max_duration_ms),
-            appr = ent.approval.count,
-            from = e(&ent.approval.from.join(", ")),
-            reason = if ent.reason_required { "; reason required" } else { "" },
-            mfa = if ent.approver_mfa { " (approvers confirm with a security key)" } else { "" },
-            ticket = ent
-                .ticket_pattern
-                .as_ref()
-                .map(|p| format!("; ticket matching <code>{}</code>", e(p.as_str())))
-                .unwrap_or_default(),
-        ));
+    let body = html! {
+        form method="post" action="/ui/request" class="stack" {
+            input type="hidden" name="csrf" value=(s.csrf);
+            label for="entitlement" { "Entitlement" }
+            select #entitlement name="entitlement" required {
+                @for ent in &ents { option value=(ent.name) { (ent.name) } }
+            }
+            label for="duration" { "Duration (for example 30m or 1h; counted from activation)" }
+            input #duration name="duration" type="text" placeholder="default" pattern="[0-9]+[smhd]?([0-9]+[smhd])*" aria-describedby="ent-help";
+            label for="reason" { "Reason" }
+            textarea #reason name="reason" rows="3" {}
+            label for="ticket" { "Ticket (when the entitlement requires one)" }
+            input #ticket name="ticket" type="text";
+            button type="submit" { "Submit request" }
+        }
+        section #ent-help {
+            h2 { "What you may request" }
+            ul {
+                @for ent in &ents {
+                    li {
+                        strong { (ent.name) } ": " (ent.description) ". Default " (dur(ent.default_duration_ms))
+                        ", at most " (dur(ent.max_duration_ms)) "; " (ent.approval.count) " approval(s) from "
+                        (ent.approval.from.join(", "))
+                        @if ent.approver_mfa { " (approvers confirm with a security key)" }
+                        @if ent.reason_required { "; reason required" }
+                        @if let Some(p) = &ent.ticket_pattern { "; ticket matching " code { (p.as_str()) } }
+                        "."
+                    }
+                }
+            }
+        }
     }
-    let body = format!(
-        r#"<form method="post" action="/ui/request" class="stack">
-<input type="hidden" name="csrf" value="{csrf}">
-<label for="entitlement">Entitlement</label>
-<select id="entitlement" name="entitlement" required>{opts}</select>
-<label for="duration">Duration (for example 30m or 1h; counted from activation)</label>
-<input id="duration" name="duration" type="text" placeholder="default" pattern="[0-9]+[smhd]?([0-9]+[smhd])*" aria-describedby="ent-help">
-<label for="reason">Reason</label>
-<textarea id="reason" name="reason" rows="3"></textarea>
-<label for="ticket">Ticket (when the entitlement requires one)</label>
-<input id="ticket" name="ticket" type="text">
-<button type="submit">Submit request</button>
-</form>
-<section id="ent-help"><h2>What you may request</h2><ul>{help}</ul></section>"#,
-        csrf = e(&s.csrf),
-    );
+    .into_string();
     ok(&s, "Request access", &body)
 }
 
@@ -260,16 +248,9 @@ pub async fn request_page(
     s: Session,
     Path(id): Path<String>,
 ) -> Response {
-    let r = match st.broker.get(&id).await {
-        Ok(r) => r,
+    let (r, timeline) = match st.broker.read_with_timeline(&s.actor, &id).await {
+        Ok(v) => v,
         Err(err) => return api_error(err),
-    };
-    if let Err(err) = twokey_server::api::require_read(&st.broker, &s.actor, &r) {
-        return api_error(err);
-    }
-    let timeline = match st.broker.store().ledger_for(&id).await {
-        Ok(t) => t,
-        Err(err) => return api_error(err.into()),
     };
     let lp = st.broker.policy();
     let ent = lp.policy.entitlement(&r.entitlement);
@@ -282,7 +263,7 @@ pub async fn request_page(
     // (the broker checks again when one is taken).
     let allowed = allowed_actions(&lp.policy, &r, &s.actor, now);
     match actions_section(&st, &s, &r, &allowed, ent.is_some_and(|x| x.approver_mfa)).await {
-        Ok(actions) => body.push_str(&actions),
+        Ok(actions) => body.push_str(&actions.into_string()),
         Err(resp) => return resp,
     }
 
@@ -295,24 +276,23 @@ pub async fn request_page(
     }
 
     // Timeline from the ledger.
-    body.push_str(r#"<section><h2>Timeline (from the ledger)</h2><ol class="timeline">"#);
-    for t in &timeline {
-        let mfa = match t.data["mfa"]["credential_id"].as_str() {
-            Some(c) => format!(
-                r#" <span class="mfa">confirmed with security key <code>{}…</code></span>"#,
-                e(&c.chars().take(16).collect::<String>())
-            ),
-            None => String::new(),
-        };
-        body.push_str(&format!(
-            r#"<li><span class="muted">#{} · {}</span> <strong>{}</strong> by {}{mfa}</li>"#,
-            t.index,
-            time(t.time_ms),
-            e(&t.kind),
-            e(&actor_label(&t.actor, &r, &s.actor)),
-        ));
-    }
-    body.push_str("</ol></section>");
+    let timeline = html! {
+        section {
+            h2 { "Timeline (from the ledger)" }
+            ol.timeline {
+                @for t in &timeline {
+                    li {
+                        span.muted { "#" (t.index) " · " (time(t.time_ms)) } " "
+                        strong { (t.kind) } " by " (actor_label(&t.actor, &r, &s.actor))
+                        @if let Some(c) = t.data["mfa"]["credential_id"].as_str() {
+                            " " span.mfa { "confirmed with security key " code { (c.chars().take(16).collect::<String>()) "…" } }
+                        }
+                    }
+                }
+            }
+        }
+    };
+    body.push_str(&timeline.into_string());
     ok(&s, &format!("Request {}", r.id), &body)
 }
 
@@ -360,91 +340,88 @@ async fn actions_section(
     r: &Request,
     allowed: &std::collections::BTreeSet<Action>,
     needs_key: bool,
-) -> Result<String, Response> {
-    let mut actions = String::new();
+) -> Result<Markup, Response> {
     let may_review = allowed.contains(&Action::Approve);
     let mine = s.actor.is(&r.requester);
-    let csrf = e(&s.csrf);
-    let rid = e(&r.id);
-    if may_review && needs_key {
-        let has_keys = match st
-            .broker
-            .store()
-            .credentials(&s.actor.key.to_string())
-            .await
-        {
-            Ok(k) => !k.is_empty(),
-            Err(err) => return Err(api_error(err.into())),
-        };
-        let approve = if has_keys {
-            r#"<button type="submit" name="decision" value="approve">Approve with security key</button>"#.to_string()
-        } else {
-            String::new()
-        };
-        let note = if has_keys {
-            r#"<p class="muted" id="mfa-note">This entitlement requires step-up MFA: approving asks for your security key.</p>"#
-        } else {
-            r#"<p class="error" id="mfa-note">This entitlement requires step-up MFA. <a href="/ui/keys">Add a security key</a> to approve it (you can still deny).</p>"#
-        };
-        actions.push_str(&format!(
-            r#"{note}<form method="post" action="/ui/requests/{rid}/approve" class="stack review" data-mfa-request="{rid}">
-<input type="hidden" name="csrf" value="{csrf}">
-<input type="hidden" name="ceremony" value="">
-<input type="hidden" name="assertion" value="">
-<label for="comment">Comment (optional)</label>
-<textarea id="comment" name="comment" rows="2"></textarea>
-<div class="buttons">{approve}
-<button type="submit" name="decision" value="deny" formaction="/ui/requests/{rid}/deny" class="danger">Deny</button></div>
-<p id="webauthn-status" role="status" aria-live="polite"></p>
-</form>
-<script src="/ui/static/webauthn.js"></script>"#
-        ));
-    } else if may_review {
-        actions.push_str(&format!(
-            r#"<form method="post" action="/ui/requests/{rid}/approve" class="stack review">
-<input type="hidden" name="csrf" value="{csrf}">
-<label for="comment">Comment (optional)</label>
-<textarea id="comment" name="comment" rows="2"></textarea>
-<div class="buttons"><button type="submit" name="decision" value="approve">Approve</button>
-<button type="submit" formaction="/ui/requests/{rid}/deny" class="danger">Deny</button></div>
-</form>"#
-        ));
-    } else if r.state == RState::Pending && mine {
-        actions.push_str(
-            r#"<p class="muted" id="own-request">You made this request: someone else has to review it.</p>"#,
-        );
-    }
-    if allowed.contains(&Action::Cancel) {
-        actions.push_str(&form_button(&rid, "cancel", "Cancel request", &csrf, ""));
-    }
-    if allowed.contains(&Action::Revoke) {
-        actions.push_str(&form_button(&rid, "revoke", "Revoke now", &csrf, "danger"));
-    }
-    if allowed.contains(&Action::Extend) {
-        actions.push_str(&format!(
-            r#"<form method="post" action="/ui/requests/{rid}/extend" class="stack">
-<input type="hidden" name="csrf" value="{csrf}">
-<label for="ext-duration">Extend by (a new request that needs approval)</label>
-<input id="ext-duration" name="duration" type="text" placeholder="default">
-<label for="ext-reason">Reason (the original's when empty)</label>
-<input id="ext-reason" name="reason" type="text">
-<button type="submit">Ask for an extension</button>
-</form>"#
-        ));
-    }
-    if allowed.contains(&Action::ReviewBreakGlass) {
-        actions.push_str(&form_button(
-            &rid,
-            "review-break-glass",
-            "Mark break-glass use reviewed",
-            &csrf,
-            "",
-        ));
-    }
-    Ok(if actions.is_empty() {
-        String::new()
+    let has_keys = if may_review && needs_key {
+        match st.broker.has_security_key(&s.actor).await {
+            Ok(k) => k,
+            Err(err) => return Err(api_error(err)),
+        }
     } else {
-        format!(r#"<section><h2>Actions</h2>{actions}</section>"#)
+        false
+    };
+    let (csrf, rid) = (s.csrf.as_str(), r.id.as_str());
+    let review = html! {
+        @if may_review && needs_key {
+            @if has_keys {
+                p.muted #mfa-note { "This entitlement requires step-up MFA: approving asks for your security key." }
+            } @else {
+                p.error #mfa-note {
+                    "This entitlement requires step-up MFA. " a href="/ui/keys" { "Add a security key" } " to approve it (you can still deny)."
+                }
+            }
+            form method="post" action={ "/ui/requests/" (rid) "/approve" } class="stack review" data-mfa-request=(rid) {
+                input type="hidden" name="csrf" value=(csrf);
+                input type="hidden" name="ceremony" value="";
+                input type="hidden" name="assertion" value="";
+                label for="comment" { "Comment (optional)" }
+                textarea #comment name="comment" rows="2" {}
+                div.buttons {
+                    @if has_keys {
+                        button type="submit" name="decision" value="approve" { "Approve with security key" } " "
+                    }
+                    button type="submit" name="decision" value="deny" formaction={ "/ui/requests/" (rid) "/deny" } class="danger" { "Deny" }
+                }
+                p #webauthn-status role="status" aria-live="polite" {}
+            }
+            script src="/ui/static/webauthn.js" {}
+        } @else if may_review {
+            form method="post" action={ "/ui/requests/" (rid) "/approve" } class="stack review" {
+                input type="hidden" name="csrf" value=(csrf);
+                label for="comment" { "Comment (optional)" }
+                textarea #comment name="comment" rows="2" {}
+                div.buttons {
+                    button type="submit" name="decision" value="approve" { "Approve" } " "
+                    button type="submit" formaction={ "/ui/requests/" (rid) "/deny" } class="danger" { "Deny" }
+                }
+            }
+        } @else if r.state == RState::Pending && mine {
+            p.muted #own-request { "You made this request: someone else has to review it." }
+        }
+    };
+    let any = may_review
+        || (r.state == RState::Pending && mine)
+        || [
+            Action::Cancel,
+            Action::Revoke,
+            Action::Extend,
+            Action::ReviewBreakGlass,
+        ]
+        .iter()
+        .any(|a| allowed.contains(a));
+    Ok(html! {
+        @if any {
+            section {
+                h2 { "Actions" }
+                (review)
+                @if allowed.contains(&Action::Cancel) { (form_button(rid, "cancel", "Cancel request", csrf, "")) }
+                @if allowed.contains(&Action::Revoke) { (form_button(rid, "revoke", "Revoke now", csrf, "danger")) }
+                @if allowed.contains(&Action::Extend) {
+                    form method="post" action={ "/ui/requests/" (rid) "/extend" } class="stack" {
+                        input type="hidden" name="csrf" value=(csrf);
+                        label for="ext-duration" { "Extend by (a new request that needs approval)" }
+                        input #ext-duration name="duration" type="text" placeholder="default";
+                        label for="ext-reason" { "Reason (the original's when empty)" }
+                        input #ext-reason name="reason" type="text";
+                        button type="submit" { "Ask for an extension" }
+                    }
+                }
+                @if allowed.contains(&Action::ReviewBreakGlass) {
+                    (form_button(rid, "review-break-glass", "Mark break-glass use reviewed", csrf, ""))
+                }
+            }
+        }
     })
 }
 
@@ -452,7 +429,7 @@ async fn actions_section(
 fn facts_section(r: &Request, ent: Option<&twokey_core::Entitlement>, now: i64) -> maud::Markup {
     maud::html! {
         dl.facts {
-            dt { "State" } dd { (maud::PreEscaped(state_badge(r.state))) }
+            dt { "State" } dd { (state_badge(r.state)) }
             dt { "Entitlement" } dd { (r.entitlement) }
             dt { "Requester" } dd { (r.requester_name) " " span.muted { "(" (r.requester.to_string()) ")" } }
             dt { "Reason" } dd { (r.reason) }
@@ -498,10 +475,13 @@ fn reviews_section(r: &Request) -> maud::Markup {
     }
 }
 
-fn form_button(rid: &str, action: &str, label: &str, csrf: &str, class: &str) -> String {
-    format!(
-        r#"<form method="post" action="/ui/requests/{rid}/{action}" class="inline"><input type="hidden" name="csrf" value="{csrf}"><button type="submit" class="{class}">{label}</button></form>"#
-    )
+fn form_button(rid: &str, action: &str, label: &str, csrf: &str, class: &str) -> Markup {
+    html! {
+        form method="post" action={ "/ui/requests/" (rid) "/" (action) } class="inline" {
+            input type="hidden" name="csrf" value=(csrf);
+            button type="submit" class=(class) { (label) }
+        }
+    }
 }
 
 /// Form of the request actions.
@@ -581,106 +561,61 @@ pub async fn act(
 /// `GET /ui/audit`: the latest ledger entries and whether the stored Merkle
 /// head matches the entries.
 pub async fn audit(State(st): State<AppState>, s: Session) -> Response {
-    if let Err(err) = twokey_server::api::require_read_all(&st.broker, &s.actor, "The audit log") {
-        return api_error(err);
-    }
-    let store = st.broker.store();
-    let head = match store.ledger_head().await {
-        Ok(h) => h,
-        Err(err) => return api_error(err.into()),
+    let view = match st.broker.audit_view(&s.actor).await {
+        Ok(v) => v,
+        Err(err) => return api_error(err),
     };
-    // Recompute the tree from every entry and compare with the stored head.
-    let mut frontier = twokey_ledger::Frontier::new();
-    let mut from = 0u64;
-    let mut latest = Vec::new();
-    let mut problem = None;
-    loop {
-        let page = match store.ledger(from, 1000).await {
-            Ok(p) => p,
-            Err(err) => return api_error(err.into()),
-        };
-        if page.is_empty() {
-            break;
+    let status = match &view.verdict {
+        AuditVerdict::Failed(p) => {
+            html! { p class="error" role="status" { "Verification FAILED: " (p) } }
         }
-        for entry in &page {
-            if entry.index != frontier.size() && problem.is_none() {
-                problem = Some(format!(
-                    "entry {} is out of order (expected {})",
-                    entry.index,
-                    frontier.size()
-                ));
+        AuditVerdict::Verified { size, root } => html! {
+            p class="ok" role="status" { "Verified: " (size) " entries; the recomputed Merkle root " code { (root) } " matches the stored head." }
+        },
+        AuditVerdict::Empty => html! { p class="ok" role="status" { "The ledger is empty." } },
+        AuditVerdict::Consistent { size, root } => html! {
+            p class="ok" role="status" { "Consistent: " (size) " contiguous entries, Merkle root " code { (root) } " (the store keeps no head root to compare with)." }
+        },
+    };
+    let body = html! {
+        (status)
+        p { "Verify offline with a checkpoint held elsewhere: " code { "twokey ledger verify" } "." }
+        table {
+            caption { "Latest entries, newest first" }
+            thead { tr { th scope="col" { "#" } th scope="col" { "Time" } th scope="col" { "Event" } th scope="col" { "Actor" } th scope="col" { "Subject" } } }
+            tbody {
+                @for en in view.latest.iter().rev() {
+                    tr {
+                        td { (en.index) }
+                        td { (time(en.time_ms)) }
+                        td { (en.kind) }
+                        td { (en.actor) }
+                        td {
+                            @if en.subject.starts_with("req-") {
+                                a href={ "/ui/requests/" (en.subject) } { (en.subject) }
+                            } @else {
+                                (en.subject)
+                            }
+                        }
+                    }
+                }
             }
-            frontier.push(entry.leaf_hash());
         }
-        from = frontier.size();
-        latest.extend(page);
-        if latest.len() > 200 {
-            let cut = latest.len() - 200;
-            latest.drain(..cut);
-        }
-    }
-    let stored = hex::decode(&head.frontier)
-        .ok()
-        .and_then(|b| twokey_ledger::Frontier::from_bytes(&b).ok());
-    let status = match (problem, stored) {
-        (Some(p), _) => format!(r#"<p class="error" role="status">Verification FAILED: {}</p>"#, e(&p)),
-        (None, Some(f)) if f.size() == frontier.size() && f.root() == frontier.root() => format!(
-            r#"<p class="ok" role="status">Verified: {} entries; the recomputed Merkle root <code>{}</code> matches the stored head.</p>"#,
-            frontier.size(),
-            hex::encode(frontier.root())
-        ),
-        (None, None) if head.size == 0 && frontier.size() == 0 => {
-            r#"<p class="ok" role="status">The ledger is empty.</p>"#.to_string()
-        }
-        // A store that keeps no frontier: check what it does keep.
-        (None, None) if head.frontier.is_empty() && head.size == frontier.size() => format!(
-            r#"<p class="ok" role="status">Consistent: {} contiguous entries, Merkle root <code>{}</code> (the store keeps no head root to compare with).</p>"#,
-            frontier.size(),
-            hex::encode(frontier.root())
-        ),
-        _ => r#"<p class="error" role="status">Verification FAILED: the entries do not match the stored Merkle head.</p>"#.to_string(),
     };
-    let mut rows = String::new();
-    for en in latest.iter().rev() {
-        let subject = if en.subject.starts_with("req-") {
-            format!(r#"<a href="/ui/requests/{0}">{0}</a>"#, e(&en.subject))
-        } else {
-            e(&en.subject)
-        };
-        rows.push_str(&format!(
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            en.index,
-            time(en.time_ms),
-            e(&en.kind),
-            e(&en.actor),
-            subject
-        ));
-    }
-    let body = format!(
-        r#"{status}<p>Verify offline with a checkpoint held elsewhere: <code>twokey ledger verify</code>.</p>
-<table><caption>Latest entries, newest first</caption><thead><tr><th scope="col">#</th><th scope="col">Time</th><th scope="col">Event</th><th scope="col">Actor</th><th scope="col">Subject</th></tr></thead><tbody>{rows}</tbody></table>"#
-    );
-    ok(&s, "Audit log", &body)
+    ok(&s, "Audit log", &body.into_string())
 }
 
 /// `GET /ui/posture`: the organisation's posture as the monitor last saw
 /// it (`[posture]` in `twokey.toml`), failing first; for admins and
 /// auditors, like the audit log. Changes are in the ledger (`posture.*`).
 pub async fn posture(State(st): State<AppState>, s: Session) -> Response {
-    if let Err(err) = twokey_server::api::require_read_all(&st.broker, &s.actor, "The posture") {
-        return api_error(err);
-    }
-    let rows = match st.broker.store().posture().await {
-        Ok(r) => r,
-        Err(err) => return api_error(err.into()),
-    };
-    let github = match st.broker.store().github_posture_states().await {
-        Ok(r) => r,
-        Err(err) => return api_error(err.into()),
-    };
-    let restores = match st.broker.store().github_restores(100).await {
-        Ok(r) => r,
-        Err(err) => return api_error(err.into()),
+    let PostureView {
+        aws: rows,
+        github,
+        restores,
+    } = match st.broker.posture_view(&s.actor).await {
+        Ok(v) => v,
+        Err(err) => return api_error(err),
     };
     if rows.is_empty() && github.is_empty() {
         return ok(
@@ -689,20 +624,25 @@ pub async fn posture(State(st): State<AppState>, s: Session) -> Response {
             "<p>No posture scan yet. Turn it on with <code>[posture] interval = \"1h\"</code> (AWS) or <code>[posture.github] interval</code> (GitHub) in <code>twokey.toml</code>.</p>",
         );
     }
-    let mut body = if rows.is_empty() {
-        String::from("<p>No AWS posture scan yet.</p>")
-    } else {
-        aws_posture(&rows)
+    let body = html! {
+        @if rows.is_empty() {
+            p { "No AWS posture scan yet." }
+        } @else {
+            (aws_posture(&rows))
+        }
+        (github_posture(&github))
+        (github_restores(&restores))
+        p {
+            "Each change (newly failing, fixed, a GitHub restore proposed or applied) is a "
+            code { "posture.*" } " entry in the " a href="/ui/audit" { "audit log" } "."
+        }
     };
-    body.push_str(&github_posture(&github));
-    body.push_str(&github_restores(&restores).into_string());
-    body.push_str("<p>Each change (newly failing, fixed, a GitHub restore proposed or applied) is a <code>posture.*</code> entry in the <a href=\"/ui/audit\">audit log</a>.</p>");
-    ok(&s, "Posture", &body)
+    ok(&s, "Posture", &body.into_string())
 }
 
 /// The AWS part of `/ui/posture`: counts, failing by severity, every row
 /// failing first.
-fn aws_posture(rows: &[twokey_store::PostureRow]) -> String {
+fn aws_posture(rows: &[twokey_store::PostureRow]) -> Markup {
     let rank = |st: &str| match st {
         "FAIL" => 0,
         "ERROR" => 1,
@@ -725,44 +665,51 @@ fn aws_posture(rows: &[twokey_store::PostureRow]) -> String {
     });
     let count = |st: &str| rows.iter().filter(|r| r.status == st).count();
     let at = rows.iter().map(|r| r.scanned_at).max().unwrap_or(0);
-    let mut by = String::new();
-    for v in ["critical", "high", "medium", "low"] {
-        let n = rows
-            .iter()
+    let failing = |v: &str| {
+        rows.iter()
             .filter(|r| r.severity == v && r.status == "FAIL")
-            .count();
-        by.push_str(&format!("<tr><td>{v}</td><td>{n}</td></tr>"));
+            .count()
+    };
+    html! {
+        p role="status" {
+            "Last scan " (time(at)) ": " strong { (count("FAIL")) " failing" } ", " (count("PASS")) " passing, "
+            (count("ERROR")) " not collected."
+        }
+        table {
+            caption { "Failing by severity" }
+            thead { tr { th scope="col" { "Severity" } th scope="col" { "Failing" } } }
+            tbody {
+                @for v in ["critical", "high", "medium", "low"] { tr { td { (v) } td { (failing(v)) } } }
+            }
+        }
+        table {
+            caption { "Every check on every resource, failing first" }
+            thead { tr {
+                th scope="col" { "Status" } th scope="col" { "Severity" } th scope="col" { "Check" } th scope="col" { "Account" }
+                th scope="col" { "Region" } th scope="col" { "Resource" } th scope="col" { "Finding" }
+            } }
+            tbody {
+                @for r in sorted {
+                    tr class={ "posture-" (r.status) } {
+                        td { (r.status) }
+                        td { (r.severity) }
+                        td { code { (r.check) } }
+                        td { (r.account) }
+                        td { (if r.region.is_empty() { "global" } else { &r.region }) }
+                        td { code { (r.resource) } }
+                        td { (r.message) }
+                    }
+                }
+            }
+        }
     }
-    let mut body = format!(
-        r#"<p role="status">Last scan {}: <strong>{} failing</strong>, {} passing, {} not collected.</p>
-<table><caption>Failing by severity</caption><thead><tr><th scope="col">Severity</th><th scope="col">Failing</th></tr></thead><tbody>{by}</tbody></table>
-<table><caption>Every check on every resource, failing first</caption><thead><tr><th scope="col">Status</th><th scope="col">Severity</th><th scope="col">Check</th><th scope="col">Account</th><th scope="col">Region</th><th scope="col">Resource</th><th scope="col">Finding</th></tr></thead><tbody>"#,
-        time(at),
-        count("FAIL"),
-        count("PASS"),
-        count("ERROR"),
-    );
-    for r in sorted {
-        body.push_str(&format!(
-            r#"<tr class="posture-{st}"><td>{st}</td><td>{}</td><td><code>{}</code></td><td>{}</td><td>{}</td><td><code>{}</code></td><td>{}</td></tr>"#,
-            e(&r.severity),
-            e(&r.check),
-            e(&r.account),
-            e(if r.region.is_empty() { "global" } else { &r.region }),
-            e(&r.resource),
-            e(&r.message),
-            st = e(&r.status),
-        ));
-    }
-    body.push_str("</tbody></table>");
-    body
 }
 
 /// The GitHub part of `/ui/posture`: the GitHub posture watcher's last
 /// status of each check per repository (or organisation), failing first.
-fn github_posture(states: &[twokey_store::GithubPostureState]) -> String {
+fn github_posture(states: &[twokey_store::GithubPostureState]) -> Markup {
     if states.is_empty() {
-        return "<h2>GitHub</h2><p>No GitHub posture scan yet.</p>".into();
+        return html! { h2 { "GitHub" } p { "No GitHub posture scan yet." } };
     }
     let rank = |st: &str| match st {
         "fail" => 0,
@@ -776,26 +723,27 @@ fn github_posture(states: &[twokey_store::GithubPostureState]) -> String {
     });
     let count = |st: &str| states.iter().filter(|r| r.status == st).count();
     let at = states.iter().map(|r| r.checked_at).max().unwrap_or(0);
-    let mut body = format!(
-        r#"<h2>GitHub</h2><p role="status">Last check {}: <strong>{} failing</strong>, {} passing, {} excepted, {} not collected.</p>
-<table><caption>Every GitHub check on every repository, failing first</caption><thead><tr><th scope="col">Status</th><th scope="col">Check</th><th scope="col">Repository</th><th scope="col">Checked</th></tr></thead><tbody>"#,
-        time(at),
-        count("fail"),
-        count("pass"),
-        count("excepted"),
-        count("error"),
-    );
-    for r in sorted {
-        body.push_str(&format!(
-            r#"<tr class="posture-{st}"><td>{st}</td><td><code>{}</code></td><td><code>{}</code></td><td>{}</td></tr>"#,
-            e(&r.check),
-            e(&r.resource),
-            time(r.checked_at),
-            st = e(&r.status),
-        ));
+    html! {
+        h2 { "GitHub" }
+        p role="status" {
+            "Last check " (time(at)) ": " strong { (count("fail")) " failing" } ", " (count("pass")) " passing, "
+            (count("excepted")) " excepted, " (count("error")) " not collected."
+        }
+        table {
+            caption { "Every GitHub check on every repository, failing first" }
+            thead { tr { th scope="col" { "Status" } th scope="col" { "Check" } th scope="col" { "Repository" } th scope="col" { "Checked" } } }
+            tbody {
+                @for r in sorted {
+                    tr class={ "posture-" (r.status) } {
+                        td { (r.status) }
+                        td { code { (r.check) } }
+                        td { code { (r.resource) } }
+                        td { (time(r.checked_at)) }
+                    }
+                }
+            }
+        }
     }
-    body.push_str("</tbody></table>");
-    body
 }
 
 /// The GitHub restore proposals (newest first): each one's repository,
@@ -844,35 +792,37 @@ fn github_restores(rows: &[twokey_store::GithubRestoreRow]) -> maud::Markup {
 pub async fn policy(State(st): State<AppState>, s: Session) -> Response {
     let lp = st.broker.policy();
     let p = &lp.policy;
-    let mut rows = String::new();
-    for ent in p.entitlements.values() {
-        rows.push_str(&format!(
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{} from {}{}{}</td><td>{}</td></tr>",
-            e(&ent.name),
-            e(&ent.provider),
-            e(&ent.requester_groups.join(", ")),
-            ent.approval.count,
-            e(&ent.approval.from.join(", ")),
-            if ent.approval.exclude_requester_groups {
-                ", not the requester's team"
-            } else {
-                ""
-            },
-            if ent.approver_mfa {
-                ", with security key"
-            } else {
-                ""
-            },
-            dur(ent.max_duration_ms),
-        ));
+    let body = html! {
+        p.ok role="status" {
+            "Valid: this policy passed validation when it took effect (hash " code { (p.hash) }
+            "). Changes need a proposal and another admin's approval."
+        }
+        table {
+            caption { "Entitlements" }
+            thead { tr {
+                th scope="col" { "Name" } th scope="col" { "Provider" } th scope="col" { "Requester groups" }
+                th scope="col" { "Approval" } th scope="col" { "Max duration" }
+            } }
+            tbody {
+                @for ent in p.entitlements.values() {
+                    tr {
+                        td { (ent.name) }
+                        td { (ent.provider) }
+                        td { (ent.requester_groups.join(", ")) }
+                        td {
+                            (ent.approval.count) " from " (ent.approval.from.join(", "))
+                            @if ent.approval.exclude_requester_groups { ", not the requester's team" }
+                            @if ent.approver_mfa { ", with security key" }
+                        }
+                        td { (dur(ent.max_duration_ms)) }
+                    }
+                }
+            }
+        }
+        h2 { "Policy text" }
+        pre.policy { (p.redacted_text()) }
     }
-    let body = format!(
-        r#"<p class="ok" role="status">Valid: this policy passed validation when it took effect (hash <code>{hash}</code>). Changes need a proposal and another admin's approval.</p>
-<table><caption>Entitlements</caption><thead><tr><th scope="col">Name</th><th scope="col">Provider</th><th scope="col">Requester groups</th><th scope="col">Approval</th><th scope="col">Max duration</th></tr></thead><tbody>{rows}</tbody></table>
-<h2>Policy text</h2><pre class="policy">{text}</pre>"#,
-        hash = e(&p.hash),
-        text = e(&p.redacted_text()),
-    );
+    .into_string();
     ok(&s, "Policy", &body)
 }
 

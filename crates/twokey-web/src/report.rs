@@ -12,6 +12,7 @@ use twokey_server::ApiError;
 
 use crate::auth::Session;
 use crate::html::{error_page, page, respond, Who};
+use crate::pages::api_error;
 use crate::AppState;
 
 /// The form's (and the downloads') parameters.
@@ -20,10 +21,6 @@ pub struct Params {
     from: Option<String>,
     to: Option<String>,
     format: Option<String>,
-}
-
-fn api_error(err: ApiError) -> Response {
-    error_page(err.status(), &err.to_string())
 }
 
 /// Thirty days, the form's default period.
@@ -35,9 +32,7 @@ pub async fn page_handler(
     s: Session,
     Query(q): Query<Params>,
 ) -> Response {
-    if let Err(err) =
-        twokey_server::api::require_read_all(&st.broker, &s.actor, "The evidence report")
-    {
+    if let Err(err) = st.broker.require_read_all(&s.actor, "The evidence report") {
         return api_error(err);
     }
     let now = st.broker.now();
@@ -72,7 +67,7 @@ pub async fn page_handler(
                 maud::html! { (form) p class="error" role="alert" { (e.to_string()) } }
             }
             Ok(p) => match report::load(st.broker.store(), p, None).await {
-                Err(e) => return api_error(e.into()),
+                Err(e) => return api_error(e),
                 Ok(r) => {
                     // The report's own times are RFC 3339 in UTC: nothing in
                     // them needs URL encoding.
@@ -108,9 +103,7 @@ pub async fn page_handler(
 
 /// `GET /ui/report/download?from&to&format`: the report as a file.
 pub async fn download(State(st): State<AppState>, s: Session, Query(q): Query<Params>) -> Response {
-    if let Err(err) =
-        twokey_server::api::require_read_all(&st.broker, &s.actor, "The evidence report")
-    {
+    if let Err(err) = st.broker.require_read_all(&s.actor, "The evidence report") {
         return api_error(err);
     }
     let (Some(from), Some(to)) = (q.from.as_deref(), q.to.as_deref()) else {
@@ -126,7 +119,7 @@ pub async fn download(State(st): State<AppState>, s: Session, Query(q): Query<Pa
     };
     let r = match report::load(st.broker.store(), period, None).await {
         Ok(r) => r,
-        Err(e) => return api_error(e.into()),
+        Err(e) => return api_error(e),
     };
     match format.render(&r) {
         Ok((media, body)) => (

@@ -185,7 +185,15 @@ async fn a_deactivated_approvers_racing_approval_is_refused() {
                 .review(&stale, &id, ReviewDecision::Approve, "ok")
                 .await;
         let e = r.expect_err("a deactivated approver's approval is refused");
-        assert_eq!(e.status().as_u16(), 403, "{}: {e}", s.h.backend());
+        assert!(
+            matches!(
+                e,
+                twokey_server::BrokerError::Store(twokey_store::StoreError::Deactivated(_))
+            ),
+            "{}: {e}",
+            s.h.backend()
+        );
+        assert_eq!(twokey_server::ApiError::from(e).status().as_u16(), 403);
         let still = s.h.broker.get(&id).await.expect("request");
         assert_eq!(still.state.as_str(), "pending");
 
@@ -225,7 +233,11 @@ async fn a_deactivated_approvers_racing_approval_is_refused() {
                 (Ok(_), Some(i)) => {
                     assert!(i < deact, "round {round}: approval after deactivation")
                 }
-                (Err(e), None) => assert_eq!(e.status().as_u16(), 403, "round {round}: {e}"),
+                (Err(e), None) => assert_eq!(
+                    twokey_server::ApiError::from(e).status().as_u16(),
+                    403,
+                    "round {round}"
+                ),
                 (o, a) => panic!(
                     "round {round}: outcome {:?} but ledger approval {a:?}",
                     o.map(|r| r.state)
