@@ -6,7 +6,7 @@ use regex::Regex;
 
 /// One element of a Sigma string value.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Tok {
+pub(crate) enum Tok {
     /// A literal character.
     Char(char),
     /// `*`: any run of characters, possibly empty.
@@ -18,7 +18,7 @@ pub enum Tok {
 /// Splits a Sigma string into literal characters and wildcards. A backslash
 /// escapes `*`, `?` and `\`; before anything else it is a literal backslash,
 /// as the Sigma specification says.
-pub fn tokenize(s: &str) -> Vec<Tok> {
+pub(crate) fn tokenize(s: &str) -> Vec<Tok> {
     let mut out = Vec::with_capacity(s.len());
     let mut chars = s.chars().peekable();
     while let Some(c) = chars.next() {
@@ -39,7 +39,7 @@ pub fn tokenize(s: &str) -> Vec<Tok> {
 }
 
 /// The literal text of tokens that hold no wildcard.
-pub fn literal(toks: &[Tok]) -> Option<String> {
+pub(crate) fn literal(toks: &[Tok]) -> Option<String> {
     toks.iter()
         .map(|t| match t {
             Tok::Char(c) => Some(*c),
@@ -50,7 +50,7 @@ pub fn literal(toks: &[Tok]) -> Option<String> {
 
 /// A compiled string matcher. Case-insensitive unless built `cased`.
 #[derive(Debug, Clone)]
-pub enum StrPat {
+pub(crate) enum StrPat {
     /// `*` alone: any value at all (including objects and arrays).
     Any,
     /// The whole value equals the text.
@@ -68,7 +68,7 @@ pub enum StrPat {
 
 impl StrPat {
     /// Compiles tokens into the cheapest matcher that has their meaning.
-    pub fn compile(toks: &[Tok], cased: bool) -> Result<StrPat, String> {
+    pub(crate) fn compile(toks: &[Tok], cased: bool) -> Result<StrPat, String> {
         let inner_start = toks.iter().take_while(|t| **t == Tok::Star).count();
         if inner_start == toks.len() && !toks.is_empty() {
             return Ok(StrPat::Any);
@@ -126,7 +126,7 @@ impl StrPat {
 
     /// Whether `s` matches.
     #[inline]
-    pub fn is_match(&self, s: &str) -> bool {
+    pub(crate) fn is_match(&self, s: &str) -> bool {
         let h = s.as_bytes();
         match self {
             StrPat::Any => true,

@@ -86,7 +86,7 @@ mod rand_name {
     static N: AtomicU64 = AtomicU64::new(0);
 
     /// Unique enough for test databases: time, pid and a counter.
-    pub fn name() -> String {
+    pub(super) fn name() -> String {
         let t = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_micros())

@@ -40,7 +40,7 @@ const DISCOVERY_TTL: Duration = Duration::from_secs(300);
 
 /// Claims beyond the standard ones (the groups claim is configurable, so keep them all).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct Extra {
+pub(crate) struct Extra {
     #[serde(flatten)]
     claims: serde_json::Map<String, serde_json::Value>,
 }
@@ -76,7 +76,7 @@ type OidcClient = Client<
 >;
 
 /// The provider as discovered, with its keys.
-pub struct Discovered {
+pub(crate) struct Discovered {
     client: OidcClient,
     issuer: String,
     at: Instant,
@@ -85,7 +85,7 @@ pub struct Discovered {
 /// A login in flight, as kept in the store (kind [`FLOW_KIND`], keyed by
 /// the `state` parameter, which the browser also holds in a cookie).
 #[derive(Serialize, Deserialize)]
-pub struct Flow {
+pub(crate) struct Flow {
     nonce: String,
     pkce: String,
     return_to: String,
@@ -97,7 +97,7 @@ const FLOW_KIND: &str = "oidc-login";
 // ----- cookies ---------------------------------------------------------------
 
 /// The value of cookie `name` in the request.
-pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+pub(crate) fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
         .get_all(header::COOKIE)
         .iter()
@@ -159,7 +159,7 @@ pub fn safe_return_path(p: Option<&str>) -> String {
 // ----- the session extractor -------------------------------------------------
 
 /// A signed-in person.
-pub struct Session {
+pub(crate) struct Session {
     /// Who, with groups refreshed from the policy in force.
     pub actor: Actor,
     /// The session's CSRF token.
@@ -170,7 +170,7 @@ pub struct Session {
 
 impl Session {
     /// Checks a submitted CSRF token.
-    pub fn check_csrf(&self, submitted: &str) -> Result<(), Response> {
+    pub(crate) fn check_csrf(&self, submitted: &str) -> Result<(), Response> {
         if same(submitted, &self.csrf) {
             Ok(())
         } else {
@@ -231,7 +231,7 @@ impl FromRequestParts<AppState> for Session {
 }
 
 /// Percent-encodes a query value.
-pub fn url_encode(s: &str) -> String {
+pub(crate) fn url_encode(s: &str) -> String {
     let mut out = String::new();
     for b in s.bytes() {
         if b.is_ascii_alphanumeric() || b"-._~/".contains(&b) {
@@ -348,12 +348,12 @@ async fn discovered(st: &AppState) -> Result<(OidcClient, String), String> {
 
 /// Query of `GET /ui/login`.
 #[derive(Deserialize)]
-pub struct LoginQuery {
+pub(crate) struct LoginQuery {
     return_to: Option<String>,
 }
 
 /// `GET /ui/login`: to the provider, or the dev login page.
-pub async fn login(State(st): State<AppState>, Query(q): Query<LoginQuery>) -> Response {
+pub(crate) async fn login(State(st): State<AppState>, Query(q): Query<LoginQuery>) -> Response {
     let return_to = safe_return_path(q.return_to.as_deref());
     if st.cfg.sso.is_none() {
         return dev_login_page(&st, &return_to);
@@ -396,7 +396,7 @@ pub async fn login(State(st): State<AppState>, Query(q): Query<LoginQuery>) -> R
 
 /// Query of the redirect back from the provider.
 #[derive(Deserialize)]
-pub struct CallbackQuery {
+pub(crate) struct CallbackQuery {
     code: Option<String>,
     state: Option<String>,
     error: Option<String>,
@@ -404,7 +404,7 @@ pub struct CallbackQuery {
 }
 
 /// `GET /ui/callback`: the provider sends the browser back with a code.
-pub async fn callback(
+pub(crate) async fn callback(
     State(st): State<AppState>,
     headers: HeaderMap,
     Query(q): Query<CallbackQuery>,
@@ -585,7 +585,7 @@ fn dev_login_page(st: &AppState, return_to: &str) -> Response {
 
 /// Form of `POST /ui/dev-login`.
 #[derive(Deserialize)]
-pub struct DevLoginForm {
+pub(crate) struct DevLoginForm {
     #[serde(default)]
     csrf: String,
     #[serde(default)]
@@ -594,7 +594,7 @@ pub struct DevLoginForm {
 }
 
 /// `POST /ui/dev-login`: sign in as a static identity (dev mode only).
-pub async fn dev_login(
+pub(crate) async fn dev_login(
     State(st): State<AppState>,
     headers: HeaderMap,
     Form(f): Form<DevLoginForm>,
@@ -625,13 +625,13 @@ pub async fn dev_login(
 
 /// Form with only a CSRF token.
 #[derive(Deserialize)]
-pub struct CsrfForm {
+pub(crate) struct CsrfForm {
     #[serde(default)]
     csrf: String,
 }
 
 /// `POST /ui/logout`: ends the session server-side and clears the cookie.
-pub async fn logout(
+pub(crate) async fn logout(
     State(st): State<AppState>,
     headers: HeaderMap,
     CheckedForm(s, _): CheckedForm<CsrfForm>,

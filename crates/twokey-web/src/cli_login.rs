@@ -32,14 +32,14 @@ use crate::html::{error_page, frame, respond, Who};
 use crate::AppState;
 
 /// How long a code waits for the CLI to redeem it.
-pub const CODE_TTL: Duration = Duration::from_secs(60);
+pub(crate) const CODE_TTL: Duration = Duration::from_secs(60);
 /// Lifetime of a token issued through `twokey login`.
-pub const TOKEN_TTL_MS: i64 = 8 * 3_600_000;
+pub(crate) const TOKEN_TTL_MS: i64 = 8 * 3_600_000;
 
 /// A code waiting to be exchanged, as kept in the store (kind
 /// [`CODE_KIND`], keyed by the code), so the CLI may redeem it on any replica.
 #[derive(serde::Serialize, Deserialize)]
-pub struct PendingCode {
+pub(crate) struct PendingCode {
     actor: Actor,
     challenge: String,
 }
@@ -49,7 +49,7 @@ const CODE_KIND: &str = "cli-login";
 
 /// Query (and confirm form) of `/ui/cli-login`.
 #[derive(Deserialize)]
-pub struct CliLogin {
+pub(crate) struct CliLogin {
     #[serde(default)]
     port: String,
     #[serde(default)]
@@ -91,7 +91,11 @@ fn validate(q: &CliLogin) -> Result<u16, String> {
 }
 
 /// `GET /ui/cli-login`: after sign-in, asks the person to confirm.
-pub async fn start(State(_st): State<AppState>, s: Session, Query(q): Query<CliLogin>) -> Response {
+pub(crate) async fn start(
+    State(_st): State<AppState>,
+    s: Session,
+    Query(q): Query<CliLogin>,
+) -> Response {
     if let Err(m) = validate(&q) {
         return error_page(StatusCode::BAD_REQUEST, &format!("Bad CLI login link: {m}"));
     }
@@ -124,7 +128,7 @@ pub async fn start(State(_st): State<AppState>, s: Session, Query(q): Query<CliL
 
 /// `POST /ui/cli-login`: issues a one-time code and sends the browser to the
 /// CLI's loopback listener.
-pub async fn confirm(
+pub(crate) async fn confirm(
     State(st): State<AppState>,
     CheckedForm(s, q): CheckedForm<CliLogin>,
 ) -> Response {
@@ -161,7 +165,7 @@ pub async fn confirm(
 
 /// Body of `POST /v1/cli-login/token`.
 #[derive(Deserialize, utoipa::ToSchema)]
-pub struct Exchange {
+pub(crate) struct Exchange {
     /// The one-time code the browser handed to the CLI.
     #[serde(default)]
     code: String,
@@ -172,7 +176,7 @@ pub struct Exchange {
 
 /// The token `twokey login` receives.
 #[derive(serde::Serialize, utoipa::ToSchema)]
-pub struct IssuedToken {
+pub(crate) struct IssuedToken {
     /// The API token (bearer).
     token: String,
     /// When it expires, Unix milliseconds.
@@ -196,7 +200,7 @@ fn problem(status: StatusCode, detail: &str) -> Response {
         (status = 401, description = "Unknown, used or expired code, or a verifier that does not match", body = twokey_server::error::Problem, content_type = "application/problem+json"),
         (status = 503, description = "The issue could not be recorded; no token was issued", body = twokey_server::error::Problem, content_type = "application/problem+json"),
     ))]
-pub async fn exchange(
+pub(crate) async fn exchange(
     State(st): State<AppState>,
     twokey_server::api::ApiJson(x): twokey_server::api::ApiJson<Exchange>,
 ) -> Response {

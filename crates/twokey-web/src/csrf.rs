@@ -17,7 +17,7 @@ use crate::auth::Session;
 use crate::AppState;
 
 /// A form or JSON body that carries the session's CSRF token.
-pub trait CsrfToken {
+pub(crate) trait CsrfToken {
     /// The token the browser submitted.
     fn csrf(&self) -> &str;
 }
@@ -36,11 +36,11 @@ pub(crate) use csrf_field;
 
 /// A signed-in session and a URL-encoded form with its CSRF token checked.
 /// A wrong or missing token is a 403 error page.
-pub struct CheckedForm<T>(pub Session, pub T);
+pub(crate) struct CheckedForm<T>(pub Session, pub T);
 
 /// A signed-in session and a JSON body with its CSRF token checked (the
 /// security-key ceremonies). A wrong or missing token is a 403 JSON error.
-pub struct CheckedJson<T>(pub Session, pub T);
+pub(crate) struct CheckedJson<T>(pub Session, pub T);
 
 async fn session(req: Request, st: &AppState) -> Result<(Session, Request), Response> {
     let (mut parts, body) = req.into_parts();

@@ -8,7 +8,7 @@ use maud::{html, PreEscaped, Render, DOCTYPE};
 use twokey_core::Actor;
 
 /// The signed-in person as the frame shows them.
-pub struct Who<'a> {
+pub(crate) struct Who<'a> {
     /// The actor.
     pub actor: &'a Actor,
     /// The session's CSRF token (for the logout form).
@@ -17,12 +17,12 @@ pub struct Who<'a> {
 
 /// A whole page: skip link, header with navigation, main content. `body`
 /// is markup already rendered by maud (every value in it escaped).
-pub fn page(title: &str, who: Option<Who<'_>>, body: &str) -> String {
+pub(crate) fn page(title: &str, who: Option<Who<'_>>, body: &str) -> String {
     frame(title, who, None, PreEscaped(body))
 }
 
 /// [`page`], with a `<meta http-equiv="refresh">` to `refresh` when given.
-pub fn frame(
+pub(crate) fn frame(
     title: &str,
     who: Option<Who<'_>>,
     refresh: Option<&str>,
@@ -76,12 +76,12 @@ pub fn frame(
 }
 
 /// A page with a status code.
-pub fn respond(status: StatusCode, html: String) -> Response {
+pub(crate) fn respond(status: StatusCode, html: String) -> Response {
     (status, Html(html)).into_response()
 }
 
 /// An error page.
-pub fn error_page(status: StatusCode, message: &str) -> Response {
+pub(crate) fn error_page(status: StatusCode, message: &str) -> Response {
     let title = status.canonical_reason().unwrap_or("Error");
     let body = html! {
         p role="alert" class="error" { (message) }
@@ -91,7 +91,7 @@ pub fn error_page(status: StatusCode, message: &str) -> Response {
 }
 
 /// A duration in ms as `1h 05m` / `4m 10s`.
-pub fn dur(ms: i64) -> String {
+pub(crate) fn dur(ms: i64) -> String {
     let s = ms.max(0) / 1000;
     let (h, m, sec) = (s / 3600, (s % 3600) / 60, s % 60);
     if h > 0 {
@@ -104,7 +104,7 @@ pub fn dur(ms: i64) -> String {
 }
 
 /// Unix ms as an RFC 3339 UTC time (seconds precision).
-pub fn time(ms: i64) -> String {
+pub(crate) fn time(ms: i64) -> String {
     let secs = ms.div_euclid(1000);
     let days = secs.div_euclid(86_400);
     let rem = secs.rem_euclid(86_400);

@@ -36,12 +36,12 @@ use crate::html::{error_page, frame, respond, time, Who};
 use crate::AppState;
 
 /// How long a started ceremony may take.
-pub const CEREMONY_TTL: Duration = Duration::from_secs(120);
+pub(crate) const CEREMONY_TTL: Duration = Duration::from_secs(120);
 const JS: &str = include_str!("../static/webauthn.js");
 
 /// What a ceremony is for.
 #[derive(Serialize, Deserialize)]
-pub enum Purpose {
+pub(crate) enum Purpose {
     /// Adding a key named `name`.
     Register(PasskeyRegistration, String),
     /// Confirming the approval of request `id`.
@@ -51,7 +51,7 @@ pub enum Purpose {
 /// A ceremony in flight, as kept in the store (kind [`CEREMONY_KIND`]; the
 /// session hash it is bound to is the row's).
 #[derive(Serialize, Deserialize)]
-pub struct Ceremony {
+pub(crate) struct Ceremony {
     identity: String,
     purpose: Purpose,
 }
@@ -60,7 +60,7 @@ pub struct Ceremony {
 const CEREMONY_KIND: &str = "webauthn";
 
 /// The relying party for `public_url`, or why there is none.
-pub fn relying_party(public_url: &str) -> Result<Webauthn, String> {
+pub(crate) fn relying_party(public_url: &str) -> Result<Webauthn, String> {
     let origin = Url::parse(public_url).map_err(|e| format!("public_url {public_url:?}: {e}"))?;
     let host = origin
         .domain()
@@ -148,7 +148,7 @@ async fn take_ceremony(st: &AppState, id: &str, s: &Session) -> Result<Ceremony,
 }
 
 /// The script that talks to `navigator.credentials` (no inline script: CSP).
-pub async fn script() -> Response {
+pub(crate) async fn script() -> Response {
     (
         [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
         JS,
@@ -157,7 +157,7 @@ pub async fn script() -> Response {
 }
 
 /// `GET /ui/keys`: my security keys.
-pub async fn keys_page(State(st): State<AppState>, s: Session) -> Response {
+pub(crate) async fn keys_page(State(st): State<AppState>, s: Session) -> Response {
     let who = Who {
         actor: &s.actor,
         csrf: &s.csrf,
@@ -221,7 +221,7 @@ pub async fn keys_page(State(st): State<AppState>, s: Session) -> Response {
 
 /// Body of the JSON ceremony calls.
 #[derive(Deserialize)]
-pub struct StartBody {
+pub(crate) struct StartBody {
     #[serde(default)]
     csrf: String,
     #[serde(default)]
@@ -229,7 +229,7 @@ pub struct StartBody {
 }
 
 /// `POST /ui/keys/register/start`: the options for `navigator.credentials.create`.
-pub async fn register_start(
+pub(crate) async fn register_start(
     State(st): State<AppState>,
     CheckedJson(s, b): CheckedJson<StartBody>,
 ) -> Response {
@@ -272,7 +272,7 @@ pub async fn register_start(
 
 /// Body of `POST /ui/keys/register/finish`.
 #[derive(Deserialize)]
-pub struct FinishRegister {
+pub(crate) struct FinishRegister {
     #[serde(default)]
     csrf: String,
     ceremony: String,
@@ -281,7 +281,7 @@ pub struct FinishRegister {
 
 /// `POST /ui/keys/register/finish`: verify the attestation, store the key and
 /// its ledger entry in one transaction.
-pub async fn register_finish(
+pub(crate) async fn register_finish(
     State(st): State<AppState>,
     CheckedJson(s, b): CheckedJson<FinishRegister>,
 ) -> Response {
@@ -348,13 +348,13 @@ pub async fn register_finish(
 
 /// Form with only a CSRF token.
 #[derive(Deserialize)]
-pub struct CsrfOnly {
+pub(crate) struct CsrfOnly {
     #[serde(default)]
     csrf: String,
 }
 
 /// `POST /ui/keys/{id}/remove`: remove one of my keys (and record it).
-pub async fn remove_key(
+pub(crate) async fn remove_key(
     State(st): State<AppState>,
     Path(id): Path<String>,
     CheckedForm(s, _): CheckedForm<CsrfOnly>,
@@ -402,14 +402,14 @@ pub async fn remove_key(
 
 /// Body of `POST /ui/requests/{id}/mfa`.
 #[derive(Deserialize)]
-pub struct ApproveStart {
+pub(crate) struct ApproveStart {
     #[serde(default)]
     csrf: String,
 }
 
 /// `POST /ui/requests/{id}/mfa`: a challenge bound to this session and this
 /// request, for `navigator.credentials.get`.
-pub async fn approve_start(
+pub(crate) async fn approve_start(
     State(st): State<AppState>,
     Path(id): Path<String>,
     CheckedJson(s, _): CheckedJson<ApproveStart>,
@@ -446,7 +446,7 @@ pub async fn approve_start(
 
 /// Verifies the assertion posted with an approval form and returns the
 /// confirmation the broker needs. `Err` is a message for the approver.
-pub async fn verify_approval(
+pub(crate) async fn verify_approval(
     st: &AppState,
     s: &Session,
     request_id: &str,

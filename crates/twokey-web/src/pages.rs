@@ -42,12 +42,12 @@ fn ok(s: &Session, title: &str, body: &str) -> Response {
 }
 
 /// `GET /`: to the dashboard.
-pub async fn root() -> Redirect {
+pub(crate) async fn root() -> Redirect {
     Redirect::to("/ui/")
 }
 
 /// The stylesheet (no inline styles: the CSP allows only `'self'`).
-pub async fn style() -> Response {
+pub(crate) async fn style() -> Response {
     ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], CSS).into_response()
 }
 
@@ -99,7 +99,7 @@ fn requests_table(st: &AppState, caption: &str, reqs: &[Request], empty: &str) -
 }
 
 /// `GET /ui/`: my active grants, requests waiting for me, my requests.
-pub async fn dashboard(State(st): State<AppState>, s: Session) -> Response {
+pub(crate) async fn dashboard(State(st): State<AppState>, s: Session) -> Response {
     let mine = match st.broker.list(&s.actor, Listing::Mine { limit: 100 }).await {
         Ok(r) => r,
         Err(err) => return api_error(err),
@@ -134,7 +134,7 @@ fn may_request(actor: &Actor, st: &AppState) -> Vec<twokey_core::Entitlement> {
 }
 
 /// `GET /ui/request`: the request form, with only what I may request.
-pub async fn request_form(State(st): State<AppState>, s: Session) -> Response {
+pub(crate) async fn request_form(State(st): State<AppState>, s: Session) -> Response {
     let ents = may_request(&s.actor, &st);
     if ents.is_empty() {
         return ok(
@@ -181,7 +181,7 @@ pub async fn request_form(State(st): State<AppState>, s: Session) -> Response {
 
 /// Form of `POST /ui/request`.
 #[derive(Deserialize)]
-pub struct CreateForm {
+pub(crate) struct CreateForm {
     #[serde(default)]
     csrf: String,
     #[serde(default)]
@@ -205,7 +205,7 @@ fn parse_dur(s: &str) -> Result<Option<i64>, Response> {
 }
 
 /// `POST /ui/request`: create a request, then show it.
-pub async fn create(
+pub(crate) async fn create(
     State(st): State<AppState>,
     CheckedForm(s, f): CheckedForm<CreateForm>,
 ) -> Response {
@@ -243,7 +243,7 @@ fn actor_label(key: &str, r: &Request, viewer: &Actor) -> String {
 }
 
 /// `GET /ui/requests/{id}`: details, reviews, the ledger timeline, actions.
-pub async fn request_page(
+pub(crate) async fn request_page(
     State(st): State<AppState>,
     s: Session,
     Path(id): Path<String>,
@@ -486,7 +486,7 @@ fn form_button(rid: &str, action: &str, label: &str, csrf: &str, class: &str) ->
 
 /// Form of the request actions.
 #[derive(Deserialize)]
-pub struct ActForm {
+pub(crate) struct ActForm {
     #[serde(default)]
     csrf: String,
     #[serde(default)]
@@ -505,7 +505,7 @@ pub struct ActForm {
 
 /// `POST /ui/requests/{id}/{action}`: approve, deny, cancel, revoke, extend,
 /// review-break-glass.
-pub async fn act(
+pub(crate) async fn act(
     State(st): State<AppState>,
     Path((id, action)): Path<(String, String)>,
     CheckedForm(s, f): CheckedForm<ActForm>,
@@ -560,7 +560,7 @@ pub async fn act(
 
 /// `GET /ui/audit`: the latest ledger entries and whether the stored Merkle
 /// head matches the entries.
-pub async fn audit(State(st): State<AppState>, s: Session) -> Response {
+pub(crate) async fn audit(State(st): State<AppState>, s: Session) -> Response {
     let view = match st.broker.audit_view(&s.actor).await {
         Ok(v) => v,
         Err(err) => return api_error(err),
@@ -608,7 +608,7 @@ pub async fn audit(State(st): State<AppState>, s: Session) -> Response {
 /// `GET /ui/posture`: the organisation's posture as the monitor last saw
 /// it (`[posture]` in `twokey.toml`), failing first; for admins and
 /// auditors, like the audit log. Changes are in the ledger (`posture.*`).
-pub async fn posture(State(st): State<AppState>, s: Session) -> Response {
+pub(crate) async fn posture(State(st): State<AppState>, s: Session) -> Response {
     let PostureView {
         aws: rows,
         github,
@@ -789,7 +789,7 @@ fn github_restores(rows: &[twokey_store::GithubRestoreRow]) -> maud::Markup {
 }
 
 /// `GET /ui/policy`: the policy in force, credentials redacted.
-pub async fn policy(State(st): State<AppState>, s: Session) -> Response {
+pub(crate) async fn policy(State(st): State<AppState>, s: Session) -> Response {
     let lp = st.broker.policy();
     let p = &lp.policy;
     let body = html! {

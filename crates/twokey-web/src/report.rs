@@ -17,7 +17,7 @@ use crate::AppState;
 
 /// The form's (and the downloads') parameters.
 #[derive(Debug, Default, Deserialize)]
-pub struct Params {
+pub(crate) struct Params {
     from: Option<String>,
     to: Option<String>,
     format: Option<String>,
@@ -27,7 +27,7 @@ pub struct Params {
 const DEFAULT_SPAN_MS: i64 = 30 * 86_400_000;
 
 /// `GET /ui/report`.
-pub async fn page_handler(
+pub(crate) async fn page_handler(
     State(st): State<AppState>,
     s: Session,
     Query(q): Query<Params>,
@@ -102,7 +102,11 @@ pub async fn page_handler(
 }
 
 /// `GET /ui/report/download?from&to&format`: the report as a file.
-pub async fn download(State(st): State<AppState>, s: Session, Query(q): Query<Params>) -> Response {
+pub(crate) async fn download(
+    State(st): State<AppState>,
+    s: Session,
+    Query(q): Query<Params>,
+) -> Response {
     if let Err(err) = st.broker.require_read_all(&s.actor, "The evidence report") {
         return api_error(err);
     }

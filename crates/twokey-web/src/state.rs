@@ -13,7 +13,7 @@ use crate::AppState;
 
 /// Stores `doc` of `kind` under the browser-held `key`, bound to
 /// `session_hash`, for `ttl`. `Err` is a message for the person.
-pub async fn put(
+pub(crate) async fn put(
     st: &AppState,
     kind: &str,
     key: &str,
@@ -47,7 +47,7 @@ pub async fn put(
 
 /// Takes the state of `kind` under `key` (single use): the session hash it
 /// is bound to and its document, or `None` when unknown, used or expired.
-pub async fn take<T: DeserializeOwned>(
+pub(crate) async fn take<T: DeserializeOwned>(
     st: &AppState,
     kind: &str,
     key: &str,

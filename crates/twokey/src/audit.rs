@@ -27,7 +27,7 @@ use crate::client::Client;
 
 /// `twokey audit ...`.
 #[derive(Subcommand, Debug)]
-pub enum AuditCmd {
+pub(crate) enum AuditCmd {
     /// Print the ledger's public key (what auditors verify with).
     PublicKey(PublicKeyArgs),
     /// Verify a ledger: the live database, a bundle directory or an S3 prefix.
@@ -84,7 +84,7 @@ pub enum AuditCmd {
 
 /// `twokey audit public-key` options.
 #[derive(Args, Debug)]
-pub struct PublicKeyArgs {
+pub(crate) struct PublicKeyArgs {
     /// The signing key file.
     #[arg(long)]
     key_file: Option<PathBuf>,
@@ -98,7 +98,7 @@ pub struct PublicKeyArgs {
 
 /// `twokey audit verify` options.
 #[derive(Args, Debug)]
-pub struct VerifyArgs {
+pub(crate) struct VerifyArgs {
     /// Verify the live database (`sqlite://PATH`, `postgres://...`).
     #[arg(long, group = "source")]
     database: Option<String>,
@@ -139,7 +139,7 @@ impl BundleSink for S3BundleSink {
 }
 
 /// Builds the server's checkpointer from `[ledger]`.
-pub async fn checkpointer(
+pub(crate) async fn checkpointer(
     cfg: &LedgerConfig,
     key_default: &Path,
     store: Store,
@@ -188,7 +188,7 @@ pub async fn checkpointer(
 }
 
 /// Runs one `twokey audit` command; returns the exit code.
-pub async fn run(cmd: AuditCmd, server: &str, token: Option<&str>) -> anyhow::Result<i32> {
+pub(crate) async fn run(cmd: AuditCmd, server: &str, token: Option<&str>) -> anyhow::Result<i32> {
     match cmd {
         AuditCmd::PublicKey(a) => public_key(&a),
         AuditCmd::Verify(a) => verify(&a).await,

@@ -9,7 +9,7 @@ use twokey_iam::{evaluate, AuthDetails, Decision, Request};
 
 /// Arguments of `twokey can`.
 #[derive(clap::Args, Debug)]
-pub struct CanArgs {
+pub(crate) struct CanArgs {
     /// The caller: a user, role or assumed-role session ARN.
     principal: String,
     /// `service:Action`.
@@ -30,7 +30,7 @@ pub struct CanArgs {
 
 /// Prints the decision; exit code 0 when allowed, 1 when denied, 2 when
 /// it depends on unknown context.
-pub fn run(args: &CanArgs, json: bool) -> anyhow::Result<i32> {
+pub(crate) fn run(args: &CanArgs, json: bool) -> anyhow::Result<i32> {
     let text = std::fs::read_to_string(&args.auth_details)
         .with_context(|| format!("reading {}", args.auth_details.display()))?;
     let details =

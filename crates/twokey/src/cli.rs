@@ -12,7 +12,7 @@ use crate::client::Client;
 /// twokey: no single person can perform a high-risk operation alone.
 #[derive(Parser, Debug)]
 #[command(name = "twokey", version, about)]
-pub struct Cli {
+pub(crate) struct Cli {
     /// Server URL.
     #[arg(
         long,
@@ -182,7 +182,7 @@ enum TokenCmd {
     },
 }
 
-pub async fn run(cli: Cli) -> anyhow::Result<i32> {
+pub(crate) async fn run(cli: Cli) -> anyhow::Result<i32> {
     let token = cli
         .token
         .clone()

@@ -6,7 +6,7 @@ use serde_json::Value;
 
 /// An API error with the server's problem detail.
 #[derive(Debug)]
-pub struct Refused {
+pub(crate) struct Refused {
     pub status: u16,
     pub detail: String,
 }
@@ -19,14 +19,14 @@ impl std::fmt::Display for Refused {
 
 impl std::error::Error for Refused {}
 
-pub struct Client {
+pub(crate) struct Client {
     base: String,
     token: Option<String>,
     http: reqwest::Client,
 }
 
 impl Client {
-    pub fn new(base: &str, token: Option<String>) -> Self {
+    pub(crate) fn new(base: &str, token: Option<String>) -> Self {
         Self {
             base: base.trim_end_matches('/').to_string(),
             token,
@@ -34,7 +34,7 @@ impl Client {
         }
     }
 
-    pub async fn call(
+    pub(crate) async fn call(
         &self,
         method: Method,
         path: &str,

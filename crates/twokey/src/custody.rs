@@ -20,7 +20,7 @@ use crate::client::Client;
 
 /// `twokey custody` subcommands.
 #[derive(Subcommand, Debug)]
-pub enum CustodyCmd {
+pub(crate) enum CustodyCmd {
     /// Create a custodian's age identity file (mode 0600) and print its
     /// public recipient for the policy.
     Keygen {
@@ -119,7 +119,7 @@ fn key_string(v: &Value) -> String {
 }
 
 /// Runs one custody command.
-pub async fn run(cmd: CustodyCmd, client: &Client, json_out: bool) -> anyhow::Result<i32> {
+pub(crate) async fn run(cmd: CustodyCmd, client: &Client, json_out: bool) -> anyhow::Result<i32> {
     let print = |v: &Value, human: String| {
         if json_out {
             println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
@@ -336,7 +336,7 @@ async fn seal(
 
 /// Creates the one-time key of a custody request on this machine and
 /// registers its public half with the server.
-pub async fn attach_one_time_key(client: &Client, id: &str) -> anyhow::Result<PathBuf> {
+pub(crate) async fn attach_one_time_key(client: &Client, id: &str) -> anyhow::Result<PathBuf> {
     let key = OneTimeKey::create(&key_dir()?, id)?;
     client
         .call(
@@ -349,7 +349,10 @@ pub async fn attach_one_time_key(client: &Client, id: &str) -> anyhow::Result<Pa
 }
 
 /// After `twokey request`: a custody entitlement gets its one-time key too.
-pub async fn after_request(client: &Client, request: &Value) -> anyhow::Result<Option<PathBuf>> {
+pub(crate) async fn after_request(
+    client: &Client,
+    request: &Value,
+) -> anyhow::Result<Option<PathBuf>> {
     let ent = request["entitlement"].as_str().unwrap_or_default();
     // A policy that cannot be read leaves ordinary requests alone; a custody
     // request without its key is reported by `twokey custody status`.

@@ -13,7 +13,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// The stored login.
 #[derive(Debug, Serialize, Deserialize)]
-pub struct StoredToken {
+pub(crate) struct StoredToken {
     /// The server it is for.
     pub server: String,
     /// The bearer token.
@@ -26,7 +26,7 @@ pub struct StoredToken {
 
 /// Where the token is kept: `TWOKEY_TOKEN_FILE`, else
 /// `$XDG_CONFIG_HOME/twokey/token.json`, else `~/.config/twokey/token.json`.
-pub fn token_path() -> Option<PathBuf> {
+pub(crate) fn token_path() -> Option<PathBuf> {
     if let Some(p) = std::env::var_os("TWOKEY_TOKEN_FILE") {
         return Some(PathBuf::from(p));
     }
@@ -44,7 +44,7 @@ fn now_ms() -> i64 {
 }
 
 /// The stored token for `server`, if there is one that has not expired.
-pub fn stored_token(server: &str) -> Option<String> {
+pub(crate) fn stored_token(server: &str) -> Option<String> {
     let path = token_path()?;
     let text = std::fs::read_to_string(path).ok()?;
     let t: StoredToken = serde_json::from_str(&text).ok()?;
@@ -98,7 +98,7 @@ fn callback_params(request_line: &str) -> Option<(String, String)> {
 }
 
 /// Runs the login; prints the URL to open on stderr.
-pub async fn run(server: &str, no_browser: bool, timeout: Duration) -> anyhow::Result<i32> {
+pub(crate) async fn run(server: &str, no_browser: bool, timeout: Duration) -> anyhow::Result<i32> {
     let server = server.trim_end_matches('/').to_string();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await

@@ -6,7 +6,7 @@ use clap::Subcommand;
 
 /// `twokey posture ...`.
 #[derive(Subcommand, Debug)]
-pub enum PostureCmd {
+pub(crate) enum PostureCmd {
     /// Check an AWS organisation (or one account): CloudTrail, Object Lock,
     /// Backup Vault Lock, root, IAM users and escalation, twokey's target
     /// roles, Config, GuardDuty, Security Hub.
@@ -23,7 +23,7 @@ pub enum PostureCmd {
 }
 
 /// Runs the subcommand; its exit status.
-pub async fn run(cmd: PostureCmd) -> anyhow::Result<i32> {
+pub(crate) async fn run(cmd: PostureCmd) -> anyhow::Result<i32> {
     match cmd {
         PostureCmd::Aws(args) => {
             twokey_posture::cli::run(&args, &mut std::io::stdout().lock()).await
@@ -45,7 +45,7 @@ pub async fn run(cmd: PostureCmd) -> anyhow::Result<i32> {
 
 /// `twokey scp ...`.
 #[derive(Subcommand, Debug)]
-pub enum ScpCmd {
+pub(crate) enum ScpCmd {
     /// Write the guard-rail SCPs (JSON and Terraform) that deny switching
     /// monitoring off, for a log bucket, trail, Backup vaults and a
     /// break-glass role; split to AWS's limits.
@@ -53,7 +53,7 @@ pub enum ScpCmd {
 }
 
 /// Runs `twokey scp`; its exit status.
-pub fn run_scp(cmd: ScpCmd) -> anyhow::Result<i32> {
+pub(crate) fn run_scp(cmd: ScpCmd) -> anyhow::Result<i32> {
     match cmd {
         ScpCmd::Generate(args) => {
             twokey_posture::cli::run_scp_generate(&args, &mut std::io::stdout().lock())

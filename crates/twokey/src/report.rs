@@ -18,7 +18,7 @@ use crate::client::Client;
 
 /// `twokey report ...`.
 #[derive(Subcommand, Debug)]
-pub enum ReportCmd {
+pub(crate) enum ReportCmd {
     /// Every request and grant, policy change and posture change of a period,
     /// each row with its ledger indexes and checkpoint.
     Access(AccessArgs),
@@ -26,7 +26,7 @@ pub enum ReportCmd {
 
 /// `twokey report access` options.
 #[derive(Args, Debug)]
-pub struct AccessArgs {
+pub(crate) struct AccessArgs {
     /// Start of the period, RFC 3339 (`2026-01-01T00:00:00Z`), inclusive.
     #[arg(long)]
     from: String,
@@ -50,7 +50,7 @@ pub struct AccessArgs {
 }
 
 /// Runs one `twokey report` command; returns the exit code.
-pub async fn run(cmd: ReportCmd, client: &Client) -> anyhow::Result<i32> {
+pub(crate) async fn run(cmd: ReportCmd, client: &Client) -> anyhow::Result<i32> {
     let ReportCmd::Access(a) = cmd;
     let format = ReportFormat::parse(Some(&a.format)).map_err(anyhow::Error::msg)?;
     let period = Period::parse(&a.from, &a.to).map_err(|e| anyhow::anyhow!("{e}"))?;

@@ -15,7 +15,7 @@ use twokey_store::Store;
 
 /// `twokey serve` options.
 #[derive(Args, Debug)]
-pub struct ServeArgs {
+pub(crate) struct ServeArgs {
     /// Complete local instance: SQLite in the data dir, demo policy and identities, loopback only.
     #[arg(long)]
     dev: bool,
@@ -72,7 +72,7 @@ async fn pg_reachable(url: &str) -> bool {
     )
 }
 
-pub async fn run(args: ServeArgs) -> anyhow::Result<i32> {
+pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<i32> {
     init_tracing();
     let registry = registry();
     let mut ctx = ProviderContext::default();
@@ -398,7 +398,7 @@ fn build_watcher(
 
 /// Every provider kind this binary knows: the built-in ones and the AWS
 /// providers (`aws_iam_assume`, `aws_security_group`, `aws_identity_center`).
-pub fn registry() -> Registry {
+pub(crate) fn registry() -> Registry {
     let mut r = Registry::with_builtin();
     twokey_aws::register(&mut r);
     r.register("custody", twokey_custody::provider::factory);
@@ -438,7 +438,11 @@ async fn write_dev_tokens(broker: &Broker, dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub async fn issue_token(config: &Path, identity: &str, ttl: Option<&str>) -> anyhow::Result<i32> {
+pub(crate) async fn issue_token(
+    config: &Path,
+    identity: &str,
+    ttl: Option<&str>,
+) -> anyhow::Result<i32> {
     let (cfg, _) = load_config(config)?;
     let store = Store::open(&cfg.database).await?;
     let text = match store.current_policy().await? {

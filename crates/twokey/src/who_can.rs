@@ -12,7 +12,7 @@ use twokey_iam::AuthDetails;
 
 /// Arguments of `twokey who-can`.
 #[derive(clap::Args, Debug)]
-pub struct WhoCanArgs {
+pub(crate) struct WhoCanArgs {
     /// `service:Action`.
     action: String,
     /// The resource ARN; default `*`: any resource.
@@ -49,7 +49,7 @@ pub struct WhoCanArgs {
 
 /// Prints the answer; exit code 0 when TPI-clean, 1 when someone can do it
 /// alone.
-pub async fn run(args: &WhoCanArgs, json: bool) -> anyhow::Result<i32> {
+pub(crate) async fn run(args: &WhoCanArgs, json: bool) -> anyhow::Result<i32> {
     let mut twokey = Twokey {
         targets: args.twokey_target.clone(),
         gateway: args.twokey_gateway.clone(),

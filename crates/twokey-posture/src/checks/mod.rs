@@ -163,11 +163,11 @@ pub(crate) mod fixture {
 
     use crate::facts::*;
 
-    pub const NOW: i64 = 1_800_000_000_000;
-    pub const DAY: i64 = 86_400_000;
-    pub const ACCOUNT: &str = "222233334444";
+    pub(crate) const NOW: i64 = 1_800_000_000_000;
+    pub(crate) const DAY: i64 = 86_400_000;
+    pub(crate) const ACCOUNT: &str = "222233334444";
 
-    pub fn region() -> Region {
+    pub(crate) fn region() -> Region {
         Region {
             name: "eu-west-1".into(),
             trails: Collected::Ok(vec![]),
@@ -179,7 +179,7 @@ pub(crate) mod fixture {
         }
     }
 
-    pub fn account(id: &str, management: bool) -> Account {
+    pub(crate) fn account(id: &str, management: bool) -> Account {
         Account {
             id: id.into(),
             name: Some(format!("acct-{id}")),
@@ -196,7 +196,7 @@ pub(crate) mod fixture {
         }
     }
 
-    pub fn facts() -> Facts {
+    pub(crate) fn facts() -> Facts {
         Facts {
             collected_at_ms: NOW,
             organization: None,
@@ -209,31 +209,31 @@ pub(crate) mod fixture {
         }
     }
 
-    pub fn scan(f: &mut Facts, i: usize) -> &mut AccountScan {
+    pub(crate) fn scan(f: &mut Facts, i: usize) -> &mut AccountScan {
         match &mut f.accounts[i].scan {
             Collected::Ok(s) => s,
             Collected::Error(_) => panic!("fixture account is reached"),
         }
     }
 
-    pub fn iam(f: &mut Facts) -> &mut Iam {
+    pub(crate) fn iam(f: &mut Facts) -> &mut Iam {
         match &mut scan(f, 0).iam {
             Collected::Ok(i) => i,
             Collected::Error(_) => panic!("fixture IAM is collected"),
         }
     }
 
-    pub fn region_mut(f: &mut Facts) -> &mut Region {
+    pub(crate) fn region_mut(f: &mut Facts) -> &mut Region {
         &mut scan(f, 0).regions[0]
     }
 
     /// The statuses of a check's findings, in order.
-    pub fn statuses(check: &crate::Check, f: &Facts) -> Vec<crate::Status> {
+    pub(crate) fn statuses(check: &crate::Check, f: &Facts) -> Vec<crate::Status> {
         statuses_with(check, f, &crate::Settings::default())
     }
 
     /// The same, under `settings`.
-    pub fn statuses_with(
+    pub(crate) fn statuses_with(
         check: &crate::Check,
         f: &Facts,
         settings: &crate::Settings,

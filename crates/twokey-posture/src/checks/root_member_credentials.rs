@@ -86,7 +86,7 @@ mod tests {
     use crate::facts::CustodyState;
     use crate::Status::*;
 
-    pub fn custody(account: &str, generation: Option<u64>) -> CustodyFact {
+    pub(super) fn custody(account: &str, generation: Option<u64>) -> CustodyFact {
         CustodyFact {
             secret: "root-member".into(),
             account: account.into(),

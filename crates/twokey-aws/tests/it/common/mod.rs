@@ -1,7 +1,7 @@
 //! A real moto server per test, on a free loopback port.
 #![allow(dead_code)]
 
-pub mod sts_root;
+pub(crate) mod sts_root;
 
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
@@ -17,7 +17,7 @@ static ENV: Once = Once::new();
 /// An SDK configuration for `url` in `region` signed with `credentials`,
 /// through the product's own loader (its rustls HTTP client: the workspace
 /// builds the SDK without a default one).
-pub async fn sdk_config(
+pub(crate) async fn sdk_config(
     region: &str,
     url: &str,
     credentials: aws_credential_types::Credentials,
@@ -37,7 +37,7 @@ pub async fn sdk_config(
 }
 
 /// Credentials and settings every SDK client in the tests picks up.
-pub fn test_env() {
+pub(crate) fn test_env() {
     ENV.call_once(|| {
         // Set once, before any client reads them.
         std::env::set_var("AWS_ACCESS_KEY_ID", "AKIDTESTING");
@@ -58,7 +58,7 @@ fn moto_bin() -> PathBuf {
 }
 
 /// A running moto server; killed on drop.
-pub struct Moto {
+pub(crate) struct Moto {
     child: Option<Child>,
     pub port: u16,
     env: Vec<(String, String)>,
@@ -67,7 +67,7 @@ pub struct Moto {
 impl Moto {
     /// Starts moto, or returns `None` (printing why) when it is not installed
     /// and CI is not set. Under CI a missing moto fails the test.
-    pub fn start(env: &[(&str, &str)]) -> Option<Self> {
+    pub(crate) fn start(env: &[(&str, &str)]) -> Option<Self> {
         test_env();
         let bin = moto_bin();
         if !bin.exists() {
@@ -120,12 +120,12 @@ impl Moto {
     }
 
     /// The endpoint URL.
-    pub fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
     }
 
     /// A connection to this moto.
-    pub fn connection(&self) -> Connection {
+    pub(crate) fn connection(&self) -> Connection {
         Connection {
             endpoint_url: Some(self.url()),
             region: Some("us-east-1".into()),
@@ -134,7 +134,7 @@ impl Moto {
     }
 
     /// Kills moto and waits until the port is closed.
-    pub fn stop(&mut self) {
+    pub(crate) fn stop(&mut self) {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
             let _ = c.wait();
@@ -146,20 +146,20 @@ impl Moto {
     }
 
     /// Starts moto again on the same port (with no state: moto keeps none).
-    pub fn restart(&mut self) {
+    pub(crate) fn restart(&mut self) {
         self.stop();
         self.spawn();
     }
 
     /// Makes moto's generated ids deterministic (`/moto-api/seed`), so state
     /// re-created after a restart gets the same ids.
-    pub async fn seed(&self, n: u32) {
+    pub(crate) async fn seed(&self, n: u32) {
         self.moto_api(&format!("/moto-api/seed?a={n}"), "").await;
     }
 
     /// From now on moto checks signatures and IAM policies of every call
     /// (`/moto-api/reset-auth`, the runtime form of `INITIAL_NO_AUTH_ACTION_COUNT`).
-    pub async fn enforce_auth(&self) {
+    pub(crate) async fn enforce_auth(&self) {
         self.moto_api("/moto-api/reset-auth", "0").await;
     }
 
@@ -193,7 +193,7 @@ impl Drop for Moto {
 }
 
 /// A grant spec for tests; ends in an hour.
-pub fn spec(id: &str, who: &str, overlapping: &[&str]) -> GrantSpec {
+pub(crate) fn spec(id: &str, who: &str, overlapping: &[&str]) -> GrantSpec {
     let now = now_ms();
     GrantSpec {
         request_id: id.into(),
@@ -207,7 +207,7 @@ pub fn spec(id: &str, who: &str, overlapping: &[&str]) -> GrantSpec {
 }
 
 /// Now, Unix milliseconds.
-pub fn now_ms() -> i64 {
+pub(crate) fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)

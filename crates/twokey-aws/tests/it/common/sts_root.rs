@@ -35,7 +35,7 @@ use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 
 /// The five task policies AssumeRoot accepts.
-pub const TASK_POLICIES: [&str; 5] = [
+pub(crate) const TASK_POLICIES: [&str; 5] = [
     "arn:aws:iam::aws:policy/root-task/IAMAuditRootUserCredentials",
     "arn:aws:iam::aws:policy/root-task/IAMCreateRootUserPassword",
     "arn:aws:iam::aws:policy/root-task/IAMDeleteRootUserCredentials",
@@ -45,7 +45,7 @@ pub const TASK_POLICIES: [&str; 5] = [
 
 /// How the stand-in answers AssumeRoot (the test sets it to attack).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Answer {
+pub(crate) enum Answer {
     /// Mint a session at moto for the target account.
     Honest,
     /// Answer again with the first session it minted (a replayed answer).
@@ -56,7 +56,7 @@ pub enum Answer {
 
 /// One AssumeRoot call the stand-in accepted.
 #[derive(Debug, Clone)]
-pub struct Call {
+pub(crate) struct Call {
     /// `TargetPrincipal` as sent.
     pub target: String,
     /// `TaskPolicyArn.arn` as sent.
@@ -88,7 +88,7 @@ struct Inner {
 
 /// A running stand-in; stops with the test's runtime.
 #[derive(Clone)]
-pub struct StsRoot {
+pub(crate) struct StsRoot {
     inner: Arc<Mutex<Inner>>,
     /// Its endpoint URL.
     pub url: String,
@@ -97,7 +97,7 @@ pub struct StsRoot {
 impl StsRoot {
     /// Starts the stand-in on a loopback port, for `region`, accepting calls
     /// signed with `callers` (access key, secret) and minting at `moto_url`.
-    pub async fn start(region: &str, moto_url: &str, callers: &[(&str, &str)]) -> StsRoot {
+    pub(crate) async fn start(region: &str, moto_url: &str, callers: &[(&str, &str)]) -> StsRoot {
         let inner = Arc::new(Mutex::new(Inner {
             region: region.into(),
             moto_url: moto_url.into(),
@@ -125,17 +125,17 @@ impl StsRoot {
     }
 
     /// How AssumeRoot is answered from now on.
-    pub fn answer(&self, a: Answer) {
+    pub(crate) fn answer(&self, a: Answer) {
         self.inner.lock().expect("lock").answer = a;
     }
 
     /// The AssumeRoot calls accepted so far.
-    pub fn calls(&self) -> Vec<Call> {
+    pub(crate) fn calls(&self) -> Vec<Call> {
         self.inner.lock().expect("lock").calls.clone()
     }
 
     /// The reasons of the calls refused so far.
-    pub fn refusals(&self) -> Vec<String> {
+    pub(crate) fn refusals(&self) -> Vec<String> {
         self.inner.lock().expect("lock").refusals.clone()
     }
 }

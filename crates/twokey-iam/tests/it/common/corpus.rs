@@ -48,7 +48,7 @@ fn full() -> Value {
 }
 
 /// The hand-written corpus, by category.
-pub fn categories() -> Vec<Case> {
+pub(crate) fn categories() -> Vec<Case> {
     let mut out = Vec::new();
     let mut add = |id: &str, s: Value| {
         out.push(Case {
@@ -589,7 +589,7 @@ fn rand_case(rng: &mut StdRng, i: usize) -> Case {
 }
 
 /// The seeded random corpus (the same cases on every run).
-pub fn random_cases(n: usize) -> Vec<Case> {
+pub(crate) fn random_cases(n: usize) -> Vec<Case> {
     let mut rng = StdRng::seed_from_u64(0x2c0ffee);
     (0..n).map(|i| rand_case(&mut rng, i)).collect()
 }

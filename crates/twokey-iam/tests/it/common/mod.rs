@@ -4,7 +4,7 @@
 //! package `scripts/setup-iam-oracle.sh` installs in TWOKEY_IAM_ORACLE).
 #![allow(dead_code)]
 
-pub mod corpus;
+pub(crate) mod corpus;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -19,14 +19,14 @@ use twokey_iam::{
 
 /// One case: an id and a simulation.
 #[derive(Debug, Clone)]
-pub struct Case {
+pub(crate) struct Case {
     pub id: String,
     pub sim: Value,
 }
 
 /// The oracle's answer for one case.
 #[derive(Debug, Clone, serde::Deserialize)]
-pub struct Oracle {
+pub(crate) struct Oracle {
     pub id: String,
     pub result: Option<String>,
     #[serde(default)]
@@ -34,12 +34,12 @@ pub struct Oracle {
     pub error: Option<String>,
 }
 
-pub fn repo() -> PathBuf {
+pub(crate) fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
 /// The oracle's install dir, or `None` (skip) outside CI; panics in CI.
-pub fn oracle_dir() -> Option<PathBuf> {
+pub(crate) fn oracle_dir() -> Option<PathBuf> {
     match std::env::var_os("TWOKEY_IAM_ORACLE") {
         Some(d)
             if Path::new(&d)
@@ -62,7 +62,7 @@ pub fn oracle_dir() -> Option<PathBuf> {
 
 /// Runs the cases through iam-simulate; `bench` adds `--bench N` and
 /// returns its timing line too.
-pub fn run_oracle(dir: &Path, cases: &[Case], bench: Option<u32>) -> (Vec<Oracle>, String) {
+pub(crate) fn run_oracle(dir: &Path, cases: &[Case], bench: Option<u32>) -> (Vec<Oracle>, String) {
     let input: Vec<Value> = cases
         .iter()
         .map(|c| json!({"id": c.id, "simulation": c.sim}))
@@ -95,7 +95,7 @@ pub fn run_oracle(dir: &Path, cases: &[Case], bench: Option<u32>) -> (Vec<Oracle
 /// Fills the context keys twokey-iam's `Request::new` derives (principal
 /// ARN and account, user name, current time, resource account), so both
 /// engines see the same context.
-pub fn complete(mut sim: Value) -> Value {
+pub(crate) fn complete(mut sim: Value) -> Value {
     let principal = sim["request"]["principal"]
         .as_str()
         .unwrap_or("")
@@ -167,7 +167,7 @@ fn single(id: &str, v: &Value) -> Result<Option<NamedPolicy>, PolicyError> {
 
 /// The case in twokey-iam's types; `ignored` context keys are dropped (the
 /// oracle drops keys that do not apply to the action).
-pub fn to_ours(sim: &Value, ignored: &[String]) -> Result<(Request, Policies), PolicyError> {
+pub(crate) fn to_ours(sim: &Value, ignored: &[String]) -> Result<(Request, Policies), PolicyError> {
     let r = &sim["request"];
     let mut ctx = Context::new();
     let mut now: DateTime<Utc> = "2026-06-01T12:00:00Z".parse().expect("fixed time");
@@ -219,12 +219,12 @@ pub fn to_ours(sim: &Value, ignored: &[String]) -> Result<(Request, Policies), P
 }
 
 /// twokey-iam's answer in the oracle's words.
-pub fn ours(sim: &Value, ignored: &[String]) -> Result<Decision, PolicyError> {
+pub(crate) fn ours(sim: &Value, ignored: &[String]) -> Result<Decision, PolicyError> {
     let (req, policies) = to_ours(sim, ignored)?;
     Ok(evaluate(&req, &policies))
 }
 
-pub fn oracle_word(d: &Decision) -> &'static str {
+pub(crate) fn oracle_word(d: &Decision) -> &'static str {
     match d {
         Decision::Allowed { .. } => "Allowed",
         Decision::ExplicitDeny { .. } => "ExplicitlyDenied",
@@ -234,7 +234,7 @@ pub fn oracle_word(d: &Decision) -> &'static str {
 }
 
 /// A simulation with the usual empty parts.
-pub fn sim(principal: &str, action: &str, resource: &str, account: &str) -> Value {
+pub(crate) fn sim(principal: &str, action: &str, resource: &str, account: &str) -> Value {
     json!({
         "request": {
             "principal": principal,
@@ -249,6 +249,6 @@ pub fn sim(principal: &str, action: &str, resource: &str, account: &str) -> Valu
 }
 
 /// `{"Version": ..., "Statement": [...]}`.
-pub fn doc(statements: Value) -> Value {
+pub(crate) fn doc(statements: Value) -> Value {
     json!({"Version": "2012-10-17", "Statement": statements})
 }

@@ -14,7 +14,7 @@ use twokey_providers::{ProviderContext, Registry};
 use twokey_server::{Broker, BrokerOptions, SystemClock};
 use twokey_store::Store;
 
-pub struct Harness {
+pub(crate) struct Harness {
     pub broker: Arc<Broker>,
     pub base: String,
     pub tokens: BTreeMap<String, String>,
@@ -28,7 +28,7 @@ pub struct Harness {
 /// A policy: alice and erin (team eng) request; bob, carol, dave approve; bob
 /// and carol are admins. `grants/<id>` exists while a grant is active; the
 /// revoke fails while `fail-revoke` exists.
-pub fn policy(extra: &str) -> String {
+pub(crate) fn policy(extra: &str) -> String {
     format!(
         r#"
 [admins]
@@ -93,7 +93,7 @@ check = ["sh", "-c", "test -e \"$D/grants/$TWOKEY_REQUEST_ID\""]
     )
 }
 
-pub async fn start(
+pub(crate) async fn start(
     url: String,
     policy_text: &str,
     sinks: Vec<Arc<dyn twokey_notify::AlertSink>>,
@@ -155,7 +155,7 @@ pub async fn start(
 }
 
 impl Harness {
-    pub async fn call(
+    pub(crate) async fn call(
         &self,
         who: &str,
         method: reqwest::Method,
@@ -178,7 +178,7 @@ impl Harness {
         )
     }
 
-    pub async fn request(&self, who: &str, entitlement: &str, duration: &str) -> String {
+    pub(crate) async fn request(&self, who: &str, entitlement: &str, duration: &str) -> String {
         let (s, v) = self
             .call(who, reqwest::Method::POST, "/v1/requests", Some(json!({"entitlement": entitlement, "duration": duration, "reason": "INC-1 test"})))
             .await;
@@ -186,7 +186,7 @@ impl Harness {
         v["id"].as_str().expect("id").to_string()
     }
 
-    pub async fn approve(&self, who: &str, id: &str) -> (u16, Value) {
+    pub(crate) async fn approve(&self, who: &str, id: &str) -> (u16, Value) {
         self.call(
             who,
             reqwest::Method::POST,
@@ -196,7 +196,7 @@ impl Harness {
         .await
     }
 
-    pub async fn show(&self, id: &str) -> Value {
+    pub(crate) async fn show(&self, id: &str) -> Value {
         let (s, v) = self
             .call(
                 "bob",
@@ -210,7 +210,7 @@ impl Harness {
     }
 
     /// Waits until the request reaches `state`, or panics after `secs`.
-    pub async fn wait_state(&self, id: &str, state: &str, secs: u64) -> Value {
+    pub(crate) async fn wait_state(&self, id: &str, state: &str, secs: u64) -> Value {
         twokey_testkit::eventually(
             &format!("{id} to become {state}"),
             Duration::from_secs(secs),
@@ -226,15 +226,15 @@ impl Harness {
         .await
     }
 
-    pub fn grant_file(&self, id: &str) -> bool {
+    pub(crate) fn grant_file(&self, id: &str) -> bool {
         self.dir.join("grants").join(id).exists()
     }
 
-    pub fn kinds(v: &Value) -> Vec<String> {
+    pub(crate) fn kinds(v: &Value) -> Vec<String> {
         twokey_testkit::timeline_kinds(v)
     }
 
-    pub fn backend(&self) -> &'static str {
+    pub(crate) fn backend(&self) -> &'static str {
         if self.url.starts_with("sqlite") {
             "sqlite"
         } else {
@@ -242,7 +242,7 @@ impl Harness {
         }
     }
 
-    pub async fn stop(self) {
+    pub(crate) async fn stop(self) {
         let _ = self.stop.send(true);
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -250,20 +250,20 @@ impl Harness {
 
 /// Makes every ledger insert fail (see [`twokey_store::testing::break_ledger`]);
 /// [`mend_ledger`] undoes it.
-pub async fn break_ledger(h: &Harness) {
+pub(crate) async fn break_ledger(h: &Harness) {
     twokey_store::testing::break_ledger(h.broker.store())
         .await
         .expect("break the ledger");
 }
 
 /// Undoes [`break_ledger`].
-pub async fn mend_ledger(h: &Harness) {
+pub(crate) async fn mend_ledger(h: &Harness) {
     twokey_store::testing::mend_ledger(h.broker.store())
         .await
         .expect("mend the ledger");
 }
 
-pub async fn urls(prefix: &str) -> (tempfile::TempDir, Vec<String>) {
+pub(crate) async fn urls(prefix: &str) -> (tempfile::TempDir, Vec<String>) {
     let dir = tempfile::tempdir().expect("tempdir");
     let urls = twokey_store::testing::both(dir.path(), prefix).await;
     (dir, urls)
@@ -275,7 +275,7 @@ pub async fn urls(prefix: &str) -> (tempfile::TempDir, Vec<String>) {
 /// early answer: it closes with unread data, the client sees a reset.)
 /// Returns the status, the content type and the response body.
 #[allow(dead_code)]
-pub async fn post_declaring(
+pub(crate) async fn post_declaring(
     base: &str,
     path: &str,
     token: &str,

@@ -13,13 +13,13 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde_json::Value;
 
 /// The binary under test.
-pub const BIN: &str = env!("CARGO_BIN_EXE_twokey");
+pub(crate) const BIN: &str = env!("CARGO_BIN_EXE_twokey");
 
 /// The entitlement every test requests.
-pub const ENT: &str = "door";
+pub(crate) const ENT: &str = "door";
 
 /// Unix milliseconds now.
-pub fn now_ms() -> i64 {
+pub(crate) fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
@@ -27,7 +27,7 @@ pub fn now_ms() -> i64 {
 }
 
 /// A test's directory: policy, config, grant files and the provider call log.
-pub struct TestEnv {
+pub(crate) struct TestEnv {
     pub dir: tempfile::TempDir,
     pub config: PathBuf,
     pub database: String,
@@ -36,7 +36,7 @@ pub struct TestEnv {
 impl TestEnv {
     /// Writes `policy.toml` and `twokey.toml` for `database` (a URL, or
     /// `None` for a SQLite file in the dir).
-    pub fn new(database: Option<String>) -> TestEnv {
+    pub(crate) fn new(database: Option<String>) -> TestEnv {
         let dir = tempfile::tempdir().expect("create temp dir");
         let d = dir.path().display().to_string();
         assert!(
@@ -106,16 +106,16 @@ env = {{ T_DIR = "{d}" }}
         }
     }
 
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         self.dir.path()
     }
 
-    pub fn grant_file(&self, id: &str) -> PathBuf {
+    pub(crate) fn grant_file(&self, id: &str) -> PathBuf {
         self.path().join("grants").join(id)
     }
 
     /// `twokey token issue` for an identity of the policy.
-    pub fn token(&self, identity: &str) -> String {
+    pub(crate) fn token(&self, identity: &str) -> String {
         let out = Command::new(BIN)
             .args(["token", "issue", "--config"])
             .arg(&self.config)
@@ -134,7 +134,7 @@ env = {{ T_DIR = "{d}" }}
     }
 
     /// Lines of calls.log as (action, request id).
-    pub fn calls(&self) -> Vec<(String, String)> {
+    pub(crate) fn calls(&self) -> Vec<(String, String)> {
         let text = std::fs::read_to_string(self.path().join("calls.log")).unwrap_or_default();
         text.lines()
             .filter_map(|l| l.split_once(' '))
@@ -143,7 +143,7 @@ env = {{ T_DIR = "{d}" }}
     }
 
     /// How many calls.log lines have this action and id.
-    pub fn count_calls(&self, action: &str, id: &str) -> usize {
+    pub(crate) fn count_calls(&self, action: &str, id: &str) -> usize {
         self.calls()
             .iter()
             .filter(|(a, i)| a == action && i == id)
@@ -152,7 +152,7 @@ env = {{ T_DIR = "{d}" }}
 }
 
 /// A running `twokey serve`, killed (SIGKILL) and reaped when dropped.
-pub struct Server {
+pub(crate) struct Server {
     pub name: String,
     child: Option<Child>,
     pub url: String,
@@ -162,7 +162,7 @@ pub struct Server {
 impl Server {
     /// Starts `twokey serve --config` on a free loopback port and waits until it
     /// listens.
-    pub fn start(env: &TestEnv, name: &str, extra: &[&str]) -> Server {
+    pub(crate) fn start(env: &TestEnv, name: &str, extra: &[&str]) -> Server {
         let mut child = Command::new(BIN)
             .args(["serve", "--config"])
             .arg(&env.config)
@@ -214,12 +214,12 @@ impl Server {
     }
 
     /// The server's stderr so far.
-    pub fn log_text(&self) -> String {
+    pub(crate) fn log_text(&self) -> String {
         self.log.lock().map(|l| l.join("\n")).unwrap_or_default()
     }
 
     /// `kill -9` and reap.
-    pub fn kill9(&mut self) {
+    pub(crate) fn kill9(&mut self) {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
             let _ = c.wait();
@@ -246,14 +246,14 @@ impl Drop for Server {
 
 /// A JSON API client for one identity on one server.
 #[derive(Clone)]
-pub struct Api {
+pub(crate) struct Api {
     client: reqwest::Client,
     pub base: String,
     token: String,
 }
 
 impl Api {
-    pub fn new(base: &str, token: &str) -> Api {
+    pub(crate) fn new(base: &str, token: &str) -> Api {
         Api {
             client: reqwest::Client::builder()
                 .no_proxy()
@@ -282,7 +282,7 @@ impl Api {
     }
 
     /// Creates a request; returns its id.
-    pub async fn create(&self, duration: &str) -> String {
+    pub(crate) async fn create(&self, duration: &str) -> String {
         let v = self
             .send(
                 self.client
@@ -297,7 +297,7 @@ impl Api {
             .to_string()
     }
 
-    pub async fn approve(&self, id: &str) -> Value {
+    pub(crate) async fn approve(&self, id: &str) -> Value {
         self.send(
             self.client
                 .post(format!("{}/v1/requests/{id}/approve", self.base))
@@ -307,7 +307,7 @@ impl Api {
         .await
     }
 
-    pub async fn get(&self, id: &str) -> Value {
+    pub(crate) async fn get(&self, id: &str) -> Value {
         self.send(
             self.client.get(format!("{}/v1/requests/{id}", self.base)),
             "get request",
@@ -317,23 +317,23 @@ impl Api {
 }
 
 /// The request's state.
-pub fn state(v: &Value) -> &str {
+pub(crate) fn state(v: &Value) -> &str {
     v["state"].as_str().unwrap_or("?")
 }
 
 /// How many timeline entries of this kind a request shows.
-pub fn count_kind(v: &Value, kind: &str) -> usize {
+pub(crate) fn count_kind(v: &Value, kind: &str) -> usize {
     v["timeline"]
         .as_array()
         .map(|t| t.iter().filter(|e| e["kind"] == kind).count())
         .unwrap_or(0)
 }
 
-pub use twokey_testkit::eventually as wait_until;
-pub use twokey_testkit::timeline_kinds as kinds;
+pub(crate) use twokey_testkit::eventually as wait_until;
+pub(crate) use twokey_testkit::timeline_kinds as kinds;
 
 /// GETs every request (concurrently).
-pub async fn get_all(api: &Api, ids: &[String]) -> Vec<Value> {
+pub(crate) async fn get_all(api: &Api, ids: &[String]) -> Vec<Value> {
     let handles: Vec<_> = ids
         .iter()
         .map(|id| {
@@ -350,7 +350,7 @@ pub async fn get_all(api: &Api, ids: &[String]) -> Vec<Value> {
 }
 
 /// A fresh PostgreSQL database URL.
-pub async fn fresh_pg(prefix: &str) -> String {
+pub(crate) async fn fresh_pg(prefix: &str) -> String {
     twokey_store::testing::fresh_postgres(prefix)
         .await
         .unwrap_or_else(|e| {

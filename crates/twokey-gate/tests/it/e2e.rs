@@ -3,7 +3,7 @@
 //! head commit → `twokey apply` → apply of the saved plan → result comment,
 //! with each attack refused on the way and every step in the ledger.
 
-use std::path::PathBuf;
+use crate::terraform::terraform;
 use std::sync::Arc;
 
 use twokey_gate::config::GateConfig;
@@ -32,21 +32,6 @@ output "leaky" {
   value = "password = \"hunter2-in-plain\""
 }
 "#;
-
-fn terraform() -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os("TWOKEY_TERRAFORM") {
-        return Some(PathBuf::from(p));
-    }
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.venv/terraform/terraform");
-    if p.exists() {
-        return Some(p);
-    }
-    if std::env::var_os("CI").is_some() {
-        panic!("terraform missing: run scripts/setup-gate-fixtures.sh");
-    }
-    eprintln!("skipping: terraform missing (run scripts/setup-gate-fixtures.sh)");
-    None
-}
 
 struct Hook {
     url: String,

@@ -8,7 +8,7 @@ use twokey_gate::redact::{redact, MASK};
 use twokey_gate::runner::{RunError, Runner};
 
 /// The terraform binary, or `None` (skip) when not installed outside CI.
-pub fn terraform() -> Option<PathBuf> {
+pub(crate) fn terraform() -> Option<PathBuf> {
     let p = std::env::var_os("TWOKEY_TERRAFORM")
         .map(PathBuf::from)
         .unwrap_or_else(|| {

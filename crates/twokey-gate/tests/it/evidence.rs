@@ -6,7 +6,8 @@
 //! alerting entry can be written; the redelivery then finishes the work
 //! once, and a refusal that could not be recorded is recorded on redelivery.
 
-use std::path::{Path, PathBuf};
+use crate::terraform::terraform;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,21 +22,6 @@ use twokey_store::{Backend, Store};
 
 const REPO: &str = "acme/infra";
 const SECRET: &[u8] = b"webhook-secret";
-
-fn terraform() -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os("TWOKEY_TERRAFORM") {
-        return Some(PathBuf::from(p));
-    }
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.venv/terraform/terraform");
-    if p.exists() {
-        return Some(p);
-    }
-    if std::env::var_os("CI").is_some() {
-        panic!("terraform missing: set TWOKEY_TERRAFORM or run scripts/setup-gate-fixtures.sh");
-    }
-    eprintln!("skipping: terraform missing");
-    None
-}
 
 /// A trigger that makes ledger inserts of kinds `LIKE` the pattern in table
 /// `ledger_down_ctl` fail (empty pattern: none fail). Switched with data,

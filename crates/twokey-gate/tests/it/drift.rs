@@ -3,7 +3,8 @@
 //! ledger entry; two replicas on one store never run the same check at once
 //! (a lease), and a crashed holder's lease is taken over once it expires.
 
-use std::path::{Path, PathBuf};
+use crate::terraform::terraform;
+use std::path::Path;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 
@@ -17,21 +18,6 @@ use twokey_store::Store;
 
 const REPO: &str = "acme/infra";
 const HOUR: i64 = 3_600_000;
-
-fn terraform() -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os("TWOKEY_TERRAFORM") {
-        return Some(PathBuf::from(p));
-    }
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.venv/terraform/terraform");
-    if p.exists() {
-        return Some(p);
-    }
-    if std::env::var_os("CI").is_some() {
-        panic!("terraform missing: set TWOKEY_TERRAFORM or run scripts/setup-gate-fixtures.sh");
-    }
-    eprintln!("skipping: terraform missing");
-    None
-}
 
 fn tf(state: &Path, v: &str) -> String {
     format!(

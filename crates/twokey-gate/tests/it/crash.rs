@@ -1,5 +1,5 @@
 //! No dropped evidence across a real kill -9: the gate runs in a child
-//! process (this test binary re-run as `gate_child_process`) on SQLite and
+//! process (this test binary re-run as `crash::gate_child_process`) on SQLite and
 //! PostgreSQL, with real Terraform 1.0.3, and is killed with SIGKILL at a
 //! named step (the `crash-points` test hook stops it there). A fresh process
 //! then resolves what the dead one left: an apply that ran but whose result
@@ -9,6 +9,7 @@
 //! it once; a plan delivery that finished its work but was not marked done
 //! is redelivered without planning twice.
 
+use crate::terraform::terraform;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -28,21 +29,6 @@ use twokey_store::Store;
 const REPO: &str = "acme/infra";
 const SECRET: &[u8] = b"webhook-secret";
 const CHILD: &str = "TWOKEY_GATE_CHILD";
-
-fn terraform() -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os("TWOKEY_TERRAFORM") {
-        return Some(PathBuf::from(p));
-    }
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.venv/terraform/terraform");
-    if p.exists() {
-        return Some(p);
-    }
-    if std::env::var_os("CI").is_some() {
-        panic!("terraform missing: set TWOKEY_TERRAFORM or run scripts/setup-gate-fixtures.sh");
-    }
-    eprintln!("skipping: terraform missing");
-    None
-}
 
 /// The child: a gate on the store, GitHub stand-in and config in `$TWOKEY_GATE_CHILD`
 /// (JSON), serving the webhook route and running the background pass,
@@ -148,7 +134,7 @@ impl World {
         let mut cmd = Command::new(std::env::current_exe().expect("test binary"));
         cmd.args([
             "--exact",
-            "gate_child_process",
+            "crash::gate_child_process",
             "--ignored",
             "--nocapture",
             "--test-threads=1",

@@ -3,7 +3,6 @@
 //! moto comes from `/work/main/.venv/moto` (`scripts/setup-moto.sh`), or
 //! `MOTO_SERVER` naming the `moto_server` program. Without it the tests are
 //! skipped with a printed reason, unless `CI` is set (then they fail).
-#![cfg(feature = "aws")]
 
 use std::collections::BTreeMap;
 use std::io::Write as _;
