@@ -138,6 +138,7 @@ pub fn environments_from_api(v: &Value) -> Vec<Environment> {
         .flatten()
         .map(|e| {
             let mut reviewers = Vec::new();
+            let mut reviewer_ids = Vec::new();
             let mut prevent = false;
             for rule in e["protection_rules"].as_array().into_iter().flatten() {
                 if rule["type"] == "required_reviewers" {
@@ -147,6 +148,9 @@ pub fn environments_from_api(v: &Value) -> Vec<Environment> {
                         if let Some(n) = who["login"].as_str().or_else(|| who["slug"].as_str()) {
                             reviewers.push(n.to_string());
                         }
+                        if let (Some(t), Some(id)) = (r["type"].as_str(), who["id"].as_u64()) {
+                            reviewer_ids.push(format!("{t}/{id}"));
+                        }
                     }
                 }
             }
@@ -154,6 +158,7 @@ pub fn environments_from_api(v: &Value) -> Vec<Environment> {
                 name: e["name"].as_str().unwrap_or_default().to_string(),
                 reviewers,
                 prevent_self_review: prevent,
+                reviewer_ids,
             }
         })
         .collect()

@@ -11,6 +11,7 @@
 //! iac_approvals = 2
 //! break_glass = ["Team/42"]     # bypass actors twokey gates (actor_type/actor_id)
 //! production_environments = ["prod*", "production"]
+//! environment_reviewers = ["Team/42"]   # what a restore gives a production environment without reviewers
 //! gate_webhook_url = "https://twokey.example.com/v1/gate/github"
 //! interval = "15m"              # scheduled full scan in `twokey serve`
 //! action = "propose"            # or "alert"
@@ -88,6 +89,11 @@ pub struct GithubPostureConfig {
     /// Environment name patterns that are production.
     #[serde(default = "default_prod")]
     pub production_environments: Vec<String>,
+    /// Reviewers (`Team/42`, `User/7`) a restore gives a production
+    /// environment that has none; without them such an environment is only
+    /// alerted (twokey cannot guess who should review).
+    #[serde(default)]
+    pub environment_reviewers: Vec<String>,
     /// The gate's commit status context.
     #[serde(default = "default_gate_check")]
     pub gate_check: String,
@@ -245,6 +251,16 @@ impl GithubPostureConfig {
                 ));
             }
         }
+        for r in &self.environment_reviewers {
+            if crate::restore::reviewer_ref(r).is_none() {
+                return Err(format!(
+                    "environment_reviewers {r:?}: name a reviewer as User/ID or Team/ID (Team/42)"
+                ));
+            }
+            if self.environment_reviewers.len() > 6 {
+                return Err("environment_reviewers: GitHub takes at most six reviewers".into());
+            }
+        }
         if self.concurrency == 0 {
             return Err("concurrency must be at least 1".into());
         }
@@ -288,6 +304,7 @@ impl GithubPostureConfig {
             gate_webhook_url: self.gate_webhook_url.clone(),
             gate_app: app,
             production_environments: self.production_environments.clone(),
+            environment_reviewers: self.environment_reviewers.clone(),
         }
     }
 }

@@ -198,4 +198,8 @@ pub struct Environment {
     /// The `required_reviewers` rule's `prevent_self_review`.
     #[serde(default)]
     pub prevent_self_review: bool,
+    /// The same reviewers as `TYPE/ID` (`User/7`, `Team/42`), what a
+    /// restore sends back.
+    #[serde(default)]
+    pub reviewer_ids: Vec<String>,
 }

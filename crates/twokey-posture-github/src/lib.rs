@@ -54,4 +54,7 @@ pub struct Baseline {
     pub gate_app: bool,
     /// Production environment name patterns.
     pub production_environments: Vec<String>,
+    /// Reviewers (`Team/42`, `User/7`) a restore gives a production
+    /// environment that has none (one that has some keeps them).
+    pub environment_reviewers: Vec<String>,
 }

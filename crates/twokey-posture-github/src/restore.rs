@@ -21,7 +21,7 @@ use twokey_core::{Actor, Event, IdentityKey, LedgerEvent, Millis};
 use twokey_posture::{Finding, Status};
 
 use crate::effective::effective;
-use crate::facts::{Facts, RepoFacts};
+use crate::facts::{Environment, Facts, RepoFacts};
 use crate::Baseline;
 
 /// One REST call.
@@ -97,6 +97,12 @@ pub fn plan(facts: &Facts, base: &Baseline, failing: &[&Finding]) -> Vec<ApiCall
                 });
             }
         }
+        for env in r.environments.as_result().map(|v| &v[..]).unwrap_or(&[]) {
+            let res = format!("{}/environments/{}", r.full_name, env.name);
+            if fails("github.environment_reviewers", &res) {
+                calls.extend(environment_call(r, env, base));
+            }
+        }
         if fails("github.actions_cannot_approve", &r.full_name)
             || fails("github.workflow_token_read_only", &r.full_name)
         {
@@ -108,6 +114,38 @@ pub fn plan(facts: &Facts, base: &Baseline, failing: &[&Finding]) -> Vec<ApiCall
         }
     }
     calls
+}
+
+/// `PUT .../environments/{name}` with required reviewers and
+/// `prevent_self_review`: the environment's own reviewers when it has some,
+/// else the baseline's `environment_reviewers`; none at all: no call (the
+/// regression stays an alert; twokey cannot guess who should review).
+pub fn environment_call(r: &RepoFacts, env: &Environment, base: &Baseline) -> Option<ApiCall> {
+    let from = if env.reviewer_ids.is_empty() {
+        &base.environment_reviewers
+    } else {
+        &env.reviewer_ids
+    };
+    let reviewers: Vec<Value> = from
+        .iter()
+        .filter_map(|r| reviewer_ref(r))
+        .map(|(t, id)| json!({ "type": t, "id": id }))
+        .collect();
+    if reviewers.is_empty() {
+        return None;
+    }
+    Some(ApiCall {
+        method: "PUT".into(),
+        path: format!("/repos/{}/environments/{}", r.full_name, env.name),
+        body: json!({ "reviewers": reviewers, "prevent_self_review": true }),
+    })
+}
+
+/// `User/7` or `Team/42` as (type, id); `None` for anything else.
+pub fn reviewer_ref(s: &str) -> Option<(&str, u64)> {
+    let (t, id) = s.split_once('/')?;
+    let id = id.parse().ok()?;
+    matches!(t, "User" | "Team").then_some((t, id))
 }
 
 /// `PUT .../branches/{b}/protection` at the baseline, keeping the status
@@ -368,6 +406,24 @@ pub fn finish(p: &Proposal, ok: bool, result: &str) -> (Proposal, Event) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reviewer_refs_are_user_or_team_with_a_number() {
+        assert_eq!(reviewer_ref("Team/42"), Some(("Team", 42)));
+        assert_eq!(reviewer_ref("User/7"), Some(("User", 7)));
+        for bad in ["Team", "Team/", "Team/x", "Org/1", "team/1", "User/-1"] {
+            assert_eq!(reviewer_ref(bad), None, "{bad}");
+        }
+        let cfg = |r: &str| {
+            crate::GithubPostureConfig::parse_file(
+                &format!("[posture.github]\norg = \"acme\"\nenvironment_reviewers = [{r:?}]\n"),
+                "t.toml",
+            )
+        };
+        assert!(cfg("Team/42").is_ok());
+        let err = cfg("approvers").expect_err("a name is not an id");
+        assert!(err.contains("environment_reviewers \"approvers\""), "{err}");
+    }
 
     fn actor(name: &str) -> Actor {
         Actor {

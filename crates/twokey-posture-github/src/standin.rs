@@ -586,6 +586,83 @@ async fn environments(
     ))
 }
 
+/// `PUT /repos/{o}/{r}/environments/{name}`: sets the required reviewers
+/// (by type and id, known reviewers keep their login) and
+/// `prevent_self_review`; other fields are left as they are.
+async fn put_environment(
+    State(w): State<(Shared, Arc<Spec>)>,
+    UrlPath((o, r, name)): UrlPath<(String, String, String)>,
+    Json(body): Json<Value>,
+) -> Answer {
+    let (mut w, spec) = (lock(&w.0), w.1);
+    let k = repo_key(&o, &r);
+    let repo = w.repos.get_mut(&k).ok_or(StatusCode::NOT_FOUND)?;
+    let pos = match repo
+        .environments
+        .iter()
+        .position(|e| e["name"] == name.as_str())
+    {
+        Some(i) => i,
+        None => {
+            let mut env = spec.example("environments")["environments"][0].clone();
+            env["name"] = json!(name);
+            env["protection_rules"] = json!([]);
+            repo.environments.push(env);
+            repo.environments.len() - 1
+        }
+    };
+    let env = &mut repo.environments[pos];
+    let mut rules: Vec<Value> = env["protection_rules"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let old = rules
+        .iter()
+        .find(|x| x["type"] == "required_reviewers")
+        .cloned()
+        .unwrap_or(Value::Null);
+    let known: Vec<Value> = old["reviewers"].as_array().cloned().unwrap_or_default();
+    let reviewers = match body.get("reviewers") {
+        Some(Value::Array(list)) => {
+            let mut out = Vec::new();
+            for want in list {
+                let (Some(t), Some(id)) = (want["type"].as_str(), want["id"].as_u64()) else {
+                    return Err(StatusCode::UNPROCESSABLE_ENTITY);
+                };
+                out.push(
+                    known
+                        .iter()
+                        .find(|x| x["type"] == t && x["reviewer"]["id"] == id)
+                        .cloned()
+                        .unwrap_or_else(|| {
+                            let key = if t == "Team" { "slug" } else { "login" };
+                            json!({ "type": t, "reviewer": { "id": id, key: format!("{}-{id}", t.to_ascii_lowercase()) } })
+                        }),
+                );
+            }
+            out
+        }
+        Some(Value::Null) => vec![],
+        Some(_) => return Err(StatusCode::UNPROCESSABLE_ENTITY),
+        None => known,
+    };
+    let prevent = body
+        .get("prevent_self_review")
+        .and_then(Value::as_bool)
+        .or_else(|| old["prevent_self_review"].as_bool())
+        .unwrap_or(false);
+    rules.retain(|x| x["type"] != "required_reviewers");
+    if !reviewers.is_empty() {
+        rules.push(json!({
+            "id": 1, "type": "required_reviewers", "prevent_self_review": prevent, "reviewers": reviewers,
+        }));
+    }
+    env["protection_rules"] = json!(rules);
+    let answer = env.clone();
+    w.writes.push(format!("PUT /repos/{k}/environments/{name}"));
+    Ok(Json(answer))
+}
+
 async fn codeowners(
     State(w): State<(Shared, Arc<Spec>)>,
     UrlPath((o, r)): UrlPath<(String, String)>,
@@ -687,6 +764,10 @@ impl StandIn {
                 get(get_repo_workflow).put(put_repo_workflow),
             )
             .route("/repos/{o}/{r}/environments", get(environments))
+            .route(
+                "/repos/{o}/{r}/environments/{name}",
+                axum::routing::put(put_environment),
+            )
             .route("/repos/{o}/{r}/codeowners/errors", get(codeowners))
             .route("/repos/{o}/{r}/hooks", get(hooks))
             .layer(axum::middleware::from_fn_with_state(
@@ -763,6 +844,15 @@ impl StandIn {
     }
 
     /// The stored classic protection (its `GET` shape).
+    /// An environment of `repo` as `GET .../environments` lists it.
+    pub fn environment(&self, repo: &str, name: &str) -> Option<Value> {
+        lock(&self.world)
+            .repos
+            .get(repo)
+            .and_then(|r| r.environments.iter().find(|e| e["name"] == name).cloned())
+    }
+
+    /// The classic protection of `repo`'s default branch.
     pub fn protection(&self, repo: &str) -> Option<Value> {
         lock(&self.world)
             .repos

@@ -755,3 +755,136 @@ async fn a_restore_step_without_its_ledger_entry_does_not_happen_on(url: &str) {
     );
     mend_ledger(&w.store).await;
 }
+
+#[tokio::test]
+async fn an_environment_that_lets_the_deployer_approve_is_restored_with_its_own_reviewers() {
+    let (_d, urls) = backends("gh_rt_aetltdaiirwior").await;
+    for url in urls {
+        an_environment_that_lets_the_deployer_approve_is_restored_with_its_own_reviewers_on(&url)
+            .await;
+    }
+}
+
+async fn an_environment_that_lets_the_deployer_approve_is_restored_with_its_own_reviewers_on(
+    url: &str,
+) {
+    let Some(w) = start("propose", url).await else {
+        return;
+    };
+    let site = format!("{ORG}/website");
+    w.gh.add_environment(&site, "production", &["octocat"], true);
+    w.gh.add_environment(&site, "prod-eu", &["octocat"], true);
+    let first = w.watcher.scan_once().await.expect("scan").expect("lease");
+    assert!(first.regressions.is_empty(), "{first:?}");
+    let reviewer_before = w.gh.environment(&site, "production").expect("env")["protection_rules"]
+        .as_array()
+        .and_then(|r| {
+            r.iter()
+                .find(|x| x["type"] == "required_reviewers")
+                .cloned()
+        })
+        .expect("required_reviewers rule")["reviewers"]
+        .clone();
+
+    // An admin lets the deployer approve their own run in production, and
+    // removes every reviewer of prod-eu (GitHub sends no event for either).
+    let put = |env: &str, body: Value| {
+        let (http, gh, site) = (w.http.clone(), w.gh.url.clone(), site.clone());
+        let env = env.to_string();
+        async move {
+            let r = http
+                .put(format!("{gh}/repos/{site}/environments/{env}"))
+                .bearer_auth("tok")
+                .json(&body)
+                .send()
+                .await
+                .expect("put");
+            assert!(r.status().is_success(), "{}", r.status());
+        }
+    };
+    put("production", json!({ "prevent_self_review": false })).await;
+    put("prod-eu", json!({ "reviewers": [] })).await;
+    let second = w.watcher.scan_once().await.expect("scan").expect("lease");
+    assert!(!second.regressions.is_empty(), "{second:?}");
+
+    // One proposal for the repository: production gets its own reviewers back
+    // with prevent_self_review; prod-eu, with no reviewer to restore and none
+    // in the baseline, is only alerted (no call).
+    let (s, list) = api(
+        &w,
+        "bob",
+        reqwest::Method::GET,
+        "/v1/posture/github/restores",
+    )
+    .await;
+    assert_eq!(s, 200, "{list}");
+    let p = list
+        .as_array()
+        .and_then(|a| a.iter().find(|p| p["resource"] == site.as_str()))
+        .cloned()
+        .expect("a proposal for the repository");
+    let calls = p["calls"].as_array().cloned().unwrap_or_default();
+    assert_eq!(calls.len(), 1, "{calls:?}");
+    assert_eq!(calls[0]["method"], "PUT");
+    assert_eq!(
+        calls[0]["path"],
+        format!("/repos/{site}/environments/production")
+    );
+    assert_eq!(calls[0]["body"]["prevent_self_review"], true);
+    assert_eq!(
+        calls[0]["body"]["reviewers"][0]["type"],
+        reviewer_before[0]["type"]
+    );
+    assert_eq!(
+        calls[0]["body"]["reviewers"][0]["id"],
+        reviewer_before[0]["reviewer"]["id"]
+    );
+    let l = ledger(&w.store).await;
+    let regressed: Vec<&str> = l
+        .iter()
+        .filter(|e| e.0 == "posture.github.regression")
+        .filter_map(|e| e.2["resource"].as_str())
+        .collect();
+    assert!(
+        regressed.contains(&format!("{site}/environments/prod-eu").as_str()),
+        "{regressed:?}"
+    );
+
+    // Two people: bob proposes, carol approves; the stand-in shows it back.
+    let id = p["id"].as_str().expect("id").to_string();
+    let (s, v) = api(
+        &w,
+        "bob",
+        reqwest::Method::POST,
+        &format!("/v1/posture/github/restores/{id}/propose"),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    let (s, v) = api(
+        &w,
+        "bob",
+        reqwest::Method::POST,
+        &format!("/v1/posture/github/restores/{id}/approve"),
+    )
+    .await;
+    assert_eq!(s, 403, "the proposer cannot approve: {v}");
+    let (s, v) = api(
+        &w,
+        "carol",
+        reqwest::Method::POST,
+        &format!("/v1/posture/github/restores/{id}/approve"),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    let env = w.gh.environment(&site, "production").expect("env");
+    let rule = env["protection_rules"]
+        .as_array()
+        .and_then(|r| {
+            r.iter()
+                .find(|x| x["type"] == "required_reviewers")
+                .cloned()
+        })
+        .expect("required_reviewers rule");
+    assert_eq!(rule["prevent_self_review"], true, "{env}");
+    assert_eq!(rule["reviewers"], reviewer_before, "the same reviewers");
+}
