@@ -180,7 +180,7 @@ impl Api {
         Ok(v["state"].as_str().unwrap_or("").to_string())
     }
 
-    /// Polls (every 2 ms, 30 s at most) until `id` is in `want`.
+    /// Polls (every 5 ms, 30 s at most) until `id` is in `want`.
     async fn wait_state(&self, token: &str, id: &str, want: &str) -> anyhow::Result<()> {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
@@ -191,7 +191,7 @@ impl Api {
             if Instant::now() > deadline {
                 bail!("{id} not {want} after 30 s (state {s})");
             }
-            tokio::time::sleep(Duration::from_millis(2)).await;
+            tokio::time::sleep(Duration::from_millis(5)).await;
         }
     }
 
