@@ -15,7 +15,9 @@
 set -eu
 cd "$(dirname "$0")/.."
 target="${CARGO_TARGET_DIR:-target}"
-cargo build --release -q -p twokey-bench
+# The same package set as scripts/bench-api.sh, so both reuse one build
+# (a different set unifies features differently and rebuilds the AWS SDK).
+cargo build --release -q -p twokey -p twokey-bench
 out="$(mktemp)"
 trap 'rm -f "$out"' EXIT
 "$target/release/twokey-bench" "$@" | tee "$out"
