@@ -13,7 +13,7 @@ use crate::terraform::terraform;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{json, Value};
 use twokey_gate::config::GateConfig;
@@ -209,19 +209,18 @@ impl World {
 
     /// Waits for a ledger entry of `kind` whose data has `key == value`.
     async fn wait_entry(&self, kind: &str, key: &str, value: &str) -> LedgerEntry {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Some(e) = self
-                .ledger()
-                .await
-                .into_iter()
-                .find(|e| e.kind == kind && e.data[key] == value)
-            {
-                return e;
-            }
-            assert!(Instant::now() < deadline, "no {kind} with {key} = {value}");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        twokey_testkit::eventually(
+            &format!("a {kind} entry with {key} = {value}"),
+            Duration::from_secs(30),
+            || async {
+                self.ledger()
+                    .await
+                    .into_iter()
+                    .find(|e| e.kind == kind && e.data[key] == value)
+                    .ok_or_else(|| "not in the ledger yet".to_string())
+            },
+        )
+        .await
     }
 }
 
