@@ -70,11 +70,7 @@ impl ServerProc {
             let mut tx = Some(tx);
             for line in BufReader::new(stderr).lines() {
                 let Ok(line) = line else { break };
-                if let Some(pos) = line.find("listening on http://") {
-                    let addr: String = line[pos + "listening on http://".len()..]
-                        .chars()
-                        .take_while(|c| c.is_ascii_digit() || *c == '.' || *c == ':')
-                        .collect();
+                if let Some(addr) = twokey_testkit::listening_address(&line) {
                     if let Some(tx) = tx.take() {
                         let _ = tx.send(addr);
                     }

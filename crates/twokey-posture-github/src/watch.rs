@@ -654,7 +654,7 @@ pub fn router(watcher: Arc<Watcher>, broker: Arc<Broker>) -> axum::Router {
     }
     async fn list(State(s): State<S>, h: HeaderMap) -> Result<Response, ApiError> {
         let a = who(&s, &h).await?;
-        twokey_server::api::require_read_all(&s.b, &a, "restore proposals")?;
+        s.b.require_read_all(&a, "restore proposals")?;
         Ok(Json(s.w.proposals().await.map_err(ApiError::Internal)?).into_response())
     }
     async fn one(
@@ -663,7 +663,7 @@ pub fn router(watcher: Arc<Watcher>, broker: Arc<Broker>) -> axum::Router {
         Path(id): Path<String>,
     ) -> Result<Response, ApiError> {
         let a = who(&s, &h).await?;
-        twokey_server::api::require_read_all(&s.b, &a, "restore proposals")?;
+        s.b.require_read_all(&a, "restore proposals")?;
         let p =
             s.w.proposal(&id)
                 .await

@@ -26,7 +26,7 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::api::{require_read, ApiJson, Auth};
+use crate::api::{ApiJson, Auth};
 use crate::broker::Broker;
 use crate::broker::BrokerError;
 use crate::error::{ApiError, Problem};
@@ -335,7 +335,6 @@ async fn show(
             "limit = {limit}: give 1 to 10000"
         )));
     }
-    let r = b.get(&id).await?;
-    require_read(&b, &actor, &r)?;
+    b.read(&actor, &id).await?;
     Ok(Json(b.activity(&id, i64::from(limit)).await?))
 }

@@ -208,18 +208,6 @@ pub fn bearer_token(header: &str) -> Option<&str> {
         .filter(|t| !t.is_empty())
 }
 
-/// Refuses, as 403 problem details, a caller who is neither an admin nor an
-/// auditor (the broker's [`Broker::require_read_all`]).
-pub fn require_read_all(b: &Broker, actor: &Actor, what: &str) -> Result<(), ApiError> {
-    Ok(b.require_read_all(actor, what)?)
-}
-
-/// Refuses, as 403 problem details, a caller who may not read `r` (the
-/// broker's [`Broker::require_read`]).
-pub fn require_read(b: &Broker, actor: &Actor, r: &Request) -> Result<(), ApiError> {
-    Ok(b.require_read(actor, r)?)
-}
-
 /// A request as the API shows it: the stored request plus derived fields.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct RequestView {

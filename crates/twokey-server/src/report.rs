@@ -43,7 +43,7 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::api::{require_read_all, Auth};
+use crate::api::Auth;
 use crate::error::{ApiError, Problem};
 use crate::Broker;
 
@@ -1332,7 +1332,7 @@ async fn access_report(
     Auth(actor): Auth,
     Query(q): Query<ReportQuery>,
 ) -> Result<Response, ApiError> {
-    require_read_all(&b, &actor, "the access report")?;
+    b.require_read_all(&actor, "the access report")?;
     let missing = |name: &str| {
         ApiError::BadRequest(format!(
             "{name}: missing; give an RFC 3339 time such as 2026-01-31T00:00:00Z"

@@ -1,9 +1,11 @@
-//! What twokey's integration tests share (a dev-dependency only).
+//! What twokey's integration tests share (a dev-dependency of the tests;
+//! the benchmark binary uses it too, never a shipped crate).
 //!
 //! - [`eventually`]: wait for a condition with a deadline, polling, instead
 //!   of a fixed sleep; the panic names what was awaited and the last reason
 //!   it was not there yet.
 //! - [`timeline_kinds`]: the ledger kinds of a request as the API shows it.
+//! - [`listening_address`]: where a `twokey serve` child listens, from its log.
 //!
 //! Tests that need time to pass use the server's `OffsetClock` (a manual
 //! clock) rather than sleeping; `eventually` is for work another task or
@@ -35,6 +37,19 @@ where
         }
         tokio::time::sleep(POLL).await;
     }
+}
+
+/// The address in `twokey serve`'s "listening on http://ADDR" log line
+/// (`127.0.0.1:PORT`), or `None` for any other line.
+pub fn listening_address(line: &str) -> Option<String> {
+    const MARK: &str = "listening on http://";
+    let pos = line.find(MARK)?;
+    Some(
+        line[pos + MARK.len()..]
+            .chars()
+            .take_while(|c| c.is_ascii_digit() || *c == '.' || *c == ':')
+            .collect(),
+    )
 }
 
 /// The `kind` of each entry of `v["timeline"]` (a `GET /v1/requests/{id}`
@@ -75,6 +90,13 @@ mod tests {
             Err::<(), _>("still no".to_string())
         })
         .await;
+    }
+
+    #[test]
+    fn finds_the_listening_address() {
+        let l = "2026-12-03T10:00:00Z INFO twokey: listening on http://127.0.0.1:40123 (api, ui)";
+        assert_eq!(listening_address(l).as_deref(), Some("127.0.0.1:40123"));
+        assert_eq!(listening_address("starting"), None);
     }
 
     #[test]
