@@ -390,37 +390,28 @@ async fn actions_section(
             p.muted #own-request { "You made this request: someone else has to review it." }
         }
     };
-    let any = may_review
-        || (r.state == RState::Pending && mine)
-        || [
-            Action::Cancel,
-            Action::Revoke,
-            Action::Extend,
-            Action::ReviewBreakGlass,
-        ]
-        .iter()
-        .any(|a| allowed.contains(a));
-    Ok(html! {
-        @if any {
-            section {
-                h2 { "Actions" }
-                (review)
-                @if allowed.contains(&Action::Cancel) { (form_button(rid, "cancel", "Cancel request", csrf, "")) }
-                @if allowed.contains(&Action::Revoke) { (form_button(rid, "revoke", "Revoke now", csrf, "danger")) }
-                @if allowed.contains(&Action::Extend) {
-                    form method="post" action={ "/ui/requests/" (rid) "/extend" } class="stack" {
-                        input type="hidden" name="csrf" value=(csrf);
-                        label for="ext-duration" { "Extend by (a new request that needs approval)" }
-                        input #ext-duration name="duration" type="text" placeholder="default";
-                        label for="ext-reason" { "Reason (the original's when empty)" }
-                        input #ext-reason name="reason" type="text";
-                        button type="submit" { "Ask for an extension" }
-                    }
-                }
-                @if allowed.contains(&Action::ReviewBreakGlass) {
-                    (form_button(rid, "review-break-glass", "Mark break-glass use reviewed", csrf, ""))
-                }
+    let actions = html! {
+        (review)
+        @if allowed.contains(&Action::Cancel) { (form_button(rid, "cancel", "Cancel request", csrf, "")) }
+        @if allowed.contains(&Action::Revoke) { (form_button(rid, "revoke", "Revoke now", csrf, "danger")) }
+        @if allowed.contains(&Action::Extend) {
+            form method="post" action={ "/ui/requests/" (rid) "/extend" } class="stack" {
+                input type="hidden" name="csrf" value=(csrf);
+                label for="ext-duration" { "Extend by (a new request that needs approval)" }
+                input #ext-duration name="duration" type="text" placeholder="default";
+                label for="ext-reason" { "Reason (the original's when empty)" }
+                input #ext-reason name="reason" type="text";
+                button type="submit" { "Ask for an extension" }
             }
+        }
+        @if allowed.contains(&Action::ReviewBreakGlass) {
+            (form_button(rid, "review-break-glass", "Mark break-glass use reviewed", csrf, ""))
+        }
+    };
+    // The section only when the person may do something here.
+    Ok(html! {
+        @if !actions.0.is_empty() {
+            section { h2 { "Actions" } (actions) }
         }
     })
 }
