@@ -351,8 +351,7 @@ fn wrk(
             &script,
             format!(
                 "local paths = {{\n{list}\n}}\nlocal i = 0\n\
-                 request = function()\n  i = i % #paths + 1\n  return wrk.format(\"GET\", paths[i])\nend\n\
-                 local bad = 0\nresponse = function(status) if status >= 300 then bad = bad + 1 end end\n"
+                 request = function()\n  i = i % #paths + 1\n  return wrk.format(\"GET\", paths[i])\nend\n"
             ),
         )?;
         cmd.arg("-s").arg(&script);

@@ -257,9 +257,9 @@ impl GithubPostureConfig {
                     "environment_reviewers {r:?}: name a reviewer as User/ID or Team/ID (Team/42)"
                 ));
             }
-            if self.environment_reviewers.len() > 6 {
-                return Err("environment_reviewers: GitHub takes at most six reviewers".into());
-            }
+        }
+        if self.environment_reviewers.len() > 6 {
+            return Err("environment_reviewers: GitHub takes at most six reviewers".into());
         }
         if self.concurrency == 0 {
             return Err("concurrency must be at least 1".into());
