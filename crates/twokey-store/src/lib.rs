@@ -306,8 +306,8 @@ impl Store {
     ///
     /// Changes are group-committed: while one transaction is being made
     /// durable, the changes that arrive meanwhile wait and then go together in
-    /// the next transaction, each inside its own savepoint. A change that
-    /// conflicts or fails is rolled back to its savepoint alone; a failed
+    /// the next transaction. A change that conflicts or fails is rolled back
+    /// alone (the batch is then made again with a savepoint per change); a failed
     /// COMMIT fails every change of the batch. Either way each caller learns
     /// the fate of exactly its change, and nothing is applied without its
     /// ledger entries.
@@ -346,23 +346,36 @@ async fn group_commit(pool: AnyPool, mut rx: tokio::sync::mpsc::UnboundedReceive
     }
 }
 
-/// Commits a batch in one transaction, each change in its own savepoint, the
-/// ledger rows and head written once at the end. If that final ledger write
-/// fails (e.g. one change's entry is refused), the batch is rolled back and
-/// each change is retried alone, so one change's failure is its own. A
-/// failed COMMIT is not retried (it may have taken effect): it fails all.
+/// Commits a batch in one transaction, the ledger rows and head written once
+/// at the end. The batch is first tried without savepoints (two statements
+/// fewer per change); if one change fails, that try is rolled back whole and
+/// the batch is made again with each change in its own savepoint, so the
+/// failing change is rolled back alone. If the final ledger write fails
+/// (e.g. one change's entry is refused), the batch is rolled back and each
+/// change is retried alone, so one change's failure is its own. A failed
+/// COMMIT is not retried (it may have taken effect): it fails all.
 async fn commit_batch(
     pool: &AnyPool,
     changes: &[&Change],
 ) -> Vec<Result<Vec<LedgerEntry>, StoreError>> {
     let n = changes.len();
-    match try_batch(pool, changes).await {
+    let tried = match try_batch(pool, changes, Savepoints::No).await {
+        Err(BatchError::OneFailed) => {
+            tracing::debug!(
+                changes = n,
+                "a change of the batch failed; making the batch again with savepoints"
+            );
+            try_batch(pool, changes, Savepoints::Each).await
+        }
+        other => other,
+    };
+    match tried {
         Ok(results) => results,
         Err(BatchError::Ledger(e)) if n > 1 => {
             tracing::debug!(error = %e, changes = n, "batch ledger write failed; committing its changes one by one");
             let mut out = Vec::with_capacity(n);
             for c in changes {
-                out.push(match try_batch(pool, &[c]).await {
+                out.push(match try_batch(pool, &[c], Savepoints::No).await {
                     Ok(mut r) => r.pop().unwrap_or_else(|| {
                         Err(StoreError::Corrupt(
                             "store".into(),
@@ -370,6 +383,10 @@ async fn commit_batch(
                         ))
                     }),
                     Err(BatchError::Ledger(e) | BatchError::All(e)) => Err(e),
+                    Err(BatchError::OneFailed) => Err(StoreError::Corrupt(
+                        "store".into(),
+                        "a batch of one change failed without its error".into(),
+                    )),
                 });
             }
             out
@@ -383,6 +400,14 @@ async fn commit_batch(
             out.push(Err(e));
             out
         }
+        Err(BatchError::OneFailed) => (0..n)
+            .map(|_| {
+                Err(StoreError::Corrupt(
+                    "store".into(),
+                    "a batch with savepoints reported a failed change as a whole".into(),
+                ))
+            })
+            .collect(),
     }
 }
 
@@ -392,11 +417,25 @@ enum BatchError {
     Ledger(StoreError),
     /// Beginning, taking the head or committing failed.
     All(StoreError),
+    /// Without savepoints, one change of several failed: nothing committed,
+    /// the batch is to be made again with savepoints.
+    OneFailed,
+}
+
+/// Whether each change of a batch gets its own savepoint.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Savepoints {
+    /// None: any failure rolls the whole transaction back (a batch of one
+    /// reports its change's error; a larger one is made again with `Each`).
+    No,
+    /// One per change, so a failing change is rolled back alone.
+    Each,
 }
 
 async fn try_batch(
     pool: &AnyPool,
     changes: &[&Change],
+    savepoints: Savepoints,
 ) -> Result<Vec<Result<Vec<LedgerEntry>, StoreError>>, BatchError> {
     let mut tx = pool.begin().await.map_err(|e| BatchError::All(e.into()))?;
     let mut staged = ledger::Staged::open(&mut tx)
@@ -404,6 +443,24 @@ async fn try_batch(
         .map_err(BatchError::All)?;
     let mut results = Vec::with_capacity(changes.len());
     for change in changes {
+        if savepoints == Savepoints::No {
+            let r = match staged.stage(change) {
+                Ok(entries) => apply(&mut tx, change, entries).await,
+                Err(e) => Err(e),
+            };
+            if r.is_err() {
+                // Nothing of this try is kept: a lone change reports its own
+                // error; several are made again, each in a savepoint.
+                tx.rollback().await.map_err(|e| BatchError::All(e.into()))?;
+                return if changes.len() == 1 {
+                    Ok(vec![r])
+                } else {
+                    Err(BatchError::OneFailed)
+                };
+            }
+            results.push(r);
+            continue;
+        }
         if let Err(e) = sqlx::query("SAVEPOINT change").execute(&mut *tx).await {
             results.push(Err(StoreError::Db(e)));
             continue;

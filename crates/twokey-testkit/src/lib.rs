@@ -6,10 +6,19 @@
 //!   it was not there yet.
 //! - [`timeline_kinds`]: the ledger kinds of a request as the API shows it.
 //! - [`listening_address`]: where a `twokey serve` child listens, from its log.
+//! - [`Api`]: a typed client of the JSON API for one identity
+//!   ([`NewRequest`], [`State`](twokey_core::request::State) waits).
+//! - [`policy`]: the demo's people and the file-per-grant exec target that
+//!   the test policies are built from, instead of a copy in each test file.
 //!
 //! Tests that need time to pass use the server's `OffsetClock` (a manual
 //! clock) rather than sleeping; `eventually` is for work another task or
 //! process does (the scheduler, a child `twokey serve`).
+
+pub mod api;
+pub mod policy;
+
+pub use api::{Answer, Api, NewRequest};
 
 use std::future::Future;
 use std::time::{Duration, Instant};

@@ -1,9 +1,9 @@
-//! One account: IAM (global), the names of its buckets, then its regions
-//! at once.
+//! One account: IAM (global), its buckets and its regions, at once.
 
 use aws_config::{Region, SdkConfig};
 use aws_sdk_iam::operation::get_account_summary::GetAccountSummaryOutput;
 use aws_sdk_iam::types::{EntityType, SummaryKeyType, VirtualMfaDevice};
+use futures_util::{StreamExt, TryStreamExt};
 use tokio::task::JoinSet;
 
 use super::{code, failed, ms};
@@ -12,7 +12,9 @@ use crate::facts::{
     User,
 };
 
-/// Everything collected in one reached account.
+/// Everything collected in one reached account. The regions, IAM and the
+/// buckets are read at once: each is a chain of calls that waits on the
+/// one before it, so the account takes as long as its longest chain.
 pub(super) async fn scan(
     config: &SdkConfig,
     account: &str,
@@ -25,18 +27,22 @@ pub(super) async fn scan(
         let (r, account) = (r.clone(), account.to_string());
         tasks.spawn(async move { (i, super::region::scan(&regional, &account, &r).await) });
     }
-    let iam = iam(config, account, service_last_accessed).await;
-    let bucket_names = match aws_sdk_s3::Client::new(config).list_buckets().send().await {
-        Ok(o) => o
-            .buckets()
-            .iter()
-            .filter_map(|b| b.name().map(str::to_string))
-            .collect(),
-        // Without the names, no trail bucket is found here; the bucket checks
-        // then report the bucket as not found in a reached account.
-        Err(_) => vec![],
+    let buckets = async {
+        let names: Vec<String> = match aws_sdk_s3::Client::new(config).list_buckets().send().await {
+            Ok(o) => o
+                .buckets()
+                .iter()
+                .filter_map(|b| b.name().map(str::to_string))
+                .collect(),
+            // Without the names, no trail bucket is found here; the bucket checks
+            // then report the bucket as not found in a reached account.
+            Err(_) => vec![],
+        };
+        let baseline = super::baseline::account(config, account, &names).await;
+        (names, baseline)
     };
-    let baseline = super::baseline::account(config, account, &bucket_names).await;
+    let (iam, (bucket_names, baseline)) =
+        tokio::join!(iam(config, account, service_last_accessed), buckets);
     let mut regional = Vec::with_capacity(regions.len());
     while let Some(done) = tasks.join_next().await {
         if let Ok(r) = done {
@@ -72,30 +78,42 @@ async fn iam(config: &SdkConfig, account: &str, service_last_accessed: bool) -> 
 
 async fn read_iam(iam: &aws_sdk_iam::Client, account: &str) -> Result<Iam, String> {
     let at = format!("account {account}");
-    let summary = iam
-        .get_account_summary()
-        .send()
-        .await
-        .map_err(|e| failed("iam:GetAccountSummary", &at, e))?;
-    let summary = account_summary(&summary);
-    let devices = iam
-        .list_virtual_mfa_devices()
-        .into_paginator()
-        .send()
-        .try_collect()
-        .await
-        .map_err(|e| failed("iam:ListVirtualMFADevices", &at, e))?;
-    let devices: Vec<VirtualMfaDevice> = devices
-        .into_iter()
-        .flat_map(|p| p.virtual_mfa_devices)
-        .collect();
-    let root_virtual_mfa = root_has_virtual_mfa(&devices);
-    Ok(Iam {
+    let summary = async {
+        iam.get_account_summary()
+            .send()
+            .await
+            .map(|s| account_summary(&s))
+            .map_err(|e| failed("iam:GetAccountSummary", &at, e))
+    };
+    let devices = async {
+        iam.list_virtual_mfa_devices()
+            .into_paginator()
+            .send()
+            .try_collect()
+            .await
+            .map(|pages| {
+                let devices: Vec<VirtualMfaDevice> = pages
+                    .into_iter()
+                    .flat_map(|p| p.virtual_mfa_devices)
+                    .collect();
+                root_has_virtual_mfa(&devices)
+            })
+            .map_err(|e| failed("iam:ListVirtualMFADevices", &at, e))
+    };
+    // The five reads do not depend on each other: at once, not in turn.
+    let (summary, root_virtual_mfa, users, policies, authorization) = tokio::join!(
         summary,
-        root_virtual_mfa,
-        users: users(iam, &at).await?,
-        policies: policies(iam, &at).await?,
-        authorization: match super::authorization::read(iam, &at).await {
+        devices,
+        users(iam, &at),
+        policies(iam, &at),
+        super::authorization::read(iam, &at)
+    );
+    Ok(Iam {
+        summary: summary?,
+        root_virtual_mfa: root_virtual_mfa?,
+        users: users?,
+        policies: policies?,
+        authorization: match authorization {
             Ok(v) => Collected::Ok(Some(v)),
             Err(e) => Collected::Error(e),
         },
@@ -128,6 +146,11 @@ fn root_has_virtual_mfa(devices: &[VirtualMfaDevice]) -> bool {
     })
 }
 
+/// How many users' login profile and keys are read at once in one account
+/// (IAM's own request rate is low; the SDK's adaptive retry slows down on
+/// throttling).
+const USERS_AT_ONCE: usize = 8;
+
 async fn users(iam: &aws_sdk_iam::Client, at: &str) -> Result<Vec<User>, String> {
     let pages = iam
         .list_users()
@@ -136,17 +159,33 @@ async fn users(iam: &aws_sdk_iam::Client, at: &str) -> Result<Vec<User>, String>
         .try_collect()
         .await
         .map_err(|e| failed("iam:ListUsers", at, e))?;
-    let mut out = Vec::new();
-    for u in pages.iter().flat_map(|p| p.users()) {
-        let name = u.user_name().to_string();
-        let password = match iam.get_login_profile().user_name(&name).send().await {
-            Ok(p) => p.login_profile().map(|p| Password {
+    // The futures are made first: a stream that maps with a closure over
+    // borrowed users is not provably `Send` inside the spawned account task.
+    let reads: Vec<_> = pages
+        .iter()
+        .flat_map(|p| p.users())
+        .map(|u| user(iam, u))
+        .collect();
+    futures_util::stream::iter(reads)
+        .buffered(USERS_AT_ONCE)
+        .try_collect()
+        .await
+}
+
+/// One user's password and access keys (each key's last use).
+async fn user(iam: &aws_sdk_iam::Client, u: &aws_sdk_iam::types::User) -> Result<User, String> {
+    let name = u.user_name().to_string();
+    let profile = async {
+        match iam.get_login_profile().user_name(&name).send().await {
+            Ok(p) => Ok(p.login_profile().map(|p| Password {
                 created_ms: p.create_date().to_millis().unwrap_or(0),
                 last_used_ms: ms(u.password_last_used()),
-            }),
-            Err(e) if code(&e) == Some("NoSuchEntity") => None,
-            Err(e) => return Err(failed("iam:GetLoginProfile", &name, e)),
-        };
+            })),
+            Err(e) if code(&e) == Some("NoSuchEntity") => Ok(None),
+            Err(e) => Err(failed("iam:GetLoginProfile", &name, e)),
+        }
+    };
+    let keys = async {
         let keys = iam
             .list_access_keys()
             .user_name(&name)
@@ -171,15 +210,16 @@ async fn users(iam: &aws_sdk_iam::Client, at: &str) -> Result<Vec<User>, String>
                 last_used_ms: ms(last.access_key_last_used().and_then(|l| l.last_used_date())),
             });
         }
-        out.push(User {
-            name,
-            arn: u.arn().to_string(),
-            created_ms: u.create_date().to_millis().unwrap_or(0),
-            password,
-            access_keys,
-        });
-    }
-    Ok(out)
+        Ok::<_, String>(access_keys)
+    };
+    let (password, access_keys) = tokio::join!(profile, keys);
+    Ok(User {
+        arn: u.arn().to_string(),
+        created_ms: u.create_date().to_millis().unwrap_or(0),
+        password: password?,
+        access_keys: access_keys?,
+        name,
+    })
 }
 
 fn document(name: &str, doc: Option<&str>) -> Result<serde_json::Value, String> {

@@ -171,36 +171,47 @@ pub async fn collect(opts: &Options, now_ms: i64, progress: Progress) -> anyhow:
             (i, scope, scan)
         });
     }
-    let mut accounts: Vec<(usize, Account)> = Vec::with_capacity(total);
-    while let Some(done) = tasks.join_next().await {
-        let (i, scope, scan) = done.context("an account scan panicked")?;
-        progress(&scope.id, accounts.len() + 1, total);
-        accounts.push((
-            i,
-            Account {
-                id: scope.id,
-                name: scope.name,
-                management: scope.management,
-                ou_path: scope.ou_path,
-                scps: scope.scps,
-                scan,
-            },
-        ));
-    }
-    accounts.sort_by_key(|(i, _)| *i);
+    let gathered = async {
+        let mut accounts: Vec<(usize, Account)> = Vec::with_capacity(total);
+        while let Some(done) = tasks.join_next().await {
+            let (i, scope, scan) = done.context("an account scan panicked")?;
+            progress(&scope.id, accounts.len() + 1, total);
+            accounts.push((
+                i,
+                Account {
+                    id: scope.id,
+                    name: scope.name,
+                    management: scope.management,
+                    ou_path: scope.ou_path,
+                    scps: scope.scps,
+                    scan,
+                },
+            ));
+        }
+        accounts.sort_by_key(|(i, _)| *i);
+        anyhow::Ok(accounts)
+    };
+    // The organisation's root-access feature is read while the accounts
+    // are scanned, not after them.
+    let in_organization = organization.is_some();
+    let root_access = async {
+        if in_organization {
+            Some(root::root_access(&base).await)
+        } else {
+            None
+        }
+    };
+    let (accounts, root_access) = tokio::join!(gathered, root_access);
     let mut facts = Facts {
         collected_at_ms: now_ms,
         organization,
-        accounts: accounts.into_iter().map(|(_, a)| a).collect(),
+        accounts: accounts?.into_iter().map(|(_, a)| a).collect(),
         twokey_targets: vec![],
         twokey_gateway: opts.gateway.clone(),
-        root_access: None,
+        root_access,
         custody: vec![],
         github: None,
     };
-    if facts.organization.is_some() {
-        facts.root_access = Some(root::root_access(&base).await);
-    }
     trail_buckets(&mut facts, &base, &me, &opts.member_role).await;
     facts.twokey_targets = targets(&opts.targets, &base, &me, &opts.member_role, &facts).await;
     Ok(facts)

@@ -3,6 +3,7 @@
 //! target sees.
 
 use crate::support;
+use crate::support::State;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -73,7 +74,7 @@ async fn alice_requests_bob_approves_grant_lives_then_is_revoked() {
 
         let (s, v) = h.approve("bob", &id).await;
         assert_eq!(s, 200, "{v}");
-        let v = h.wait_state(&id, "active", 10).await;
+        let v = h.wait_state(&id, State::Active, 10).await;
         assert!(h.grant_file(&id), "the provider applied the grant");
         // Duration counts from activation, not from the request.
         let activated = v["activated_at"].as_i64().expect("activated_at");
@@ -115,7 +116,7 @@ async fn alice_requests_bob_approves_grant_lives_then_is_revoked() {
             )
             .await;
         assert_eq!(s, 200, "{v}");
-        let v = h.wait_state(&id, "revoked", 10).await;
+        let v = h.wait_state(&id, State::Revoked, 10).await;
         assert!(!h.grant_file(&id), "access removed at the target");
         assert!(Harness::kinds(&v).ends_with(&[
             "grant.revoke_requested".to_string(),
@@ -151,7 +152,7 @@ async fn racing_approvals_activate_exactly_once() {
             assert!(matches!(s, 200 | 409 | 403), "unexpected status {s}");
         }
         for id in &ids {
-            let v = h.wait_state(id, "active", 15).await;
+            let v = h.wait_state(id, State::Active, 15).await;
             let kinds = Harness::kinds(&v);
             assert_eq!(
                 kinds.iter().filter(|k| *k == "grant.activated").count(),
@@ -246,7 +247,7 @@ async fn nothing_happens_when_the_ledger_cannot_be_written() {
         support::mend_ledger(&h).await;
         let (s, _) = h.approve("bob", &pending).await;
         assert_eq!(s, 200);
-        h.wait_state(&pending, "active", 10).await;
+        h.wait_state(&pending, State::Active, 10).await;
         assert!(h.grant_file(&pending));
         // The ledger has no gap.
         let entries = h.broker.store().ledger(0, 1000).await.expect("ledger");
@@ -264,15 +265,15 @@ async fn grants_expire_pending_requests_time_out_and_ended_requests_stay_ended()
         let h = start(url, &policy(""), vec![]).await;
         let id = h.request("alice", "demo", "1s").await;
         h.approve("bob", &id).await;
-        h.wait_state(&id, "active", 10).await;
-        let v = h.wait_state(&id, "expired", 10).await;
+        h.wait_state(&id, State::Active, 10).await;
+        let v = h.wait_state(&id, State::Expired, 10).await;
         assert!(!h.grant_file(&id));
         let lag = v["ended_at"].as_i64().expect("ended") - v["ends_at"].as_i64().expect("ends");
         assert!((0..5000).contains(&lag), "revoked {lag} ms after its end");
 
         // "short" times out after 1 s without approval.
         let t = h.request("alice", "short", "5m").await;
-        h.wait_state(&t, "timed_out", 10).await;
+        h.wait_state(&t, State::TimedOut, 10).await;
         assert_eq!(
             h.approve("bob", &t).await.0,
             409,
@@ -345,7 +346,7 @@ async fn extension_needs_approval_and_overlapping_grants_do_not_revoke_each_othe
         let h = start(url, &policy(""), vec![]).await;
         let first = h.request("alice", "demo", "10m").await;
         h.approve("bob", &first).await;
-        let f = h.wait_state(&first, "active", 10).await;
+        let f = h.wait_state(&first, State::Active, 10).await;
         let (s, v) = h
             .call(
                 "alice",
@@ -360,7 +361,7 @@ async fn extension_needs_approval_and_overlapping_grants_do_not_revoke_each_othe
         assert_eq!(v["extends"], first.as_str());
         assert_eq!(h.approve("alice", &ext).await.0, 403);
         h.approve("carol", &ext).await;
-        h.wait_state(&ext, "active", 10).await;
+        h.wait_state(&ext, State::Active, 10).await;
         let f2 = h.show(&first).await;
         assert_eq!(
             f2["ends_at"], f["ends_at"],
@@ -375,7 +376,7 @@ async fn extension_needs_approval_and_overlapping_grants_do_not_revoke_each_othe
             None,
         )
         .await;
-        h.wait_state(&first, "revoked", 10).await;
+        h.wait_state(&first, State::Revoked, 10).await;
         assert!(!h.grant_file(&first));
         assert!(h.grant_file(&ext), "the overlapping grant keeps its access");
         assert_eq!(h.show(&ext).await["state"], "active");
@@ -390,7 +391,7 @@ async fn a_failing_revoke_is_retried_alerted_and_never_reported_done_early() {
         let h = start(url, &policy(""), vec![]).await;
         let id = h.request("alice", "demo", "10m").await;
         h.approve("bob", &id).await;
-        h.wait_state(&id, "active", 10).await;
+        h.wait_state(&id, State::Active, 10).await;
         std::fs::write(h.dir.join("fail-revoke"), "").expect("flag");
         h.call(
             "carol",
@@ -428,7 +429,7 @@ async fn a_failing_revoke_is_retried_alerted_and_never_reported_done_early() {
         }
         assert!(h.grant_file(&id));
         std::fs::remove_file(h.dir.join("fail-revoke")).expect("unflag");
-        h.wait_state(&id, "revoked", 15).await;
+        h.wait_state(&id, State::Revoked, 15).await;
         assert!(!h.grant_file(&id));
         h.stop().await;
     }
@@ -480,7 +481,7 @@ async fn break_glass_activates_at_once_alerts_and_needs_a_second_persons_review(
             .await;
         assert_eq!(s, 201, "{v}");
         let id = v["id"].as_str().expect("id").to_string();
-        let v = h.wait_state(&id, "active", 10).await;
+        let v = h.wait_state(&id, State::Active, 10).await;
         assert_eq!(v["break_glass"], true);
         assert_eq!(v["needs_review"], true);
         // Break-glass needs a reason; a self-approval attempt also alerts.
@@ -809,7 +810,7 @@ roles = []
         let h = start(url, &policy(&extra), vec![]).await;
         let id = h.request("alice", "db", "30m").await;
         h.approve("bob", &id).await;
-        h.wait_state(&id, "active", 15).await;
+        h.wait_state(&id, State::Active, 15).await;
         // The secret is for alice alone, and shown once.
         assert_eq!(
             h.call(
@@ -871,7 +872,7 @@ roles = []
             None,
         )
         .await;
-        h.wait_state(&id, "revoked", 20).await;
+        h.wait_state(&id, State::Revoked, 20).await;
         assert!(
             sqlx::query("SELECT 1").execute(&mut session).await.is_err(),
             "the open session is gone after the revoke"
@@ -913,4 +914,13 @@ links = ["twokey|alice"]
         assert_eq!(h.show(&id).await["state"], "pending");
         h.stop().await;
     }
+}
+
+#[test]
+fn the_test_people_are_the_demo_people() {
+    let demo = twokey_server::dev::demo_policy(None);
+    assert!(
+        demo.contains(twokey_testkit::policy::PEOPLE),
+        "the demo policy's people changed; change twokey_testkit::policy::PEOPLE with them:\n{demo}"
+    );
 }

@@ -5,6 +5,7 @@
 //! transaction), and SCIM groups feed approval rules like SSO groups.
 
 use crate::support;
+use crate::support::State;
 
 use serde_json::{json, Value};
 use support::{policy, start, urls, Harness};
@@ -109,14 +110,14 @@ async fn deactivation_cancels_pending_revokes_grants_and_refuses_new_requests() 
         let active = s.h.request("alice", "demo", "10m").await;
         let (st, v) = s.h.approve("bob", &active).await;
         assert_eq!(st, 200, "{v}");
-        s.h.wait_state(&active, "active", 10).await;
+        s.h.wait_state(&active, State::Active, 10).await;
         assert!(s.h.grant_file(&active));
 
         s.deactivate(&alice).await;
 
         let p = s.h.show(&pending).await;
         assert_eq!(p["state"], "cancelled", "{}: {p}", s.h.backend());
-        s.h.wait_state(&active, "revoked", 10).await;
+        s.h.wait_state(&active, State::Revoked, 10).await;
         assert!(!s.h.grant_file(&active), "the grant is gone at the target");
         let ledger = s.kinds().await;
         let reason = |kind: &str| {

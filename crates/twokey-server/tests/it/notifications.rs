@@ -7,6 +7,7 @@
 //! through the bearer-token API.
 
 use crate::support;
+use crate::support::State;
 
 use std::net::TcpListener;
 use std::path::PathBuf;
@@ -376,7 +377,7 @@ async fn the_right_people_get_the_right_messages_by_email_and_slack() {
         // approvers (not bob) hear that bob decided.
         let (s, v) = h.approve("bob", &id).await;
         assert_eq!(s, 200, "{v}");
-        h.wait_state(&id, "active", 20).await;
+        h.wait_state(&id, State::Active, 20).await;
         wait_for("decision mails", || {
             let m = new_mails();
             let alice = to_of(&m, "alice@example.com");

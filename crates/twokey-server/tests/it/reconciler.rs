@@ -5,6 +5,7 @@
 //! a time acts, and nothing is removed when the ledger cannot be written.
 
 use crate::support;
+use crate::support::State;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -219,13 +220,13 @@ async fn approved(h: &H, who: &str, minutes: i64) -> String {
     r.id
 }
 
-async fn wait_state(h: &H, id: &str, state: &str) {
+async fn wait_state(h: &H, id: &str, state: State) {
     twokey_testkit::eventually(
-        &format!("{id} to become {state}"),
+        &format!("{id} to become {}", state.as_str()),
         Duration::from_secs(10),
         || async {
             let r = h.broker.get(id).await.map_err(|e| e.to_string())?;
-            if r.state.as_str() == state {
+            if r.state == state {
                 Ok(())
             } else {
                 Err(format!("state {}", r.state.as_str()))
@@ -256,20 +257,20 @@ async fn uncovered_access_is_recorded_then_removed_live_grants_stay() {
     for url in urls {
         let h = start(&url).await;
         let live = approved(&h, "alice", 30).await;
-        wait_state(&h, &live, "active").await;
+        wait_state(&h, &live, State::Active).await;
         // An ended grant whose access came back, access under a made-up id,
         // and alice's access named after erin's live grant.
         let ended = approved(&h, "alice", 30).await;
-        wait_state(&h, &ended, "active").await;
+        wait_state(&h, &ended, State::Active).await;
         h.broker
             .revoke(&actor(&h.broker, "alice"), &ended)
             .await
             .expect("revoke");
-        wait_state(&h, &ended, "revoked").await;
+        wait_state(&h, &ended, State::Revoked).await;
         hand_made(&h, &ended, "alice");
         hand_made(&h, "req-byhand", "alice");
         let erins = approved(&h, "erin", 30).await;
-        wait_state(&h, &erins, "active").await;
+        wait_state(&h, &erins, State::Active).await;
         std::fs::remove_file(h.dir.join("grants").join(&erins)).expect("rm");
         std::fs::write(h.dir.join("grants").join(&erins), "alice").expect("forge");
 
@@ -371,7 +372,7 @@ async fn a_grant_being_activated_is_not_removed() {
         assert_eq!(r.removed, 0, "{url}: {r:?}");
         assert!(h.dir.join("grants").join(&id).exists());
         std::fs::remove_file(h.dir.join("hold")).expect("release");
-        wait_state(&h, &id, "active").await;
+        wait_state(&h, &id, State::Active).await;
         let r = Reconciler::new(h.broker.clone())
             .run_once()
             .await

@@ -6,6 +6,7 @@
 //! them, and `from` after `to` a 422.
 
 use crate::support;
+use crate::support::State;
 
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -39,7 +40,7 @@ async fn the_report_has_exactly_the_periods_rows_for_auditors_only() {
         // Approved, then revoked by carol.
         let revoked = h.request("alice", "demo", "30m").await;
         assert_eq!(h.approve("bob", &revoked).await.0, 200);
-        h.wait_state(&revoked, "active", 10).await;
+        h.wait_state(&revoked, State::Active, 10).await;
         let (s, v) = h
             .call(
                 "carol",
@@ -71,7 +72,7 @@ async fn the_report_has_exactly_the_periods_rows_for_auditors_only() {
             .await;
         assert_eq!(s, 201, "{v}");
         let glass = v["id"].as_str().expect("id").to_string();
-        h.wait_state(&glass, "active", 10).await;
+        h.wait_state(&glass, State::Active, 10).await;
         let (s, v) = h
             .call(
                 "carol",
@@ -102,8 +103,8 @@ async fn the_report_has_exactly_the_periods_rows_for_auditors_only() {
             )
             .await;
         assert_eq!(s, 200, "{v}");
-        h.wait_state(&expired, "expired", 15).await;
-        h.wait_state(&revoked, "revoked", 10).await;
+        h.wait_state(&expired, State::Expired, 15).await;
+        h.wait_state(&revoked, State::Revoked, 10).await;
         let to = rfc3339(h.broker.now() + 1);
         let q = format!("/v1/reports/access?from={from}&to={to}");
 

@@ -148,3 +148,86 @@ async fn concurrent_changes_share_batches_and_a_refused_entry_fails_only_its_cha
         assert_eq!(more[0].index, stored.len() as u64, "{url}");
     }
 }
+
+/// A batch is first tried without savepoints; a change that fails inside it
+/// (here: removing a security key that is not there, a conflict) makes the
+/// writer roll that try back and make the batch again with a savepoint per
+/// change. The conflicting changes fail alone with `Conflict` and leave
+/// nothing (no entry, no outbox row); every other change commits exactly
+/// once (no entry written twice by the second try), indexes contiguous.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_that_conflicts_inside_a_batch_fails_alone_and_the_rest_commit_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for url in twokey_store::testing::both(dir.path(), "tk_groupconflict").await {
+        let store = Store::open(&url).await.expect("open");
+        let conflicting = |i: usize| i % 5 == 2;
+        let tasks: Vec<_> = (0..CHANGES)
+            .map(|i| {
+                let s = store.clone();
+                let mut c = change(i * 7 + 1); // never a refused kind (i*7+1 % 7 == 1)
+                if conflicting(i) {
+                    c.credential = Some(twokey_store::CredentialWrite::Remove {
+                        identity: format!("https://idp.example|user{i}"),
+                        id: format!("no-such-key-{i}"),
+                    });
+                }
+                tokio::spawn(async move { (i, s.commit(c).await) })
+            })
+            .collect();
+        let mut committed = BTreeSet::new();
+        for t in tasks {
+            let (i, r) = t.await.expect("task");
+            match r {
+                Ok(_) => {
+                    assert!(
+                        !conflicting(i),
+                        "{url}: change {i} committed past its conflict"
+                    );
+                    committed.insert(i * 7 + 1);
+                }
+                Err(e) => {
+                    assert!(conflicting(i), "{url}: change {i} failed: {e}");
+                    assert!(
+                        matches!(e, twokey_store::StoreError::Conflict),
+                        "{url}: change {i}: {e}"
+                    );
+                }
+            }
+        }
+        assert_eq!(
+            committed.len(),
+            (0..CHANGES).filter(|i| !conflicting(*i)).count(),
+            "{url}"
+        );
+        let stored = store.ledger(0, 10_000).await.expect("entries");
+        let mut per_change = std::collections::BTreeMap::new();
+        for (n, e) in stored.iter().enumerate() {
+            assert_eq!(e.index, n as u64, "{url}: index gap");
+            let c = e.data["change"].as_u64().expect("change") as usize;
+            assert!(
+                committed.contains(&c),
+                "{url}: entry {n} of conflicting change {c}"
+            );
+            *per_change.entry(c).or_insert(0usize) += 1;
+        }
+        for (c, n) in &per_change {
+            assert_eq!(*n, 1 + c % 3, "{url}: change {c} written {n} times over");
+        }
+        assert_eq!(
+            per_change.len(),
+            committed.len(),
+            "{url}: a change without entries"
+        );
+        let leaves: Vec<_> = stored.iter().map(|e| e.leaf_hash()).collect();
+        let root = store.ledger_root().await.expect("root");
+        assert_eq!(root.root, root_from_leaves(&leaves), "{url}: head root");
+        let alerts = store.due_alerts(i64::MAX, 10_000).await.expect("alerts");
+        for a in &alerts {
+            let c = a.entry.data["change"].as_u64().expect("change") as usize;
+            assert!(
+                committed.contains(&c),
+                "{url}: alert of conflicting change {c}"
+            );
+        }
+    }
+}

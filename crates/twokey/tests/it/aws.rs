@@ -6,6 +6,7 @@
 //! Also the reconciler, the alert webhook and AWS errors on the request.
 
 use crate::support;
+use twokey_testkit::policy::PEOPLE;
 // The moto harness of the provider tests: one way to start, stop and point
 // the SDK at moto.
 use crate::moto;
@@ -215,22 +216,7 @@ impl Fixture {
     fn policy(&self) -> String {
         let url = self.moto.url();
         format!(
-            r#"[admins]
-groups = ["admins"]
-approvals = 1
-
-[[identity]]
-name = "alice"
-groups = ["eng"]
-
-[[identity]]
-name = "bob"
-groups = ["approvers", "admins"]
-
-[[identity]]
-name = "carol"
-groups = ["approvers", "admins"]
-
+            r#"{PEOPLE}
 [[entitlement]]
 name = "prod-admin"
 provider = "aws_iam_assume"

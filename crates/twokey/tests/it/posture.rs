@@ -10,6 +10,7 @@
 
 use crate::moto;
 use crate::support;
+use twokey_testkit::policy::PEOPLE;
 
 use std::process::Command;
 
@@ -412,22 +413,7 @@ endpoint_url = "{url}"
         )
     };
     format!(
-        r#"[admins]
-groups = ["admins"]
-approvals = 1
-
-[[identity]]
-name = "alice"
-groups = ["eng"]
-
-[[identity]]
-name = "bob"
-groups = ["approvers", "admins"]
-
-[[identity]]
-name = "carol"
-groups = ["approvers", "admins"]
-{}{}"#,
+        r#"{PEOPLE}{}{}"#,
         ent("prod-admin", "prod-admin"),
         ent("standing-admin", "standing-admin")
     )

@@ -7,6 +7,7 @@
 
 use crate::moto;
 use crate::support;
+use twokey_testkit::policy::PEOPLE;
 
 use std::process::{Command, Output};
 use std::time::Duration;
@@ -40,22 +41,7 @@ async fn member_s3(moto: &Moto) -> aws_sdk_s3::Client {
 
 fn policy(moto: &Moto, sts: &StsRoot, max: &str) -> String {
     format!(
-        r#"[admins]
-groups = ["admins"]
-approvals = 1
-
-[[identity]]
-name = "alice"
-groups = ["eng"]
-
-[[identity]]
-name = "bob"
-groups = ["approvers", "admins"]
-
-[[identity]]
-name = "carol"
-groups = ["approvers", "admins"]
-
+        r#"{PEOPLE}
 [[entitlement]]
 name = "unlock-logs"
 description = "Delete the bucket policy that locked everyone out of payments-logs"

@@ -12,6 +12,7 @@
 //! them the shape checks are skipped (and required when `CI` is set).
 
 use crate::support;
+use twokey_testkit::policy::PEOPLE;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -487,66 +488,40 @@ fn bolt_verifies(nm: &Path, body: &str, ts: &str, sig: &str) -> bool {
 // ---------------------------------------------------------------------------
 // The API of the server, as a person uses it.
 
-struct Person {
-    token: String,
-    base: String,
-}
+/// One person at the server: the typed client, a refusal fails the test.
+struct Person(twokey_testkit::Api);
 
 impl Person {
+    fn new(base: &str, token: &str) -> Person {
+        Person(twokey_testkit::Api::new(base, token))
+    }
+
     async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
-        let c = reqwest::Client::builder()
-            .no_proxy()
-            .build()
-            .expect("client");
-        let mut r = c
-            .request(method, format!("{}{path}", self.base))
-            .bearer_auth(&self.token);
-        if let Some(b) = body {
-            r = r.json(&b);
-        }
-        let resp = r.send().await.expect("API call");
-        let status = resp.status();
-        let text = resp.text().await.unwrap_or_default();
-        assert!(status.is_success(), "{path}: HTTP {status}: {text}");
-        serde_json::from_str(&text).unwrap_or(Value::Null)
+        self.0
+            .call(method, path, body)
+            .await
+            .success(path)
+            .unwrap_or_else(|e| panic!("{e}"))
     }
 
     async fn create(&self, entitlement: &str) -> String {
-        let v = self
-            .call(
-                reqwest::Method::POST,
-                "/v1/requests",
-                Some(json!({"entitlement": entitlement, "duration": "30m", "reason": "slack test", "ticket": "INC-7"})),
-            )
-            .await;
-        v["id"].as_str().expect("id").to_string()
+        let req = twokey_testkit::NewRequest {
+            reason: Some("slack test"),
+            ticket: Some("INC-7"),
+            ..twokey_testkit::NewRequest::new(entitlement, "30m")
+        };
+        self.0.create(&req).await.unwrap_or_else(|e| panic!("{e}"))
     }
 
     async fn get(&self, id: &str) -> Value {
-        self.call(reqwest::Method::GET, &format!("/v1/requests/{id}"), None)
-            .await
+        self.0.show(id).await.unwrap_or_else(|e| panic!("{e}"))
     }
 }
 
 fn policy(dir: &Path) -> String {
     let d = dir.display();
     format!(
-        r#"[admins]
-groups = ["admins"]
-approvals = 1
-
-[[identity]]
-name = "alice"
-groups = ["eng"]
-
-[[identity]]
-name = "bob"
-groups = ["approvers", "admins"]
-
-[[identity]]
-name = "carol"
-groups = ["approvers", "admins"]
-
+        r#"{PEOPLE}
 # An approver without a Slack link: no Slack message.
 [[identity]]
 name = "dave"
@@ -664,18 +639,9 @@ identity = "twokey|carol"
         .starts_with("postgres")
         .then(|| Server::start(&env, "slack-replica", &["--backoff-ms", "200"]));
     let base = server.url.clone();
-    let alice = Person {
-        token: alice,
-        base: base.clone(),
-    };
-    let bob = Person {
-        token: bob,
-        base: base.clone(),
-    };
-    let carol = Person {
-        token: carol,
-        base: base.clone(),
-    };
+    let alice = Person::new(&base, &alice);
+    let bob = Person::new(&base, &bob);
+    let carol = Person::new(&base, &carol);
 
     // A request: each linked eligible approver gets one DM with buttons.
     let id = alice.create("door").await;

@@ -8,11 +8,14 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::{json, Value};
+use serde_json::Value;
+pub(crate) use twokey_core::request::State;
 use twokey_core::Policy;
 use twokey_providers::{ProviderContext, Registry};
 use twokey_server::{Broker, BrokerOptions, SystemClock};
 use twokey_store::Store;
+use twokey_testkit::policy::PEOPLE;
+use twokey_testkit::{Api, NewRequest};
 
 pub(crate) struct Harness {
     pub broker: Arc<Broker>,
@@ -21,32 +24,21 @@ pub(crate) struct Harness {
     pub dir: PathBuf,
     pub url: String,
     pub http: reqwest::Client,
+    api: Api,
     _tmp: tempfile::TempDir,
     stop: tokio::sync::watch::Sender<bool>,
 }
 
-/// A policy: alice and erin (team eng) request; bob, carol, dave approve; bob
-/// and carol are admins. `grants/<id>` exists while a grant is active; the
-/// revoke fails while `fail-revoke` exists.
+/// A policy: the test people ([`PEOPLE`]: alice requests, bob and carol
+/// approve and are admins), erin (team eng) and dave (approves, team eng).
+/// `grants/<id>` exists while a grant is active; the revoke fails while
+/// `fail-revoke` exists.
 pub(crate) fn policy(extra: &str) -> String {
     format!(
-        r#"
-[admins]
-groups = ["admins"]
-approvals = 1
-
-[[identity]]
-name = "alice"
-groups = ["eng"]
+        r#"{PEOPLE}
 [[identity]]
 name = "erin"
 groups = ["eng"]
-[[identity]]
-name = "bob"
-groups = ["approvers", "admins"]
-[[identity]]
-name = "carol"
-groups = ["approvers", "admins"]
 [[identity]]
 name = "dave"
 groups = ["approvers", "eng"]
@@ -142,6 +134,7 @@ pub(crate) async fn start(
     let base = format!("http://{}", listener.local_addr().expect("addr"));
     let (stop, rx) = tokio::sync::watch::channel(false);
     tokio::spawn(twokey_server::serve(broker.clone(), listener, rx));
+    let api = Api::new(&base, "").anonymous();
     Harness {
         broker,
         base,
@@ -149,12 +142,21 @@ pub(crate) async fn start(
         dir,
         url,
         http: reqwest::Client::new(),
+        api,
         _tmp: tmp,
         stop,
     }
 }
 
 impl Harness {
+    /// The API as `who` (anonymous when `who` has no token).
+    pub(crate) fn api(&self, who: &str) -> Api {
+        match self.tokens.get(who) {
+            Some(t) => self.api.with_token(t),
+            None => self.api.clone(),
+        }
+    }
+
     pub(crate) async fn call(
         &self,
         who: &str,
@@ -162,68 +164,38 @@ impl Harness {
         path: &str,
         body: Option<Value>,
     ) -> (u16, Value) {
-        let mut rb = self.http.request(method, format!("{}{}", self.base, path));
-        if let Some(t) = self.tokens.get(who) {
-            rb = rb.bearer_auth(t);
-        }
-        if let Some(b) = body {
-            rb = rb.json(&b);
-        }
-        let resp = rb.send().await.expect("server reachable");
-        let status = resp.status().as_u16();
-        let text = resp.text().await.unwrap_or_default();
-        (
-            status,
-            serde_json::from_str(&text).unwrap_or(Value::String(text)),
-        )
+        let a = self.api(who).call(method, path, body).await;
+        (a.status, a.body)
     }
 
     pub(crate) async fn request(&self, who: &str, entitlement: &str, duration: &str) -> String {
-        let (s, v) = self
-            .call(who, reqwest::Method::POST, "/v1/requests", Some(json!({"entitlement": entitlement, "duration": duration, "reason": "INC-1 test"})))
-            .await;
-        assert_eq!(s, 201, "request refused: {v}");
-        v["id"].as_str().expect("id").to_string()
+        let req = NewRequest {
+            reason: Some("INC-1 test"),
+            ..NewRequest::new(entitlement, duration)
+        };
+        self.api(who)
+            .create(&req)
+            .await
+            .unwrap_or_else(|e| panic!("request refused: {e}"))
     }
 
     pub(crate) async fn approve(&self, who: &str, id: &str) -> (u16, Value) {
-        self.call(
-            who,
-            reqwest::Method::POST,
-            &format!("/v1/requests/{id}/approve"),
-            Some(json!({"comment": "ok"})),
-        )
-        .await
+        let a = self.api(who).approve(id).await;
+        (a.status, a.body)
     }
 
     pub(crate) async fn show(&self, id: &str) -> Value {
-        let (s, v) = self
-            .call(
-                "bob",
-                reqwest::Method::GET,
-                &format!("/v1/requests/{id}"),
-                None,
-            )
-            .await;
-        assert_eq!(s, 200, "show {id}: {v}");
-        v
+        self.api("bob")
+            .show(id)
+            .await
+            .unwrap_or_else(|e| panic!("show {id}: {e}"))
     }
 
     /// Waits until the request reaches `state`, or panics after `secs`.
-    pub(crate) async fn wait_state(&self, id: &str, state: &str, secs: u64) -> Value {
-        twokey_testkit::eventually(
-            &format!("{id} to become {state}"),
-            Duration::from_secs(secs),
-            || async {
-                let v = self.show(id).await;
-                if v["state"] == state {
-                    Ok(v)
-                } else {
-                    Err(format!("state {}", v["state"]))
-                }
-            },
-        )
-        .await
+    pub(crate) async fn wait_state(&self, id: &str, state: State, secs: u64) -> Value {
+        self.api("bob")
+            .wait_state(id, state, Duration::from_secs(secs))
+            .await
     }
 
     pub(crate) fn grant_file(&self, id: &str) -> bool {

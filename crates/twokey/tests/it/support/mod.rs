@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use twokey_testkit::policy::PEOPLE;
 
 use serde_json::Value;
 
@@ -49,25 +50,7 @@ impl TestEnv {
         // successful grant or revoke appends a line to calls.log; revoke fails
         // while the file `fail-revoke` exists.
         let policy = format!(
-            r#"[admins]
-groups = ["admins"]
-approvals = 1
-
-[[identity]]
-name = "alice"
-email = "alice@example.com"
-groups = ["eng"]
-
-[[identity]]
-name = "bob"
-email = "bob@example.com"
-groups = ["approvers", "admins"]
-
-[[identity]]
-name = "carol"
-email = "carol@example.com"
-groups = ["approvers", "admins"]
-
+            r#"{PEOPLE}
 [[entitlement]]
 name = "{ENT}"
 description = "A file under grants/ exists while the grant is active"
@@ -240,75 +223,45 @@ impl Drop for Server {
     }
 }
 
-/// A JSON API client for one identity on one server.
+/// The typed API client ([`twokey_testkit::Api`]) for one identity on one
+/// server, on this suite's entitlement; a refusal fails the test.
 #[derive(Clone)]
 pub(crate) struct Api {
-    client: reqwest::Client,
-    pub base: String,
-    token: String,
+    inner: twokey_testkit::Api,
 }
 
 impl Api {
     pub(crate) fn new(base: &str, token: &str) -> Api {
         Api {
-            client: reqwest::Client::builder()
-                .no_proxy()
-                .timeout(Duration::from_secs(30))
-                .build()
-                .expect("http client"),
-            base: base.to_string(),
-            token: token.to_string(),
+            inner: twokey_testkit::Api::new(base, token),
         }
-    }
-
-    async fn send(&self, req: reqwest::RequestBuilder, what: &str) -> Value {
-        let resp = req
-            .bearer_auth(&self.token)
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("{what} at {}: {e}", self.base));
-        let status = resp.status();
-        let body = resp.text().await.unwrap_or_default();
-        assert!(
-            status.is_success(),
-            "{what} at {}: HTTP {status}: {body}",
-            self.base
-        );
-        serde_json::from_str(&body).unwrap_or_else(|e| panic!("{what}: not JSON ({e}): {body}"))
     }
 
     /// Creates a request; returns its id.
     pub(crate) async fn create(&self, duration: &str) -> String {
-        let v = self
-            .send(
-                self.client
-                    .post(format!("{}/v1/requests", self.base))
-                    .json(&serde_json::json!({"entitlement": ENT, "duration": duration, "reason": "process test"})),
-                "create request",
-            )
-            .await;
-        v["id"]
-            .as_str()
-            .expect("request id in response")
-            .to_string()
+        let req = twokey_testkit::NewRequest {
+            reason: Some("process test"),
+            ..twokey_testkit::NewRequest::new(ENT, duration)
+        };
+        self.inner
+            .create(&req)
+            .await
+            .unwrap_or_else(|e| panic!("create request at {}: {e}", self.inner.base()))
     }
 
     pub(crate) async fn approve(&self, id: &str) -> Value {
-        self.send(
-            self.client
-                .post(format!("{}/v1/requests/{id}/approve", self.base))
-                .json(&serde_json::json!({"comment": "ok"})),
-            "approve",
-        )
-        .await
+        self.inner
+            .approve(id)
+            .await
+            .success("approve")
+            .unwrap_or_else(|e| panic!("{e} at {}", self.inner.base()))
     }
 
     pub(crate) async fn get(&self, id: &str) -> Value {
-        self.send(
-            self.client.get(format!("{}/v1/requests/{id}", self.base)),
-            "get request",
-        )
-        .await
+        self.inner
+            .show(id)
+            .await
+            .unwrap_or_else(|e| panic!("{e} at {}", self.inner.base()))
     }
 }
 
