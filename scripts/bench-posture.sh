@@ -9,7 +9,9 @@
 # Prowler (PyPI) is installed once into ~/.cache/twokey/venv-prowler by
 # scripts/setup-prowler.sh; this script is never run by the test suite.
 # Env: TWOKEY_BIN (default: target/release/twokey, else target/debug/twokey),
-# MEMBERS (side-by-side members, default 2), BIG_MEMBERS (default 50).
+# MEMBERS (side-by-side members, default 2), BIG_MEMBERS (default 50),
+# TWOKEY_BEFORE_BIN (optional: an earlier twokey build, measured on the same
+# organisation right after this one, for a before/after of a change).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -63,10 +65,21 @@ start_moto
 "$MOTO_VENV/bin/python" scripts/bench/seed_org.py "$PROXY_URL" "$MEMBERS" "$REGIONS" >"$WORK/members"
 MGMT=$(AWS_ENDPOINT_URL=$PROXY_URL "$MOTO_VENV/bin/python" -c 'import boto3; print(boto3.client("sts").get_caller_identity()["Account"])')
 
+# One unmeasured scan first, so every measured run (twokey's, the earlier
+# build's, Prowler's) meets a moto that has already built its per-account,
+# per-region backends.
+env AWS_ENDPOINT_URL="$PROXY_URL" "$BIN" posture aws --regions "$REGIONS" \
+  --include-empty-vaults --format json >/dev/null 2>&1 || true
 reset_counts
 measure twokey env AWS_ENDPOINT_URL="$PROXY_URL" "$BIN" posture aws --regions "$REGIONS" \
   --include-empty-vaults --format json >"$WORK/twokey.json" 2>"$WORK/twokey.err" || true
 TK_CALLS=$(calls)
+if [ -n "${TWOKEY_BEFORE_BIN:-}" ]; then
+  reset_counts
+  measure before env AWS_ENDPOINT_URL="$PROXY_URL" "$TWOKEY_BEFORE_BIN" posture aws --regions "$REGIONS" \
+    --include-empty-vaults --format json >"$WORK/before.json" 2>"$WORK/before.err" || true
+  BEFORE_CALLS=$(calls)
+fi
 
 # Every Prowler check a twokey check names that this Prowler has (a renamed or
 # newer id is left out and listed).
@@ -96,7 +109,7 @@ echo "-- PASS/FAIL per shared check and resource"
 python3 scripts/bench/compare.py "$WORK/twokey.json" "$WORK"/prowler/*.ocsf.json
 echo
 echo "-- time and memory (wall s, CPU s = user+sys, peak RSS MiB; Prowler: one run per account, summed; peak = largest)"
-python3 - "$WORK/times" "$TK_CALLS" "$PR_CALLS" <<'PY'
+python3 - "$WORK/times" "$TK_CALLS" "$PR_CALLS" "${BEFORE_CALLS:-}" <<'PY'
 import sys
 rows = {l.split()[0]: [float(x) for x in l.split()[1:]] for l in open(sys.argv[1])}
 tk, pr = rows["twokey"], rows["prowler"]
@@ -104,6 +117,10 @@ print(f"{'':8} {'wall s':>8} {'CPU s':>8} {'peak MiB':>9} {'API calls':>10}")
 print(f"{'twokey':8} {tk[0]:8.2f} {tk[1]:8.2f} {tk[2]/1024:9.1f} {sys.argv[2]:>10}")
 print(f"{'Prowler':8} {pr[0]:8.2f} {pr[1]:8.2f} {pr[2]/1024:9.1f} {sys.argv[3]:>10}")
 print(f"ratio Prowler/twokey: wall {pr[0]/max(tk[0],1e-3):.1f}x, CPU {pr[1]/max(tk[1],1e-3):.1f}x, peak memory {pr[2]/max(tk[2],1):.1f}x")
+if "before" in rows:
+    b = rows["before"]
+    print(f"{'before':8} {b[0]:8.2f} {b[1]:8.2f} {b[2]/1024:9.1f} {sys.argv[4]:>10}   (TWOKEY_BEFORE_BIN, same organisation)")
+    print(f"ratio before/twokey: wall {b[0]/max(tk[0],1e-3):.2f}x; Prowler/before: wall {pr[0]/max(b[0],1e-3):.1f}x")
 PY
 
 echo

@@ -121,6 +121,8 @@ pub struct Broker {
     pub metrics: Metrics,
     /// When the activity digests were last looked for.
     pub(crate) activity_pass: std::sync::atomic::AtomicI64,
+    /// Where the audit page's last check of the ledger ended.
+    pub(crate) audit_prefix: tokio::sync::Mutex<Option<crate::reads::AuditPrefix>>,
 }
 
 /// Builds the providers of every entitlement; errors name the entitlement and
@@ -277,6 +279,7 @@ impl Broker {
             slack: RwLock::new(None),
             metrics: Metrics::new(),
             activity_pass: std::sync::atomic::AtomicI64::new(0),
+            audit_prefix: tokio::sync::Mutex::new(None),
         });
         Ok((broker, warning))
     }

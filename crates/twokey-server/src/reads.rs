@@ -5,7 +5,7 @@
 //! The checks are the core's (`request::may_read`, `Policy::may_read_all`);
 //! a refusal is a [`DomainError::Forbidden`] like any other.
 
-use twokey_core::{Actor, DomainError, ProposalView, Request, State};
+use twokey_core::{Actor, DomainError, Millis, ProposalView, Request, State};
 use twokey_ledger::LedgerEntry;
 use twokey_store::{GithubPostureState, GithubRestoreRow, PostureRow};
 
@@ -69,6 +69,24 @@ pub struct AuditView {
     pub verdict: AuditVerdict,
     /// The latest entries (at most 200), oldest first.
     pub latest: Vec<LedgerEntry>,
+    /// When the whole ledger was last hashed from its first entry; the
+    /// entries appended since were hashed onto that result as they came.
+    pub full_at_ms: Millis,
+}
+
+/// How long the audit page extends its last whole-ledger recomputation
+/// with the entries appended since (reading only those) before it hashes
+/// the whole ledger again: 10 minutes. A rewritten older entry is found by
+/// the next whole pass, by `twokey ledger verify`, and by the signed
+/// checkpoints; a rewritten last entry is found at once.
+pub const AUDIT_FULL_EVERY_MS: i64 = 10 * 60 * 1000;
+
+/// The ledger prefix the audit page last found consistent.
+#[derive(Debug, Clone, Default)]
+pub struct AuditPrefix {
+    frontier: twokey_ledger::Frontier,
+    last_leaf: Option<[u8; 32]>,
+    full_at_ms: Millis,
 }
 
 impl Broker {
@@ -184,15 +202,32 @@ impl Broker {
         Ok(self.store().ledger(from, limit).await?)
     }
 
-    /// Recomputes the Merkle tree from every ledger entry and compares it
+    /// Recomputes the Merkle tree from the ledger's entries and compares it
     /// with the stored head (admins and auditors); with the latest 200
-    /// entries.
+    /// entries. The whole ledger is hashed on the first view and again
+    /// [`AUDIT_FULL_EVERY_MS`] later; a view in between hashes only the
+    /// entries appended since onto the last result (after checking that
+    /// the last entry it hashed is unchanged), so a view costs what was
+    /// appended, not the ledger's size.
     pub async fn audit_view(&self, actor: &Actor) -> Result<AuditView, BrokerError> {
         self.require_read_all(actor, "The audit log")?;
         let store = self.store();
+        let now = self.now();
+        // One recomputation at a time; the next view starts where it ended.
+        let mut cache = self.audit_prefix.lock().await;
         let head = store.ledger_head().await?;
-        let mut frontier = twokey_ledger::Frontier::new();
-        let mut latest = Vec::new();
+        let reuse = match cache.as_ref() {
+            Some(p)
+                if now - p.full_at_ms < AUDIT_FULL_EVERY_MS && p.frontier.size() <= head.size =>
+            {
+                self.tail_unchanged(p).await?
+            }
+            _ => false,
+        };
+        let (mut frontier, mut last_leaf, full_at_ms) = match cache.take() {
+            Some(p) if reuse => (p.frontier, p.last_leaf, p.full_at_ms),
+            _ => (twokey_ledger::Frontier::new(), None, now),
+        };
         let mut problem = None;
         loop {
             let page = store.ledger(frontier.size(), 1000).await?;
@@ -207,12 +242,9 @@ impl Broker {
                         frontier.size()
                     ));
                 }
-                frontier.push(entry.leaf_hash());
-            }
-            latest.extend(page);
-            if latest.len() > 200 {
-                let cut = latest.len() - 200;
-                latest.drain(..cut);
+                let leaf = entry.leaf_hash();
+                frontier.push(leaf);
+                last_leaf = Some(leaf);
             }
         }
         let stored = hex::decode(&head.frontier)
@@ -230,7 +262,35 @@ impl Broker {
             }
             _ => AuditVerdict::Failed("the entries do not match the stored Merkle head".into()),
         };
-        Ok(AuditView { verdict, latest })
+        let latest = store.ledger(size.saturating_sub(200), 200).await?;
+        // Only a ledger that checked out is extended next time; a failure is
+        // recomputed from the first entry on every view.
+        if matches!(
+            verdict,
+            AuditVerdict::Verified { .. } | AuditVerdict::Consistent { .. }
+        ) {
+            *cache = Some(AuditPrefix {
+                frontier,
+                last_leaf,
+                full_at_ms,
+            });
+        }
+        Ok(AuditView {
+            verdict,
+            latest,
+            full_at_ms,
+        })
+    }
+
+    /// Whether the last entry the cached prefix ends with is still the one
+    /// it hashed (a rewritten tail is noticed at once, not after
+    /// [`AUDIT_FULL_EVERY_MS`]).
+    async fn tail_unchanged(&self, p: &AuditPrefix) -> Result<bool, BrokerError> {
+        let Some(last) = p.frontier.size().checked_sub(1) else {
+            return Ok(true);
+        };
+        let page = self.store().ledger(last, 1).await?;
+        Ok(page.first().map(|e| (e.index, e.leaf_hash())) == p.last_leaf.map(|h| (last, h)))
     }
 
     /// The stored posture of AWS and GitHub (admins and auditors).

@@ -570,6 +570,7 @@ pub(crate) async fn audit(State(st): State<AppState>, s: Session) -> Response {
     };
     let body = html! {
         (status)
+        p.muted { "The whole ledger was last hashed from its first entry at " (time(view.full_at_ms)) "; the entries appended since were hashed onto that result (every 10 minutes it is hashed whole again)." }
         p { "Verify offline with a checkpoint held elsewhere: " code { "twokey ledger verify" } "." }
         table {
             caption { "Latest entries, newest first" }

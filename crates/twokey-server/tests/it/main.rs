@@ -5,6 +5,7 @@
 mod moto;
 mod support;
 
+mod audit;
 mod broker;
 mod contract;
 mod directory;

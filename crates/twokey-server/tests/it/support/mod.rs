@@ -90,6 +90,16 @@ pub(crate) async fn start(
     policy_text: &str,
     sinks: Vec<Arc<dyn twokey_notify::AlertSink>>,
 ) -> Harness {
+    start_with_clock(url, policy_text, sinks, Arc::new(SystemClock)).await
+}
+
+/// [`start`] with the broker on `clock` (an `OffsetClock` the test moves).
+pub(crate) async fn start_with_clock(
+    url: String,
+    policy_text: &str,
+    sinks: Vec<Arc<dyn twokey_notify::AlertSink>>,
+    clock: Arc<dyn twokey_server::Clock>,
+) -> Harness {
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = tmp.path().to_path_buf();
     let store = Store::open(&url).await.expect("open store");
@@ -107,7 +117,7 @@ pub(crate) async fn start(
         policy,
         Registry::with_builtin(),
         ctx,
-        Arc::new(SystemClock),
+        clock,
         sinks,
         opts,
     )
