@@ -550,6 +550,8 @@ async fn main() -> anyhow::Result<()> {
     let api_mode = args.first().is_some_and(|a| a == "api");
     let mut soak_secs = None;
     let mut requests = None;
+    let mut clients: Vec<usize> = vec![8, 32];
+    let mut cycles_only = false;
     let mut it = args.iter().skip(usize::from(api_mode));
     while let Some(a) = it.next() {
         match a.as_str() {
@@ -558,8 +560,10 @@ async fn main() -> anyhow::Result<()> {
             "--pg-only" => backends = vec![Backend::Postgres],
             "--soak-secs" if api_mode => soak_secs = Some(number(a, it.next())?),
             "--requests" if api_mode => requests = Some(number(a, it.next())?),
+            "--clients" if !api_mode => clients = client_counts(it.next())?,
+            "--cycles-only" if !api_mode => cycles_only = true,
             "-h" | "--help" => {
-                println!("twokey-bench [--quick] [--sqlite-only | --pg-only]\n\
+                println!("twokey-bench [--quick] [--sqlite-only | --pg-only] [--clients 8,32,...] [--cycles-only]\n\
                           twokey-bench api [--quick] [--sqlite-only | --pg-only] [--requests N] [--soak-secs S]");
                 return Ok(());
             }
@@ -593,18 +597,50 @@ async fn main() -> anyhow::Result<()> {
         if o.quick { " --quick" } else { "" },
     );
     for b in backends {
-        activation_latency(b, dir.path(), &o).await?;
-        for c in [8, 32] {
+        if !cycles_only {
+            activation_latency(b, dir.path(), &o).await?;
+        }
+        for &c in &clients {
             cycles(b, dir.path(), &o, c).await?;
         }
-        expiry_lag(b, dir.path(), &o).await?;
-        breakdown(b, dir.path(), &o).await?;
+        if !cycles_only {
+            expiry_lag(b, dir.path(), &o).await?;
+            breakdown(b, dir.path(), &o).await?;
+        }
     }
     Ok(())
+}
+
+/// `--clients 8,32,128`: the client counts of the cycle runs, each 1..=1024.
+fn client_counts(v: Option<&String>) -> anyhow::Result<Vec<usize>> {
+    let v = v.ok_or_else(|| anyhow!("--clients takes a list such as 8,32,128"))?;
+    v.split(',')
+        .map(|c| match c.trim().parse::<usize>() {
+            Ok(n) if (1..=1024).contains(&n) => Ok(n),
+            _ => Err(anyhow!("--clients: {c:?} is not a client count from 1 to 1024")),
+        })
+        .collect()
 }
 
 /// The number after `flag`.
 fn number(flag: &str, v: Option<&String>) -> anyhow::Result<u64> {
     v.and_then(|v| v.parse().ok())
         .ok_or_else(|| anyhow!("{flag} takes a number"))
+}
+
+#[cfg(test)]
+mod client_count_tests {
+    use super::client_counts;
+
+    #[test]
+    fn client_counts_are_a_list_of_sane_numbers() {
+        let v = |s: &str| client_counts(Some(&s.to_string()));
+        assert_eq!(v("8,32,128").expect("list"), [8, 32, 128]);
+        assert_eq!(v(" 64 ").expect("one"), [64]);
+        for bad in ["0", "2000", "8,x", ""] {
+            let e = v(bad).expect_err(bad).to_string();
+            assert!(e.contains("client count"), "{bad}: {e}");
+        }
+        assert!(client_counts(None).is_err());
+    }
 }
