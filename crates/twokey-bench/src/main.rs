@@ -617,7 +617,9 @@ fn client_counts(v: Option<&String>) -> anyhow::Result<Vec<usize>> {
     v.split(',')
         .map(|c| match c.trim().parse::<usize>() {
             Ok(n) if (1..=1024).contains(&n) => Ok(n),
-            _ => Err(anyhow!("--clients: {c:?} is not a client count from 1 to 1024")),
+            _ => Err(anyhow!(
+                "--clients: {c:?} is not a client count from 1 to 1024"
+            )),
         })
         .collect()
 }
