@@ -2,7 +2,7 @@
 //!
 //! ```sh
 //! bash scripts/setup-gate-fixtures.sh
-//! cargo test --workspace --release --test bench_github -- --ignored --nocapture
+//! cargo test --workspace --test it bench_github -- --ignored --nocapture
 //! ```
 //!
 //! An organisation of 1,000 repositories in the stand-in (a third with
