@@ -243,6 +243,31 @@ pub struct AuditorRule {
 /// Default longest reason and review comment, in characters.
 pub const DEFAULT_TEXT_LIMIT: usize = 2_000;
 
+/// The people of the demo policy (`twokey serve --dev`): alice requests
+/// (group `eng`); bob and carol approve (`approvers`) and are the policy
+/// admins (`admins`, one other admin approves a change). The tests build
+/// their policies from it too (`twokey_testkit::policy::PEOPLE`), so the
+/// demo and the tests name the same people.
+pub const DEMO_PEOPLE: &str = r#"[admins]
+groups = ["admins"]
+approvals = 1
+
+[[identity]]
+name = "alice"
+email = "alice@example.com"
+groups = ["eng"]
+
+[[identity]]
+name = "bob"
+email = "bob@example.com"
+groups = ["approvers", "admins"]
+
+[[identity]]
+name = "carol"
+email = "carol@example.com"
+groups = ["approvers", "admins"]
+"#;
+
 /// Bounds on free text people type (`[limits]`), in characters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct Limits {

@@ -9,28 +9,12 @@ use twokey_core::Policy;
 /// The demo policy. `pg` adds a PostgreSQL entitlement at that admin URL.
 pub fn demo_policy(pg: Option<&str>) -> String {
     let mut s = String::from(
-        r#"# twokey demo policy (twokey serve --dev).
-# alice requests; bob and carol approve; bob and carol are the policy admins.
-
-[admins]
-groups = ["admins"]
-approvals = 1
-
-[[identity]]
-name = "alice"
-email = "alice@example.com"
-groups = ["eng"]
-
-[[identity]]
-name = "bob"
-email = "bob@example.com"
-groups = ["approvers", "admins"]
-
-[[identity]]
-name = "carol"
-email = "carol@example.com"
-groups = ["approvers", "admins"]
-
+        "# twokey demo policy (twokey serve --dev).\n\
+         # alice requests; bob and carol approve; bob and carol are the policy admins.\n\n",
+    );
+    s.push_str(twokey_core::policy::DEMO_PEOPLE);
+    s.push_str(
+        r#"
 [[entitlement]]
 name = "demo"
 description = "A file under the data dir's demo-grants/ exists while the grant is active"

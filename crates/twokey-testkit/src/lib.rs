@@ -8,8 +8,8 @@
 //! - [`listening_address`]: where a `twokey serve` child listens, from its log.
 //! - [`Api`]: a typed client of the JSON API for one identity
 //!   ([`NewRequest`], [`State`](twokey_core::request::State) waits).
-//! - [`policy`]: the demo's people and the file-per-grant exec target that
-//!   the test policies are built from, instead of a copy in each test file.
+//! - [`policy`]: the demo's people, which the test policies are built
+//!   from instead of a copy in each test file.
 //!
 //! Tests that need time to pass use the server's `OffsetClock` (a manual
 //! clock) rather than sleeping; `eventually` is for work another task or
