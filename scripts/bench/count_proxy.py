@@ -51,7 +51,7 @@ def action_of(headers, path, body):
         m = ACTION.search(text)
         if m:
             return m.group(1).decode()
-    return headers.get("X-Amz-Target") or path.partition("?")[0]
+    return path.partition("?")[0]
 
 
 def trace(start, took, status, service, action):

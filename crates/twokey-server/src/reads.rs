@@ -82,7 +82,7 @@ pub struct AuditView {
 pub const AUDIT_FULL_EVERY_MS: i64 = 10 * 60 * 1000;
 
 /// The ledger prefix the audit page last found consistent.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug)]
 pub struct AuditPrefix {
     frontier: twokey_ledger::Frontier,
     last_leaf: Option<[u8; 32]>,

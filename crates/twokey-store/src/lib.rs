@@ -382,16 +382,13 @@ async fn commit_batch(
                             "a batch of one change gave no result".into(),
                         ))
                     }),
-                    Err(BatchError::Ledger(e) | BatchError::All(e)) => Err(e),
-                    Err(BatchError::OneFailed) => Err(StoreError::Corrupt(
-                        "store".into(),
-                        "a batch of one change failed without its error".into(),
-                    )),
+                    Err(e) => Err(e.into_error()),
                 });
             }
             out
         }
-        Err(BatchError::Ledger(e) | BatchError::All(e)) => {
+        Err(e) => {
+            let e = e.into_error();
             // sqlx errors are not Clone: every other change gets the message.
             let msg = e.to_string();
             let mut out: Vec<_> = (1..n)
@@ -400,14 +397,6 @@ async fn commit_batch(
             out.push(Err(e));
             out
         }
-        Err(BatchError::OneFailed) => (0..n)
-            .map(|_| {
-                Err(StoreError::Corrupt(
-                    "store".into(),
-                    "a batch with savepoints reported a failed change as a whole".into(),
-                ))
-            })
-            .collect(),
     }
 }
 
@@ -420,6 +409,22 @@ enum BatchError {
     /// Without savepoints, one change of several failed: nothing committed,
     /// the batch is to be made again with savepoints.
     OneFailed,
+}
+
+impl BatchError {
+    /// The error each change of the batch is told. `OneFailed` never
+    /// reaches here (a batch of one reports its change's own error, and a
+    /// batch with savepoints never fails that way); were it to, nothing was
+    /// committed and the change fails.
+    fn into_error(self) -> StoreError {
+        match self {
+            BatchError::Ledger(e) | BatchError::All(e) => e,
+            BatchError::OneFailed => StoreError::Corrupt(
+                "store".into(),
+                "a change of the batch failed and the batch was not made again".into(),
+            ),
+        }
+    }
 }
 
 /// Whether each change of a batch gets its own savepoint.
@@ -443,11 +448,19 @@ async fn try_batch(
         .map_err(BatchError::All)?;
     let mut results = Vec::with_capacity(changes.len());
     for change in changes {
-        if savepoints == Savepoints::No {
-            let r = match staged.stage(change) {
-                Ok(entries) => apply(&mut tx, change, entries).await,
-                Err(e) => Err(e),
-            };
+        let each = savepoints == Savepoints::Each;
+        if each {
+            if let Err(e) = sqlx::query("SAVEPOINT change").execute(&mut *tx).await {
+                results.push(Err(StoreError::Db(e)));
+                continue;
+            }
+        }
+        let mark = staged.mark();
+        let r = match staged.stage(change) {
+            Ok(entries) => apply(&mut tx, change, entries).await,
+            Err(e) => Err(e),
+        };
+        if !each {
             if r.is_err() {
                 // Nothing of this try is kept: a lone change reports its own
                 // error; several are made again, each in a savepoint.
@@ -461,15 +474,6 @@ async fn try_batch(
             results.push(r);
             continue;
         }
-        if let Err(e) = sqlx::query("SAVEPOINT change").execute(&mut *tx).await {
-            results.push(Err(StoreError::Db(e)));
-            continue;
-        }
-        let mark = staged.mark();
-        let r = match staged.stage(change) {
-            Ok(entries) => apply(&mut tx, change, entries).await,
-            Err(e) => Err(e),
-        };
         let end = if r.is_ok() {
             "RELEASE SAVEPOINT change"
         } else {

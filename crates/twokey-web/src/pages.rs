@@ -12,7 +12,7 @@ use twokey_core::request::approvals_counted;
 use twokey_core::{
     allowed_actions, Action, Actor, NewRequest, Request, ReviewDecision, State as RState,
 };
-use twokey_server::reads::{AuditVerdict, Listing, PostureView};
+use twokey_server::reads::{AuditVerdict, Listing, PostureView, AUDIT_FULL_EVERY_MS};
 use twokey_server::ApiError;
 
 use crate::auth::Session;
@@ -570,7 +570,7 @@ pub(crate) async fn audit(State(st): State<AppState>, s: Session) -> Response {
     };
     let body = html! {
         (status)
-        p.muted { "The whole ledger was last hashed from its first entry at " (time(view.full_at_ms)) "; the entries appended since were hashed onto that result (every 10 minutes it is hashed whole again)." }
+        p.muted { "The whole ledger was last hashed from its first entry at " (time(view.full_at_ms)) "; the entries appended since were hashed onto that result (every " (AUDIT_FULL_EVERY_MS / 60_000) " minutes it is hashed whole again)." }
         p { "Verify offline with a checkpoint held elsewhere: " code { "twokey ledger verify" } "." }
         table {
             caption { "Latest entries, newest first" }
